@@ -1,0 +1,1 @@
+"""uv2: UniFormerV2 research codebase."""

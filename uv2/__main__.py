@@ -1,0 +1,45 @@
+"""`python -m uv2 COMMAND ...`: one entry point for every uv2 tool.
+
+Each command lives next to the code it drives and takes its own argv, so `python -m uv2 COMMAND --help` shows
+that command's options. Modules are imported lazily: `python -m uv2 flops` never imports PyAV, and
+`python -m uv2 synth` never imports Lightning.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# command -> ("module:function", one-line help). The function takes argv (list[str]) and returns an exit code.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "convert": ("uv2.models.convert:main", "convert official / CLIP / timm checkpoints to uv2 checkpoints"),
+    "flops": ("uv2.models.flops:main", "GFLOPs (MACs of one view) and parameters of a config"),
+    "synth": ("uv2.data.cli:synth_main", "generate the synthetic video benchmark"),
+    "check-videos": ("uv2.data.cli:check_videos_main", "scan a video list and report decodable frames"),
+    "bench-data": ("uv2.data.cli:bench_data_main", "benchmark video decoding and augmentation"),
+}
+
+
+def usage() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = ["usage: python -m uv2 COMMAND [ARGS...]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"uv2: unknown command {name!r}; valid commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module_name, func_name = COMMANDS[name][0].split(":")
+    func = getattr(importlib.import_module(module_name), func_name)
+    return int(func(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
