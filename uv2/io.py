@@ -1,0 +1,77 @@
+"""Safe checkpoint reading and atomic writing, shared by the model converters, training and the ablation runner."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file cannot be read safely or has an unknown layout."""
+
+
+def is_torchscript_archive(path: str | os.PathLike) -> bool:
+    """True for a TorchScript zip (it holds compiled code under code/__torch__)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any("/code/__torch__" in name or name.startswith("code/__torch__") for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def safe_load(path: str | os.PathLike) -> Any:
+    """torch.load(path, weights_only=True): tensors, containers and primitives only; a pickle that would run code
+    is refused with a CheckpointError that names the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first_line = str(err).strip().splitlines()[-1] if str(err).strip() else ""
+        raise CheckpointError(
+            f"{path}: refused to load: the file holds Python objects that would run code when unpickled "
+            f"(torch.load(weights_only=True) rejected it: {first_line}). If you trust its source, load it yourself "
+            f"and re-save only its tensors: torch.save(state_dict, 'clean.pt')."
+        ) from err
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({err})") from err
+
+
+def load_torchscript_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """State dict of a TorchScript archive (OpenAI CLIP's .pt files). torch.jit.load's C++ unpickler only builds
+    TorchScript types and never calls Python functions, so this is as safe as weights_only loading."""
+    return {k: v for k, v in torch.jit.load(str(path), map_location="cpu").state_dict().items()}
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())

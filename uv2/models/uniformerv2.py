@@ -1,0 +1,148 @@
+"""UniFormerV2: an image ViT armed with local temporal blocks and global cross-attention blocks.
+
+    video (B, 3, T, H, W) -> VideoPatchEmbed -> (B*T', 1+S, C) tokens -> LocalUniBlocks ...
+                                                                 \\-> Fusion of global blocks on chosen layers -> F
+    Z = head.fuse(F, mean_t(class token)) -> logits
+
+`UniFormerV2(cfg)` builds everything from a ModelConfig; `UniFormerV2(cfg, vit=timm_vit)` arms an existing (e.g.
+pretrained) timm VisionTransformer. `VARIANTS` names the released designs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from timm.layers import resample_abs_pos_embed
+from timm.models.vision_transformer import VisionTransformer
+from torch import nn
+
+from uv2.models.arming import LocalUniBlock, VideoPatchEmbed, build_vit
+from uv2.models.blocks import build_local_module
+from uv2.models.config import ModelConfig
+from uv2.models.fusion import FUSIONS, Fusion
+from uv2.models.head import FusionHead
+
+# The released designs (reference: "Released designs"); the paper's recipes add training settings on top.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "uv2_b16_k400": dict(vit="clip_b16", local_type="none", global_layers="9-12", num_frames=8, num_classes=400),
+    "uv2_b16_ssv2": dict(vit="clip_b16", local_type="lmhra", local_layers="all", local_double=True, t_down=True,
+                         global_layers="5-12", num_frames=16, num_classes=174),
+    "uv2_l14_k400": dict(vit="clip_l14", local_type="none", global_layers="21-24", num_frames=8, num_classes=400),
+    "uv2_l14_ssv2": dict(vit="clip_l14", local_type="lmhra", local_layers="all", local_double=True, t_down=True,
+                         global_layers="9-24", num_frames=16, num_classes=174),
+}
+
+
+def model_config(variant: str, **overrides: Any) -> ModelConfig:
+    """ModelConfig of a named released design, with overrides."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; valid choices: {sorted(VARIANTS)}")
+    return ModelConfig(**{**VARIANTS[variant], **overrides})
+
+
+class UniFormerV2(nn.Module):
+    def __init__(self, cfg: ModelConfig, vit: VisionTransformer | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        vcfg = cfg.vit_cfg
+        vit = vit if vit is not None else build_vit(vcfg, cfg.drop_path)
+        if vit.patch_embed.proj.out_channels != vcfg.width or len(vit.blocks) != vcfg.depth:
+            raise ValueError(f"the given ViT (width {vit.embed_dim}, depth {len(vit.blocks)}) does not match "
+                             f"vit config (width {vcfg.width}, depth {vcfg.depth})")
+        width, heads = vcfg.width, vcfg.num_heads
+        # --- stem and embeddings, taken from the image ViT
+        self.patch_embed = VideoPatchEmbed.from_2d(vit.patch_embed.proj, cfg.t_down)
+        self.cls_token = vit.cls_token  # (1, 1, C)
+        self.pos_embed = vit.pos_embed  # (1, 1+S, C) for the pretrained grid
+        self.norm_pre = vit.norm_pre
+        # --- the armed blocks
+        local_ids = set(cfg.local_layer_ids)
+
+        def local(i: int) -> nn.Module | None:
+            return build_local_module(cfg.local_type, width, cfg.local_reduction, cfg.local_kernel, heads)
+
+        self.blocks = nn.ModuleList(
+            LocalUniBlock(
+                block,
+                local1=local(i) if i in local_ids else None,
+                local2=local(i) if (i in local_ids and cfg.local_double) else None,
+                local_dpe=cfg.local_dpe,
+                checkpoint=i < cfg.checkpoint_blocks,
+            )
+            for i, block in enumerate(vit.blocks)
+        )
+        # --- the global branch
+        self.global_layer_ids = cfg.global_layer_ids
+        self.fusion: Fusion | None = None
+        if self.global_layer_ids:
+            self.fusion = FUSIONS[cfg.fusion](
+                width, len(self.global_layer_ids), cfg.global_heads or max(1, width // 64),
+                num_queries=cfg.num_queries, dpe=cfg.global_dpe, mlp_ratio=cfg.global_mlp_ratio,
+                dropout=cfg.global_mlp_dropout, drop_path=cfg.global_drop_path,
+            )
+        mode = "cls" if self.fusion is None else ("global" if cfg.frozen_backbone else "balance")
+        self.head = FusionHead(width, cfg.num_classes, cfg.head_dropout, mode)
+        if cfg.frozen_backbone:
+            for p in self.backbone_parameters():
+                p.requires_grad_(False)
+
+    # ------------------------------------------------------------------------------------------------ parameters
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        """Parameters that come from the pretrained image ViT (frozen in frozen mode, base lr otherwise)."""
+        params = [*self.patch_embed.parameters(), self.cls_token, self.pos_embed, *self.norm_pre.parameters()]
+        for block in self.blocks:
+            params += [p for m in block.pretrained_modules() for p in m.parameters()]
+        return params
+
+    def new_parameters(self) -> list[nn.Parameter]:
+        """Parameters UniFormerV2 adds to the image ViT (local and global blocks, head)."""
+        backbone = {id(p) for p in self.backbone_parameters()}
+        return [p for p in self.parameters() if id(p) not in backbone]
+
+    # --------------------------------------------------------------------------------------------------- forward
+    def _pos_embed(self, h: int, w: int) -> torch.Tensor:
+        grid = self.cfg.vit_cfg.img_size // self.cfg.vit_cfg.patch_size
+        if (h, w) == (grid, grid):
+            return self.pos_embed
+        return resample_abs_pos_embed(self.pos_embed, (h, w), (grid, grid), num_prefix_tokens=1)
+
+    def embed(self, video: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+        """video (B, 3, T, H, W) -> tokens (B*T', 1+S, C) and grid (B, T', h, w)."""
+        if video.ndim != 5 or video.shape[1] != 3:
+            raise ValueError(f"expected a video batch (B, 3, T, H, W), got shape {tuple(video.shape)}")
+        B, patch = video.shape[0], self.patch_embed.patch_size
+        h, w = video.shape[-2] // patch, video.shape[-1] // patch
+        x = self.patch_embed(video)  # (B*T', S, C)
+        grid = (B, x.shape[0] // B, h, w)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)  # (B*T', 1+S, C)
+        return self.norm_pre(x + self._pos_embed(h, w).to(x.dtype)), grid
+
+    def forward_features(self, video: torch.Tensor, return_stages: bool = False):
+        """Z (B, C) before the classifier; with return_stages also a dict of per-stage features."""
+        x, grid = self.embed(video)
+        B, T = grid[:2]
+        state = self.fusion.start(B) if self.fusion is not None else None
+        stage = {layer: j for j, layer in enumerate(self.global_layer_ids)}
+        stage_cls: list[torch.Tensor] = []
+        for i, block in enumerate(self.blocks):
+            x = block(x, grid)
+            if i in stage:
+                state = self.fusion.step(stage[i], state, x, grid)
+            if return_stages:
+                stage_cls.append(x[:, 0].unflatten(0, (B, T)).mean(1))  # (B, C) per layer
+        cls_feature = x[:, 0].unflatten(0, (B, T)).mean(1)  # (B*T, C) -> (B, T, C) -> (B, C)
+        global_feature = self.fusion.finish(state) if self.fusion is not None else None
+        z = self.head.fuse(global_feature, cls_feature)
+        if not return_stages:
+            return z
+        return z, {"layer_cls": torch.stack(stage_cls, 1), "global": global_feature, "cls": cls_feature}
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """video (B, 3, T, H, W) -> logits (B, num_classes)."""
+        return self.head(self.forward_features(video))
+
+
+def build_model(cfg: ModelConfig | dict[str, Any], vit: VisionTransformer | None = None) -> UniFormerV2:
+    """UniFormerV2 from a ModelConfig or a dict of its fields."""
+    return UniFormerV2(cfg if isinstance(cfg, ModelConfig) else ModelConfig(**cfg), vit)
