@@ -6,6 +6,7 @@ import io
 import os
 import pickle
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,10 @@ def safe_load(path: str | os.PathLike) -> Any:
 def load_torchscript_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """State dict of a TorchScript archive (OpenAI CLIP's .pt files). torch.jit.load's C++ unpickler only builds
     TorchScript types and never calls Python functions, so this is as safe as weights_only loading."""
-    return {k: v for k, v in torch.jit.load(str(path), map_location="cpu").state_dict().items()}
+    with warnings.catch_warnings():  # torch marks TorchScript deprecated; CLIP still ships its weights this way
+        warnings.simplefilter("ignore", FutureWarning)
+        module = torch.jit.load(str(path), map_location="cpu")
+    return dict(module.state_dict())
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -97,7 +97,7 @@ class ModelConfig:
     global_dpe: bool = True  # depth-wise 3x3x3 DPE on the tokens before each global block
     fusion: FusionType = "sequential"  # multi-stage fusion of the global blocks
     num_queries: int = 1  # learnable query tokens per stage (pooled by their mean)
-    global_heads: int | None = None  # None -> C // 64
+    global_heads: int | None = None  # None -> the ViT's heads (C // 64 for CLIP)
     global_mlp_ratio: float = 4.0  # FFN hidden width / C in the global blocks
     global_mlp_dropout: float = 0.5  # dropout inside the global blocks' FFN
     # --- head
@@ -125,7 +125,7 @@ class ModelConfig:
         self.local_layer_ids  # validates the specs
         _check(0 <= self.checkpoint_blocks <= depth, "checkpoint_blocks", f"must be in [0, {depth}]")
         if self.global_layer_ids:
-            heads = self.global_heads or max(1, self.vit_cfg.width // 64)
+            heads = self.global_heads or self.vit_cfg.num_heads
             _check(self.vit_cfg.width % heads == 0, "global_heads", f"width {self.vit_cfg.width} not divisible by {heads}")
         else:
             _check(not self.frozen_backbone, "frozen_backbone", "a frozen backbone needs global blocks")

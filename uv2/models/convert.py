@@ -96,19 +96,20 @@ def _abbreviate(keys: list[str], limit: int = 12) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------- official checkpoints
-def official_state_dict(source: str | Path | dict[str, Any]) -> StateDict:
+def official_state_dict(source: str | Path | dict[str, Any], name: str | None = None) -> StateDict:
     """The backbone tensors of an official checkpoint, without the "backbone." / "module." prefixes."""
     checkpoint = safe_load(source) if isinstance(source, (str, Path)) else source
+    name = name or _name(source)
     state = checkpoint.get("model_state", checkpoint.get("state_dict", checkpoint))
     if not isinstance(state, dict) or not state:
-        raise CheckpointError(f"{_name(source)}: no state dict found (expected 'model_state' or a bare state dict)")
+        raise CheckpointError(f"{name}: no state dict found (expected 'model_state' or a bare state dict)")
     stripped = {}
     for key, value in state.items():
         for prefix in ("module.", "backbone."):
             key = key[len(prefix):] if key.startswith(prefix) else key
         stripped[key] = value
     if "conv1.weight" not in stripped or not any(k.startswith("transformer.resblocks.") for k in stripped):
-        raise CheckpointError(f"{_name(source)}: not an official UniFormerV2 checkpoint (no backbone.conv1.weight / "
+        raise CheckpointError(f"{name}: not an official UniFormerV2 checkpoint (no backbone.conv1.weight / "
                               f"backbone.transformer.resblocks.*); keys start with {sorted(state)[:5]}")
     return stripped
 
@@ -172,7 +173,7 @@ def from_official(source: str | Path | dict[str, Any], **overrides: Any) -> UniF
     bare state dict. The architecture is read from the weights; `overrides` set ModelConfig fields (for example
     num_frames, drop_path, or vit_overrides={"heads": 8} when heads != width / 64)."""
     checkpoint = safe_load(source) if isinstance(source, (str, Path)) else source
-    state = official_state_dict(checkpoint)
+    state = official_state_dict(checkpoint, _name(source))
     fields = infer_official_config(state, _official_num_frames(checkpoint))
     vit_overrides = {**fields.pop("vit_overrides"), **overrides.pop("vit_overrides", {})}
     cfg = ModelConfig(**{**fields, **overrides, "vit_overrides": vit_overrides})
@@ -298,7 +299,6 @@ def main(argv: list[str] | None = None) -> int:
         overrides["num_frames"] = args.num_frames
     if args.heads:
         overrides["vit_overrides"] = {"heads": args.heads}
-        overrides["global_heads"] = args.heads
     try:
         model = from_official(args.src, **overrides)
     except CheckpointError as err:

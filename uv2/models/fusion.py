@@ -44,7 +44,7 @@ class Fusion(nn.Module):
         super().__init__()
         self.num_stages, self.num_queries = num_stages, num_queries
         self.dpe = nn.ModuleList(DepthwiseConv3d(dim) for _ in range(num_stages)) if dpe else None
-        rates = torch.linspace(0, drop_path, num_stages).tolist()
+        rates = [drop_path * i / max(1, num_stages - 1) for i in range(num_stages)]  # linear 0 -> drop_path
         self.blocks = nn.ModuleList(GlobalBlock(dim, heads, mlp_ratio, dropout, rate) for rate in rates)
 
     def stage_tokens(self, i: int, x: torch.Tensor, grid: Grid) -> torch.Tensor:

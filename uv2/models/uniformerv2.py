@@ -77,7 +77,7 @@ class UniFormerV2(nn.Module):
         self.fusion: Fusion | None = None
         if self.global_layer_ids:
             self.fusion = FUSIONS[cfg.fusion](
-                width, len(self.global_layer_ids), cfg.global_heads or max(1, width // 64),
+                width, len(self.global_layer_ids), cfg.global_heads or heads,
                 num_queries=cfg.num_queries, dpe=cfg.global_dpe, mlp_ratio=cfg.global_mlp_ratio,
                 dropout=cfg.global_mlp_dropout, drop_path=cfg.global_drop_path,
             )
@@ -136,7 +136,13 @@ class UniFormerV2(nn.Module):
         z = self.head.fuse(global_feature, cls_feature)
         if not return_stages:
             return z
-        return z, {"layer_cls": torch.stack(stage_cls, 1), "global": global_feature, "cls": cls_feature}
+        parts = {
+            "layer_cls": torch.stack(stage_cls, 1),  # (B, depth, C): time-averaged class token of every layer
+            "frame_cls": x[:, 0].unflatten(0, (B, T)),  # (B, T, C): last layer's class token per frame
+            "global": global_feature,  # (B, C) fused global branch F (None without global blocks)
+            "cls": cls_feature,  # (B, C)
+        }
+        return z, parts
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         """video (B, 3, T, H, W) -> logits (B, num_classes)."""

@@ -1,0 +1,59 @@
+"""Experiment files: YAML in LightningCLI layout (model / data / trainer sections) with single inheritance.
+
+An experiment holds only its differences from a base: a top-level `base: other.yaml` (relative to the file) is
+loaded first and the file's sections are deep-merged over it (mappings merge key by key; lists and scalars
+replace). `load_experiment` returns the merged mapping; the training CLI passes it to LightningCLI.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ExperimentError(ValueError):
+    """An experiment file is missing, malformed or inherits in a cycle."""
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """A new dict: `override` merged over `base`, recursively for nested mappings."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_experiment(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The fully merged experiment mapping of `path` (its `base:` chain resolved)."""
+    path = Path(path).resolve()
+    if path in _seen:
+        raise ExperimentError(f"{path}: inheritance cycle through {' -> '.join(str(p) for p in _seen)}")
+    if not path.is_file():
+        raise ExperimentError(f"{path}: no such experiment file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ExperimentError(f"{path}: invalid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ExperimentError(f"{path}: expected a mapping at the top level, found {type(data).__name__}")
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    return deep_merge(load_experiment(path.parent / base, _seen + (path,)), data)
+
+
+def model_section(experiment: dict[str, Any], source: str = "experiment") -> dict[str, Any]:
+    """The ModelConfig fields of an experiment (model.arch)."""
+    try:
+        arch = experiment["model"]["arch"]
+    except (KeyError, TypeError) as err:
+        raise ExperimentError(f"{source}: no model.arch section (the ModelConfig fields)") from err
+    if not isinstance(arch, dict):
+        raise ExperimentError(f"{source}: model.arch must be a mapping of ModelConfig fields")
+    return arch

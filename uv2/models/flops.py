@@ -1,0 +1,85 @@
+"""GFLOPs (multiply-accumulates of one view, attention matmuls included) and parameter counts.
+
+Counted with torch's FlopCounterMode on the meta device (no memory, no compute): every matmul, convolution and
+fused attention call. Two additions make the count complete: the CPU fused-attention kernel, which torch's table
+lacks, and the depth-wise temporal convolutions that uv2 writes as shifted multiply-adds (counted by a hook as
+the Conv3d they replace). FlopCounterMode counts 2 FLOPs per MAC; GFLOPs here are MACs, as in the paper.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode, register_flop_formula, sdpa_flop_count
+
+from uv2.config import load_experiment, model_section
+from uv2.models.blocks import DepthwiseTemporalConv
+from uv2.models.config import ModelConfig
+from uv2.models.uniformerv2 import UniFormerV2
+
+
+def _register_cpu_attention() -> None:
+    op = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+
+    @register_flop_formula(op)
+    def _sdpa_cpu_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+_register_cpu_attention()
+
+
+def count_flops(model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:
+    """{"gflops": MACs / 1e9 of one forward on `input_shape`, "params_m": parameters / 1e6} (model on meta)."""
+    extra_macs = 0
+
+    def temporal_conv_hook(module: DepthwiseTemporalConv, inputs: Any, output: torch.Tensor) -> None:
+        nonlocal extra_macs
+        extra_macs += output.numel() * module.kernel
+
+    hooks = [m.register_forward_hook(temporal_conv_hook) for m in model.modules()
+             if isinstance(m, DepthwiseTemporalConv)]
+    device = next(model.parameters()).device
+    try:
+        with FlopCounterMode(display=False) as counter:
+            model(torch.empty(input_shape, device=device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    macs = counter.get_total_flops() / 2 + extra_macs
+    return {"gflops": macs / 1e9, "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
+
+
+def model_flops(cfg: ModelConfig, frames: int | None = None, size: int | None = None) -> dict[str, float]:
+    """FLOPs and parameters of one view (frames x size x size; defaults from the config) of a ModelConfig."""
+    with torch.device("meta"):
+        model = UniFormerV2(cfg).eval().requires_grad_(False)
+    size = size or cfg.vit_cfg.img_size
+    return count_flops(model, (1, 3, frames or cfg.num_frames, size, size))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m uv2 flops", description="GFLOPs (MACs of one view) and "
+                                     "parameters of an experiment's model")
+    parser.add_argument("--config", type=Path, required=True, help="experiment YAML (experiments/NAME.yaml)")
+    parser.add_argument("--frames", type=int, default=None, help="input frames (default: model.arch.num_frames)")
+    parser.add_argument("--size", type=int, default=None, help="input side in pixels (default: the ViT's img_size)")
+    parser.add_argument("--json", action="store_true", help='print {"gflops": G, "params_m": P} as the last line')
+    args = parser.parse_args(argv)
+    try:
+        cfg = ModelConfig(**model_section(load_experiment(args.config), str(args.config)))
+    except (ValueError, TypeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    result = model_flops(cfg, args.frames, args.size)
+    frames, size = args.frames or cfg.num_frames, args.size or cfg.vit_cfg.img_size
+    print(f"{args.config}: {frames}x{size}x{size} view, {result['gflops']:.1f} GFLOPs (MACs), "
+          f"{result['params_m']:.1f}M parameters")
+    if args.json:
+        print(json.dumps({"gflops": round(result["gflops"], 3), "params_m": round(result["params_m"], 3)}))
+    return 0
