@@ -22,7 +22,7 @@ from timm.layers import QuickGELU
 from timm.models.vision_transformer import Block, VisionTransformer
 from torch import nn
 
-from uv2.models.blocks import DepthwiseConv3d
+from uv2.models.blocks import DepthwiseConv3d, quick_gelu_mlp
 from uv2.models.config import ViTConfig
 
 
@@ -97,6 +97,10 @@ class LocalUniBlock(nn.Module):
         self.local_dpe = DepthwiseConv3d(width, zero_init=True) if (local_dpe and local1 is not None) else None
         self.local1, self.local2 = local1, local2
         self.checkpoint = checkpoint  # recompute attention and FFN in backward (activation checkpointing)
+        # CLIP's QuickGELU FFN runs as one fused SiLU (blocks.quick_gelu_mlp); other activations use timm's Mlp
+        mlp = self.mlp
+        self.fused_quick_gelu = (isinstance(getattr(mlp, "act", None), QuickGELU)
+                                 and isinstance(getattr(mlp, "norm", None), nn.Identity) and mlp.drop2.p == 0)
 
     def pretrained_modules(self) -> list[nn.Module]:
         return [self.norm1, self.attn, self.ls1, self.norm2, self.mlp, self.ls2]
@@ -105,6 +109,8 @@ class LocalUniBlock(nn.Module):
         return self.ls1(self.attn(self.norm1(x)))
 
     def _ffn(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused_quick_gelu:
+            return self.ls2(quick_gelu_mlp(self.mlp.fc1, self.mlp.fc2, self.norm2(x), self.mlp.drop1))
         return self.ls2(self.mlp(self.norm2(x)))
 
     def _run(self, fn, x: torch.Tensor) -> torch.Tensor:

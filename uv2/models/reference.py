@@ -122,10 +122,10 @@ class _Transformer(nn.Module):
         for i, block in enumerate(self.resblocks):
             x = block(x, T)
             if i in self.return_list:
-                tokens = x.clone().view(L, N, T, C)
+                tokens = x.view(L, N, T, C)
                 feats = tokens[1:].permute(1, 3, 2, 0).reshape(N, C, T, side, side)
                 feats = self.dpe[j](feats).view(N, C, T, L - 1).permute(3, 0, 2, 1).contiguous()
-                tokens[1:] = tokens[1:] + feats
+                tokens = torch.cat([tokens[:1], tokens[1:] + feats], dim=0)  # out of place: conv saved its input
                 query = self.dec[j](query, tokens.permute(2, 0, 1, 3).flatten(0, 1))  # (T*L, N, C)
                 j += 1
         weight = torch.sigmoid(self.balance)

@@ -1,0 +1,170 @@
+"""Speed of UniFormerV2 against the official code's layout: train-step and inference clips/s, peak memory.
+
+    python benchmarks/speed.py                      # the reference setting (ViT-S SSv2 design, 16x112, batch 4)
+    python benchmarks/speed.py --device cuda --dtype bf16 --batch 8
+    python benchmarks/speed.py --impl uv2 --config experiments/k400_b16_8x224.yaml --frames 8 --size 224
+
+Default setting, from the reference: width 384, 12 layers, 6 heads, T-Down, local MHRA x2 in all layers, 8 global
+blocks, 16x112x112 input, batch 4, 174 classes, fp32. "official" is uv2.models.reference (the official layout:
+(L, N*T, C) tokens, nn.MultiheadAttention, Conv3d local MHRA/DPE); both hold the same weights, and the script
+checks that their outputs agree before timing. Each measurement runs in its own process so that peak memory
+(max RSS on CPU, max allocated on GPU) is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import platform
+import resource
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import torch
+
+from uv2.config import load_experiment, model_section
+from uv2.models import ModelConfig, build_model
+from uv2.models.reference import OfficialLayoutUniFormerV2, randomize_
+
+DEFAULT_ARCH = dict(vit="vit_s16", vit_overrides=dict(img_size=112, act="quick_gelu", norm_eps=1e-5, pre_norm=True),
+                    num_frames=16, num_classes=174, local_type="lmhra", local_layers="all", local_double=True,
+                    t_down=True, global_layers="5-12", head_dropout=0.0, global_mlp_dropout=0.0)
+
+
+def build(impl: str, cfg: ModelConfig) -> torch.nn.Module:
+    """uv2 or official-layout model with identical (random, non-zero) weights."""
+    torch.manual_seed(0)
+    vit = cfg.vit_cfg
+    reference = OfficialLayoutUniFormerV2(
+        width=vit.width, depth=vit.depth, patch_size=vit.patch_size, img_size=vit.img_size, t_down=cfg.t_down,
+        local="double" if cfg.local_double else "single", reduction=cfg.local_reduction,
+        num_global=len(cfg.global_layer_ids), num_classes=cfg.num_classes, heads=vit.num_heads)
+    randomize_(reference, torch.Generator().manual_seed(0), scale=0.02)
+    if impl == "official":
+        return reference
+    from uv2.models.convert import convert_official
+
+    model = build_model(cfg)
+    model.load_state_dict(convert_official(reference.state_dict(), model))
+    return model
+
+
+def supported_by_official(cfg: ModelConfig) -> bool:
+    return (cfg.local_type in ("lmhra", "none") and cfg.local_layers == "all" or cfg.local_type == "none") and \
+        cfg.fusion == "sequential" and cfg.num_queries == 1 and bool(cfg.global_layer_ids) and cfg.global_dpe and \
+        cfg.global_layer_ids[-1] == cfg.vit_cfg.depth - 1 and not cfg.local_dpe
+
+
+def measure(impl: str, mode: str, cfg_dict: dict, args: dict) -> dict:
+    torch.set_num_threads(args["threads"])
+    cfg = ModelConfig(**cfg_dict)
+    device = torch.device(args["device"])
+    model = build(impl, cfg).to(device)
+    size = args["size"] or cfg.vit_cfg.img_size
+    x = torch.randn(args["batch"], 3, args["frames"] or cfg.num_frames, size, size,
+                    generator=torch.Generator().manual_seed(1)).to(device)
+    labels = torch.randint(0, cfg.num_classes, (args["batch"],), device=device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args["dtype"] == "bf16")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4) if mode == "train" else None
+    model.train(mode == "train")
+
+    def step():
+        if mode == "train":
+            with autocast:
+                loss = torch.nn.functional.cross_entropy(model(x), labels)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        else:
+            with torch.no_grad(), autocast:
+                model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    for _ in range(args["warmup"]):
+        step()
+    times = []
+    for _ in range(args["iters"]):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    peak_mb = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
+               else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024)
+    outputs = None
+    if args["check"]:
+        model.eval()
+        with torch.no_grad():
+            outputs = model(x[:2]).float().cpu().tolist()
+    return dict(impl=impl, mode=mode, seconds=statistics.median(times), peak_mb=peak_mb, outputs=outputs)
+
+
+def run_one(impl: str, mode: str, cfg: ModelConfig, args: dict) -> dict:
+    """`measure` in a fresh process (its own peak memory); a crash there raises here."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
+        return pool.submit(measure, impl, mode, cfg.to_dict(), args).result()
+
+
+def machine() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", type=Path, default=None, help="experiment YAML (default: the reference setting)")
+    parser.add_argument("--impl", choices=["both", "uv2", "official"], default="both")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--frames", type=int, default=None)
+    parser.add_argument("--size", type=int, default=None)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--iters", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON line at the end")
+    args = parser.parse_args()
+    cfg = ModelConfig(**(model_section(load_experiment(args.config)) if args.config else DEFAULT_ARCH))
+    impls = ["official", "uv2"] if args.impl == "both" else [args.impl]
+    if "official" in impls and not supported_by_official(cfg):
+        print("the official layout has only Sequential fusion, one query, local MHRA in all layers or none: "
+              "timing uv2 alone")
+        impls = ["uv2"]
+    opts = dict(vars(args), config=None, check=len(impls) == 2)
+    frames, size = args.frames or cfg.num_frames, args.size or cfg.vit_cfg.img_size
+    print(f"machine: {machine()}, {args.threads} threads, {args.device}, {args.dtype}")
+    print(f"setting: width {cfg.vit_cfg.width}, depth {cfg.vit_cfg.depth}, local {cfg.local_type} "
+          f"x{2 if cfg.local_double else 1}, T-Down {cfg.t_down}, global {cfg.global_layers}, "
+          f"{frames}x{size}x{size}, batch {args.batch}")
+    results = {(impl, mode): run_one(impl, mode, cfg, opts) for impl in impls for mode in ("train", "eval")}
+    if len(impls) == 2:
+        a, b = (torch.tensor(results[(i, "eval")]["outputs"]) for i in impls)
+        diff = (a - b).abs().max().item()
+        print(f"outputs: max |uv2 - official| = {diff:.2e} ({'identical to 1e-4' if diff < 1e-4 else 'DIFFER'})")
+    print(f"{'impl':<10}{'mode':<7}{'s/step':>9}{'clips/s':>10}{'peak MB':>10}")
+    for (impl, mode), r in results.items():
+        print(f"{impl:<10}{mode:<7}{r['seconds']:>9.3f}{args.batch / r['seconds']:>10.2f}{r['peak_mb']:>10.0f}")
+    if len(impls) == 2:
+        for mode in ("train", "eval"):
+            speedup = results[("official", mode)]["seconds"] / results[("uv2", mode)]["seconds"]
+            print(f"speed-up {mode}: {speedup:.2f}x")
+    if args.json:
+        print(json.dumps({f"{i}_{m}_s": round(r["seconds"], 4) for (i, m), r in results.items()}))
+
+
+if __name__ == "__main__":
+    main()
