@@ -12,6 +12,10 @@ import sys
 
 # command -> ("module:function", one-line help). The function takes argv (list[str]) and returns an exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "fit": ("uv2.train.cli:fit_main", "train (LightningCLI): --config experiments/NAME.yaml [overrides] [--resume]"),
+    "validate": ("uv2.train.cli:validate_main", "validate a checkpoint (LightningCLI)"),
+    "test": ("uv2.train.cli:test_main", "multi-view video-level test of a checkpoint (LightningCLI)"),
+    "predict": ("uv2.train.predict:main", "top-k classes (or features) of video files from a checkpoint"),
     "convert": ("uv2.models.convert:main", "convert official / CLIP / timm checkpoints to uv2 checkpoints"),
     "flops": ("uv2.models.flops:main", "GFLOPs (MACs of one view) and parameters of a config"),
     "synth": ("uv2.data.cli:synth_main", "generate the synthetic video benchmark"),

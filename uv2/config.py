@@ -2,7 +2,7 @@
 
 An experiment holds only its differences from a base: a top-level `base: other.yaml` (relative to the file) is
 loaded first and the file's sections are deep-merged over it (mappings merge key by key; lists and scalars
-replace). `load_experiment` returns the merged mapping; the training CLI passes it to LightningCLI.
+replace; a section naming another class_path replaces the base's section whole). `load_experiment` returns the merged mapping; the training CLI passes it to LightningCLI.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ class ExperimentError(ValueError):
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """A new dict: `override` merged over `base`, recursively for nested mappings."""
+    if "class_path" in override and base.get("class_path") not in (None, override["class_path"]):
+        return copy.deepcopy(override)  # another class: its own arguments, nothing inherited
     merged = copy.deepcopy(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):

@@ -17,7 +17,6 @@ from einops import rearrange
 from timm.layers import DropPath, QuickGELU
 from torch import nn
 
-
 QUICK_GELU_SCALE = 1.702
 
 

@@ -110,7 +110,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _check_types(self)
-        self.vit_cfg  # validates the preset and overrides
+        depth = self.vit_cfg.depth  # builds the ViTConfig: validates the preset and its overrides
         _check(self.num_frames >= 1, "num_frames", f"must be >= 1, got {self.num_frames}")
         _check(not self.t_down or self.num_frames % 2 == 0, "num_frames",
                f"T-Down needs an even frame count, got {self.num_frames}")
@@ -121,8 +121,7 @@ class ModelConfig:
         for name in ("drop_path", "global_drop_path", "head_dropout", "global_mlp_dropout"):
             value = getattr(self, name)
             _check(0.0 <= value < 1.0, name, f"must be in [0, 1), got {value}")
-        depth = self.vit_cfg.depth
-        self.local_layer_ids  # validates the specs
+        parse_layers(self.local_layers, depth, "local_layers")
         _check(0 <= self.checkpoint_blocks <= depth, "checkpoint_blocks", f"must be in [0, {depth}]")
         if self.global_layer_ids:
             heads = self.global_heads or self.vit_cfg.num_heads

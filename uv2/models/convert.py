@@ -195,16 +195,18 @@ def _official_num_frames(checkpoint: Any) -> int | None:
 
 
 # ------------------------------------------------------------------------------------------------- image weights
-def read_image_state_dict(path: str | Path) -> StateDict:
-    """The ViT tensors of a CLIP / open_clip / timm file, in timm's VisionTransformer names."""
+def read_image_state_dict(path: str | Path, checkpoint: Any = None) -> StateDict:
+    """The ViT tensors of a CLIP / open_clip / timm file (or of its already loaded contents), in timm's names."""
     path = Path(path)
-    if is_torchscript_archive(path):
+    if checkpoint is not None:
+        state = checkpoint
+    elif is_torchscript_archive(path):
         state = load_torchscript_state_dict(path)
     else:
         state = safe_load(path)
-        for wrapper in ("state_dict", "model", "model_state"):
-            if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
-                state = state[wrapper]
+    for wrapper in ("state_dict", "model", "model_state"):
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: expected a state dict, found {type(state).__name__}")
     if "class_embedding" in state and "conv1.weight" in state:  # CLIP visual weights extracted from the model
@@ -214,9 +216,9 @@ def read_image_state_dict(path: str | Path) -> StateDict:
     return state
 
 
-def load_image_weights(vit: VisionTransformer, path: str | Path) -> LoadReport:
+def load_image_weights(vit: VisionTransformer, path: str | Path, checkpoint: Any = None) -> LoadReport:
     """Load image ViT weights into a timm VisionTransformer (position embeddings resampled to its grid)."""
-    state = checkpoint_filter_fn(read_image_state_dict(path), vit)
+    state = checkpoint_filter_fn(read_image_state_dict(path, checkpoint), vit)
     unused = [k for k in state if k.startswith(("head.", "norm.", "fc_norm."))]  # the image classifier is not used
     state = {k: v for k, v in state.items() if k not in unused}
     report = load_state(vit, state, str(path), ignore_missing=("head.", "norm.", "fc_norm."))
@@ -225,11 +227,46 @@ def load_image_weights(vit: VisionTransformer, path: str | Path) -> LoadReport:
     return report
 
 
-def init_from_image_weights(cfg: ModelConfig, path: str | Path) -> tuple[UniFormerV2, LoadReport]:
+def init_from_image_weights(cfg: ModelConfig, path: str | Path, checkpoint: Any = None) -> tuple[UniFormerV2, LoadReport]:
     """UniFormerV2 arming a ViT initialised from a CLIP / open_clip / timm file (2D->3D stem inflation)."""
     vit = build_vit(cfg.vit_cfg, cfg.drop_path)
-    report = load_image_weights(vit, path)
+    report = load_image_weights(vit, path, checkpoint)
     return UniFormerV2(cfg, vit), report
+
+
+def init_model(cfg: ModelConfig, path: str | Path | None = None) -> tuple[UniFormerV2, LoadReport | None]:
+    """A model of architecture `cfg` initialised from any weight file uv2 reads: a CLIP / open_clip / timm image
+    ViT (armed, stem inflated), an official .pyth, a uv2 checkpoint or a Lightning checkpoint of a uv2 run.
+    Video weights of another class count get a new classifier (see the report's notes)."""
+    if path is None:
+        return UniFormerV2(cfg), None
+    if is_torchscript_archive(path):
+        return init_from_image_weights(cfg, path, load_torchscript_state_dict(path))
+    checkpoint = safe_load(path)
+    video_state = uv2_state_dict(checkpoint)
+    if video_state is None and isinstance(checkpoint, dict):
+        try:
+            official = official_state_dict(checkpoint, str(path))
+        except CheckpointError:
+            official = None
+        if official is not None:
+            model = UniFormerV2(cfg)
+            return model, load_state(model, convert_official(official, model), str(path))
+    if video_state is None:
+        return init_from_image_weights(cfg, path, checkpoint)
+    model = UniFormerV2(cfg)
+    return model, load_state(model, video_state, str(path))
+
+
+def uv2_state_dict(checkpoint: Any) -> StateDict | None:
+    """The UniFormerV2 tensors of a uv2 or Lightning checkpoint (None for other files)."""
+    if not isinstance(checkpoint, dict):
+        return None
+    if "model_config" in checkpoint:
+        return checkpoint["state_dict"]
+    if "arch" in checkpoint.get("hyper_parameters", {}):
+        return {k[len("model."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
+    return None
 
 
 # --------------------------------------------------------------------------------------------- uv2 checkpoints
@@ -256,6 +293,18 @@ def load_state(model: nn.Module, state: StateDict, source: str, ignore_missing: 
     return report
 
 
+def export_image_vit(model: UniFormerV2) -> StateDict:
+    """The pretrained-ViT part of a model in timm's VisionTransformer names (for image-pretrained presets): the
+    stem squeezed back to 2D (centre tap), the local / global blocks and the head left out."""
+    keep = {id(p) for p in model.backbone_parameters()}
+    state = {name: p.detach().clone() for name, p in model.named_parameters() if id(p) in keep}
+    stem = state.pop("patch_embed.proj.weight")
+    state["patch_embed.proj.weight"] = stem[:, :, stem.shape[2] // 2]
+    if "patch_embed.proj.bias" in state:
+        state["patch_embed.proj.bias"] = state.pop("patch_embed.proj.bias")
+    return state
+
+
 def save_checkpoint(model: UniFormerV2, path: str | Path, **extra: Any) -> None:
     """A uv2 checkpoint: {"model_config": dict, "state_dict": tensors, ...extra}, written atomically."""
     atomic_torch_save({"format": "uv2", "model_config": model.cfg.to_dict(), "state_dict": model.state_dict(), **extra},
@@ -265,13 +314,10 @@ def save_checkpoint(model: UniFormerV2, path: str | Path, **extra: Any) -> None:
 def load_model(path: str | Path, **overrides: Any) -> UniFormerV2:
     """An eval-ready model from a uv2 checkpoint, a Lightning checkpoint of a uv2 run or an official .pyth."""
     checkpoint = safe_load(path)
-    if isinstance(checkpoint, dict) and "model_config" in checkpoint:
-        cfg_fields, state = checkpoint["model_config"], checkpoint["state_dict"]
-    elif isinstance(checkpoint, dict) and "model_config" in checkpoint.get("hyper_parameters", {}):
-        cfg_fields = checkpoint["hyper_parameters"]["model_config"]
-        state = {k[len("model."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
-    else:
+    state = uv2_state_dict(checkpoint)
+    if state is None:
         return from_official(checkpoint, **overrides)
+    cfg_fields = checkpoint["model_config"] if "model_config" in checkpoint else checkpoint["hyper_parameters"]["arch"]
     model = UniFormerV2(ModelConfig(**{**cfg_fields, **overrides}))
     report = load_state(model, state, str(path))
     if report.missing or report.unexpected:

@@ -13,7 +13,6 @@ Only the released arms exist here: Sequential fusion with one query, local MHRA 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 

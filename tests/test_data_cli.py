@@ -1,0 +1,151 @@
+"""Data CLIs (python -m uv2 synth | check-videos | bench-data) and the data-wait measurement."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from uv2.data.bench import measure_data_wait_fraction
+from uv2.data.cli import bench_data_main, check_videos_main, synth_main
+
+try:
+    from tests.data_helpers import encode, make_bad_files, numbered_frames
+except ImportError:  # tests/ not a package: pytest puts tests/ itself on sys.path
+    from data_helpers import encode, make_bad_files, numbered_frames
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def mixed_list(tmp_path_factory):
+    d = tmp_path_factory.mktemp("check")
+    good = [
+        encode(d / "a.mp4", numbered_frames(12), options={"preset": "veryfast"}),
+        encode(d / "b.mkv", numbered_frames(9, 48, 62), options={"preset": "veryfast"}),
+    ]
+    bad = make_bad_files(d / "bad", good[0])
+    lines = ["path,label", "a.mp4,0", "b.mkv,1"] + [f"{os.path.relpath(p, d)},0" for p in bad.values()]
+    (d / "list.csv").write_text("\n".join(lines) + "\n")
+    (d / "good.txt").write_text("a.mp4\nb.mkv\n")
+    return d, good, bad
+
+
+def _json_last_line(text):
+    last = text.strip().splitlines()[-1]
+    return json.loads(last)
+
+
+def test_check_videos_json_mixed(mixed_list, capsys):
+    d, good, bad = mixed_list
+    rc = check_videos_main([str(d / "list.csv"), "--json"])
+    out = capsys.readouterr().out
+    assert rc == 1
+    files = _json_last_line(out)["files"]
+    assert [f["path"] for f in files] == [str(p) for p in good] + [str(p) for p in bad.values()]
+    by_path = {f["path"]: f for f in files}
+    assert by_path[str(good[0])] == {
+        "path": str(good[0]),
+        "ok": True,
+        "frames": 12,
+        "fps": 15.0,
+        "width": 96,
+        "height": 64,
+        "error": None,
+        "header_frames": 12,
+    }
+    assert by_path[str(good[1])]["ok"] and by_path[str(good[1])]["frames"] == 9
+    assert (by_path[str(good[1])]["width"], by_path[str(good[1])]["height"]) == (62, 48)
+    for kind, path in bad.items():
+        entry = by_path[str(path)]
+        assert entry["ok"] is False and isinstance(entry["error"], str) and entry["error"], kind
+    assert "mid-stream" in by_path[str(bad["mid_decode"])]["error"]
+    assert out.count("BAD ") == len(bad) and "10 files, 2 ok, 8 bad" in out
+    # the same result with a process pool
+    assert check_videos_main([str(d / "list.csv"), "--json", "--workers", "2"]) == 1
+    assert _json_last_line(capsys.readouterr().out)["files"] == files
+
+
+def test_check_videos_exit_codes(mixed_list, tmp_path, capsys):
+    d, _, _ = mixed_list
+    assert check_videos_main([str(d / "good.txt")]) == 0
+    assert "2 files, 2 ok, 0 bad" in capsys.readouterr().out
+    assert check_videos_main([str(tmp_path / "nope.csv")]) == 2
+    assert "video list not found" in capsys.readouterr().err
+
+
+def test_check_videos_subprocess_last_line_is_json(mixed_list):
+    d, _, _ = mixed_list
+    proc = subprocess.run(
+        [sys.executable, "-m", "uv2", "check-videos", str(d / "good.txt"), "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    files = _json_last_line(proc.stdout)["files"]
+    assert [f["ok"] for f in files] == [True, True]
+
+
+def test_synth_cli(tmp_path, capsys):
+    out = tmp_path / "synth"
+    assert synth_main(["--out", str(out), "--size", "micro", "--sets", "temporal", "--workers", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "temporal" in text and (out / "temporal" / "train.csv").is_file()
+    assert (out / "temporal" / "reversal_pairs.json").is_file()
+    stamp = (out / "manifest.json").stat().st_mtime_ns
+    assert synth_main(["--out", str(out), "--size", "micro", "--sets", "temporal"]) == 0  # skipped: up to date
+    assert (out / "manifest.json").stat().st_mtime_ns == stamp
+    assert synth_main(["--out", str(out), "--size", "tiny", "--sets", "temporal"]) == 2
+    assert "different benchmark" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        synth_main(["--out", str(out), "--sets", "kinetics"])
+
+
+def test_bench_data_runs_and_reports(capsys):
+    rc = bench_data_main(
+        [
+            "--videos",
+            "1",
+            "--seconds",
+            "1",
+            "--fps",
+            "12",
+            "--width",
+            "96",
+            "--height",
+            "64",
+            "--size",
+            "32",
+            "--clips-per-video",
+            "2",
+            "--keyint",
+            "6",
+        ]
+    )
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "speed-up" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith(("uniform", "dense"))]
+    assert [r[0] for r in rows] == ["uniform", "dense"]
+    for row in rows:
+        assert int(row[1]) == 2 and float(row[2]) > 0 and float(row[3]) > 0 and row[4].endswith("x")
+
+
+def test_measure_data_wait_fraction():
+    def slow_loader():
+        for i in range(8):
+            time.sleep(0.03)
+            yield i
+
+    seen = []
+    stats = measure_data_wait_fraction(
+        slow_loader(), lambda b: (seen.append(b), time.sleep(0.01)), num_steps=5, warmup=2
+    )
+    assert stats.steps == 5 and seen == list(range(7))
+    assert 0.6 < stats.wait_fraction < 0.85
+    assert measure_data_wait_fraction(iter(range(3)), lambda b: None, num_steps=10, warmup=1).steps == 2

@@ -1,0 +1,309 @@
+"""VideoDataset / VideoDataModule: views, items, bad-video replacement and threshold, workers, repeats."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from uv2.data.dataset import (
+    ImageDataset,
+    TooManyBadVideos,
+    VideoDataset,
+    VideoDatasetConfig,
+    collate_clips,
+    worker_init_fn,
+)
+from uv2.data.decode import count_decodable_frames, probe_video
+from uv2.data.lists import VideoRecord, read_csv_list
+from uv2.data.sampling import dense_indices, uniform_indices
+from uv2.data.synthetic import TEMPORAL_CLASSES, generate
+from uv2.data.transforms import CLIP_MEAN, CLIP_STD, TransformConfig
+
+try:
+    from tests.data_helpers import corrupt_last_packet, encode, make_bad_files, numbered_frames, read_frame_numbers
+except ImportError:  # tests/ not a package: pytest puts tests/ itself on sys.path
+    from data_helpers import corrupt_last_packet, encode, make_bad_files, numbered_frames, read_frame_numbers
+
+LENGTHS = [20, 25, 30]
+X264 = {"g": "8", "preset": "veryfast", "crf": "12"}
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    d = tmp_path_factory.mktemp("videos")
+    return [encode(d / f"v{i}.mp4", numbered_frames(n), options=X264) for i, n in enumerate(LENGTHS)]
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory, videos):
+    return make_bad_files(tmp_path_factory.mktemp("bad"), videos[0])
+
+
+def _cfg(**kw):
+    transform = kw.pop("transform", TransformConfig(crop_size=32))
+    return VideoDatasetConfig(num_frames=4, transform=transform, **kw)
+
+
+def _frames_of(video: torch.Tensor) -> np.ndarray:
+    """(3, T, H, W) normalised -> uint8 (T, H, W, 3)."""
+    mean, std = torch.tensor(CLIP_MEAN).view(3, 1, 1, 1), torch.tensor(CLIP_STD).view(3, 1, 1, 1)
+    x = ((video * std + mean) * 255).round().clamp(0, 255).to(torch.uint8)
+    return x.permute(1, 2, 3, 0).numpy()
+
+
+def test_test_views_indices_and_crops(videos):
+    records = [VideoRecord(str(p), i % 2) for i, p in enumerate(videos)]
+    ds = VideoDataset(records, "test", _cfg(num_test_clips=2, num_test_crops=3))
+    assert len(ds) == 3 * 2 * 3 and ds.views == 6 and ds.num_videos == 3
+    seen = set()
+    for item in range(len(ds)):
+        out = ds[item]
+        v, view = out["video_index"], out["view_index"]
+        assert (v, view) == divmod(item, 6) and out["label"] == v % 2 and out["decode_failures"] == 0
+        assert out["video"].shape == (3, 4, 32, 32) and out["video"].dtype == torch.float32
+        clip, crop = divmod(view, 3)
+        expected = uniform_indices(LENGTHS[v], 4, train=False, clip_index=clip, num_clips=2)
+        assert read_frame_numbers(_frames_of(out["video"])).tolist() == expected.tolist()
+        seen.add((v, view))
+    assert len(seen) == 18
+    red = [ds[i]["video"][0].mean().item() for i in range(3)]  # red ramp: crops go left -> centre -> right
+    assert red[0] < red[1] < red[2]
+
+
+def test_val_single_centre_view(videos):
+    ds = VideoDataset([VideoRecord(str(p), 0) for p in videos], "val", _cfg(num_test_clips=4, num_test_crops=3))
+    assert len(ds) == 3
+    for v in range(3):
+        out = ds[v]
+        assert out["view_index"] == 0 and out["video_index"] == v
+        assert (
+            read_frame_numbers(_frames_of(out["video"])).tolist()
+            == uniform_indices(LENGTHS[v], 4, train=False).tolist()
+        )
+
+
+def test_train_clip_and_repeated_augmentation(videos):
+    full_frame = TransformConfig(crop_size=32, scale=(1.0, 1.0), ratio=(1.5, 1.5), flip=False)  # 96x64 kept whole
+    ds = VideoDataset(
+        [VideoRecord(str(p), i) for i, p in enumerate(videos)], "train", _cfg(num_repeats=3, transform=full_frame)
+    )
+    assert len(ds) == 3
+    item = ds[2]
+    assert item["video"].shape == (3, 3, 4, 32, 32)
+    seg = (LENGTHS[2] - 1) / 4
+    for r in range(3):
+        numbers = read_frame_numbers(_frames_of(item["video"][r]))
+        for i, n in enumerate(numbers):
+            assert round(seg * i) <= n <= round(seg * (i + 1))
+    batch = collate_clips([ds[0], ds[1]])
+    assert batch["video"].shape == (6, 3, 4, 32, 32)
+    assert batch["label"].tolist() == [0, 0, 0, 1, 1, 1]
+    assert batch["video_index"].tolist() == [0, 0, 0, 1, 1, 1]
+    assert batch["decode_failures"].tolist() == [0, 0]
+    single = collate_clips([VideoDataset(ds.records, "val", _cfg())[0]] * 2)
+    assert single["video"].shape == (2, 3, 4, 32, 32)
+
+
+def test_bad_files_are_replaced_and_counted(videos, bad_files, caplog):
+    good = [VideoRecord(str(p), 100 + i) for i, p in enumerate(videos)]
+    bad = [VideoRecord(str(p), 7) for p in bad_files.values()]
+    records = good + bad
+    for mode in ("val", "train"):
+        ds = VideoDataset(records, mode, _cfg(min_attempts=1000))
+        with caplog.at_level(logging.WARNING, logger="uv2.data.dataset"):
+            for i in range(len(records)):
+                out = ds[i]
+                assert out["video"].shape[-4:] == (3, 4, 32, 32)
+                if i < len(good):
+                    assert out["decode_failures"] == 0 and out["video_index"] == i
+                else:
+                    assert out["decode_failures"] >= 1
+                    assert out["video_index"] < len(good) and out["label"] == 100 + out["video_index"]
+        assert set(ds.bad_videos) == {r.path for r in bad}
+        for kind, path in bad_files.items():
+            assert str(path) in caplog.text, kind
+        assert "mid-stream" in ds.bad_videos[str(bad_files["mid_decode"])]
+        caplog.clear()
+
+
+def test_replacement_is_deterministic_and_never_itself(videos):
+    records = [VideoRecord(str(videos[0]), 0)] * 7
+    a, b = VideoDataset(records, "val", _cfg(seed=3)), VideoDataset(records, "val", _cfg(seed=3))
+    picks = [[a.replacement(v, t) for t in range(5)] for v in range(7)]
+    assert picks == [[b.replacement(v, t) for t in range(5)] for v in range(7)]
+    assert all(p != v for v, row in enumerate(picks) for p in row)
+    assert len({p for row in picks for p in row}) > 3
+
+
+def test_too_many_bad_videos_names_first_bad_files(videos, bad_files):
+    records = [
+        VideoRecord(str(videos[0]), 0),
+        VideoRecord(str(bad_files["garbage"]), 0),
+        VideoRecord(str(bad_files["empty"]), 0),
+        VideoRecord(str(bad_files["missing"]), 0),
+        VideoRecord(str(videos[1]), 0),
+    ]
+    ds = VideoDataset(records, "val", _cfg(min_attempts=4, max_bad_fraction=0.25))
+    with pytest.raises(TooManyBadVideos) as err:
+        for i in range(len(records)):
+            ds[i]
+    message = str(err.value)
+    assert "max_bad_fraction=25.00%" in message
+    assert message.index(str(bad_files["garbage"])) < message.index("cannot open")
+    assert "first bad files: " + str(bad_files["garbage"]) in message
+    # the same files under a lenient threshold are simply replaced
+    lenient = VideoDataset(records, "val", _cfg(min_attempts=4, max_bad_fraction=0.9))
+    assert sum(lenient[i]["decode_failures"] for i in range(len(records))) >= 3
+
+
+def test_all_bad_gives_up_after_max_retries(bad_files):
+    records = [VideoRecord(str(p), 0) for p in bad_files.values()]
+    ds = VideoDataset(records, "train", _cfg(min_attempts=10_000, max_retries=3))
+    with pytest.raises(TooManyBadVideos, match="no decodable video after 4 attempts"):
+        ds[0]
+
+
+def test_true_frame_count_is_used(tmp_path):
+    full = encode(
+        tmp_path / "full.mp4", numbered_frames(48), options=X264, container_options={"movflags": "+faststart"}
+    )
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.6)])
+    truth = count_decodable_frames(cut)
+    assert truth < 48
+    ds = VideoDataset([VideoRecord(str(cut), 0)], "val", _cfg())
+    out = ds[0]
+    assert out["decode_failures"] == 0
+    assert read_frame_numbers(_frames_of(out["video"])).tolist() == uniform_indices(truth, 4, train=False).tolist()
+    assert ds._index_cache[str(cut)].num_frames == truth and ds._index_cache[str(cut)].verified
+
+
+def test_lazy_count_correction_resamples(tmp_path, caplog):
+    """Header and packets claim 40 frames, the last packet does not decode: the first clip reaching past the true
+    end corrects the cached count and the clip is sampled again with it."""
+    good = encode(tmp_path / "good.mp4", numbered_frames(40), options=X264)
+    broken = corrupt_last_packet(good, tmp_path / "broken.mp4")
+    truth = count_decodable_frames(broken)
+    index = probe_video(broken)
+    assert truth < index.num_frames == 40 and not index.verified  # nothing suspicious before decoding
+    ds = VideoDataset(
+        [VideoRecord(str(broken), 0)],
+        "test",
+        _cfg(sampling="dense", frame_stride=3, num_test_clips=2, num_test_crops=1),
+    )
+    with caplog.at_level(logging.INFO, logger="uv2.data.dataset"):
+        last_clip = ds[1]  # window ending at the last frame
+    assert f"{truth} frames decode (index said 40); re-sampling" in caplog.text
+    expected = dense_indices(truth, 4, 3, train=False, clip_index=1, num_clips=2)
+    assert read_frame_numbers(_frames_of(last_clip["video"])).tolist() == expected.tolist()
+    assert last_clip["decode_failures"] == 0
+    assert ds._index_cache[str(broken)].num_frames == truth
+
+
+def _loader(records, workers, seed):
+    ds = VideoDataset(records, "train", _cfg(transform=TransformConfig(crop_size=32, rand_augment="rand-m9-n2")))
+    torch.manual_seed(seed)
+    return DataLoader(ds, batch_size=1, num_workers=workers, worker_init_fn=worker_init_fn, collate_fn=collate_clips,
+                      multiprocessing_context="forkserver")  # as the DataModules do: fork can deadlock
+
+
+def test_workers_get_different_streams_and_runs_reproduce(videos):
+    records = [VideoRecord(str(videos[2]), 0)] * 4  # the same video four times: only augmentation differs
+    run1 = [b["video"] for b in _loader(records, 2, seed=0)]
+    run2 = [b["video"] for b in _loader(records, 2, seed=0)]
+    run3 = [b["video"] for b in _loader(records, 2, seed=1)]
+    assert all(torch.equal(x, y) for x, y in zip(run1, run2))  # same seed: same augmentation
+    assert not all(torch.equal(x, y) for x, y in zip(run1, run3))  # new seed: new augmentation
+    assert not torch.equal(run1[0], run1[1])  # items 0 and 1 come from workers 0 and 1: different draws
+
+
+def test_datamodule_on_synthetic_micro(tmp_path):
+    from uv2.data.datamodule import VideoDataModule
+
+    dm = VideoDataModule(
+        synthetic_set="temporal",
+        synthetic_size="micro",
+        synthetic_root=str(tmp_path),
+        num_frames=4,
+        crop_size=24,
+        flip=False,
+        num_test_clips=2,
+        num_test_crops=3,
+        num_repeats=2,
+        batch_size=4,
+        num_workers=0,
+        rand_augment="rand-m7-n4-mstd0.5-inc1",
+    )
+    dm.prepare_data()
+    dm.setup("fit")
+    dm.setup("test")
+    assert dm.num_classes == 10 and dm.class_names == TEMPORAL_CLASSES
+    assert dm.num_test_videos == 10 and len(dm.test_dataloader().dataset) == 60
+    train = next(iter(dm.train_dataloader()))
+    assert train["video"].shape == (8, 3, 4, 24, 24) and train["label"].shape == (8,)
+    assert train["decode_failures"].shape == (4,)
+    val = next(iter(dm.val_dataloader()))
+    assert val["video"].shape == (4, 3, 4, 24, 24) and val["view_index"].tolist() == [0, 0, 0, 0]
+    test = next(iter(dm.test_dataloader()))
+    assert test["video_index"].tolist() == [0, 0, 0, 0] and test["view_index"].tolist() == [0, 1, 2, 3]
+
+
+def test_datamodule_from_yaml_like_config(tmp_path):
+    """jsonargparse (what LightningCLI uses) can build the DataModule from plain typed values."""
+    from jsonargparse import ArgumentParser
+
+    from uv2.data.datamodule import VideoDataModule
+
+    generate(tmp_path / "gen", size="micro", seed=0, sets=["scene_b"], workers=1)
+    parser = ArgumentParser()
+    parser.add_class_arguments(VideoDataModule, "data")
+    cfg = parser.parse_object(
+        {
+            "data": {
+                "list_format": "csv",
+                "train_list": str(tmp_path / "gen/scene_b/train.csv"),
+                "val_list": str(tmp_path / "gen/scene_b/val.csv"),
+                "classes_file": str(tmp_path / "gen/scene_b/classes.txt"),
+                "num_frames": 4,
+                "crop_size": 24,
+                "num_test_crops": 3,
+                "mean": [0.5, 0.5, 0.5],
+                "std": [0.5, 0.5, 0.5],
+                "num_workers": 0,
+            }
+        }
+    )
+    instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
+    dm = instantiate(cfg).data
+    dm.setup("fit")
+    assert dm.num_classes == 8 and dm.class_names == (tmp_path / "gen/scene_b/classes.txt").read_text().split()
+    with pytest.raises(ValueError, match="valid choices: 1 or 3|num_test_crops must be 1 or 3"):
+        VideoDataModule(synthetic_set="scene", num_test_crops=2)
+    with pytest.raises(ValueError, match="unknown synthetic_set 'kinetics'"):
+        VideoDataModule(synthetic_set="kinetics")
+
+
+def test_image_dataset_on_synthetic_images(tmp_path):
+    generate(tmp_path, size="micro", seed=0, sets=["images"], workers=1)
+    records, names = read_csv_list(tmp_path / "images/train.csv", tmp_path / "images/classes.txt")
+    cfg = TransformConfig(crop_size=24, scale=(0.5, 1.0))
+    for train in (True, False):
+        ds = ImageDataset(records, train=train, cfg=cfg)
+        item = ds[5]
+        assert item["image"].shape == (3, 24, 24) and item["image"].dtype == torch.float32
+        assert item["label"] == records[5].label and 0 <= item["label"] < len(names) == 10
+
+
+def test_load_view_matches_items_and_raises_for_bad_videos(videos, bad_files):
+    from uv2.data.decode import VideoDecodeError
+
+    records = [VideoRecord(str(videos[1]), 0), VideoRecord(str(bad_files["garbage"]), 0)]
+    ds = VideoDataset(records, "test", _cfg(num_test_clips=2, num_test_crops=3))
+    for view in (0, 4):
+        torch.testing.assert_close(ds.load_view(0, view), ds[view]["video"], rtol=0, atol=0)
+    with pytest.raises(VideoDecodeError, match="cannot open"):
+        ds.load_view(1, 0)
+    with pytest.raises(IndexError, match="view_index 6 out of range for 6 views"):
+        ds.load_view(0, 6)

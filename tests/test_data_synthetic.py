@@ -1,0 +1,152 @@
+"""Synthetic benchmark (uv2.data.synthetic): determinism, idempotence, time-reversal pairs, set layout."""
+
+import json
+
+import numpy as np
+import pytest
+
+from uv2.data.decode import decode_all_frames
+from uv2.data.lists import read_csv_list
+from uv2.data.synthetic import (
+    APPEARANCES,
+    SCENE_SETS,
+    SIZES,
+    TEMPORAL_CLASSES,
+    TEMPORAL_PAIRS,
+    ensure_synthetic,
+    generate,
+    render_temporal,
+    reversal_partner,
+    sample_temporal_params,
+    write_video,
+)
+
+SETS = ["temporal", "scene_a"]
+
+
+@pytest.fixture(scope="module")
+def micro_roots(tmp_path_factory):
+    """Two generations with seed 0 (one in parallel, one serial) and one with seed 1."""
+    base = tmp_path_factory.mktemp("synth")
+    generate(base / "a", size="micro", seed=0, sets=SETS, workers=2)
+    generate(base / "b", size="micro", seed=0, sets=SETS, workers=1)
+    generate(base / "c", size="micro", seed=1, sets=SETS, workers=1)
+    return base / "a", base / "b", base / "c"
+
+
+def _label_files(root):
+    return {
+        p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.suffix in (".csv", ".txt", ".json")
+    }
+
+
+def test_same_seed_identical_different_seed_differs(micro_roots):
+    a, b, c = micro_roots
+    files_a, files_b = _label_files(a), _label_files(b)
+    assert set(files_a) >= {
+        p.relative_to(a)
+        for p in [a / "manifest.json", a / "temporal/train.csv", a / "temporal/classes.txt", a / "scene_a/val.csv"]
+    }
+    assert files_a == files_b  # byte-identical lists, classes files, manifest, reversal pairs
+    videos = sorted(p.relative_to(a) for p in a.rglob("*.mp4"))
+    assert len(videos) == 3 * 10 + 3 * 8
+    differs = 0
+    for rel in videos:
+        frames_a = decode_all_frames(a / rel)
+        assert np.array_equal(frames_a, decode_all_frames(b / rel)), rel
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+        differs += not np.array_equal(frames_a, decode_all_frames(c / rel))
+    assert differs == len(videos)
+    manifest_a = json.loads((a / "manifest.json").read_text())
+    manifest_c = json.loads((c / "manifest.json").read_text())
+    assert manifest_a["seed"] == 0 and manifest_c["seed"] == 1
+    assert {k: v for k, v in manifest_a.items() if k != "seed"} == {k: v for k, v in manifest_c.items() if k != "seed"}
+
+
+def test_manifest_and_lists_match(micro_roots):
+    root = micro_roots[0]
+    manifest = json.loads((root / "manifest.json").read_text())
+    spec = SIZES["micro"]
+    assert manifest["size"] == "micro" and manifest["frames"] == spec.frames
+    assert manifest["resolution"] == [spec.resolution, spec.resolution]
+    assert set(manifest["sets"]) == set(SETS)
+    for name in SETS:
+        entry = manifest["sets"][name]
+        train, classes = read_csv_list(root / name / "train.csv", root / name / "classes.txt")
+        val, _ = read_csv_list(root / name / "val.csv", root / name / "classes.txt")
+        assert (entry["train"], entry["val"], entry["classes"]) == (len(train), len(val), len(classes))
+        assert all(r.path.startswith(str(root / name)) for r in train)
+        frames = decode_all_frames(train[0].path)
+        assert frames.shape == (spec.frames, spec.resolution, spec.resolution, 3)
+    pairs = json.loads((root / "temporal" / "reversal_pairs.json").read_text())
+    assert [tuple(p) for p in pairs["pairs"]] == TEMPORAL_PAIRS
+    classes = (root / "temporal" / "classes.txt").read_text().split("\n")[:-1]
+    assert classes == TEMPORAL_CLASSES
+    assert all(classes[i] == reversal_partner(classes[j]) for i, j in pairs["pair_indices"])
+
+
+def test_generation_is_idempotent_and_refuses_other_params(micro_roots):
+    root = micro_roots[1]
+    video = next(root.rglob("*.mp4"))
+    stamps = (video.stat().st_mtime_ns, (root / "manifest.json").stat().st_mtime_ns)
+    assert ensure_synthetic(root, size="micro", seed=0, sets=SETS) == root
+    generate(root, size="micro", seed=0, sets=["temporal"])
+    assert (video.stat().st_mtime_ns, (root / "manifest.json").stat().st_mtime_ns) == stamps
+    with pytest.raises(ValueError, match="size='micro', asked 'tiny'"):
+        generate(root, size="tiny", seed=0, sets=["temporal"])
+    with pytest.raises(ValueError, match="valid: scene, temporal"):
+        generate(root, size="micro", seed=0, sets=["kinetics"])
+
+
+def test_adding_a_set_keeps_the_others(tmp_path):
+    generate(tmp_path, size="micro", seed=3, sets=["scene_c"], workers=1)
+    first = (tmp_path / "scene_c" / "train.csv").read_bytes()
+    generate(tmp_path, size="micro", seed=3, sets=["images"], workers=1)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert set(manifest["sets"]) == {"scene_c", "images"}
+    assert (tmp_path / "scene_c" / "train.csv").read_bytes() == first
+    assert len(list((tmp_path / "images").rglob("*.png"))) == 10 * (3 + 1)
+
+
+@pytest.mark.parametrize("forward, backward", TEMPORAL_PAIRS)
+def test_temporal_partner_is_time_reversal(tmp_path, forward, backward):
+    rng = np.random.default_rng(7)
+    for trial in range(2):
+        params = sample_temporal_params(rng, 48, 16)
+        fwd, bwd = render_temporal(forward, params), render_temporal(backward, params)
+        assert np.array_equal(bwd, fwd[::-1])
+        write_video(tmp_path / f"f{trial}.mp4", fwd)
+        write_video(tmp_path / f"b{trial}.mp4", bwd)
+        dec_f = decode_all_frames(tmp_path / f"f{trial}.mp4").astype(np.float32)
+        dec_b = decode_all_frames(tmp_path / f"b{trial}.mp4").astype(np.float32)
+        reversed_err = np.abs(dec_f[::-1] - dec_b).mean()
+        forward_err = np.abs(dec_f - dec_b).mean()
+        assert reversed_err < 2.5, reversed_err  # only codec noise
+        assert forward_err > 2 * reversed_err + 1.0, (forward_err, reversed_err)  # the order really matters
+        # an order-blind view (the set of frames) cannot tell the two classes apart
+        assert np.array_equal(np.sort(fwd.reshape(16, -1), axis=0), np.sort(bwd.reshape(16, -1), axis=0))
+
+
+def test_temporal_classes_are_motion_not_appearance():
+    """Same params, different pairs: the first frames can be identical while the motion differs."""
+    params = sample_temporal_params(np.random.default_rng(3), 48, 16)
+    params.jitter = np.zeros((16, 2)).tolist()
+    params.drift = [0.0, 0.0]
+    starts = {c: render_temporal(c, params) for c in ("move_right", "move_down", "rotate_cw")}
+    mids = {c: v[8].astype(np.float32) for c, v in starts.items()}
+    ends = {c: v[-1].astype(np.float32) for c, v in starts.items()}
+    assert np.abs(mids["move_right"] - mids["move_down"]).mean() < 8  # near mid-clip the poses agree
+    assert np.abs(ends["move_right"] - ends["move_down"]).mean() > np.abs(mids["move_right"] - mids["move_down"]).mean()
+    with pytest.raises(ValueError, match="valid: move_right"):
+        render_temporal("jump", params)
+
+
+def test_scene_sets_overlap_by_name_with_identical_definitions():
+    a, b, c = (set(SCENE_SETS[s]) for s in ("scene_a", "scene_b", "scene_c"))
+    assert len(a) == len(b) == len(c) == 8
+    assert (len(a & b), len(a & c), len(b & c)) == (4, 2, 2)
+    assert len(a | b | c) == 16
+    assert a - b - c and b - a - c and c - a - b  # every set has unique classes
+    assert all(name in APPEARANCES for name in a | b | c)
+    looks = [(x.shape, x.colour, x.texture, x.background) for x in APPEARANCES.values()]
+    assert len(set(looks)) == len(looks)  # distinct names are distinct appearances

@@ -1,0 +1,187 @@
+"""Training: every experiment config runs, resume after SIGKILL, 2-process CPU DDP, predict, the non-finite guard."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from uv2.config import load_experiment
+from uv2.data.synthetic import ensure_synthetic
+from uv2.io import safe_load
+from uv2.models import ModelConfig
+from uv2.train.cli import run
+from uv2.train.module import NonFiniteLossError, VideoClassifier
+
+from .conftest import REPO
+
+EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml"))
+SYNTH_SEED = 0
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory) -> Path:
+    """The micro synthetic benchmark, generated once per test session (its parent is the synthetic_root)."""
+    parent = tmp_path_factory.mktemp("synthetic")
+    ensure_synthetic(parent / f"micro_seed{SYNTH_SEED}", "micro", SYNTH_SEED)
+    return parent
+
+
+def micro_data_args(root: Path, image: bool = False) -> list[str]:
+    """Overrides that point any experiment at the micro synthetic benchmark, small and single-process."""
+    args = ["--data.init_args.synthetic_size", "micro", "--data.init_args.synthetic_root", str(root),
+            "--data.init_args.num_workers", "0", "--data.init_args.crop_size", "32"]
+    if not image:
+        args += ["--data.init_args.synthetic_set", "temporal", "--data.init_args.short_side", "32",
+                 "--data.init_args.batch_size", "4", "--data.init_args.num_test_clips", "2",
+                 "--data.init_args.num_test_crops", "1", "--data.init_args.rand_augment", "null"]
+        for key in ("train_list", "val_list", "test_list", "classes_file", "data_root"):
+            args += [f"--data.init_args.{key}", "null"]
+    return args
+
+
+def tiny_size_args(config: Path) -> list[str]:
+    """Shrink a paper-scale model to CPU size while keeping its depth, so every layer spec stays valid."""
+    arch = load_experiment(config)["model"]["arch"]
+    if arch.get("vit", "").startswith("clip_"):
+        overrides = {"width": 64, "heads": 1, "img_size": 32, "patch_size": 8}
+        return ["--model.arch.vit_overrides", json.dumps(overrides), "--model.init_from", "null",
+                "--model.arch.num_classes", "10", "--model.arch.num_frames", "8", "--data.init_args.num_frames", "8"]
+    return []
+
+
+@pytest.mark.parametrize("config", EXPERIMENTS, ids=lambda p: p.stem)
+def test_every_experiment_fast_dev_run(config, synth_root, tmp_path):
+    image = "ImageDataModule" in json.dumps(load_experiment(config)["data"])
+    argv = ["--config", str(config), *micro_data_args(synth_root, image), *tiny_size_args(config),
+            "--trainer.fast_dev_run", "1", "--trainer.accelerator", "cpu", "--trainer.devices", "1",
+            "--trainer.strategy", "auto", "--run_dir", str(tmp_path / "run")]
+    assert run("fit", argv) == 0
+
+
+def _fit_argv(synth_root: Path, run_dir: Path, *extra: str) -> list[str]:
+    return ["--config", str(REPO / "experiments/temporal_tiny.yaml"), *micro_data_args(synth_root),
+            "--trainer.enable_progress_bar", "false", "--run_dir", str(run_dir), *extra]
+
+
+def _uv2(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "uv2", *args], cwd=REPO, capture_output=True, text=True, **kwargs)
+
+
+def test_resume_after_sigkill_same_steps(synth_root, tmp_path):
+    """A run killed mid-epoch and resumed ends with the optimizer steps, epoch and schedule of an uninterrupted one."""
+    common = ["--trainer.max_epochs", "3", "--checkpoint_every_n_steps", "2", "--trainer.limit_val_batches", "1"]
+    straight = tmp_path / "straight"
+    assert run("fit", _fit_argv(synth_root, straight, *common)) == 0
+    reference = safe_load(straight / "checkpoints" / "last.ckpt")
+
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "uv2", "fit", *_fit_argv(synth_root, killed, *common)]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = killed / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if last.exists() and 4 <= safe_load(last)["global_step"] < reference["global_step"]:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    interrupted = safe_load(last)
+    assert interrupted["global_step"] < reference["global_step"]
+    # the sampler position travels in the checkpoint, at the batches already trained on (not the prefetched one),
+    # so the resumed epoch serves exactly the batches the interrupted one had left
+    loader_state = interrupted["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]
+    progress = interrupted["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["completed"]
+    assert progress > 0 and loader_state["_num_yielded"] == progress
+
+    assert run("fit", _fit_argv(synth_root, killed, *common, "--resume")) == 0
+    resumed = safe_load(last)
+    assert resumed["global_step"] == reference["global_step"]
+    assert resumed["epoch"] == reference["epoch"]
+    assert resumed["lr_schedulers"][0]["last_epoch"] == reference["lr_schedulers"][0]["last_epoch"]
+    assert resumed["optimizer_states"][0]["state"][0]["step"] == reference["optimizer_states"][0]["state"][0]["step"]
+
+
+def test_ddp_two_cpu_processes_fit_and_test(synth_root, tmp_path):
+    """strategy ddp on CPU (gloo): fit, then a multi-view test whose video-level counts are exact."""
+    run_dir = tmp_path / "ddp"
+    ddp = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
+    fit = _uv2("fit", *_fit_argv(synth_root, run_dir, *ddp, "--trainer.max_epochs", "1"), timeout=300)
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    test = _uv2("test", *_fit_argv(synth_root, run_dir, *ddp, "--ckpt_path", str(run_dir / "checkpoints/last.ckpt")),
+                timeout=300)
+    assert test.returncode == 0, test.stderr[-3000:]
+    results = json.loads((run_dir / "test_results.json").read_text())
+    val_videos = len((synth_root / f"micro_seed{SYNTH_SEED}" / "temporal" / "val.csv").read_text().splitlines())
+    assert results["world_size"] == 2
+    assert results["num_videos"] == val_videos  # no video dropped, none counted twice
+    assert results["num_views"] == 2 * val_videos  # 2 clips x 1 crop each, padding duplicates removed
+
+
+def test_predict_cli(synth_root, tmp_path):
+    run_dir = tmp_path / "run"
+    assert run("fit", _fit_argv(synth_root, run_dir, "--trainer.max_steps", "2", "--trainer.max_epochs", "1")) == 0
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    video = next((synth_root / f"micro_seed{SYNTH_SEED}" / "temporal" / "videos").rglob("*.mp4"))
+    classes = (synth_root / f"micro_seed{SYNTH_SEED}" / "temporal" / "classes.txt").read_text().split()
+    result = _uv2("predict", "--ckpt", str(ckpt), str(video), "--topk", "3", "--json")
+    assert result.returncode == 0, result.stderr
+    prediction = json.loads(result.stdout.strip().splitlines()[-1])["predictions"][0]
+    assert prediction["path"] == str(video) and len(prediction["topk"]) == 3
+    assert all(t["class"] in classes for t in prediction["topk"])
+    scores = [t["score"] for t in prediction["topk"]]
+    assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1.0001
+
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00not a video")
+    features = tmp_path / "features.pt"
+    result = _uv2("predict", "--ckpt", str(ckpt), str(video), str(bad), "--features", str(features))
+    assert result.returncode == 1 and "broken.mp4" in result.stderr
+    saved = torch.load(features, weights_only=True)
+    assert list(saved) == [str(video)]
+    assert saved[str(video)]["pooled"].shape == (128,) and saved[str(video)]["layer_cls"].shape == (4, 128)
+
+
+# ------------------------------------------------------------------------------------------- non-finite guard
+class _Clips(Dataset):
+    """Random clips; the listed items are NaN (a corrupted sample or an exploding loss)."""
+
+    def __init__(self, n: int, nan_items: set[int]) -> None:
+        self.n, self.nan_items = n, nan_items
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        video = torch.full((3, 2, 32, 32), float("nan")) if i in self.nan_items else torch.randn(3, 2, 32, 32)
+        return {"video": video, "label": i % 3}
+
+
+def _guarded_fit(nan_items: set[int], steps: int, tolerance: int) -> VideoClassifier:
+    arch = ModelConfig(vit="tiny", num_frames=2, num_classes=3, global_layers="4", local_type="none")
+    module = VideoClassifier(arch=arch, max_nonfinite_steps=tolerance)
+    trainer = pl.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, DataLoader(_Clips(steps, nan_items), batch_size=1))
+    return module
+
+
+def test_nonfinite_steps_are_skipped():
+    module = _guarded_fit({1, 3}, steps=6, tolerance=3)
+    assert module.nonfinite_total == 2
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+def test_nonfinite_in_a_row_stops_the_run():
+    with pytest.raises(NonFiniteLossError, match="4 consecutive training steps"):
+        _guarded_fit(set(range(10)), steps=10, tolerance=3)

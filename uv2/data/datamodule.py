@@ -1,0 +1,437 @@
+"""Lightning DataModules: :class:`VideoDataModule` (video classification) and :class:`ImageDataModule` (images).
+
+Both take plain typed constructor arguments so LightningCLI / jsonargparse can build them from YAML.
+
+Data source: either lists (``list_format`` + ``train_list`` / ``val_list`` / ``test_list`` + ``classes_file`` +
+``data_root``; see :mod:`uv2.data.lists`) or a synthetic set (``synthetic_set``): then ``prepare_data`` generates
+``<synthetic_root>/<synthetic_size>_seed<synthetic_seed>`` with :func:`~uv2.data.synthetic.ensure_synthetic` and the
+lists point there (``train.csv``; ``val.csv`` for both validation and test). Explicit list arguments override the
+synthetic ones.
+
+Loaders: train shuffles (and drops the last partial batch), val serves one centre view per video, test serves every view
+(``num_test_clips x num_test_crops`` items per video, tagged with ``video_index`` / ``view_index`` for per-video
+averaging). Batches are dicts (see :mod:`uv2.data.dataset`); with ``num_repeats > 1`` the train batch is flattened
+to ``(batch_size * num_repeats, 3, T, H, W)`` by :func:`~uv2.data.dataset.collate_clips`. Under DDP Lightning
+inserts a ``DistributedSampler``; per-video aggregation of test views is the LightningModule's job.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader
+from torchdata.stateful_dataloader import StatefulDataLoader
+
+from uv2.data.dataset import ImageDataset, VideoDataset, VideoDatasetConfig, collate_clips, worker_init_fn
+from uv2.data.lists import LIST_FORMATS, VideoRecord, load_video_list, read_csv_list
+from uv2.data.synthetic import ALL_SETS, SIZES, ensure_synthetic, read_manifest
+from uv2.data.transforms import CLIP_MEAN, CLIP_STD, TransformConfig, parse_rand_augment
+
+log = logging.getLogger(__name__)
+
+__all__ = ["VideoDataModule", "ImageDataModule", "synthetic_root_for"]
+
+
+def synthetic_root_for(synthetic_root: str, size: str, seed: int) -> Path:
+    """Where a DataModule keeps the synthetic benchmark of (size, seed)."""
+    return Path(synthetic_root) / f"{size}_seed{seed}"
+
+
+class ResumableDataLoader(StatefulDataLoader):
+    """torchdata's StatefulDataLoader whose state is that of the batches the training loop has *consumed*.
+
+    Lightning fetches one batch ahead of the step it runs (to know which batch is the last), so when it saves a
+    checkpoint the loader has already produced the next batch; its plain state would make a resumed run skip
+    that batch. This loader snapshots its state before every fetch and reports the snapshot taken before the
+    latest one: mid-epoch that is the state after the batches already trained on, and at the end of an epoch
+    (the fetch that found no batch) the state after the whole epoch.
+    """
+
+    def __iter__(self):
+        self._state_before_fetch = None
+        return _SnapshotIterator(self, super().__iter__())
+
+    def state_dict(self) -> dict:
+        state = getattr(self, "_state_before_fetch", None)
+        return state if state is not None else super().state_dict()
+
+
+class _SnapshotIterator:
+    def __init__(self, loader: ResumableDataLoader, iterator) -> None:
+        self.loader, self.iterator = loader, iterator
+
+    def __iter__(self):
+        return self
+
+    def __len__(self) -> int:
+        return len(self.iterator)
+
+    def __next__(self):
+        self.loader._state_before_fetch = StatefulDataLoader.state_dict(self.loader)
+        return next(self.iterator)
+
+
+class VideoDataModule(pl.LightningDataModule):
+    """Video clips for training, validation (centre view) and multi-view testing.
+
+    Args:
+        list_format: "csv" (Kinetics-style), "ssv2" (SSv2 JSON; classes_file = labels.json) or "folder".
+        train_list: training list (CSV file, SSv2 split JSON, or folder root).
+        val_list: validation list.
+        test_list: test list (default: val_list).
+        classes_file: class names, one per line (csv; optional with integer labels), or SSv2 labels.json.
+        data_root: prefix for relative video paths (default: the list file's directory).
+        video_ext: SSv2 video extension.
+        synthetic_set: use a generated synthetic set instead of lists ("scene", "temporal", "scene_a", ...).
+        synthetic_size: "micro", "tiny", "small" or "medium".
+        synthetic_seed: generation seed of the synthetic set.
+        synthetic_root: parent directory of generated synthetic benchmarks.
+        num_frames: frames per clip (T).
+        sampling: "uniform" (TSN segments) or "dense" (stride over a window).
+        frame_stride: dense sampling stride.
+        crop_size: model input height = width.
+        short_side: eval short-side resize before cropping (default crop_size).
+        train_crop: "random_resized" (Inception crop) or "jitter" (short-side jitter + random crop).
+        scale_min: random_resized: minimum crop area fraction.
+        scale_max: random_resized: maximum crop area fraction.
+        ratio_min: random_resized: minimum aspect ratio.
+        ratio_max: random_resized: maximum aspect ratio.
+        jitter_min: jitter: minimum short side (default crop_size * 256 / 224).
+        jitter_max: jitter: maximum short side (default crop_size * 320 / 224).
+        flip: random horizontal flip in training (off for SSv2-like data).
+        rand_augment: timm RandAugment string (e.g. "rand-m7-n4-mstd0.5-inc1") or None.
+        mean: normalisation mean (default CLIP's).
+        std: normalisation std (default CLIP's).
+        num_test_clips: temporal clips per test video.
+        num_test_crops: spatial crops per test clip (1 or 3).
+        num_repeats: augmented clips per training video per item (repeated augmentation).
+        batch_size: training batch size (videos; the model sees batch_size * num_repeats clips).
+        eval_batch_size: val/test batch size (default batch_size).
+        num_workers: DataLoader worker processes.
+        worker_start_method: how workers start. "forkserver" (default) and "spawn" start clean processes (about 3 s
+            once per loader, as workers persist); "fork" starts instantly but can deadlock when the parent holds
+            locks of running threads (OpenMP, TensorBoard's writer, decoder threads) at fork time.
+        pin_memory: pin batches in page-locked memory.
+        max_bad_fraction: raise TooManyBadVideos when more than this fraction of videos fail to decode.
+        min_bad_attempts: ... measured once this many distinct videos were attempted in a worker.
+        max_retries: replacement videos tried for one item.
+        seed: seeds replacement choices and (with torch's seed) the augmentation RNGs.
+    """
+
+    def __init__(
+        self,
+        list_format: Literal["csv", "ssv2", "folder"] = "csv",
+        train_list: str | None = None,
+        val_list: str | None = None,
+        test_list: str | None = None,
+        classes_file: str | None = None,
+        data_root: str | None = None,
+        video_ext: str = ".webm",
+        synthetic_set: str | None = None,
+        synthetic_size: Literal["micro", "tiny", "small", "medium"] = "tiny",
+        synthetic_seed: int = 0,
+        synthetic_root: str = "data/synthetic",
+        num_frames: int = 8,
+        sampling: Literal["uniform", "dense"] = "uniform",
+        frame_stride: int = 8,
+        crop_size: int = 224,
+        short_side: int | None = None,
+        train_crop: Literal["random_resized", "jitter"] = "random_resized",
+        scale_min: float = 0.08,
+        scale_max: float = 1.0,
+        ratio_min: float = 3 / 4,
+        ratio_max: float = 4 / 3,
+        jitter_min: int | None = None,
+        jitter_max: int | None = None,
+        flip: bool = True,
+        rand_augment: str | None = None,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+        num_test_clips: int = 1,
+        num_test_crops: int = 1,
+        num_repeats: int = 1,
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        num_workers: int = 2,
+        worker_start_method: Literal["forkserver", "spawn", "fork"] = "forkserver",
+        pin_memory: bool = False,
+        max_bad_fraction: float = 0.01,
+        min_bad_attempts: int = 500,
+        max_retries: int = 10,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        if list_format not in LIST_FORMATS:
+            raise ValueError(f"unknown list_format {list_format!r}; valid choices: {', '.join(LIST_FORMATS)}")
+        if synthetic_set is not None:
+            if synthetic_set not in ALL_SETS or synthetic_set == "images":
+                valid = ", ".join(s for s in ALL_SETS if s != "images")
+                raise ValueError(f"unknown synthetic_set {synthetic_set!r} for videos; valid choices: {valid}")
+            if synthetic_size not in SIZES:
+                raise ValueError(f"unknown synthetic_size {synthetic_size!r}; valid choices: {', '.join(SIZES)}")
+        if (jitter_min is None) != (jitter_max is None):
+            raise ValueError("give both jitter_min and jitter_max, or neither")
+        if rand_augment is not None:
+            parse_rand_augment(rand_augment)
+        if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1) or num_workers < 0:
+            raise ValueError("batch sizes must be >= 1 and num_workers >= 0")
+        transform = TransformConfig(
+            crop_size=crop_size,
+            short_side=short_side,
+            train_crop=train_crop,
+            scale=(scale_min, scale_max),
+            ratio=(ratio_min, ratio_max),
+            jitter_short_side=None if jitter_min is None else (jitter_min, jitter_max),
+            flip=flip,
+            rand_augment=rand_augment,
+            mean=tuple(mean) if mean is not None else CLIP_MEAN,
+            std=tuple(std) if std is not None else CLIP_STD,
+        )
+        self.dataset_cfg = VideoDatasetConfig(
+            num_frames=num_frames,
+            sampling=sampling,
+            frame_stride=frame_stride,
+            num_test_clips=num_test_clips,
+            num_test_crops=num_test_crops,
+            num_repeats=num_repeats,
+            max_bad_fraction=max_bad_fraction,
+            min_attempts=min_bad_attempts,
+            max_retries=max_retries,
+            seed=seed,
+            transform=transform,
+        )
+        self.class_names: list[str] | None = None
+        self.train_dataset: VideoDataset | None = None
+        self.val_dataset: VideoDataset | None = None
+        self.test_dataset: VideoDataset | None = None
+
+    # -- sources --------------------------------------------------------------------------------------------------
+
+    @property
+    def synthetic_dir(self) -> Path | None:
+        hp = self.hparams
+        if hp.synthetic_set is None:
+            return None
+        return synthetic_root_for(hp.synthetic_root, hp.synthetic_size, hp.synthetic_seed)
+
+    def _sources(self) -> dict[str, str | None]:
+        """list_format, lists, classes file and data root after applying the synthetic defaults."""
+        hp = self.hparams
+        src = dict(
+            list_format=hp.list_format,
+            train=hp.train_list,
+            val=hp.val_list,
+            test=hp.test_list,
+            classes=hp.classes_file,
+            root=hp.data_root,
+        )
+        if hp.synthetic_set is not None:
+            d = self.synthetic_dir / hp.synthetic_set
+            src["list_format"] = "csv"
+            src["train"] = src["train"] or str(d / "train.csv")
+            src["val"] = src["val"] or str(d / "val.csv")
+            src["classes"] = src["classes"] or str(d / "classes.txt")
+        src["test"] = src["test"] or src["val"]
+        return src
+
+    def prepare_data(self) -> None:
+        """Generate the synthetic set when one is configured (called once per node by Lightning)."""
+        hp = self.hparams
+        if hp.synthetic_set is not None:
+            ensure_synthetic(
+                self.synthetic_dir, size=hp.synthetic_size, seed=hp.synthetic_seed, sets=[hp.synthetic_set]
+            )
+
+    def _load(self, which: str) -> list[VideoRecord]:
+        src = self._sources()
+        path = src[which]
+        if path is None:
+            raise ValueError(f"no {which} list configured (set {which}_list)")
+        if self.hparams.synthetic_set is not None and read_manifest(self.synthetic_dir) is None:
+            raise FileNotFoundError(f"synthetic data missing in {self.synthetic_dir}; call prepare_data() first")
+        records, names = load_video_list(src["list_format"], path, src["classes"], src["root"], self.hparams.video_ext)
+        if self.class_names is None or len(names) > len(self.class_names):
+            self.class_names = names
+        return records
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the datasets a stage needs ("fit", "validate", "test", "predict"; None: all available)."""
+        cfg = self.dataset_cfg
+        src = self._sources()
+        if not any(src[k] for k in ("train", "val", "test")):
+            raise ValueError("VideoDataModule needs lists (train_list / val_list / test_list) or synthetic_set")
+        if stage in ("fit", None) and src["train"] is not None and self.train_dataset is None:
+            self.train_dataset = VideoDataset(self._load("train"), "train", cfg)
+        if stage in ("fit", "validate", None) and src["val"] is not None and self.val_dataset is None:
+            self.val_dataset = VideoDataset(self._load("val"), "val", cfg)
+        if stage in ("test", "predict", None) and src["test"] is not None and self.test_dataset is None:
+            self.test_dataset = VideoDataset(self._load("test"), "test", cfg)
+        if stage == "fit" and self.train_dataset is None:
+            raise ValueError("stage 'fit' needs train_list (or synthetic_set)")
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes (after setup)."""
+        if self.class_names is None:
+            raise RuntimeError("num_classes is known after setup()")
+        return len(self.class_names)
+
+    @property
+    def num_test_videos(self) -> int:
+        """Videos in the test list (after setup('test')); the test loader yields this times the views."""
+        if self.test_dataset is None:
+            raise RuntimeError("num_test_videos is known after setup('test')")
+        return self.test_dataset.num_videos
+
+    # -- loaders --------------------------------------------------------------------------------------------------
+
+    def _loader(self, dataset: VideoDataset | None, train: bool) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError("call setup() with the matching stage before asking for its DataLoader")
+        hp = self.hparams
+        # training uses a StatefulDataLoader: Lightning saves its sampler position in every checkpoint, so a run
+        # resumed mid-epoch sees exactly the batches the interrupted one had left
+        loader_class = ResumableDataLoader if train else DataLoader
+        return loader_class(
+            dataset,
+            batch_size=hp.batch_size if train else (hp.eval_batch_size or hp.batch_size),
+            shuffle=train,
+            drop_last=train and len(dataset) >= hp.batch_size,
+            num_workers=hp.num_workers,
+            pin_memory=hp.pin_memory,
+            persistent_workers=hp.num_workers > 0,
+            multiprocessing_context=hp.worker_start_method if hp.num_workers > 0 else None,
+            worker_init_fn=worker_init_fn if hp.num_workers > 0 else None,
+            collate_fn=collate_clips,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_dataset, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_dataset, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_dataset, train=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.test_dataset, train=False)
+
+
+class ImageDataModule(pl.LightningDataModule):
+    """Images listed as ``path,label`` (default: the synthetic ``images`` set) for image-ViT pretraining.
+
+    Args:
+        train_list: training CSV (default: the synthetic images set's train.csv).
+        val_list: validation CSV (default: the synthetic images set's val.csv).
+        classes_file: class names file.
+        data_root: prefix for relative image paths (default: the list file's directory).
+        synthetic_size: size of the synthetic benchmark when lists are not given.
+        synthetic_seed: its generation seed.
+        synthetic_root: parent directory of generated synthetic benchmarks.
+        crop_size: output height = width.
+        short_side: eval short-side resize (default crop_size).
+        scale_min: training crop minimum area fraction.
+        scale_max: training crop maximum area fraction.
+        flip: random horizontal flip in training.
+        mean: normalisation mean (default CLIP's).
+        std: normalisation std (default CLIP's).
+        batch_size: batch size.
+        num_workers: DataLoader workers.
+        worker_start_method: how workers start (see VideoDataModule).
+        seed: augmentation seed (combined with torch's seed).
+    """
+
+    def __init__(
+        self,
+        train_list: str | None = None,
+        val_list: str | None = None,
+        classes_file: str | None = None,
+        data_root: str | None = None,
+        synthetic_size: Literal["micro", "tiny", "small", "medium"] = "tiny",
+        synthetic_seed: int = 0,
+        synthetic_root: str = "data/synthetic",
+        crop_size: int = 32,
+        short_side: int | None = None,
+        scale_min: float = 0.35,
+        scale_max: float = 1.0,
+        flip: bool = True,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+        batch_size: int = 64,
+        num_workers: int = 2,
+        worker_start_method: Literal["forkserver", "spawn", "fork"] = "forkserver",
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.transform = TransformConfig(
+            crop_size=crop_size,
+            short_side=short_side,
+            scale=(scale_min, scale_max),
+            flip=flip,
+            mean=tuple(mean) if mean is not None else CLIP_MEAN,
+            std=tuple(std) if std is not None else CLIP_STD,
+        )
+        self.class_names: list[str] | None = None
+        self.train_dataset: ImageDataset | None = None
+        self.val_dataset: ImageDataset | None = None
+
+    @property
+    def _synthetic(self) -> bool:
+        return self.hparams.train_list is None and self.hparams.val_list is None
+
+    @property
+    def synthetic_dir(self) -> Path:
+        hp = self.hparams
+        return synthetic_root_for(hp.synthetic_root, hp.synthetic_size, hp.synthetic_seed)
+
+    def prepare_data(self) -> None:
+        if self._synthetic:
+            hp = self.hparams
+            ensure_synthetic(self.synthetic_dir, size=hp.synthetic_size, seed=hp.synthetic_seed, sets=["images"])
+
+    def setup(self, stage: str | None = None) -> None:
+        hp = self.hparams
+        d = self.synthetic_dir / "images"
+        train = hp.train_list or (str(d / "train.csv") if self._synthetic else None)
+        val = hp.val_list or (str(d / "val.csv") if self._synthetic else None)
+        classes = hp.classes_file or (str(d / "classes.txt") if self._synthetic else None)
+        if train is not None and self.train_dataset is None:
+            records, self.class_names = read_csv_list(train, classes, hp.data_root)
+            self.train_dataset = ImageDataset(records, True, self.transform, hp.seed)
+        if val is not None and self.val_dataset is None:
+            records, names = read_csv_list(val, classes, hp.data_root)
+            self.class_names = self.class_names or names
+            self.val_dataset = ImageDataset(records, False, self.transform, hp.seed)
+
+    @property
+    def num_classes(self) -> int:
+        if self.class_names is None:
+            raise RuntimeError("num_classes is known after setup()")
+        return len(self.class_names)
+
+    def _loader(self, dataset: ImageDataset | None, train: bool) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError("call setup() before asking for a DataLoader")
+        hp = self.hparams
+        return DataLoader(
+            dataset,
+            batch_size=hp.batch_size,
+            shuffle=train,
+            drop_last=train and len(dataset) >= hp.batch_size,
+            num_workers=hp.num_workers,
+            persistent_workers=hp.num_workers > 0,
+            multiprocessing_context=hp.worker_start_method if hp.num_workers > 0 else None,
+            worker_init_fn=worker_init_fn if hp.num_workers > 0 else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_dataset, True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_dataset, False)

@@ -1,0 +1,314 @@
+"""The LightningModule: UniFormerV2 (or a plain image ViT, a 1-frame video) trained with the paper's recipe.
+
+Training: AdamW (no decay on 1-D parameters, biases, tokens), per-iteration cosine schedule with linear warm-up,
+label smoothing, optional mixup / cutmix (timm's, applied to clips as (B, C*T, H, W) so one box covers every frame),
+a guard that skips non-finite losses and stops after too many in a row. Evaluation: top-1, top-5 and mean class
+accuracy per clip (validation) and per video (test: softmax scores averaged over every view of a video, exact under
+DDP: views gathered from every rank, duplicates from sampler padding removed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from timm.data import Mixup
+from timm.loss import SoftTargetCrossEntropy
+from torchmetrics.functional.classification import multiclass_accuracy
+
+from uv2.io import atomic_torch_save, atomic_write_text
+from uv2.models import ModelConfig
+from uv2.models.convert import export_image_vit, init_model
+from uv2.train.optim import OptimConfig, build_optimizer, effective_lr
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many consecutive training steps produced a NaN / Inf loss."""
+
+
+def clip_batch(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The (B, 3, T, H, W) input of a batch; an image batch (B, 3, H, W) becomes 1-frame clips."""
+    return batch["video"] if "video" in batch else batch["image"].unsqueeze(2)
+
+
+def accuracies(scores: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, torch.Tensor]:
+    """Top-1, top-5 (top-k capped at the class count, for tiny label sets) and mean class accuracy, in percent."""
+    return {
+        "top1": 100 * multiclass_accuracy(scores, labels, num_classes, average="micro"),
+        "top5": 100 * multiclass_accuracy(scores, labels, num_classes, average="micro", top_k=min(5, num_classes)),
+        "mean_class": 100 * multiclass_accuracy(scores, labels, num_classes, average="macro"),
+    }
+
+
+class VideoClassifier(pl.LightningModule):
+    def __init__(
+        self,
+        arch: ModelConfig = ModelConfig(),
+        init_from: str | None = None,
+        optim: OptimConfig = OptimConfig(),
+        label_smoothing: float = 0.0,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        max_nonfinite_steps: int = 20,
+        class_names: list[str] | None = None,
+    ) -> None:
+        """
+        Args:
+            arch: the UniFormerV2 switches (uv2.models.ModelConfig).
+            init_from: weights to start from: a CLIP / open_clip / timm image ViT file, an official .pyth, a uv2
+                checkpoint or a Lightning checkpoint of a uv2 run (a different class count gets a new head).
+            optim: optimiser and schedule.
+            label_smoothing: label smoothing of the cross-entropy.
+            mixup_alpha: mixup Beta(alpha, alpha) (0 = off).
+            cutmix_alpha: cutmix Beta(alpha, alpha) (0 = off).
+            max_nonfinite_steps: consecutive non-finite losses tolerated (each skips its step) before stopping.
+            class_names: label names (filled from the data module when omitted; stored in checkpoints).
+        """
+        super().__init__()
+        arch = arch if isinstance(arch, ModelConfig) else ModelConfig(**arch)
+        optim = optim if isinstance(optim, OptimConfig) else OptimConfig(**optim)
+        # plain containers only, so checkpoints load with torch.load(weights_only=True)
+        self.save_hyperparameters({"arch": dataclasses.asdict(arch), "init_from": init_from,
+                                   "optim": dataclasses.asdict(optim), "label_smoothing": label_smoothing,
+                                   "mixup_alpha": mixup_alpha, "cutmix_alpha": cutmix_alpha,
+                                   "max_nonfinite_steps": max_nonfinite_steps, "class_names": class_names},
+                                  logger=False)
+        self.arch, self.optim_cfg = arch, optim
+        self.model, report = init_model(arch, init_from)
+        if report is not None:
+            log.info(report.summary())
+        self.class_names = class_names
+        self.mixup = None
+        if mixup_alpha > 0 or cutmix_alpha > 0:
+            self.mixup = Mixup(mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, label_smoothing=label_smoothing,
+                               num_classes=arch.num_classes)
+        self.nonfinite_in_a_row = 0
+        self.nonfinite_total = 0
+        self._test_outputs: list[dict[str, torch.Tensor]] = []
+
+    # ------------------------------------------------------------------------------------------------ set-up
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None:
+            return
+        num_classes = getattr(datamodule, "num_classes", None)
+        if num_classes is not None and num_classes != self.arch.num_classes:
+            raise ValueError(f"model.arch.num_classes is {self.arch.num_classes} but the data has {num_classes} "
+                             f"classes; set model.arch.num_classes: {num_classes}")
+        if self.class_names is None and getattr(datamodule, "class_names", None):
+            self.class_names = list(datamodule.class_names)
+            self.hparams["class_names"] = self.class_names
+
+    def on_fit_start(self) -> None:
+        batch = self.trainer.datamodule.hparams.get("batch_size") if self.trainer.datamodule else None
+        global_batch = (batch or 0) * self.trainer.world_size * self.trainer.accumulate_grad_batches
+        lr = effective_lr(self.optim_cfg, global_batch)
+        scaled = f" (scaled from {self.optim_cfg.lr:g} x {global_batch} / {self.optim_cfg.lr_reference_batch})" \
+            if self.optim_cfg.lr_reference_batch else " (no batch-size scaling: set optim.lr_reference_batch)"
+        log.info(f"global batch {global_batch} = {batch} x {self.trainer.world_size} devices x "
+                 f"{self.trainer.accumulate_grad_batches} accumulation; peak lr {lr:g}{scaled}")
+        for logger in self.loggers:
+            logger.log_hyperparams(self.hparams_for_logging(global_batch, lr),
+                                   {"hp/val_top1": 0.0, "hp/test_top1": 0.0})
+
+    def hparams_for_logging(self, global_batch: int, lr: float) -> dict[str, Any]:
+        """The switches of the run, flat, for TensorBoard's HPARAMS tab."""
+        flat = {f"arch/{k}": (str(v) if isinstance(v, (dict, list)) or v is None else v)
+                for k, v in dataclasses.asdict(self.arch).items()}
+        flat.update({f"optim/{k}": (str(v) if v is None else v) for k, v in dataclasses.asdict(self.optim_cfg).items()})
+        flat.update({"global_batch": global_batch, "effective_lr": lr, "init_from": str(self.hparams.init_from),
+                     "label_smoothing": self.hparams.label_smoothing})
+        return flat
+
+    def configure_optimizers(self):
+        batch = self.trainer.datamodule.hparams.get("batch_size") if self.trainer.datamodule else 0
+        lr = effective_lr(self.optim_cfg, (batch or 0) * self.trainer.world_size * self.trainer.accumulate_grad_batches)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
+        new = {id(p) for p in self.model.new_parameters()}
+        optimizer, schedule = build_optimizer(self.model, self.optim_cfg, lr, new, total, total / epochs)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    # --------------------------------------------------------------------------------------------- steps
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        return self.model(video)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int):
+        video, labels = clip_batch(batch), batch["label"]
+        if self.mixup is not None and video.shape[0] % 2 == 0:
+            B, C, T, H, W = video.shape
+            mixed, targets = self.mixup(video.reshape(B, C * T, H, W), labels)  # one box / lambda for all frames
+            logits = self.model(mixed.view(B, C, T, H, W))
+            loss = SoftTargetCrossEntropy()(logits, targets)
+        else:
+            logits = self.model(video)
+            loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+        if not self._loss_is_finite(loss):
+            return None  # every rank skips this step together (see _loss_is_finite)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(labels))
+        self.log("train/top1", 100 * (logits.argmax(-1) == labels).float().mean(), on_step=False, on_epoch=True,
+                 batch_size=len(labels))
+        if "decode_failures" in batch:
+            self.log("data/decode_failures", batch["decode_failures"].sum().float(), on_step=False, on_epoch=True,
+                     reduce_fx="sum", batch_size=len(labels))
+        return loss
+
+    def _loss_is_finite(self, loss: torch.Tensor) -> bool:
+        """All ranks agree (one all-reduce) so that a skipped step is skipped everywhere and DDP stays in step."""
+        finite = torch.isfinite(loss.detach()).float()
+        if self.trainer.world_size > 1:
+            finite = self.trainer.strategy.reduce(finite, reduce_op="min")
+        if finite.item() > 0:
+            self.nonfinite_in_a_row = 0
+            return True
+        self.nonfinite_in_a_row += 1
+        self.nonfinite_total += 1
+        log.warning(f"non-finite loss at step {self.global_step}: step skipped "
+                    f"({self.nonfinite_in_a_row} in a row, {self.nonfinite_total} in total)")
+        self.log("train/nonfinite_steps", float(self.nonfinite_total), on_step=True, on_epoch=False)
+        if self.nonfinite_in_a_row > self.hparams.max_nonfinite_steps:
+            raise NonFiniteLossError(
+                f"{self.nonfinite_in_a_row} consecutive training steps had a non-finite loss (last at global step "
+                f"{self.global_step}); lower optim.lr, enable gradient clipping (trainer.gradient_clip_val) or use "
+                f"fp32 / bf16-mixed precision")
+        return False
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if self.model.head.balance is not None and self.global_step % 50 == 0:
+            weight = torch.sigmoid(self.model.head.balance.detach())
+            self.log_dict({"model/fusion_weight_mean": weight.mean(), "model/fusion_weight_min": weight.min(),
+                           "model/fusion_weight_max": weight.max()}, on_step=True, on_epoch=False)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        logits = self.model(clip_batch(batch))
+        labels = batch["label"]
+        self.log("val/loss", F.cross_entropy(logits, labels), on_epoch=True, sync_dist=True, batch_size=len(labels))
+        for name, value in accuracies(logits, labels, self.arch.num_classes).items():
+            self.log(f"val/{name}", value, on_epoch=True, sync_dist=True, prog_bar=name == "top1",
+                     batch_size=len(labels))
+
+    def on_validation_epoch_end(self) -> None:
+        top1 = self.trainer.callback_metrics.get("val/top1")
+        if top1 is not None and not self.trainer.sanity_checking:
+            best = max(float(top1), float(getattr(self, "_best_val_top1", 0.0)))
+            self._best_val_top1 = best
+            self.log("hp/val_top1", best, sync_dist=False)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        scores = self.model(clip_batch(batch)).float().softmax(-1)
+        self._test_outputs.append({"scores": scores, "label": batch["label"],
+                                   "video": batch.get("video_index", batch.get("index")),
+                                   "view": batch.get("view_index", torch.zeros_like(batch["label"]))})
+
+    def on_test_epoch_start(self) -> None:
+        self._test_outputs = []
+
+    def on_test_epoch_end(self) -> None:
+        result = self.video_level_results(self._test_outputs)
+        self._test_outputs = []
+        self.test_results = result
+        metrics = {f"test/{k}": v for k, v in result["metrics"].items()}
+        metrics["test/videos"] = float(result["num_videos"])
+        metrics["hp/test_top1"] = result["metrics"]["top1"]
+        self.log_dict(metrics, sync_dist=False, rank_zero_only=True)
+        if self.trainer.is_global_zero and not self.trainer.sanity_checking:
+            summary = {"metrics": result["metrics"], "num_videos": result["num_videos"], "num_views": result["num_views"],
+                       "global_step": self.global_step, "world_size": self.trainer.world_size}
+            atomic_write_text(Path(self.trainer.default_root_dir) / "test_results.json", json.dumps(summary, indent=2))
+
+    def video_level_results(self, outputs: list[dict[str, torch.Tensor]]) -> dict[str, Any]:
+        """Average softmax scores over the views of each video, gathered from every rank, each (video, view)
+        counted once (DistributedSampler pads ranks by repeating samples)."""
+        if outputs:
+            scores = torch.cat([o["scores"] for o in outputs])
+            labels, videos, views = (torch.cat([o[k] for o in outputs]).long() for k in ("label", "video", "view"))
+        else:
+            scores = torch.zeros(0, self.arch.num_classes, device=self.device)
+            labels = videos = views = torch.zeros(0, dtype=torch.long, device=self.device)
+        if self.trainer.world_size > 1:
+            scores, labels, videos, views = self._gather_padded(scores, labels, videos, views)
+        key = videos * (int(views.max()) + 1 if len(views) else 1) + views
+        _, first = _unique_first(key)
+        scores, labels, videos = scores[first], labels[first], videos[first]
+        video_ids, inverse = torch.unique(videos, return_inverse=True)
+        summed = torch.zeros(len(video_ids), scores.shape[1], device=scores.device).index_add_(0, inverse, scores)
+        counts = torch.zeros(len(video_ids), device=scores.device).index_add_(0, inverse, torch.ones_like(inverse,
+                                                                                               dtype=torch.float))
+        video_scores = summed / counts[:, None]
+        video_labels = torch.zeros(len(video_ids), dtype=torch.long, device=scores.device).index_copy_(0, inverse, labels)
+        metrics = {k: float(v) for k, v in accuracies(video_scores, video_labels, self.arch.num_classes).items()} \
+            if len(video_ids) else {"top1": 0.0, "top5": 0.0, "mean_class": 0.0}
+        return {"metrics": metrics, "num_videos": len(video_ids), "num_views": len(key),
+                "video_ids": video_ids.cpu(), "scores": video_scores.cpu(), "labels": video_labels.cpu()}
+
+    def _gather_padded(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """all_gather of per-rank tensors of different lengths (padded, then unpadded)."""
+        length = torch.tensor([len(tensors[0])], device=self.device)
+        lengths = self.all_gather(length).flatten().tolist()
+        longest = max(lengths)
+        gathered = []
+        for t in tensors:
+            padded = torch.zeros((longest, *t.shape[1:]), dtype=t.dtype, device=t.device)
+            padded[: len(t)] = t
+            everything = self.all_gather(padded)  # (world, longest, ...)
+            gathered.append(torch.cat([everything[r, :n] for r, n in enumerate(lengths)]))
+        return tuple(gathered)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["hyper_parameters"]["class_names"] = self.class_names
+
+
+def _unique_first(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unique values of `key` and the index of each one's first occurrence."""
+    unique, inverse = torch.unique(key, return_inverse=True)
+    order = torch.arange(len(key), device=key.device)
+    first = torch.full((len(unique),), len(key), dtype=torch.long, device=key.device).scatter_reduce_(
+        0, inverse, order, reduce="amin")
+    return unique, first
+
+
+class ExportImageViT(pl.Callback):
+    """At the end of fit, write the ViT part of the model (timm names, 2D stem) to RUN_DIR/`filename`, so an
+    image-pretrained preset initialises the video presets (model.init_from)."""
+
+    def __init__(self, filename: str = "vit.pth") -> None:
+        self.filename = filename
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: VideoClassifier) -> None:
+        if trainer.is_global_zero:
+            path = Path(trainer.default_root_dir) / self.filename
+            atomic_torch_save(export_image_vit(pl_module.model), path)
+            log.info(f"exported the image ViT to {path}")
+
+
+class PerfMonitor(pl.Callback):
+    """Logs data/wait_s (time the training loop waited for the batch), data/wait_fraction and perf/clips_per_s."""
+
+    def __init__(self) -> None:
+        self._last_end: float | None = None
+        self._start = 0.0
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._last_end = time.perf_counter()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        self._start = time.perf_counter()
+        self._wait = self._start - self._last_end if self._last_end is not None else 0.0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        end = time.perf_counter()
+        total = end - self._start + self._wait
+        clips = len(batch["label"])
+        pl_module.log_dict({"data/wait_s": self._wait, "data/wait_fraction": self._wait / max(total, 1e-9),
+                            "perf/clips_per_s": clips * trainer.world_size / max(total, 1e-9)},
+                           on_step=True, on_epoch=True, batch_size=clips)
+        self._last_end = end

@@ -1,0 +1,81 @@
+"""AdamW parameter groups (no weight decay on 1-D parameters, biases and tokens; an optional lr multiplier for the
+modules UniFormerV2 adds to the pretrained ViT) and the per-iteration cosine schedule with linear warm-up."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+# parameters that are tokens or per-channel gates rather than weights: never decayed
+NO_DECAY_NAMES = ("cls_token", "pos_embed", "fusion.query", "fusion.queries", "head.balance")
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser and schedule of a run (the paper's recipe: AdamW, wd 0.05, cosine with warm-up)."""
+
+    lr: float = 1e-3  # peak learning rate of the pretrained ViT's parameters
+    new_module_lr_scale: float = 1.0  # lr multiplier for local/global blocks and the head (1 = one lr for all)
+    weight_decay: float = 0.05  # AdamW decoupled weight decay (not on 1-D parameters, biases, tokens)
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    warmup_epochs: float = 1.0  # linear warm-up from warmup_start_factor * lr, stepped per iteration
+    warmup_start_factor: float = 0.01
+    min_lr_factor: float = 0.01  # cosine ends at min_lr_factor * lr
+    lr_reference_batch: int | None = None  # opt-in linear scaling: lr * global_batch / lr_reference_batch
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0 or self.new_module_lr_scale <= 0:
+            raise ValueError(f"optim.lr and optim.new_module_lr_scale must be > 0, got {self.lr}, "
+                             f"{self.new_module_lr_scale}")
+        if self.warmup_epochs < 0 or not 0 <= self.min_lr_factor <= 1:
+            raise ValueError("optim.warmup_epochs must be >= 0 and optim.min_lr_factor in [0, 1]")
+
+
+def effective_lr(cfg: OptimConfig, global_batch: int) -> float:
+    """The peak lr actually used: scaled by global_batch / lr_reference_batch only when that is set."""
+    return cfg.lr * global_batch / cfg.lr_reference_batch if cfg.lr_reference_batch else cfg.lr
+
+
+def param_groups(model: nn.Module, lr: float, cfg: OptimConfig, new_params: set[int] | None = None) -> list[dict]:
+    """Four groups: {pretrained, new} x {decay, no decay}; empty groups dropped. `new_params` holds the ids of the
+    parameters that get lr * new_module_lr_scale."""
+    new_params = new_params or set()
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        no_decay = param.ndim <= 1 or name.endswith(".bias") or name.endswith(NO_DECAY_NAMES)
+        groups.setdefault((id(param) in new_params, no_decay), []).append(param)
+    return [
+        {"params": params, "lr": lr * (cfg.new_module_lr_scale if new else 1.0),
+         "weight_decay": 0.0 if no_decay else cfg.weight_decay, "name": f"{'new' if new else 'vit'}"
+                                                                          f"{'_no_decay' if no_decay else ''}"}
+        for (new, no_decay), params in sorted(groups.items())
+    ]
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int, start_factor: float, min_factor: float):
+    """Multiplier of the peak lr at optimizer step s: linear warm-up, then cosine down to min_factor."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return start_factor + (1 - start_factor) * step / max(1, warmup_steps)
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig, lr: float, new_params: set[int], total_steps: int,
+                    steps_per_epoch: float):
+    optimizer = torch.optim.AdamW(param_groups(model, lr, cfg, new_params), lr=lr, betas=(cfg.beta1, cfg.beta2),
+                                  eps=cfg.eps)
+    warmup = round(cfg.warmup_epochs * steps_per_epoch)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_cosine(total_steps, min(warmup, total_steps), cfg.warmup_start_factor, cfg.min_lr_factor))
+    return optimizer, schedule
