@@ -307,3 +307,15 @@ def test_load_view_matches_items_and_raises_for_bad_videos(videos, bad_files):
         ds.load_view(1, 0)
     with pytest.raises(IndexError, match="view_index 6 out of range for 6 views"):
         ds.load_view(0, 6)
+
+
+def test_cache_decoded_gives_the_same_clips(tmp_path):
+    """Decoding every frame once and indexing it serves exactly the clips of seek-and-decode."""
+    generate(tmp_path, size="micro", seed=0, sets=["temporal"], workers=1)
+    records, _ = read_csv_list(tmp_path / "temporal" / "val.csv", tmp_path / "temporal" / "classes.txt")
+    plain = VideoDataset(records, "test", _cfg(num_test_clips=2, transform=TransformConfig(crop_size=24)))
+    cached = VideoDataset(records, "test", _cfg(num_test_clips=2, cache_decoded=True,
+                                                transform=TransformConfig(crop_size=24)))
+    for item in range(len(plain)):
+        assert torch.equal(plain[item]["video"], cached[item]["video"])
+    assert len(cached._frame_cache) == len(records)  # each video decoded once for all its views

@@ -111,8 +111,8 @@ def test_adding_a_set_keeps_the_others(tmp_path):
 @pytest.mark.parametrize("forward, backward", TEMPORAL_PAIRS)
 def test_temporal_partner_is_time_reversal(tmp_path, forward, backward):
     rng = np.random.default_rng(7)
-    for trial in range(2):
-        params = sample_temporal_params(rng, 48, 16)
+    for trial, nuisance in enumerate((0.0, 1.0)):  # the tiny set's clean videos and the medium set's
+        params = sample_temporal_params(rng, 48, 16, nuisance=nuisance)
         fwd, bwd = render_temporal(forward, params), render_temporal(backward, params)
         assert np.array_equal(bwd, fwd[::-1])
         write_video(tmp_path / f"f{trial}.mp4", fwd)
@@ -122,7 +122,7 @@ def test_temporal_partner_is_time_reversal(tmp_path, forward, backward):
         reversed_err = np.abs(dec_f[::-1] - dec_b).mean()
         forward_err = np.abs(dec_f - dec_b).mean()
         assert reversed_err < 2.5, reversed_err  # only codec noise
-        assert forward_err > 2 * reversed_err + 1.0, (forward_err, reversed_err)  # the order really matters
+        assert forward_err > 1.5 * reversed_err + 1.0, (forward_err, reversed_err)  # the order really matters
         # an order-blind view (the set of frames) cannot tell the two classes apart
         assert np.array_equal(np.sort(fwd.reshape(16, -1), axis=0), np.sort(bwd.reshape(16, -1), axis=0))
 

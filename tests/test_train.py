@@ -39,7 +39,7 @@ def synth_root(tmp_path_factory) -> Path:
 def micro_data_args(root: Path, image: bool = False) -> list[str]:
     """Overrides that point any experiment at the micro synthetic benchmark, small and single-process."""
     args = ["--data.init_args.synthetic_size", "micro", "--data.init_args.synthetic_root", str(root),
-            "--data.init_args.num_workers", "0", "--data.init_args.crop_size", "32"]
+            "--data.init_args.num_workers", "0", "--data.init_args.crop_size", "32", "--model.init_from", "null"]
     if not image:
         args += ["--data.init_args.synthetic_set", "temporal", "--data.init_args.short_side", "32",
                  "--data.init_args.batch_size", "4", "--data.init_args.num_test_clips", "2",
@@ -54,8 +54,7 @@ def tiny_size_args(config: Path) -> list[str]:
     arch = load_experiment(config)["model"]["arch"]
     if arch.get("vit", "").startswith("clip_"):
         overrides = {"width": 64, "heads": 1, "img_size": 32, "patch_size": 8}
-        return ["--model.arch.vit_overrides", json.dumps(overrides), "--model.init_from", "null",
-                "--model.arch.num_classes", "10", "--model.arch.num_frames", "8", "--data.init_args.num_frames", "8"]
+        return ["--model.arch.vit_overrides", json.dumps(overrides), "--model.arch.num_classes", "10", "--model.arch.num_frames", "8", "--data.init_args.num_frames", "8"]
     return []
 
 

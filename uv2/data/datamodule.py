@@ -118,6 +118,8 @@ class VideoDataModule(pl.LightningDataModule):
         max_bad_fraction: raise TooManyBadVideos when more than this fraction of videos fail to decode.
         min_bad_attempts: ... measured once this many distinct videos were attempted in a worker.
         max_retries: replacement videos tried for one item.
+        cache_decoded: decode each video once and keep its frames in memory (per process; for small sets such as
+            the synthetic benchmark, where it removes decoding from every epoch after the first).
         seed: seeds replacement choices and (with torch's seed) the augmentation RNGs.
     """
 
@@ -161,6 +163,7 @@ class VideoDataModule(pl.LightningDataModule):
         max_bad_fraction: float = 0.01,
         min_bad_attempts: int = 500,
         max_retries: int = 10,
+        cache_decoded: bool = False,
         seed: int = 0,
     ):
         super().__init__()
@@ -201,6 +204,7 @@ class VideoDataModule(pl.LightningDataModule):
             max_bad_fraction=max_bad_fraction,
             min_attempts=min_bad_attempts,
             max_retries=max_retries,
+            cache_decoded=cache_decoded,
             seed=seed,
             transform=transform,
         )

@@ -47,7 +47,7 @@ import torch
 from einops import rearrange
 from torch.utils.data import Dataset, default_collate
 
-from uv2.data.decode import VideoDecodeError, VideoIndex, decode_frames, probe_video
+from uv2.data.decode import VideoDecodeError, VideoIndex, decode_all_frames, decode_frames, probe_video
 from uv2.data.lists import VideoRecord
 from uv2.data.sampling import SAMPLING_MODES, SamplingMode, sample_indices
 from uv2.data.transforms import (
@@ -92,6 +92,7 @@ class VideoDatasetConfig:
     max_bad_fraction: float = 0.01  # raise TooManyBadVideos above this fraction of bad videos ...
     min_attempts: int = 500  # ... once this many distinct videos were attempted in the process
     max_retries: int = 10  # replacement videos tried for one item before giving up
+    cache_decoded: bool = False  # keep every decoded video in memory (small sets: decode once, augment each epoch)
     seed: int = 0  # seeds the (deterministic) choice of replacement videos
     transform: TransformConfig = field(default_factory=TransformConfig)  # crops, flips, RandAugment, normalisation
 
@@ -141,6 +142,7 @@ class VideoDataset(Dataset):
         self.eval_transform = EvalClipTransform(self.cfg.transform)
         self._index_cache: dict[str, VideoIndex] = {}
         self._attempted: set[int] = set()
+        self._frame_cache: dict[str, torch.Tensor] = {}  # path -> uint8 (N, C, H, W), with cfg.cache_decoded
         self._bad: dict[int, str] = {}  # list index -> error, insertion-ordered (first bad first)
         self._rng: np.random.Generator | None = None
         self._rng_owner: tuple[int, int] | None = None
@@ -225,6 +227,12 @@ class VideoDataset(Dataset):
 
     def _decode(self, path: str, view_index: int) -> list[torch.Tensor]:
         """uint8 (T, C, H, W) clips (one per repeat) of ``path``."""
+        if self.cfg.cache_decoded:
+            if path not in self._frame_cache:  # every frame, once per process; later epochs only index it
+                self._frame_cache[path] = rearrange(torch.from_numpy(decode_all_frames(path)), "n h w c -> n c h w")
+            video = self._frame_cache[path]
+            clips = self._clip_indices(len(video), view_index)
+            return [video[torch.from_numpy(np.asarray(c, dtype=np.int64))] for c in clips]
         index = self._index_cache.get(path) or probe_video(path)
         clips = self._clip_indices(index.num_frames, view_index)
         frames, new_index = decode_frames(path, np.concatenate(clips), index)
