@@ -67,6 +67,30 @@ def test_every_experiment_fast_dev_run(config, synth_root, tmp_path):
     assert run("fit", argv) == 0
 
 
+def test_tiny_temporal_preset_learns(tmp_path):
+    """Image pretraining, then the tiny temporal preset: validation top-1 well above chance (10 %), and the run's
+    TensorBoard logs hold the scalar groups and the HPARAMS entry."""
+    image_run, video_run = tmp_path / "image_tiny", tmp_path / "temporal_tiny"
+    quiet = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+    assert run("fit", ["--config", str(REPO / "experiments/image_tiny.yaml"), "--run_dir", str(image_run),
+                       "--trainer.max_epochs", "8", *quiet]) == 0
+    assert run("fit", ["--config", str(REPO / "experiments/temporal_tiny.yaml"), "--run_dir", str(video_run),
+                       "--model.init_from", str(image_run / "vit.pth"), *quiet]) == 0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(video_run))
+    events.Reload()
+    scalars = events.Tags()["scalars"]
+    best = max(e.value for e in events.Scalars("val/top1"))
+    assert best >= 30.0, f"val top-1 {best:.1f} % after the preset's epochs (chance is 10 %)"
+    for tag in ("train/loss_step", "val/top1", "val/top5", "val/mean_class", "data/wait_s_step", "data/wait_fraction_step",
+                "perf/clips_per_s_step", "model/fusion_weight_mean", "hp/val_top1"):
+        assert tag in scalars, tag
+    assert any(t.startswith("lr-AdamW") for t in scalars)
+    assert (video_run / "config.yaml").exists() and (video_run / "checkpoints" / "last.ckpt").exists()
+    assert (image_run / "vit.pth").exists()
+
+
 def _fit_argv(synth_root: Path, run_dir: Path, *extra: str) -> list[str]:
     return ["--config", str(REPO / "experiments/temporal_tiny.yaml"), *micro_data_args(synth_root),
             "--trainer.enable_progress_bar", "false", "--run_dir", str(run_dir), *extra]

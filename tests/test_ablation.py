@@ -1,0 +1,199 @@
+"""Ablation grids: a micro table end to end, resume after a kill, a failing cell, table (e)'s union, sbatch."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from uv2.ablation.grid import load_table, scale_layers
+from uv2.ablation.union import LabelSet, build_union, slice_head, union_classes
+
+from .conftest import REPO
+
+
+def test_scale_layers():
+    assert scale_layers("9-12", 4) == "3-4"
+    assert scale_layers("5-12", 4) == "2-4"
+    assert scale_layers("1-12", 4) == "1-4"
+    assert scale_layers("1-8", 4) == "1-3" and scale_layers("1-4", 4) == "1-2"
+    assert scale_layers("9-12", 12) == "9-12" and scale_layers("none", 4) == "none"
+
+
+@pytest.mark.parametrize("name", ["a", "b", "c", "d", "e"])
+def test_paper_tables_load_and_expand(name):
+    """Every shipped table parses and expands into valid cells at both scales."""
+    from uv2.ablation.grid import expand_cells, load_datasets
+
+    table = load_table(name, REPO / "ablations" / "tables")
+    datasets = load_datasets(REPO / "ablations" / "datasets.yaml")
+    cells = expand_cells(table, datasets, "tiny", [1, 2], repo=REPO)
+    assert len(cells) == len(table.rows) * len(table.datasets) * 2
+    assert all(r.paper for r in table.rows)
+    if name != "e":  # K600 / K700 have no paper-scale recipe yet
+        paper = expand_cells(table, datasets, "paper", [1], repo=REPO)
+        assert paper[0].arch["vit"] == "clip_b16"
+
+
+def test_table_c_tiny_layers_are_mapped():
+    from uv2.ablation.grid import expand_cells, load_datasets
+
+    cells = expand_cells(load_table("c", REPO / "ablations" / "tables"),
+                         load_datasets(REPO / "ablations" / "datasets.yaml"), "tiny", [1], repo=REPO)
+    assert [c.arch["global_layers"] for c in cells if c.dataset == "scene"] == ["3-4", "3-4", "2-4", "1-4"]
+    assert [c.arch["global_dpe"] for c in cells if c.dataset == "scene"] == [False, True, True, True]
+
+
+# ------------------------------------------------------------------------------------------- micro grids (CLI)
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory) -> Path:
+    """A datasets file pointing at the micro synthetic benchmark, one quick epoch per cell."""
+    root = tmp_path_factory.mktemp("micro")
+    spec = {"experiment": "experiments/temporal_tiny.yaml", "epochs": 1,
+            "data": {"synthetic_size": "micro", "synthetic_root": str(root / "synthetic"), "batch_size": 4},
+            "overrides": {"model": {"init_from": None}}}
+    broken = {**spec, "data": {**spec["data"], "synthetic_set": None, "train_list": str(root / "missing.csv")}}
+    datasets = {"temporal": {"name": "SSv2", "tiny": spec, "paper": {"experiment": "experiments/ssv2_b16_16x224.yaml"}},
+                "broken": {"name": "SSv2", "tiny": broken, "paper": None}}
+    (root / "datasets.yaml").write_text(yaml.safe_dump(datasets))
+    return root
+
+
+def write_table(folder: Path, name: str, datasets: list[str], rows: list[dict]) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"title": f"micro {name}", "datasets": datasets, "rows": rows}))
+    return path
+
+
+MICRO_ROWS = [{"label": "no local", "arch": {"local_type": "none"}, "paper": {"temporal": 60.0, "broken": 1.0}},
+              {"label": "local MHRA", "arch": {"local_type": "lmhra"}, "paper": {"temporal": 65.0, "broken": 2.0}}]
+
+
+def grid(table: Path, micro: Path, out: Path, *extra: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "ablations/run.py", "--table", str(table), "--datasets",
+                           str(micro / "datasets.yaml"), "--out", str(out), *extra], cwd=REPO, capture_output=True,
+                          text=True, **kwargs)
+
+
+def read_results(out: Path, table: str) -> list[dict]:
+    with open(out / f"table_{table}" / "results.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_micro_table_end_to_end(micro, tmp_path):
+    table = write_table(tmp_path, "m2", ["temporal"], MICRO_ROWS)
+    result = grid(table, micro, tmp_path / "results", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = read_results(tmp_path / "results", "m2")
+    assert [(r["label"], r["dataset"], r["status"]) for r in rows] == [("no local", "temporal", "done"),
+                                                                       ("local MHRA", "temporal", "done")]
+    for r in rows:
+        assert 0 <= float(r["top1"]) <= 100 and float(r["gflops"]) > 0 and float(r["params_m"]) > 0
+        assert float(r["train_s"]) > 0 and float(r["clips_per_s"]) > 0 and float(r["peak_mem_mb"]) > 0
+        assert len(r["config_hash"]) == 12 and r["git_commit"]
+    assert float(rows[1]["params_m"]) > float(rows[0]["params_m"])  # the local blocks are there
+    table_md = (tmp_path / "results" / "table_m2" / "table.md").read_text()
+    assert "| no local |" in table_md and "| 60.0 |" in table_md and "2/2 cells done" in table_md
+    cell = tmp_path / "results" / "table_m2" / "cells" / "r01-local-mhra__temporal__seed1"
+    assert (cell / "cell.yaml").exists() and (cell / "checkpoints" / "last.ckpt").exists()
+    assert list(cell.glob("events.out.tfevents.*"))
+
+    again = grid(table, micro, tmp_path / "results", timeout=600)  # a rerun redoes nothing
+    assert again.returncode == 0 and again.stdout.count("done before") == 2
+
+
+def test_failing_cell_is_recorded_and_grid_continues(micro, tmp_path):
+    table = write_table(tmp_path, "mf", ["broken", "temporal"], MICRO_ROWS[:1])
+    result = grid(table, micro, tmp_path / "results", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    broken, ok = read_results(tmp_path / "results", "mf")
+    assert broken["status"] == "failed" and "missing.csv" in broken["error"]
+    assert ok["status"] == "done"
+    assert "broken: failed" in (tmp_path / "results" / "table_mf" / "table.md").read_text()
+
+
+def test_resume_after_kill_keeps_finished_cells(micro, tmp_path):
+    table = write_table(tmp_path, "mk", ["temporal"], MICRO_ROWS)
+    out = tmp_path / "results"
+    cmd = [sys.executable, "ablations/run.py", "--table", str(table), "--datasets", str(micro / "datasets.yaml"),
+           "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = out / "table_mk" / "cells" / "r00-no-local__temporal__seed1" / "cell.json"
+    results = out / "table_mk" / "results.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not (results.exists() and ",done," in results.read_text()):
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert json.loads(first.read_text())["status"] == "done"
+    finished_at = first.stat().st_mtime
+    rows = read_results(out, "mk")  # written atomically: complete, with the second cell still pending
+    assert [r["status"] for r in rows] == ["done", "pending"]
+
+    result = grid(table, micro, out, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "no local | temporal | seed 1: done before" in result.stdout
+    assert first.stat().st_mtime == finished_at
+    assert [r["status"] for r in read_results(out, "mk")] == ["done", "done"]
+
+
+def test_sbatch_script(tmp_path):
+    out = tmp_path / "results"
+    result = subprocess.run([sys.executable, "ablations/run.py", "--table", "c", "--scale", "paper", "--devices", "8",
+                             "--num-nodes", "2", "--data-root", "/datasets", "--out", str(out), "--slurm"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    slurm = out / "table_c" / "slurm"
+    cells = (slurm / "cells.sbatch").read_text()
+    assert "#SBATCH --array=0-7" in cells  # 4 rows x 2 datasets x 1 seed
+    assert "#SBATCH --nodes=2" in cells and "#SBATCH --gpus-per-node=8" in cells
+    assert "#SBATCH --ntasks-per-node=8" in cells
+    assert "srun python ablations/run.py --table c --scale paper --devices 8 --num-nodes 2 --data-root /datasets" \
+           in cells and cells.rstrip().endswith("--cell $SLURM_ARRAY_TASK_ID")
+    assert "--merge" in (slurm / "merge.sbatch").read_text()
+    assert "--dependency=afterany:$array_id" in (slurm / "submit.sh").read_text()
+    assert not (out / "table_c" / "cells").exists()  # nothing ran
+
+
+# ------------------------------------------------------------------------------------------------ table (e)
+def _write_set(folder: Path, name: str, classes: list[str], train: list[tuple[str, str]], val: list[tuple[str, str]]):
+    d = folder / name
+    d.mkdir(parents=True)
+    (d / "classes.txt").write_text("\n".join(classes) + "\n")
+    (d / "train.csv").write_text("".join(f"{p},{c}\n" for p, c in train))
+    (d / "val.csv").write_text("".join(f"{p},{c}\n" for p, c in val))
+    return LabelSet(name, d / "train.csv", d / "val.csv", d / "classes.txt")
+
+
+def test_union_by_class_name_keeps_validation_out(tmp_path):
+    a = _write_set(tmp_path, "a", ["run", "jump", "swim"], [("/v/a1.mp4", "run"), ("/v/a2.mp4", "swim")],
+                   [("/v/shared_val.mp4", "jump")])
+    # b trains on a's validation video (removed from the union's training) and on a's a1 (kept once)
+    b = _write_set(tmp_path, "b", ["jump", "ski"], [("/v/shared_val.mp4", "jump"), ("/v/b1.mp4", "ski"),
+                                                  ("/v/a1.mp4", "jump")], [("/v/b_val.mp4", "ski")])
+    counts = build_union([a, b], tmp_path / "union")
+    classes = (tmp_path / "union" / "classes.txt").read_text().split()
+    assert classes == union_classes([["run", "jump", "swim"], ["jump", "ski"]]) == ["jump", "run", "ski", "swim"]
+    train = [line.split(",") for line in (tmp_path / "union" / "train.csv").read_text().split()]
+    assert [(Path(p).name, classes[int(c)]) for p, c in train] == [("a1.mp4", "run"), ("a2.mp4", "swim"),
+                                                                   ("b1.mp4", "ski")]
+    assert counts == {"classes": 4, "train": 3, "val": 2, "removed_from_train": 1}  # b's copy of a val video
+
+
+def test_slice_head_by_class_name():
+    union = ["jump", "run", "ski", "swim"]
+    state = {"head.fc.weight": torch.arange(8.0).view(4, 2), "head.fc.bias": torch.arange(4.0), "x": torch.ones(1)}
+    sliced = slice_head(state, union, ["swim", "jump"])
+    assert sliced["head.fc.weight"].tolist() == [[6.0, 7.0], [0.0, 1.0]]
+    assert sliced["head.fc.bias"].tolist() == [3.0, 0.0] and sliced["x"] is state["x"]
+    with pytest.raises(ValueError, match="fly"):
+        slice_head(state, union, ["fly"])

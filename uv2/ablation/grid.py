@@ -1,0 +1,181 @@
+"""Ablation tables as data: a table file lists rows (the paper's labels, switches, numbers); the grid expands
+them into cells (row x dataset x seed), each a complete experiment config.
+
+Switches are written at the paper's scale (CLIP ViT-B/16, 12 layers). Layer ranges are mapped onto the depth of
+the ViT a scale uses ("9-12" of 12 layers is "3-4" of the tiny ViT's 4), so one table file serves every scale.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from uv2.config import ExperimentError, deep_merge, load_experiment
+from uv2.models import ModelConfig
+
+REFERENCE_DEPTH = 12  # the paper's ablations use ViT-B/16
+SCALES = ("tiny", "paper")
+SCRIPTS = ("individual", "cotrain", "union_cotrain", "union_individual")
+
+
+class TableError(ValueError):
+    """A table or datasets file is malformed; the message names the file and the field."""
+
+
+@dataclass
+class Row:
+    label: str
+    arch: dict[str, Any] = field(default_factory=dict)  # ModelConfig switches at the reference depth
+    paper: dict[str, float] = field(default_factory=dict)  # the paper's top-1 per dataset key
+    frames_factor: int = 1  # T-Down rows use twice the frames
+    script: str | None = None  # table (e): a training script instead of switches
+
+
+@dataclass
+class Table:
+    name: str  # "c"
+    title: str
+    datasets: list[str]
+    rows: list[Row]
+    path: Path
+
+
+@dataclass
+class Cell:
+    """One run of the grid: fit, then multi-view test, of one row on one dataset with one seed."""
+
+    table: str
+    row: int
+    label: str
+    dataset: str
+    seed: int
+    config: dict[str, Any]  # the complete experiment (model / data / trainer sections)
+    script: str | None = None
+
+    @property
+    def slug(self) -> str:
+        words = re.sub(r"[^a-z0-9]+", "-", self.label.lower()).strip("-")[:40]
+        return f"r{self.row:02d}-{words}__{self.dataset}__seed{self.seed}"
+
+    @property
+    def config_hash(self) -> str:
+        return hashlib.sha1(json.dumps(self.config, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+    @property
+    def arch(self) -> dict[str, Any]:
+        return self.config["model"]["arch"]
+
+
+def load_table(name_or_path: str, tables_dir: Path) -> Table:
+    """Table `c` (tables_dir/c.yaml) or a table file path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = tables_dir / f"{name_or_path}.yaml"
+    if not path.is_file():
+        valid = sorted(p.stem for p in tables_dir.glob("*.yaml"))
+        raise TableError(f"no table {name_or_path!r} ({path}); valid tables: {', '.join(valid)}")
+    data = yaml.safe_load(path.read_text()) or {}
+    for key in ("title", "datasets", "rows"):
+        if key not in data:
+            raise TableError(f"{path}: missing field {key!r}")
+    rows = []
+    for i, raw in enumerate(data["rows"]):
+        unknown = set(raw) - {"label", "arch", "paper", "frames_factor", "script"}
+        if unknown or "label" not in raw:
+            raise TableError(f"{path}: row {i}: needs 'label'; unknown fields {sorted(unknown)}; valid: label, arch, "
+                             f"paper, frames_factor, script")
+        if raw.get("script") is not None and raw["script"] not in SCRIPTS:
+            raise TableError(f"{path}: row {i}: script {raw['script']!r}; valid choices: {', '.join(SCRIPTS)}")
+        rows.append(Row(label=str(raw["label"]), arch=dict(raw.get("arch") or {}), paper=dict(raw.get("paper") or {}),
+                        frames_factor=int(raw.get("frames_factor", 1)), script=raw.get("script")))
+    return Table(path.stem, str(data["title"]), list(data["datasets"]), rows, path)
+
+
+def scale_layers(spec: str, depth: int, reference_depth: int = REFERENCE_DEPTH) -> str:
+    """Map a 1-based layer spec of a reference_depth ViT onto one of `depth` layers ("9-12" of 12 -> "3-4" of 4)."""
+    text = str(spec).strip().lower()
+    if depth == reference_depth or text in ("", "none", "all"):
+        return text
+    parts = []
+    for part in text.split(","):
+        lo, _, hi = part.strip().partition("-")
+        lo_i, hi_i = int(lo), int(hi or lo)
+        parts.append(f"{math.ceil(lo_i * depth / reference_depth)}-{math.ceil(hi_i * depth / reference_depth)}")
+    return ",".join(parts)
+
+
+def expand_cells(table: Table, datasets: dict[str, Any], scale: str, seeds: list[int],
+                 trainer: dict[str, Any] | None = None, data_root: str | None = None,
+                 repo: Path = Path(".")) -> list[Cell]:
+    """Every cell of the table, in order (row-major, then dataset, then seed)."""
+    if scale not in SCALES:
+        raise TableError(f"scale {scale!r}; valid choices: {', '.join(SCALES)}")
+    cells = []
+    for i, row in enumerate(table.rows):
+        for key in table.datasets:
+            if key not in datasets:
+                raise TableError(f"{table.path}: dataset {key!r} is not in ablations/datasets.yaml "
+                                 f"(valid: {', '.join(datasets)})")
+            for seed in seeds:
+                config = cell_config(row, key, datasets[key], scale, seed, trainer or {}, data_root, repo)
+                cells.append(Cell(table.name, i, row.label, key, seed, config, row.script))
+    return cells
+
+
+def cell_config(row: Row, key: str, dataset: dict[str, Any], scale: str, seed: int, trainer: dict[str, Any],
+                data_root: str | None, repo: Path) -> dict[str, Any]:
+    """The experiment of one cell: the dataset's experiment at this scale, the row's switches, the grid settings."""
+    spec = dataset.get(scale)
+    if not spec:
+        raise TableError(f"dataset {key!r} ({dataset.get('name')}) has no {scale}-scale experiment in "
+                         f"ablations/datasets.yaml")
+    try:
+        config = load_experiment(repo / spec["experiment"])
+    except ExperimentError as err:
+        raise TableError(str(err)) from err
+    config.pop("base", None)
+    arch = config["model"]["arch"]
+    depth = ModelConfig(**arch).vit_cfg.depth
+    switches = {k: (scale_layers(v, depth) if k.endswith("_layers") else v) for k, v in row.arch.items()}
+    arch.update(switches)
+    init_args = config["data"].setdefault("init_args", {})
+    if row.frames_factor != 1:
+        arch["num_frames"] = arch.get("num_frames", 8) * row.frames_factor
+    init_args["num_frames"] = arch.get("num_frames", 8)
+    if "num_classes" in spec:
+        arch["num_classes"] = spec["num_classes"]
+    init_args.update(spec.get("data", {}))
+    config = deep_merge(config, spec.get("overrides", {}))  # any other section, e.g. {model: {init_from: null}}
+    arch, init_args = config["model"]["arch"], config["data"]["init_args"]
+    init_args["seed"] = seed
+    config["seed_everything"] = seed
+    trainer_cfg = config.setdefault("trainer", {})
+    if scale == "tiny":
+        epochs = int(spec.get("epochs", trainer_cfg.get("max_epochs", 10)))
+        trainer_cfg.update(max_epochs=epochs, check_val_every_n_epoch=epochs, enable_progress_bar=False,
+                           enable_model_summary=False)
+        init_args.update(num_test_clips=2, num_test_crops=3)
+    if data_root:
+        for name, value in list(init_args.items()):
+            if isinstance(value, str) and value.startswith("data/"):
+                init_args[name] = str(Path(data_root) / value[len("data/"):])
+    trainer_cfg.update(trainer)
+    ModelConfig(**arch)  # fail at expansion, not mid-grid, on an invalid combination
+    return copy.deepcopy(config)
+
+
+def load_datasets(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text()) if path.is_file() else None
+    if not isinstance(data, dict):
+        raise TableError(f"{path}: expected a mapping of dataset keys")
+    return data
+
+
