@@ -106,7 +106,7 @@ def fit_and_test(config_path: Path, run_dir: Path, resume: bool) -> dict[str, An
 
 class GridRunner:
     def __init__(self, table: Table, cells: list[Cell], out_dir: Path, repo: Path, fresh: bool = False) -> None:
-        self.table, self.cells, self.out_dir, self.repo, self.fresh = table, cells, out_dir, repo, fresh
+        self.table, self.cells, self.out_dir, self.repo, self.fresh = table, cells, out_dir, repo, fresh  # noqa
         self.commit = git_commit(repo)
 
     # ------------------------------------------------------------------------------------------------- running
@@ -114,10 +114,13 @@ class GridRunner:
         return self.out_dir / "cells" / cell.slug
 
     def run(self, only_index: int | None = None) -> list[dict[str, Any]]:
-        todo = list(enumerate(self.cells)) if only_index is None else [(only_index, self.cells[only_index])]
+        todo = self.cells if only_index is None else [self.cells[only_index]]
+        if self.fresh:  # start the cells that run from scratch (the others keep their results)
+            for cell in todo:
+                shutil.rmtree(self.cell_dir(cell), ignore_errors=True)
         self.write_outputs()  # results.csv and table.md exist (all pending) from the start
         try:
-            for n, (i, cell) in enumerate(todo, 1):
+            for n, cell in enumerate(todo, 1):
                 self.run_cell(cell, f"[{n}/{len(todo)}]")
         finally:
             self.write_outputs()
@@ -126,9 +129,6 @@ class GridRunner:
     def run_cell(self, cell: Cell, progress: str) -> dict[str, Any]:
         folder = self.cell_dir(cell)
         status_file = folder / "cell.json"
-        if self.fresh and folder.exists() and not getattr(self, "_cleared", {}).get(folder):
-            shutil.rmtree(folder)
-        self.__dict__.setdefault("_cleared", {})[folder] = True
         previous = json.loads(status_file.read_text()) if status_file.exists() else None
         where = f"{progress} table {cell.table} | {cell.label} | {cell.dataset} | seed {cell.seed}"
         if previous and previous.get("status") == "done" and previous.get("config_hash") == cell.config_hash:
