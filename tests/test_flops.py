@@ -85,3 +85,14 @@ def test_flops_cli_bad_config(tmp_path):
     result = subprocess.run([sys.executable, "-m", "uv2", "flops", "--config", str(bad)], capture_output=True,
                             text=True, cwd=REPO)
     assert result.returncode == 2 and "fusion" in result.stderr and "hierarchical_kv" in result.stderr
+
+
+def test_flops_parts_add_up():
+    from uv2.models import build_model
+    from uv2.models.flops import count_flops
+
+    cfg = ModelConfig(vit="tiny", num_frames=4, num_classes=10, local_type="lmhra", global_layers="2-4")
+    flops = count_flops(build_model(cfg), (1, 3, 4, 32, 32))
+    assert list(flops["parts"]) == ["patch_embed", "norm_pre", "blocks.0", "blocks.1", "blocks.2", "blocks.3", "fusion", "head"]
+    assert sum(flops["parts"].values()) == pytest.approx(flops["gflops"], rel=1e-9)
+    assert flops["gflops"] == pytest.approx(hand_count(cfg), rel=1e-9)

@@ -98,6 +98,8 @@ def fit_and_test(config_path: Path, run_dir: Path, resume: bool) -> dict[str, An
         raise KeyboardInterrupt
     cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
     result = cli.model.test_results
+    atomic_torch_save({"video_ids": result["video_ids"], "scores": result["scores"], "labels": result["labels"],
+                       "class_names": cli.model.class_names}, run_dir / "test_predictions.pt")
     steps = cli.trainer.global_step
     batch = cli.datamodule.hparams.get("batch_size", 0) * cli.trainer.world_size
     return {**result["metrics"], "train_s": train_s, "clips_per_s": steps * batch / max(train_s, 1e-9),
@@ -242,6 +244,7 @@ class GridRunner:
         for r in records:
             writer.writerow({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()})
         atomic_write_text(self.out_dir / "results.csv", buffer.getvalue())
+        atomic_write_text(self.out_dir / f"{self.table.name}.yaml", self.table.path.read_text())  # for the notebooks
         atomic_write_text(self.out_dir / "table.md", render_table(self.table, records))
 
 

@@ -34,31 +34,45 @@ def _register_cpu_attention() -> None:
 _register_cpu_attention()
 
 
-def count_flops(model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:
-    """{"gflops": MACs / 1e9 of one forward on `input_shape`, "params_m": parameters / 1e6} (model on meta)."""
-    extra_macs = 0
+def count_flops(model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict[str, Any]:
+    """{"gflops": MACs / 1e9 of one forward on `input_shape`, "params_m": parameters / 1e6, "parts": GFLOPs of each
+    top-level part (patch_embed, blocks.0, ..., fusion, head)}. Gradients are switched off for the count."""
+    names = {module: name for name, module in model.named_modules()}
+    extra: dict[str, int] = {}
 
     def temporal_conv_hook(module: DepthwiseTemporalConv, inputs: Any, output: torch.Tensor) -> None:
-        nonlocal extra_macs
-        extra_macs += output.numel() * module.kernel
+        extra[names[module]] = extra.get(names[module], 0) + output.numel() * module.kernel
 
     hooks = [m.register_forward_hook(temporal_conv_hook) for m in model.modules()
              if isinstance(m, DepthwiseTemporalConv)]
     device = next(model.parameters()).device
+    requires_grad = {p: p.requires_grad for p in model.parameters()}
+    model.requires_grad_(False)  # FlopCounterMode's module tracker needs no autograd graph
     try:
         with FlopCounterMode(display=False) as counter:
             model(torch.empty(input_shape, device=device))
     finally:
         for hook in hooks:
             hook.remove()
-    macs = counter.get_total_flops() / 2 + extra_macs
-    return {"gflops": macs / 1e9, "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
+        for p, flag in requires_grad.items():
+            p.requires_grad_(flag)
+    root = type(model).__name__
+    per_module = counter.get_flop_counts()
+    parts: dict[str, float] = {}
+    for name, child in model.named_children():
+        children = [f"{name}.{i}" for i in range(len(child))] if isinstance(child, torch.nn.ModuleList) else [name]
+        for part in children:
+            macs = sum(per_module.get(f"{root}.{part}", {}).values()) / 2
+            macs += sum(v for k, v in extra.items() if k == part or k.startswith(f"{part}."))
+            parts[part] = macs / 1e9
+    macs = counter.get_total_flops() / 2 + sum(extra.values())
+    return {"gflops": macs / 1e9, "params_m": sum(p.numel() for p in model.parameters()) / 1e6, "parts": parts}
 
 
-def model_flops(cfg: ModelConfig, frames: int | None = None, size: int | None = None) -> dict[str, float]:
+def model_flops(cfg: ModelConfig, frames: int | None = None, size: int | None = None) -> dict[str, Any]:
     """FLOPs and parameters of one view (frames x size x size; defaults from the config) of a ModelConfig."""
     with torch.device("meta"):
-        model = UniFormerV2(cfg).eval().requires_grad_(False)
+        model = UniFormerV2(cfg).eval()
     size = size or cfg.vit_cfg.img_size
     return count_flops(model, (1, 3, frames or cfg.num_frames, size, size))
 

@@ -1,0 +1,109 @@
+"""Figures for the ablation report (matplotlib; every function returns its Figure and can save it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless by default; notebooks display the returned figures inline
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+
+def _save(fig: plt.Figure, path: str | Path | None) -> plt.Figure:
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+    return fig
+
+
+def accuracy_vs_gflops(results: pd.DataFrame, path: str | Path | None = None) -> plt.Figure:
+    """Top-1 against GFLOPs of every finished cell, one marker per dataset, coloured by table."""
+    done = results[results["status"] == "done"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    markers = dict(zip(sorted(done["dataset"].unique()), "osD^v<>"))
+    for (table, dataset), group in done.groupby(["table", "dataset"]):
+        ax.scatter(group["gflops"], group["top1"], marker=markers[dataset], label=f"table {table} / {dataset}")
+    ax.set_xlabel("GFLOPs per view")
+    ax.set_ylabel("top-1 (%)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def table_bars(summary: pd.DataFrame, datasets: list[str], title: str, path: str | Path | None = None) -> plt.Figure:
+    """Per-row bars of our top-1 (seed std as error bars) with the paper's numbers as markers."""
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.5), squeeze=False)
+    y = np.arange(len(summary))
+    for ax, key in zip(axes[0], datasets):
+        ax.barh(y, summary[f"{key} ours"], xerr=summary[f"{key} std"], color="tab:blue", alpha=0.8, label="ours")
+        ax.scatter(summary[f"{key} paper"], y, color="tab:red", marker="|", s=200, label="paper")
+        ax.set_yticks(y, summary.index, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"{key} top-1 (%)")
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def training_curves(run_dirs: dict[str, str | Path], tags: tuple[str, ...] = ("train/loss_step", "val/top1"),
+                    path: str | Path | None = None) -> plt.Figure:
+    """Scalars read from each run's TensorBoard event files, one panel per tag."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    fig, axes = plt.subplots(1, len(tags), figsize=(4.5 * len(tags), 3.2), squeeze=False)
+    for label, run_dir in run_dirs.items():
+        events = EventAccumulator(str(run_dir))
+        events.Reload()
+        available = events.Tags()["scalars"]
+        for ax, tag in zip(axes[0], tags):
+            if tag in available:
+                points = events.Scalars(tag)
+                ax.plot([p.step for p in points], [p.value for p in points], label=label, marker="." if
+                        len(points) < 20 else None)
+    for ax, tag in zip(axes[0], tags):
+        ax.set_title(tag, fontsize=9)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def confusion_matrix(scores: torch.Tensor, labels: torch.Tensor, class_names: list[str],
+                     path: str | Path | None = None) -> plt.Figure:
+    """Row-normalised confusion matrix of video-level predictions."""
+    n = len(class_names)
+    matrix = torch.zeros(n, n)
+    matrix.index_put_((labels.long(), scores.argmax(-1).long()), torch.ones(len(labels)), accumulate=True)
+    matrix = matrix / matrix.sum(1, keepdim=True).clamp(min=1)
+    fig, ax = plt.subplots(figsize=(5.5, 4.8))
+    image = ax.imshow(matrix.numpy(), cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), class_names, rotation=90, fontsize=7)
+    ax.set_yticks(range(n), class_names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def attention_over_frames(frames: torch.Tensor, attention: torch.Tensor, title: str = "",
+                          path: str | Path | None = None) -> plt.Figure:
+    """Frames (T, 3, H, W) in [0, 1] with a global block's attention over their patches (T, h, w) on top."""
+    T = frames.shape[0]
+    fig, axes = plt.subplots(2, T, figsize=(1.3 * T, 2.8), squeeze=False)
+    vmax = float(attention.max())
+    for t in range(T):
+        axes[0][t].imshow(frames[t].permute(1, 2, 0).clamp(0, 1).numpy())
+        axes[1][t].imshow(attention[t].numpy(), cmap="magma", vmin=0, vmax=vmax)
+        for row in (0, 1):
+            axes[row][t].axis("off")
+        axes[0][t].set_title(f"t={t}", fontsize=7)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
