@@ -62,7 +62,12 @@ def count_flops(model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict[st
     for name, child in model.named_children():
         children = [f"{name}.{i}" for i in range(len(child))] if isinstance(child, torch.nn.ModuleList) else [name]
         for part in children:
-            macs = sum(per_module.get(f"{root}.{part}", {}).values()) / 2
+            # a part's own entry, or (for parts whose methods are called directly, e.g. fusion.step) the entries
+            # of its outermost called submodules; nested entries repeat their parents' counts, so only those
+            prefix = f"{root}.{part}"
+            keys = [k for k in per_module if k == prefix or k.startswith(prefix + ".")]
+            outermost = [k for k in keys if not any(k.startswith(o + ".") for o in keys if o != k)]
+            macs = sum(sum(per_module[k].values()) for k in outermost) / 2
             macs += sum(v for k, v in extra.items() if k == part or k.startswith(f"{part}."))
             parts[part] = macs / 1e9
     macs = counter.get_total_flops() / 2 + sum(extra.values())
