@@ -62,8 +62,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.chdir(REPO)  # experiment files, data/ and runs/ are relative to the repository
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for name in ("pytorch_lightning", "lightning_fabric", "uv2"):  # one progress line per cell, not Lightning's log
-        logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="pytorch_lightning|lightning_fabric|torchdata")
 
     try:

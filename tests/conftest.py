@@ -32,3 +32,11 @@ def official_fixture() -> tuple[Path, dict]:
     if not ckpt.is_file() or not io.is_file():
         pytest.skip(f"official fixture not found under {FIXTURES} (set UV2_FIXTURES)")
     return ckpt, torch.load(io, weights_only=True)
+
+
+def micro_grid_spec(root: Path) -> dict:
+    """A tiny-scale dataset entry for ablations/datasets.yaml-style files that points at the micro synthetic
+    benchmark under root, one quick epoch per cell, no image-pretrained init."""
+    return {"experiment": "experiments/temporal_tiny.yaml", "epochs": 1,
+            "data": {"synthetic_size": "micro", "synthetic_root": str(root / "synthetic"), "batch_size": 4},
+            "overrides": {"model": {"init_from": None}}}

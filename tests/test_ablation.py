@@ -18,7 +18,7 @@ import yaml
 from uv2.ablation.grid import load_table, scale_layers
 from uv2.ablation.union import LabelSet, build_union, slice_head, union_classes
 
-from .conftest import REPO
+from .conftest import REPO, micro_grid_spec
 
 
 def test_scale_layers():
@@ -58,9 +58,7 @@ def test_table_c_tiny_layers_are_mapped():
 def micro(tmp_path_factory) -> Path:
     """A datasets file pointing at the micro synthetic benchmark, one quick epoch per cell."""
     root = tmp_path_factory.mktemp("micro")
-    spec = {"experiment": "experiments/temporal_tiny.yaml", "epochs": 1,
-            "data": {"synthetic_size": "micro", "synthetic_root": str(root / "synthetic"), "batch_size": 4},
-            "overrides": {"model": {"init_from": None}}}
+    spec = micro_grid_spec(root)
     broken = {**spec, "data": {**spec["data"], "synthetic_set": None, "train_list": str(root / "missing.csv")}}
     datasets = {"temporal": {"name": "SSv2", "tiny": spec, "paper": {"experiment": "experiments/ssv2_b16_16x224.yaml"}},
                 "broken": {"name": "SSv2", "tiny": broken, "paper": None}}
@@ -187,6 +185,16 @@ def test_union_by_class_name_keeps_validation_out(tmp_path):
     assert [(Path(p).name, classes[int(c)]) for p, c in train] == [("a1.mp4", "run"), ("a2.mp4", "swim"),
                                                                    ("b1.mp4", "ski")]
     assert counts == {"classes": 4, "train": 3, "val": 2, "removed_from_train": 1}  # b's copy of a val video
+
+
+def test_union_identity_by_name_across_roots(tmp_path):
+    """Kinetics-style lists under different roots: the same file name is the same video."""
+    a = _write_set(tmp_path, "a", ["run"], [("/k400/x1.mp4", "run")], [("/k400/abc.mp4", "run")])
+    b = _write_set(tmp_path, "b", ["run"], [("/k600/abc.mp4", "run"), ("/k600/x2.mp4", "run")], [("/k600/v.mp4", "run")])
+    assert build_union([a, b], tmp_path / "by_path")["removed_from_train"] == 0
+    assert build_union([a, b], tmp_path / "by_name", identity="name")["removed_from_train"] == 1
+    with pytest.raises(ValueError, match="path, name"):
+        build_union([a, b], tmp_path / "x", identity="hash")
 
 
 def test_slice_head_by_class_name():

@@ -11,17 +11,15 @@ import pytest
 import yaml
 from nbclient import NotebookClient
 
-from .conftest import REPO
+from .conftest import REPO, micro_grid_spec
 
 
 @pytest.fixture(scope="module")
 def micro_results(tmp_path_factory) -> Path:
     """results/ of a micro grid: two fusion strategies on the micro temporal set, one epoch each."""
     root = tmp_path_factory.mktemp("nb")
-    spec = {"experiment": "experiments/temporal_tiny.yaml", "epochs": 1,
-            "data": {"synthetic_size": "micro", "synthetic_root": str(root / "synthetic"), "batch_size": 4},
-            "overrides": {"model": {"init_from": None}}}
-    (root / "datasets.yaml").write_text(yaml.safe_dump({"temporal": {"name": "SSv2", "tiny": spec, "paper": None}}))
+    datasets = {"temporal": {"name": "SSv2", "tiny": micro_grid_spec(root), "paper": None}}
+    (root / "datasets.yaml").write_text(yaml.safe_dump(datasets))
     rows = [{"label": "Sequential", "arch": {"fusion": "sequential", "t_down": True}, "paper": {"temporal": 69.5}},
             {"label": "Parallel", "arch": {"fusion": "parallel"}, "paper": {"temporal": 69.1}}]
     (root / "nbt.yaml").write_text(yaml.safe_dump({"title": "micro fusion", "datasets": ["temporal"], "rows": rows}))

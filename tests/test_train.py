@@ -208,3 +208,15 @@ def test_nonfinite_steps_are_skipped():
 def test_nonfinite_in_a_row_stops_the_run():
     with pytest.raises(NonFiniteLossError, match="4 consecutive training steps"):
         _guarded_fit(set(range(10)), steps=10, tolerance=3)
+
+
+def test_mixup_cutmix_training_step():
+    """Mixup / cutmix (timm's, on clips as (B, C*T, H, W)) train with soft targets."""
+    arch = ModelConfig(vit="tiny", num_frames=2, num_classes=3, global_layers="4", local_type="lmhra")
+    module = VideoClassifier(arch=arch, mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=0.1)
+    trainer = pl.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    before = module.model.head.fc.weight.detach().clone()
+    trainer.fit(module, DataLoader(_Clips(8, set()), batch_size=4))
+    assert module.mixup is not None and trainer.global_step == 2
+    assert not torch.equal(before, module.model.head.fc.weight)

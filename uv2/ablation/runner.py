@@ -78,6 +78,13 @@ class PeakMemory:
             self.peak = torch.cuda.max_memory_allocated() / 2**20
 
 
+def quiet_lightning() -> None:
+    """One progress line per cell: Lightning's own INFO lines (devices, seeds, summaries) are hidden."""
+    for name in ("pytorch_lightning", "lightning_fabric", "pytorch_lightning.utilities.rank_zero",
+                 "lightning_fabric.utilities.rank_zero", "lightning_fabric.utilities.seed", "uv2"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def fit_and_test(config_path: Path, run_dir: Path, resume: bool) -> dict[str, Any]:
     """Fit an experiment in run_dir (resuming from its last checkpoint when asked), then test it; in-process."""
     import pytorch_lightning as pl
@@ -85,6 +92,7 @@ def fit_and_test(config_path: Path, run_dir: Path, resume: bool) -> dict[str, An
     from uv2.train.cli import UV2CLI
     from uv2.train.module import VideoClassifier
 
+    quiet_lightning()
     every = 50  # optimizer steps between mid-epoch checkpoints (resume after a kill loses at most this many)
     cli = UV2CLI(VideoClassifier, pl.LightningDataModule, subclass_mode_data=True, run=False,
                  args=["--config", str(config_path), "--run_dir", str(run_dir), "--checkpoint_every_n_steps",
@@ -269,15 +277,15 @@ def render_table(table: Table, records: list[dict[str, Any]]) -> str:
     lines = [f"# Table {table.title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     base = 0
     for i, row in enumerate(table.rows):
-        notes, cols = [], []
+        notes, cols, problems = [], [], {}
         for key in table.datasets:
             paper = row.paper.get(key)
             values = ours(i, key)
             cols.append(f"{_mean_std(values)} | {paper if paper is not None else '-'}")
-            statuses = {r.get("status") for r in by_cell.get((i, key), [])}
-            for bad in sorted(statuses - {"done"}):
-                errors = {r.get("error") for r in by_cell[(i, key)] if r.get("status") == bad and r.get("error")}
-                notes.append(f"{key}: {bad}" + (f" ({'; '.join(sorted(errors))[:120]})" if errors else ""))
+            for r in by_cell.get((i, key), []):
+                if r.get("status") != "done":  # grouped below: one note per distinct problem
+                    problem = r["status"] + (f" ({r['error'][:120]})" if r.get("error") else "")
+                    problems.setdefault(problem, []).append(key)
             chance = [100.0 / r["num_classes"] for r in by_cell.get((i, key), []) if r.get("num_classes")]
             if values and chance and statistics.mean(values) < 2 * chance[0]:
                 notes.append(f"{key}: near chance ({chance[0]:.0f} %)")
@@ -288,6 +296,7 @@ def render_table(table: Table, records: list[dict[str, Any]]) -> str:
                 if abs(paper_delta) >= DIRECTION_TOLERANCE and math.copysign(1, paper_delta) != math.copysign(1, our_delta):
                     notes.append(f"{key}: direction differs from the paper vs '{table.rows[base].label}' "
                                  f"(paper {paper_delta:+.1f}, ours {our_delta:+.1f})")
+        notes = [f"{', '.join(sorted(set(keys)))}: {problem}" for problem, keys in problems.items()] + notes
         gflops = sorted({round(r["gflops"], 2) for r in records if r["row"] == i and "gflops" in r})
         lines.append(f"| {row.label} | " + " | ".join(cols) + f" | {', '.join(str(g) for g in gflops)} | "
                      + "; ".join(notes) + " |")

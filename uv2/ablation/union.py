@@ -2,7 +2,8 @@
 
 The union ("K710" from K400/K600/K700) merges classes of the same name, keeps each set's training videos and removes
 from training every video that any set uses for validation (Kinetics sets overlap: a K600 training video can be a
-K400 validation video). Videos are identified by file name, so the same video under two roots counts once.
+K400 validation video). Videos are identified by their path, or with identity="name" by file name, for lists
+whose copies of one video live under different roots (Kinetics files are named by YouTube id).
 """
 
 from __future__ import annotations
@@ -31,9 +32,15 @@ def union_classes(class_lists: list[list[str]]) -> list[str]:
     return sorted({name for names in class_lists for name in names})
 
 
-def build_union(sets: list[LabelSet], out_dir: str | os.PathLike) -> dict[str, object]:
+def build_union(sets: list[LabelSet], out_dir: str | os.PathLike, identity: str = "path") -> dict[str, object]:
     """Write out_dir/{train.csv,val.csv,classes.txt} of the union; return counts for the report."""
+    if identity not in ("path", "name"):
+        raise ValueError(f"identity: invalid value {identity!r}; valid choices: path, name")
     out_dir = Path(out_dir)
+
+    def key_of(path: str) -> str:
+        return Path(path).name if identity == "name" else os.path.abspath(path)
+
     loaded = {}
     for s in sets:
         train, names = read_csv_list(s.train_list, s.classes_file)
@@ -41,11 +48,11 @@ def build_union(sets: list[LabelSet], out_dir: str | os.PathLike) -> dict[str, o
         loaded[s.name] = (train, val, names)
     classes = union_classes([names for _, _, names in loaded.values()])
     index = {name: i for i, name in enumerate(classes)}
-    held_out = {Path(r.path).name for _, val, _ in loaded.values() for r in val}
+    held_out = {key_of(r.path) for _, val, _ in loaded.values() for r in val}
     train_lines, val_lines, seen, removed = [], [], set(), 0
     for train, val, names in loaded.values():
         for record in train:
-            key = Path(record.path).name
+            key = key_of(record.path)
             if key in held_out:
                 removed += 1
                 continue

@@ -29,8 +29,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Literal, NamedTuple
+
+from uv2.io import atomic_write_text
 
 __all__ = [
     "VideoRecord",
@@ -68,12 +69,7 @@ def _resolve(path: str, base: str | os.PathLike | None) -> str:
 
 def write_lines_atomic(path: str | os.PathLike, lines: Sequence[str]) -> None:
     """Write text lines to ``path`` atomically (a temporary file in the same directory, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.writelines(line + "\n" for line in lines)
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
 def read_classes_file(path: str | os.PathLike) -> list[str]:
