@@ -53,9 +53,14 @@ def build(impl: str, cfg: ModelConfig) -> torch.nn.Module:
 
 
 def supported_by_official(cfg: ModelConfig) -> bool:
-    return (cfg.local_type in ("lmhra", "none") and cfg.local_layers == "all" or cfg.local_type == "none") and \
-        cfg.fusion == "sequential" and cfg.num_queries == 1 and bool(cfg.global_layer_ids) and cfg.global_dpe and \
-        cfg.global_layer_ids[-1] == cfg.vit_cfg.depth - 1 and not cfg.local_dpe
+    """Whether the official layout can express `cfg`: local MHRA in every layer or none, global blocks with DPE on
+    the last layers, Sequential fusion with one query."""
+    depth = cfg.vit_cfg.depth
+    local_ok = cfg.local_type == "none" or (cfg.local_type == "lmhra" and len(cfg.local_layer_ids) == depth
+                                            and not cfg.local_dpe)
+    global_ids = cfg.global_layer_ids
+    global_ok = bool(global_ids) and cfg.global_dpe and global_ids == list(range(depth - len(global_ids), depth))
+    return local_ok and global_ok and cfg.fusion == "sequential" and cfg.num_queries == 1
 
 
 def measure(impl: str, mode: str, cfg_dict: dict, args: dict) -> dict:

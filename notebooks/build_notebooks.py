@@ -25,8 +25,7 @@ REPORT = [
                       "training curves from the TensorBoard logs, a confusion matrix on the temporal set, and what "
                       "the global blocks attend to in one video. Figures are saved under `results/figures/`."),
     new_code_cell(SETUP),
-    new_code_cell('''import pandas as pd
-from IPython.display import Markdown, display
+    new_code_cell('''from IPython.display import Markdown, display
 
 from uv2.analysis import plots
 from uv2.analysis.results import load_predictions, load_results, summary, table_definition
@@ -153,6 +152,8 @@ print(f"total        {flops['gflops'] * 1e3:8.2f} MFLOPs, {flops['params_m']:.2f
 
 
 def write(cells, name):
+    for i, cell in enumerate(cells):
+        cell.id = f"cell-{i:02d}"  # stable ids, so a rebuild without source changes leaves the files unchanged
     notebook = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                                   "language": "python"}})
     nbformat.write(notebook, HERE / name)

@@ -59,14 +59,14 @@ class UniFormerV2(nn.Module):
         # --- the armed blocks
         local_ids = set(cfg.local_layer_ids)
 
-        def local(i: int) -> nn.Module | None:
+        def local() -> nn.Module:
             return build_local_module(cfg.local_type, width, cfg.local_reduction, cfg.local_kernel, heads)
 
         self.blocks = nn.ModuleList(
             LocalUniBlock(
                 block,
-                local1=local(i) if i in local_ids else None,
-                local2=local(i) if (i in local_ids and cfg.local_double) else None,
+                local1=local() if i in local_ids else None,
+                local2=local() if (i in local_ids and cfg.local_double) else None,
                 local_dpe=cfg.local_dpe,
                 checkpoint=i < cfg.checkpoint_blocks,
             )
