@@ -205,3 +205,39 @@ def test_slice_head_by_class_name():
     assert sliced["head.fc.bias"].tolist() == [3.0, 0.0] and sliced["x"] is state["x"]
     with pytest.raises(ValueError, match="fly"):
         slice_head(state, union, ["fly"])
+
+
+def test_table_e_training_scripts_micro(tmp_path):
+    """Table (e)'s four scripts on the micro scene sets: every cell ends done; the union-label model is fitted once
+    for both union scripts and each co-trained model once for its three cells; heads are sliced by class name."""
+    root = tmp_path
+    sets = ["scene_a", "scene_b", "scene_c"]
+    spec = micro_grid_spec(root)
+    datasets = {s: {"name": s, "paper": None, "tiny": {**spec, "experiment": "experiments/scene_tiny.yaml",
+                                                        "num_classes": 8, "data": {**spec["data"], "synthetic_set": s}}}
+                for s in sets}
+    (root / "datasets.yaml").write_text(yaml.safe_dump(datasets))
+    scripts = ["individual", "cotrain", "union_cotrain", "union_individual"]
+    table = write_table(root, "me", sets, [{"label": s, "script": s, "paper": {"scene_a": 80.0}} for s in scripts])
+    result = grid(table, root, root / "results", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [(r["label"], r["dataset"], r["status"]) for r in read_results(root / "results", "me")] == \
+           [(s, d, "done") for s in scripts for d in sets]
+    assert result.stdout.count("fitting the union-label model") == 1
+    assert result.stdout.count("co-training one model on scene_a, scene_b, scene_c") == 2
+
+    out = root / "results" / "table_me"
+    cotrained = torch.load(out / "cotrain/seed1/run/checkpoints/last.ckpt", weights_only=True)["hyper_parameters"]
+    assert cotrained["sets"] == {s: 8 for s in sets} and len(cotrained["class_names"]) == 24
+    first_b = (root / "synthetic/micro_seed0/scene_b/classes.txt").read_text().split()[0]
+    assert cotrained["class_names"][8] == f"scene_b/{first_b}"
+    predictions = torch.load(out / "cells" / "r01-cotrain__scene_b__seed1" / "test_predictions.pt", weights_only=True)
+    assert predictions["scores"].shape == (8, 8) and predictions["class_names"][0] == first_b  # its own head only
+    assert torch.allclose(predictions["scores"].sum(1), torch.ones(8))
+
+    union = torch.load(out / "union/seed1/run/checkpoints/last.ckpt", weights_only=True)
+    union_names = union["hyper_parameters"]["class_names"]
+    heads = torch.load(out / "union_cotrain/seed1/init_from_union.ckpt", weights_only=True)["state_dict"]
+    target = [n for s in sets for n in (root / f"synthetic/micro_seed0/{s}/classes.txt").read_text().split()]
+    rows = [union_names.index(n) for n in target]
+    assert torch.equal(heads["head.fc.weight"], union["state_dict"]["model.head.fc.weight"][rows])

@@ -49,6 +49,13 @@ def micro_data_args(root: Path, image: bool = False) -> list[str]:
     return args
 
 
+def micro_multiset_args(root: Path) -> list[str]:
+    """Overrides that point a co-training experiment (uv2.data.MultiSetDataModule) at the micro benchmark."""
+    common = {"synthetic_size": "micro", "synthetic_root": str(root), "num_workers": 0, "crop_size": 32,
+              "short_side": 32, "batch_size": 4, "num_test_clips": 2, "num_test_crops": 1}
+    return ["--data.init_args.common", json.dumps(common), "--model.init_from", "null"]
+
+
 def tiny_size_args(config: Path) -> list[str]:
     """Shrink a paper-scale model to CPU size while keeping its depth, so every layer spec stays valid."""
     arch = load_experiment(config)["model"]["arch"]
@@ -60,8 +67,10 @@ def tiny_size_args(config: Path) -> list[str]:
 
 @pytest.mark.parametrize("config", EXPERIMENTS, ids=lambda p: p.stem)
 def test_every_experiment_fast_dev_run(config, synth_root, tmp_path):
-    image = "ImageDataModule" in json.dumps(load_experiment(config)["data"])
-    argv = ["--config", str(config), *micro_data_args(synth_root, image), *tiny_size_args(config),
+    data = json.dumps(load_experiment(config)["data"])
+    data_args = micro_multiset_args(synth_root) if "MultiSetDataModule" in data \
+        else micro_data_args(synth_root, "ImageDataModule" in data)
+    argv = ["--config", str(config), *data_args, *tiny_size_args(config),
             "--trainer.fast_dev_run", "1", "--trainer.accelerator", "cpu", "--trainer.devices", "1",
             "--trainer.strategy", "auto", "--run_dir", str(tmp_path / "run")]
     assert run("fit", argv) == 0
@@ -173,6 +182,38 @@ def test_predict_cli(synth_root, tmp_path):
     saved = torch.load(features, weights_only=True)
     assert list(saved) == [str(video)]
     assert saved[str(video)]["pooled"].shape == (128,) and saved[str(video)]["layer_cls"].shape == (4, 128)
+
+
+def test_cotraining_one_model_a_head_per_set(synth_root, tmp_path):
+    """experiments/cotrain_tiny.yaml on the micro scene sets: every step trains on all three sets, validation and the
+    multi-view test score each set on its own head, checkpoints keep the head layout and every loader's position."""
+    run_dir = tmp_path / "cotrain"
+    argv = ["--config", str(REPO / "experiments/cotrain_tiny.yaml"), *micro_multiset_args(synth_root),
+            "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false", "--run_dir", str(run_dir)]
+    assert run("fit", argv) == 0
+    assert run("test", [*argv, "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt")]) == 0
+    sets = ["scene_a", "scene_b", "scene_c"]
+    checkpoint = safe_load(run_dir / "checkpoints" / "last.ckpt")
+    assert checkpoint["hyper_parameters"]["sets"] == {s: 8 for s in sets}
+    assert checkpoint["state_dict"]["model.head.fc.weight"].shape[0] == 24
+    assert len(checkpoint["loops"]["fit_loop"]["state_dict"]["combined_loader"]) == 3  # one position per set
+    train_videos = len((synth_root / f"micro_seed{SYNTH_SEED}" / "scene_a" / "train.csv").read_text().splitlines())
+    assert checkpoint["global_step"] == train_videos // 4  # one epoch: a step holds a batch of 4 from every set
+
+    results = json.loads((run_dir / "test_results.json").read_text())
+    for name in sets:
+        val_videos = len((synth_root / f"micro_seed{SYNTH_SEED}" / name / "val.csv").read_text().splitlines())
+        assert results["per_set"][name]["num_videos"] == val_videos
+    assert results["num_videos"] == sum(r["num_videos"] for r in results["per_set"].values())
+    mean = sum(r["metrics"]["top1"] for r in results["per_set"].values()) / 3
+    assert abs(results["metrics"]["top1"] - mean) < 1e-6
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    scalars = events.Tags()["scalars"]
+    assert {"val/top1", "val/scene_a/top1", "val/scene_c/mean_class", "train/scene_b/loss"} <= set(scalars)
 
 
 # ------------------------------------------------------------------------------------------- non-finite guard

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 CSV_FIELDS = ["table", "row", "label", "dataset", "seed", "top1", "top5", "mean_class", "gflops", "params_m",
               "train_s", "clips_per_s", "peak_mem_mb", "num_classes", "status", "error", "config_hash", "git_commit"]
 DIRECTION_TOLERANCE = 0.3  # paper differences smaller than this (points) carry no direction
+# table (e): the runs a training script shares between its cells (out/<run>/seed<s>/)
+SHARED_RUNS = {"cotrain": ("cotrain",), "union_cotrain": ("union", "union_cotrain"), "union_individual": ("union",)}
 
 
 def git_commit(repo: Path) -> str:
@@ -86,11 +88,15 @@ def quiet_lightning() -> None:
 
 
 def fit_and_test(config_path: Path, run_dir: Path, resume: bool) -> dict[str, Any]:
-    """Fit an experiment in run_dir (resuming from its last checkpoint when asked), then test it; in-process."""
+    """Fit an experiment in run_dir (resuming from its last checkpoint when asked), then test it; in-process.
+
+    Returns the test metrics, timings and class count; a co-training run (several sets) returns the mean metrics
+    and, under "per_set", each set's. Video-level predictions go to run_dir/test_predictions[_<set>].pt.
+    """
     import pytorch_lightning as pl
 
     from uv2.train.cli import UV2CLI
-    from uv2.train.module import VideoClassifier
+    from uv2.train.module import VideoClassifier, train_batch_size
 
     quiet_lightning()
     every = 50  # optimizer steps between mid-epoch checkpoints (resume after a kill loses at most this many)
@@ -105,13 +111,23 @@ def fit_and_test(config_path: Path, run_dir: Path, resume: bool) -> dict[str, An
     if cli.trainer.interrupted:
         raise KeyboardInterrupt
     cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
-    result = cli.model.test_results
-    atomic_torch_save({"video_ids": result["video_ids"], "scores": result["scores"], "labels": result["labels"],
-                       "class_names": cli.model.class_names}, run_dir / "test_predictions.pt")
+    result, names = cli.model.test_results, cli.model.class_names
+    per_set = result.get("per_set", {"": result})
+    summary: dict[str, Any] = {}
+    for name, rows in cli.model.head_slices().items():
+        r, set_names = per_set[name], names[rows]
+        if name:  # co-training: the set's own class names, without the "set/" prefix
+            set_names = [n.split("/", 1)[1] for n in set_names]
+        atomic_torch_save({"video_ids": r["video_ids"], "scores": r["scores"], "labels": r["labels"],
+                           "class_names": set_names}, run_dir / f"test_predictions{'_' + name if name else ''}.pt")
+        summary[name] = {**r["metrics"], "num_classes": len(set_names)}
     steps = cli.trainer.global_step
-    batch = cli.datamodule.hparams.get("batch_size", 0) * cli.trainer.world_size
-    return {**result["metrics"], "train_s": train_s, "clips_per_s": steps * batch / max(train_s, 1e-9),
-            "num_classes": cli.model.arch.num_classes, "class_names": cli.model.class_names}
+    batch = train_batch_size(cli.datamodule) * cli.trainer.world_size
+    out = {**result["metrics"], "train_s": train_s, "clips_per_s": steps * batch / max(train_s, 1e-9),
+           "num_classes": cli.model.arch.num_classes}
+    if "per_set" in result:
+        out["per_set"] = summary
+    return out
 
 
 class GridRunner:
@@ -128,6 +144,8 @@ class GridRunner:
         if self.fresh:  # start the cells that run from scratch (the others keep their results)
             for cell in todo:
                 shutil.rmtree(self.cell_dir(cell), ignore_errors=True)
+                for shared in SHARED_RUNS.get(cell.script, ()):
+                    shutil.rmtree(self.shared_dir(shared, cell.seed), ignore_errors=True)
         self.write_outputs()  # results.csv and table.md exist (all pending) from the start
         try:
             for n, cell in enumerate(todo, 1):
@@ -176,32 +194,40 @@ class GridRunner:
                 "config_hash": cell.config_hash, "git_commit": self.commit, "error": ""}
 
     def execute(self, cell: Cell, folder: Path, resume: bool) -> dict[str, Any]:
-        if cell.script in ("cotrain", "union_cotrain"):
-            raise NotImplementedError(f"training script {cell.script!r} (one model, a head per set, trained on all "
-                                      f"sets at once) is not available in uv2 yet")
-        config = cell.config
-        if cell.script == "union_individual":
-            config = self.union_finetune_config(cell)
         folder.mkdir(parents=True, exist_ok=True)
+        if cell.script in ("cotrain", "union_cotrain"):
+            return self.cotrained(cell, folder)
+        config = self.union_finetune_config(cell) if cell.script == "union_individual" else cell.config
         config_path = folder / "cell.yaml"
         atomic_write_text(config_path, yaml.safe_dump(config, sort_keys=False))
         return fit_and_test(config_path, folder, resume)
 
-    # --------------------------------------------------------------------------------- table (e): union script
-    def union_finetune_config(self, cell: Cell) -> dict[str, Any]:
-        """Fit the union-label model once per seed (cached), slice its head for this set, and return the config of
-        the short fine-tuning that starts from it."""
-        union_dir = self.out_dir / "union" / f"seed{cell.seed}"
-        union_ckpt = union_dir / "run" / "checkpoints" / "last.ckpt"
-        sets = [c for c in self.cells if c.script == "union_individual" and c.seed == cell.seed]
+    # ---------------------------------------------------------------------------- table (e): training scripts
+    # Runs shared by several cells (the union-label model, a co-trained model) live in out/<script>/seed<s>/, are
+    # made by the first cell that needs them (resumed if interrupted) and marked done by a results file.
+    def shared_dir(self, script: str, seed: int) -> Path:
+        return self.out_dir / script / f"seed{seed}"
+
+    def script_sets(self, scripts: tuple[str, ...], seed: int) -> list[Cell]:
+        """The cells of one seed that a shared run serves (one per dataset, in table order)."""
+        cells: dict[str, Cell] = {}
+        for c in self.cells:
+            if c.script in scripts and c.seed == seed:
+                cells.setdefault(c.dataset, c)
+        return list(cells.values())
+
+    def union_model(self, seed: int) -> tuple[dict[str, torch.Tensor], dict[str, Any], list[str]]:
+        """The union-label model of a seed (state dict, arch, class names), fitted once for both union scripts."""
+        union_dir = self.shared_dir("union", seed)
         if not (union_dir / "done").exists():
             label_sets = []
-            for c in sets:
+            for c in self.script_sets(("union_individual", "union_cotrain"), seed):
                 lists = self.synthetic_lists(c)
                 label_sets.append(LabelSet(c.dataset, lists / "train.csv", lists / "val.csv", lists / "classes.txt"))
             counts = build_union(label_sets, union_dir / "lists")
             print(f"  union of {', '.join(s.name for s in label_sets)}: {counts}", flush=True)
-            config = json.loads(json.dumps(cell.config))
+            first = self.script_sets(("union_individual", "union_cotrain"), seed)[0]
+            config = json.loads(json.dumps(first.config))
             init_args = config["data"]["init_args"]
             init_args.update(synthetic_set=None, list_format="csv", train_list=str(union_dir / "lists/train.csv"),
                              val_list=str(union_dir / "lists/val.csv"), test_list=str(union_dir / "lists/val.csv"),
@@ -211,19 +237,65 @@ class GridRunner:
             print(f"  fitting the union-label model ({counts['classes']} classes)", flush=True)
             fit_and_test(union_dir / "union.yaml", union_dir / "run", resume=True)
             atomic_write_text(union_dir / "done", "")
-        union = safe_load(union_ckpt)
-        union_classes = union["hyper_parameters"]["class_names"]
-        target_classes = (self.synthetic_lists(cell) / "classes.txt").read_text().split()
+        union = safe_load(union_dir / "run" / "checkpoints" / "last.ckpt")
         state = {k[len("model."):]: v for k, v in union["state_dict"].items() if k.startswith("model.")}
-        arch = dict(union["hyper_parameters"]["arch"], num_classes=len(target_classes))
-        sliced = self.cell_dir(cell) / "init_from_union.ckpt"
-        atomic_torch_save({"format": "uv2", "model_config": arch,
-                           "state_dict": slice_head(state, union_classes, target_classes)}, sliced)
-        config = json.loads(json.dumps(cell.config))
-        config["model"]["init_from"] = str(sliced)
-        epochs = max(2, config["trainer"]["max_epochs"] // 3)  # the paper fine-tunes 5 epochs after 55
+        return state, union["hyper_parameters"]["arch"], union["hyper_parameters"]["class_names"]
+
+    def init_from_union(self, seed: int, target_classes: list[str], path: Path) -> str:
+        """Write the union-label model with its head sliced to target_classes (by name) to path; return path."""
+        state, arch, union_classes = self.union_model(seed)
+        atomic_torch_save({"format": "uv2", "model_config": dict(arch, num_classes=len(target_classes)),
+                           "state_dict": slice_head(state, union_classes, target_classes)}, path)
+        return str(path)
+
+    @staticmethod
+    def short_fine_tuning(config: dict[str, Any]) -> None:
+        """After union pretraining: a third of the epochs (the paper fine-tunes 5 epochs after 55)."""
+        epochs = max(2, config["trainer"]["max_epochs"] // 3)
         config["trainer"].update(max_epochs=epochs, check_val_every_n_epoch=epochs)
+
+    def union_finetune_config(self, cell: Cell) -> dict[str, Any]:
+        """The short fine-tuning of one set from the union-label model, its head sliced by class name."""
+        target_classes = (self.synthetic_lists(cell) / "classes.txt").read_text().split()
+        config = json.loads(json.dumps(cell.config))
+        config["model"]["init_from"] = self.init_from_union(cell.seed, target_classes,
+                                                            self.cell_dir(cell) / "init_from_union.ckpt")
+        self.short_fine_tuning(config)
         return config
+
+    def cotrain_config(self, cell: Cell, shared: Path) -> dict[str, Any]:
+        """One model, a head per set, trained on every set of the script at once (uv2.data.MultiSetDataModule):
+        the data arguments all sets share, and each set's own."""
+        sets = self.script_sets((cell.script,), cell.seed)
+        per_set = {c.dataset: c.config["data"]["init_args"] for c in sets}
+        keys = set.intersection(*(set(args) for args in per_set.values()))
+        common = {k: v for k, v in per_set[sets[0].dataset].items()
+                  if k in keys and all(args[k] == v for args in per_set.values())}
+        config = json.loads(json.dumps(cell.config))
+        config["data"] = {"class_path": "uv2.data.MultiSetDataModule", "init_args": {
+            "common": common, "sets": {name: {k: v for k, v in args.items() if k not in common}
+                                       for name, args in per_set.items()}}}
+        config["model"]["arch"]["num_classes"] = sum(c.arch["num_classes"] for c in sets)
+        if cell.script == "union_cotrain":  # the heads start as the union head's rows of each set's classes
+            target = [n for c in sets for n in (self.synthetic_lists(c) / "classes.txt").read_text().split()]
+            config["model"]["init_from"] = self.init_from_union(cell.seed, target, shared / "init_from_union.ckpt")
+            self.short_fine_tuning(config)
+        return config
+
+    def cotrained(self, cell: Cell, folder: Path) -> dict[str, Any]:
+        """This cell's set from the co-trained model of its script and seed (trained by the first cell of it)."""
+        shared = self.shared_dir(cell.script, cell.seed)
+        results_file = shared / "results.json"
+        if not results_file.exists():
+            shared.mkdir(parents=True, exist_ok=True)
+            config = self.cotrain_config(cell, shared)
+            atomic_write_text(shared / "cotrain.yaml", yaml.safe_dump(config, sort_keys=False))
+            print(f"  co-training one model on {', '.join(config['data']['init_args']['sets'])}", flush=True)
+            atomic_write_text(results_file, json.dumps(fit_and_test(shared / "cotrain.yaml", shared / "run",
+                                                                    resume=True), indent=2))
+        result = json.loads(results_file.read_text())
+        shutil.copyfile(shared / "run" / f"test_predictions_{cell.dataset}.pt", folder / "test_predictions.pt")
+        return {**result["per_set"][cell.dataset], "train_s": result["train_s"], "clips_per_s": result["clips_per_s"]}
 
     def synthetic_lists(self, cell: Cell) -> Path:
         from uv2.data.datamodule import synthetic_root_for

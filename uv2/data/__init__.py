@@ -9,6 +9,7 @@ Modules (imported lazily: ``python -m uv2 synth`` does not import Lightning):
 - :mod:`uv2.data.synthetic`  the synthetic benchmark (scene / temporal / scene_a,b,c / images)
 - :mod:`uv2.data.dataset`    VideoDataset, ImageDataset, collate_clips
 - :mod:`uv2.data.datamodule` VideoDataModule, ImageDataModule
+- :mod:`uv2.data.multiset`   MultiSetDataModule (co-training on several sets, a head each)
 - :mod:`uv2.data.bench`      decode benchmark, data-wait fraction
 - :mod:`uv2.data.cli`        ``python -m uv2 synth | check-videos | bench-data``
 """
@@ -20,6 +21,7 @@ import importlib
 _EXPORTS = {
     "VideoDataModule": "uv2.data.datamodule",
     "ImageDataModule": "uv2.data.datamodule",
+    "MultiSetDataModule": "uv2.data.multiset",
     "VideoDataset": "uv2.data.dataset",
     "VideoDatasetConfig": "uv2.data.dataset",
     "ImageDataset": "uv2.data.dataset",

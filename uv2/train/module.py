@@ -5,6 +5,11 @@ label smoothing, optional mixup / cutmix (timm's, applied to clips as (B, C*T, H
 a guard that skips non-finite losses and stops after too many in a row. Evaluation: top-1, top-5 and mean class
 accuracy per clip (validation) and per video (test: softmax scores averaged over every view of a video, exact under
 DDP: views gathered from every rank, duplicates from sampler padding removed).
+
+Co-training (a uv2.data.MultiSetDataModule): one model, a head per set. The heads are the classifier's rows
+stacked in set order (set k owns rows `head_slices()[k]`, which is the same as k separate linear heads); every
+training step takes one batch of each set through the model at once, and each set's loss sees only its own rows.
+Validation and test report every set on its own head (val/<set>/top1 ...; val/top1 is their mean).
 """
 
 from __future__ import annotations
@@ -40,6 +45,19 @@ def clip_batch(batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return batch["video"] if "video" in batch else batch["image"].unsqueeze(2)
 
 
+def train_batch_size(datamodule) -> int:
+    """Training clips per step on one device: a MultiSetDataModule's batch of every set, else batch_size."""
+    if datamodule is None:
+        return 0
+    size = getattr(datamodule, "batch_size", None)
+    return int(size if size is not None else datamodule.hparams.get("batch_size") or 0)
+
+
+def batch_clips(batch: dict) -> int:
+    """Clips in a training batch (a plain batch, or a co-training batch {set: batch})."""
+    return len(batch["label"]) if "label" in batch else sum(len(b["label"]) for b in batch.values())
+
+
 def accuracies(scores: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, torch.Tensor]:
     """Top-1, top-5 (top-k capped at the class count, for tiny label sets) and mean class accuracy, in percent."""
     return {
@@ -60,6 +78,7 @@ class VideoClassifier(pl.LightningModule):
         cutmix_alpha: float = 0.0,
         max_nonfinite_steps: int = 20,
         class_names: list[str] | None = None,
+        sets: dict[str, int] | None = None,
     ) -> None:
         """
         Args:
@@ -72,6 +91,8 @@ class VideoClassifier(pl.LightningModule):
             cutmix_alpha: cutmix Beta(alpha, alpha) (0 = off).
             max_nonfinite_steps: consecutive non-finite losses tolerated (each skips its step) before stopping.
             class_names: label names (filled from the data module when omitted; stored in checkpoints).
+            sets: co-training: {set name: its class count}, the heads stacked in the classifier in this order
+                (filled from a MultiSetDataModule; stored in checkpoints).
         """
         super().__init__()
         arch = arch if isinstance(arch, ModelConfig) else ModelConfig(**arch)
@@ -80,13 +101,15 @@ class VideoClassifier(pl.LightningModule):
         self.save_hyperparameters({"arch": dataclasses.asdict(arch), "init_from": init_from,
                                    "optim": dataclasses.asdict(optim), "label_smoothing": label_smoothing,
                                    "mixup_alpha": mixup_alpha, "cutmix_alpha": cutmix_alpha,
-                                   "max_nonfinite_steps": max_nonfinite_steps, "class_names": class_names},
+                                   "max_nonfinite_steps": max_nonfinite_steps, "class_names": class_names,
+                                   "sets": sets},
                                   logger=False)
         self.arch, self.optim_cfg = arch, optim
         self.model, report = init_model(arch, init_from)
         if report is not None:
             log.info(report.summary())
         self.class_names = class_names
+        self.set_sizes = sets
         self.mixup = None
         if mixup_alpha > 0 or cutmix_alpha > 0:
             self.mixup = Mixup(mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, label_smoothing=label_smoothing,
@@ -107,10 +130,23 @@ class VideoClassifier(pl.LightningModule):
         if self.class_names is None and getattr(datamodule, "class_names", None):
             self.class_names = list(datamodule.class_names)
             self.hparams["class_names"] = self.class_names
+        if getattr(datamodule, "set_sizes", None) is not None:
+            if self.mixup is not None:
+                raise ValueError("mixup / cutmix (model.mixup_alpha, model.cutmix_alpha) mix labels of one head; "
+                                 "set them to 0 for co-training on several sets")
+            self.set_sizes = dict(datamodule.set_sizes)
+            self.hparams["sets"] = self.set_sizes
+
+    def head_slices(self) -> dict[str, slice]:
+        """The classifier rows of each set: {set: rows} when co-training, else {"": all rows}."""
+        if not self.set_sizes:
+            return {"": slice(None)}
+        bounds = torch.tensor([0, *self.set_sizes.values()]).cumsum(0).tolist()
+        return {name: slice(bounds[k], bounds[k + 1]) for k, name in enumerate(self.set_sizes)}
 
     def on_fit_start(self) -> None:
-        batch = self.trainer.datamodule.hparams.get("batch_size") if self.trainer.datamodule else None
-        global_batch = (batch or 0) * self.trainer.world_size * self.trainer.accumulate_grad_batches
+        batch = train_batch_size(self.trainer.datamodule)
+        global_batch = batch * self.trainer.world_size * self.trainer.accumulate_grad_batches
         lr = effective_lr(self.optim_cfg, global_batch)
         scaled = f" (scaled from {self.optim_cfg.lr:g} x {global_batch} / {self.optim_cfg.lr_reference_batch})" \
             if self.optim_cfg.lr_reference_batch else " (no batch-size scaling: set optim.lr_reference_batch)"
@@ -130,8 +166,8 @@ class VideoClassifier(pl.LightningModule):
         return flat
 
     def configure_optimizers(self):
-        batch = self.trainer.datamodule.hparams.get("batch_size") if self.trainer.datamodule else 0
-        lr = effective_lr(self.optim_cfg, (batch or 0) * self.trainer.world_size * self.trainer.accumulate_grad_batches)
+        batch = train_batch_size(self.trainer.datamodule)
+        lr = effective_lr(self.optim_cfg, batch * self.trainer.world_size * self.trainer.accumulate_grad_batches)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
         new = {id(p) for p in self.model.new_parameters()}
@@ -142,25 +178,46 @@ class VideoClassifier(pl.LightningModule):
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         return self.model(video)
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int):
-        video, labels = clip_batch(batch), batch["label"]
+    def training_step(self, batch: dict, batch_idx: int):
+        if self.set_sizes:
+            loss, correct = self._cotraining_loss(batch)
+            failures = [b["decode_failures"] for b in batch.values() if "decode_failures" in b]
+        else:
+            loss, correct = self._loss(clip_batch(batch), batch["label"])
+            failures = [batch["decode_failures"]] if "decode_failures" in batch else []
+        if not self._loss_is_finite(loss):
+            return None  # every rank skips this step together (see _loss_is_finite)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(correct))
+        self.log("train/top1", 100 * correct.float().mean(), on_step=False, on_epoch=True, batch_size=len(correct))
+        if failures:
+            self.log("data/decode_failures", torch.cat(failures).sum().float(), on_step=False, on_epoch=True,
+                     reduce_fx="sum", batch_size=len(correct))
+        return loss
+
+    def _loss(self, video: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss of one batch and which clips the model got right."""
         if self.mixup is not None and video.shape[0] % 2 == 0:
             B, C, T, H, W = video.shape
             mixed, targets = self.mixup(video.reshape(B, C * T, H, W), labels)  # one box / lambda for all frames
             logits = self.model(mixed.view(B, C, T, H, W))
-            loss = SoftTargetCrossEntropy()(logits, targets)
-        else:
-            logits = self.model(video)
-            loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
-        if not self._loss_is_finite(loss):
-            return None  # every rank skips this step together (see _loss_is_finite)
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(labels))
-        self.log("train/top1", 100 * (logits.argmax(-1) == labels).float().mean(), on_step=False, on_epoch=True,
-                 batch_size=len(labels))
-        if "decode_failures" in batch:
-            self.log("data/decode_failures", batch["decode_failures"].sum().float(), on_step=False, on_epoch=True,
-                     reduce_fx="sum", batch_size=len(labels))
-        return loss
+            return SoftTargetCrossEntropy()(logits, targets), logits.argmax(-1) == labels
+        logits = self.model(video)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+        return loss, logits.argmax(-1) == labels
+
+    def _cotraining_loss(self, batches: dict[str, dict]) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch of every set through the model at once; each set's cross-entropy on its own head's rows,
+        averaged over the sets (each set weighs the same whatever its batch size)."""
+        slices = self.head_slices()
+        videos = [clip_batch(batches[name]) for name in slices]
+        logits = self.model(torch.cat(videos)).split([len(v) for v in videos])  # per set: (B_k, all classes)
+        losses, correct = [], []
+        for (name, rows), set_logits in zip(slices.items(), logits):
+            labels = batches[name]["label"]
+            losses.append(F.cross_entropy(set_logits[:, rows], labels, label_smoothing=self.hparams.label_smoothing))
+            correct.append(set_logits[:, rows].argmax(-1) == labels)
+            self.log(f"train/{name}/loss", losses[-1], on_step=False, on_epoch=True, batch_size=len(labels))
+        return torch.stack(losses).mean(), torch.cat(correct)
 
     def _loss_is_finite(self, loss: torch.Tensor) -> bool:
         """All ranks agree (one all-reduce) so that a skipped step is skipped everywhere and DDP stays in step."""
@@ -188,24 +245,30 @@ class VideoClassifier(pl.LightningModule):
             self.log_dict({"model/fusion_weight_mean": weight.mean(), "model/fusion_weight_min": weight.min(),
                            "model/fusion_weight_max": weight.max()}, on_step=True, on_epoch=False)
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        logits = self.model(clip_batch(batch))
-        labels = batch["label"]
-        self.log("val/loss", F.cross_entropy(logits, labels), on_epoch=True, sync_dist=True, batch_size=len(labels))
-        for name, value in accuracies(logits, labels, self.arch.num_classes).items():
-            self.log(f"val/{name}", value, on_epoch=True, sync_dist=True, prog_bar=name == "top1",
-                     batch_size=len(labels))
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        name, rows = list(self.head_slices().items())[dataloader_idx]
+        logits = self.model(clip_batch(batch))[:, rows]
+        labels, prefix = batch["label"], f"val/{name}/" if name else "val/"
+        log = dict(on_epoch=True, sync_dist=True, batch_size=len(labels), add_dataloader_idx=False)
+        self.log(f"{prefix}loss", F.cross_entropy(logits, labels), **log)
+        for metric, value in accuracies(logits, labels, logits.shape[1]).items():
+            self.log(f"{prefix}{metric}", value, prog_bar=metric == "top1" and not name, **log)
 
     def on_validation_epoch_end(self) -> None:
+        if self.set_sizes and not self.trainer.sanity_checking:  # co-training: val/top1 is the mean over the sets
+            tops = [self.trainer.callback_metrics.get(f"val/{name}/top1") for name in self.set_sizes]
+            if all(t is not None for t in tops):
+                self.log("val/top1", torch.stack([t.float() for t in tops]).mean(), prog_bar=True)
         top1 = self.trainer.callback_metrics.get("val/top1")
         if top1 is not None and not self.trainer.sanity_checking:
             best = max(float(top1), float(getattr(self, "_best_val_top1", 0.0)))
             self._best_val_top1 = best
             self.log("hp/val_top1", best, sync_dist=False)
 
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        scores = self.model(clip_batch(batch)).float().softmax(-1)
-        self._test_outputs.append({"scores": scores, "label": batch["label"],
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        rows = list(self.head_slices().values())[dataloader_idx]
+        scores = self.model(clip_batch(batch))[:, rows].float().softmax(-1)  # softmax over the set's own classes
+        self._test_outputs.append({"set": dataloader_idx, "scores": scores, "label": batch["label"],
                                    "video": batch.get("video_index", batch.get("index")),
                                    "view": batch.get("view_index", torch.zeros_like(batch["label"]))})
 
@@ -213,26 +276,41 @@ class VideoClassifier(pl.LightningModule):
         self._test_outputs = []
 
     def on_test_epoch_end(self) -> None:
-        result = self.video_level_results(self._test_outputs)
+        per_set = {}
+        for k, (name, rows) in enumerate(self.head_slices().items()):  # every rank, every set: gathers stay in step
+            num_classes = self.arch.num_classes if not name else rows.stop - rows.start
+            per_set[name] = self.video_level_results([o for o in self._test_outputs if o["set"] == k], num_classes)
         self._test_outputs = []
+        if self.set_sizes:  # co-training: the mean over the sets, and each set on its own
+            result = {"metrics": {m: sum(r["metrics"][m] for r in per_set.values()) / len(per_set)
+                                  for m in ("top1", "top5", "mean_class")},
+                      "num_videos": sum(r["num_videos"] for r in per_set.values()),
+                      "num_views": sum(r["num_views"] for r in per_set.values()), "per_set": per_set}
+        else:
+            result = per_set[""]
         self.test_results = result
         metrics = {f"test/{k}": v for k, v in result["metrics"].items()}
+        for name, r in result.get("per_set", {}).items():
+            metrics.update({f"test/{name}/{k}": v for k, v in r["metrics"].items()})
         metrics["test/videos"] = float(result["num_videos"])
         metrics["hp/test_top1"] = result["metrics"]["top1"]
         self.log_dict(metrics, sync_dist=False, rank_zero_only=True)
         if self.trainer.is_global_zero and not self.trainer.sanity_checking:
             summary = {"metrics": result["metrics"], "num_videos": result["num_videos"], "num_views": result["num_views"],
                        "global_step": self.global_step, "world_size": self.trainer.world_size}
+            if self.set_sizes:
+                summary["per_set"] = {name: {"metrics": r["metrics"], "num_videos": r["num_videos"]}
+                                      for name, r in per_set.items()}
             atomic_write_text(Path(self.trainer.default_root_dir) / "test_results.json", json.dumps(summary, indent=2))
 
-    def video_level_results(self, outputs: list[dict[str, torch.Tensor]]) -> dict[str, Any]:
+    def video_level_results(self, outputs: list[dict[str, torch.Tensor]], num_classes: int) -> dict[str, Any]:
         """Average softmax scores over the views of each video, gathered from every rank, each (video, view)
         counted once (DistributedSampler pads ranks by repeating samples)."""
         if outputs:
             scores = torch.cat([o["scores"] for o in outputs])
             labels, videos, views = (torch.cat([o[k] for o in outputs]).long() for k in ("label", "video", "view"))
         else:
-            scores = torch.zeros(0, self.arch.num_classes, device=self.device)
+            scores = torch.zeros(0, num_classes, device=self.device)
             labels = videos = views = torch.zeros(0, dtype=torch.long, device=self.device)
         if self.trainer.world_size > 1:
             scores, labels, videos, views = self._gather_padded(scores, labels, videos, views)
@@ -245,7 +323,7 @@ class VideoClassifier(pl.LightningModule):
                                                                                                dtype=torch.float))
         video_scores = summed / counts[:, None]
         video_labels = torch.zeros(len(video_ids), dtype=torch.long, device=scores.device).index_copy_(0, inverse, labels)
-        metrics = {k: float(v) for k, v in accuracies(video_scores, video_labels, self.arch.num_classes).items()} \
+        metrics = {k: float(v) for k, v in accuracies(video_scores, video_labels, num_classes).items()} \
             if len(video_ids) else {"top1": 0.0, "top5": 0.0, "mean_class": 0.0}
         return {"metrics": metrics, "num_videos": len(video_ids), "num_views": len(key),
                 "video_ids": video_ids.cpu(), "scores": video_scores.cpu(), "labels": video_labels.cpu()}
@@ -265,6 +343,7 @@ class VideoClassifier(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["hyper_parameters"]["class_names"] = self.class_names
+        checkpoint["hyper_parameters"]["sets"] = self.set_sizes
 
 
 def _unique_first(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -307,7 +386,7 @@ class PerfMonitor(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         end = time.perf_counter()
         total = end - self._start + self._wait
-        clips = len(batch["label"])
+        clips = batch_clips(batch)
         pl_module.log_dict({"data/wait_s": self._wait, "data/wait_fraction": self._wait / max(total, 1e-9),
                             "perf/clips_per_s": clips * trainer.world_size / max(total, 1e-9)},
                            on_step=True, on_epoch=True, batch_size=clips)

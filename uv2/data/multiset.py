@@ -1,0 +1,80 @@
+"""Several labelled video sets at once, for co-training one model with a head per set (the paper's table (e):
+K400 + K600 + K700 with three heads).
+
+:class:`MultiSetDataModule` holds one :class:`~uv2.data.datamodule.VideoDataModule` per set, built from the
+arguments every set shares (``common``) updated by its own (``sets[name]``). Its class names are the sets' names
+prefixed by the set ("scene_a/juggling"), in set order, so the classifier of a co-trained model is the sets' heads
+stacked: set k owns the rows ``slices[k]``. Loaders:
+
+- train: a dict {set: loader}; Lightning combines them ("max_size_cycle": each step has one batch of every set,
+  shorter sets start over), and saves every loader's position in checkpoints, so resume stays exact;
+- val / test: a list of loaders in set order (Lightning runs them one after the other, ``dataloader_idx`` = set).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from typing import Any
+
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader
+
+from uv2.data.datamodule import VideoDataModule
+
+__all__ = ["MultiSetDataModule"]
+
+
+class MultiSetDataModule(pl.LightningDataModule):
+    """Video sets trained together.
+
+    Args:
+        sets: {set name: VideoDataModule arguments of that set} (e.g. {"k400": {"train_list": ...}, ...} or
+            {"scene_a": {"synthetic_set": "scene_a"}, ...}); the set order is the order of the heads.
+        common: VideoDataModule arguments shared by every set (sizes, sampling, batch size, workers, ...).
+    """
+
+    def __init__(self, sets: dict[str, dict[str, Any]], common: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if not sets:
+            raise ValueError("MultiSetDataModule: `sets` is empty; give at least one {name: arguments} entry")
+        bad = [name for name in sets if not name or "/" in name]
+        if bad:
+            raise ValueError(f"MultiSetDataModule: invalid set names {bad} (non-empty, no '/')")
+        # each set's module is built in an empty context: under LightningCLI a context variable carries the
+        # hyperparameters of the module being instantiated (this one), which the sets' modules must not inherit
+        self.datamodules = {name: contextvars.Context().run(VideoDataModule, **{**(common or {}), **(args or {})})
+                            for name, args in sets.items()}
+        self.class_names: list[str] | None = None
+        self.set_sizes: dict[str, int] | None = None
+
+    @property
+    def batch_size(self) -> int:
+        """Training clips per step: one batch of every set."""
+        return sum(datamodule.hparams.batch_size for datamodule in self.datamodules.values())
+
+    def prepare_data(self) -> None:
+        for datamodule in self.datamodules.values():
+            datamodule.prepare_data()
+
+    def setup(self, stage: str | None = None) -> None:
+        for datamodule in self.datamodules.values():
+            datamodule.setup(stage)
+        self.set_sizes = {name: dm.num_classes for name, dm in self.datamodules.items()}
+        self.class_names = [f"{name}/{c}" for name, dm in self.datamodules.items() for c in dm.class_names]
+
+    @property
+    def num_classes(self) -> int:
+        """Classes of all sets together (the stacked heads), after setup."""
+        if self.class_names is None:
+            raise RuntimeError("num_classes is known after setup()")
+        return len(self.class_names)
+
+    def train_dataloader(self) -> dict[str, DataLoader]:
+        return {name: dm.train_dataloader() for name, dm in self.datamodules.items()}
+
+    def val_dataloader(self) -> list[DataLoader]:
+        return [dm.val_dataloader() for dm in self.datamodules.values()]
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return [dm.test_dataloader() for dm in self.datamodules.values()]
