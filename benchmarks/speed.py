@@ -8,7 +8,9 @@ Default setting, from the reference: width 384, 12 layers, 6 heads, T-Down, loca
 blocks, 16x112x112 input, batch 4, 174 classes, fp32. "official" is uv2.models.reference (the official layout:
 (L, N*T, C) tokens, nn.MultiheadAttention, Conv3d local MHRA/DPE); both hold the same weights, and the script
 checks that their outputs agree before timing. Each measurement runs in its own process so that peak memory
-(max RSS on CPU, max allocated on GPU) is its own.
+(max RSS on CPU, max allocated on GPU) is its own. A shared or throttled machine drifts by several percent over a
+minute, so the implementations alternate for --rounds rounds and the table shows the median over rounds (with each
+round's speed-up, to show the spread).
 """
 
 from __future__ import annotations
@@ -141,6 +143,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iters", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of every measurement (median)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line at the end")
     args = parser.parse_args()
     cfg = ModelConfig(**(model_section(load_experiment(args.config)) if args.config else DEFAULT_ARCH))
@@ -155,7 +158,10 @@ def main() -> None:
     print(f"setting: width {cfg.vit_cfg.width}, depth {cfg.vit_cfg.depth}, local {cfg.local_type} "
           f"x{2 if cfg.local_double else 1}, T-Down {cfg.t_down}, global {cfg.global_layers}, "
           f"{frames}x{size}x{size}, batch {args.batch}")
-    results = {(impl, mode): run_one(impl, mode, cfg, opts) for impl in impls for mode in ("train", "eval")}
+    rounds = [{(impl, mode): run_one(impl, mode, cfg, opts) for mode in ("train", "eval")
+               for impl in (impls if r % 2 == 0 else impls[::-1])} for r in range(args.rounds)]
+    results = {key: dict(rounds[0][key], seconds=statistics.median(r[key]["seconds"] for r in rounds),
+                         peak_mb=max(r[key]["peak_mb"] for r in rounds)) for key in rounds[0]}
     if len(impls) == 2:
         a, b = (torch.tensor(results[(i, "eval")]["outputs"]) for i in impls)
         diff = (a - b).abs().max().item()
@@ -166,7 +172,8 @@ def main() -> None:
     if len(impls) == 2:
         for mode in ("train", "eval"):
             speedup = results[("official", mode)]["seconds"] / results[("uv2", mode)]["seconds"]
-            print(f"speed-up {mode}: {speedup:.2f}x")
+            each = ", ".join(f"{r[('official', mode)]['seconds'] / r[('uv2', mode)]['seconds']:.2f}x" for r in rounds)
+            print(f"speed-up {mode}: {speedup:.2f}x (rounds: {each})")
     if args.json:
         print(json.dumps({f"{i}_{m}_s": round(r["seconds"], 4) for (i, m), r in results.items()}))
 

@@ -206,3 +206,45 @@ def test_layer_specs():
     assert parse_layers("1,3,5-6", 12) == [0, 2, 4, 5]
     assert parse_layers("all", 4) == [0, 1, 2, 3] and parse_layers("none", 4) == []
     assert format_layers([8, 9, 10, 11]) == "9-12" and format_layers([0, 2, 4, 5]) == "1,3,5-6"
+
+
+@pytest.mark.parametrize("heads,queries", [(2, 1), (4, 1), (4, 16)])
+def test_cross_attention_on_raw_tokens_equals_projected_keys_values(heads, queries):
+    """The global blocks' attention with the key / value projections moved onto the queries gives the textbook
+    outputs, attention weights and gradients (non-zero biases included: the key bias drops out of the softmax)."""
+    from uv2.models.blocks import CrossAttention
+
+    attention = CrossAttention(64, heads)
+    for p in attention.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    query, tokens = torch.randn(3, queries, 64), torch.randn(3, 50, 64)
+    results = []
+    for projected in (False, True):
+        attention.project_tokens = projected
+        attention.zero_grad()
+        x = tokens.clone().requires_grad_()
+        out, weights = attention(query, x, return_weights=True)
+        (out * torch.linspace(-1, 1, 64)).sum().backward()
+        fused = attention(query, tokens)
+        results.append((out, weights, fused, x.grad, attention.kv.weight.grad.clone(), attention.q.weight.grad.clone()))
+    for raw, textbook in zip(*results):
+        torch.testing.assert_close(raw, textbook, atol=1e-5, rtol=1e-4)
+
+
+def test_depthwise_conv3d_gradients_match_conv3d():
+    """The DPE's convolution (input gradient as a flipped-kernel convolution) gives Conv3d's outputs and gradients."""
+    from uv2.models.blocks import DepthwiseConv3d
+
+    dpe = DepthwiseConv3d(16)
+    torch.nn.init.normal_(dpe.conv.bias)
+    x = torch.randn(2, 4, 5, 6, 16)
+    grad = torch.randn(2, 4, 5, 6, 16)
+    results = []
+    for forward in (dpe, lambda t: dpe.conv(t.permute(0, 4, 1, 2, 3)).permute(0, 2, 3, 4, 1)):
+        dpe.zero_grad()
+        inputs = x.clone().requires_grad_()
+        out = forward(inputs)
+        out.backward(grad)
+        results.append((out, inputs.grad, dpe.conv.weight.grad.clone(), dpe.conv.bias.grad.clone()))
+    for ours, conv3d in zip(*results):
+        torch.testing.assert_close(ours, conv3d, atol=1e-5, rtol=1e-5)

@@ -3,7 +3,9 @@
 Counted with torch's FlopCounterMode on the meta device (no memory, no compute): every matmul, convolution and
 fused attention call. Two additions make the count complete: the CPU fused-attention kernel, which torch's table
 lacks, and the depth-wise temporal convolutions that uv2 writes as shifted multiply-adds (counted by a hook as
-the Conv3d they replace). FlopCounterMode counts 2 FLOPs per MAC; GFLOPs here are MACs, as in the paper.
+the Conv3d they replace). The global blocks' cross-attention is counted in its textbook form (every token projected
+to a key and a value), the paper's convention, although uv2 computes it with fewer MACs (see
+uv2.models.blocks.CrossAttention). FlopCounterMode counts 2 FLOPs per MAC; GFLOPs here are MACs, as in the paper.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode, register_flop_formula, sdpa_flop_count
 
 from uv2.config import load_experiment, model_section
-from uv2.models.blocks import DepthwiseTemporalConv
+from uv2.models.blocks import CrossAttention, DepthwiseTemporalConv
 from uv2.models.config import ModelConfig
 from uv2.models.uniformerv2 import UniFormerV2
 
@@ -45,6 +47,9 @@ def count_flops(model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict[st
 
     hooks = [m.register_forward_hook(temporal_conv_hook) for m in model.modules()
              if isinstance(m, DepthwiseTemporalConv)]
+    cross_attention = {m: m.project_tokens for m in model.modules() if isinstance(m, CrossAttention)}
+    for m in cross_attention:
+        m.project_tokens = True
     device = next(model.parameters()).device
     requires_grad = {p: p.requires_grad for p in model.parameters()}
     model.requires_grad_(False)  # FlopCounterMode's module tracker needs no autograd graph
@@ -56,6 +61,8 @@ def count_flops(model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict[st
             hook.remove()
         for p, flag in requires_grad.items():
             p.requires_grad_(flag)
+        for m, flag in cross_attention.items():
+            m.project_tokens = flag
     root = type(model).__name__
     per_module = counter.get_flop_counts()
     parts: dict[str, float] = {}
