@@ -160,6 +160,22 @@ def test_ddp_two_cpu_processes_fit_and_test(synth_root, tmp_path):
     assert results["num_views"] == 2 * val_videos  # 2 clips x 1 crop each, padding duplicates removed
 
 
+def test_bf16_mixed_precision_fit_on_cpu(synth_root, tmp_path):
+    """--trainer.precision bf16-mixed trains on CPU: finite losses, fp32 weights in the checkpoint."""
+    run_dir = tmp_path / "bf16"
+    assert run("fit", _fit_argv(synth_root, run_dir, "--trainer.precision", "bf16-mixed", "--trainer.limit_train_batches", "3",
+                                "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "1")) == 0
+    checkpoint = safe_load(run_dir / "checkpoints" / "last.ckpt")
+    assert checkpoint["global_step"] == 3
+    weights = checkpoint["state_dict"]
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    assert all(torch.isfinite(torch.tensor(e.value)) for e in events.Scalars("val/loss"))
+
+
 def test_predict_cli(synth_root, tmp_path):
     run_dir = tmp_path / "run"
     assert run("fit", _fit_argv(synth_root, run_dir, "--trainer.max_steps", "2", "--trainer.max_epochs", "1")) == 0
