@@ -227,7 +227,12 @@ def test_table_e_training_scripts_micro(tmp_path):
     assert result.stdout.count("co-training one model on scene_a, scene_b, scene_c") == 2
 
     out = root / "results" / "table_me"
-    cotrained = torch.load(out / "cotrain/seed1/run/checkpoints/last.ckpt", weights_only=True)["hyper_parameters"]
+
+    def shared(run: str) -> Path:  # out/<run>/seed1-<hash of the configs it serves>, one per run
+        (folder,) = (out / run).glob("seed1-*")
+        return folder
+
+    cotrained = torch.load(shared("cotrain") / "run/checkpoints/last.ckpt", weights_only=True)["hyper_parameters"]
     assert cotrained["sets"] == {s: 8 for s in sets} and len(cotrained["class_names"]) == 24
     first_b = (root / "synthetic/micro_seed0/scene_b/classes.txt").read_text().split()[0]
     assert cotrained["class_names"][8] == f"scene_b/{first_b}"
@@ -235,9 +240,9 @@ def test_table_e_training_scripts_micro(tmp_path):
     assert predictions["scores"].shape == (8, 8) and predictions["class_names"][0] == first_b  # its own head only
     assert torch.allclose(predictions["scores"].sum(1), torch.ones(8))
 
-    union = torch.load(out / "union/seed1/run/checkpoints/last.ckpt", weights_only=True)
+    union = torch.load(shared("union") / "run/checkpoints/last.ckpt", weights_only=True)
     union_names = union["hyper_parameters"]["class_names"]
-    heads = torch.load(out / "union_cotrain/seed1/init_from_union.ckpt", weights_only=True)["state_dict"]
+    heads = torch.load(shared("union_cotrain") / "init_from_union.ckpt", weights_only=True)["state_dict"]
     target = [n for s in sets for n in (root / f"synthetic/micro_seed0/{s}/classes.txt").read_text().split()]
     rows = [union_names.index(n) for n in target]
     assert torch.equal(heads["head.fc.weight"], union["state_dict"]["model.head.fc.weight"][rows])

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -40,8 +41,9 @@ log = logging.getLogger(__name__)
 CSV_FIELDS = ["table", "row", "label", "dataset", "seed", "top1", "top5", "mean_class", "gflops", "params_m",
               "train_s", "clips_per_s", "peak_mem_mb", "num_classes", "status", "error", "config_hash", "git_commit"]
 DIRECTION_TOLERANCE = 0.3  # paper differences smaller than this (points) carry no direction
-# table (e): the runs a training script shares between its cells (out/<run>/seed<s>/)
-SHARED_RUNS = {"cotrain": ("cotrain",), "union_cotrain": ("union", "union_cotrain"), "union_individual": ("union",)}
+# table (e): runs shared between cells (out/<run>/seed<s>-<hash>/) and the training scripts each one serves
+SHARED_RUNS = {"union": ("union_individual", "union_cotrain"), "cotrain": ("cotrain",),
+               "union_cotrain": ("union_cotrain",)}
 
 
 def git_commit(repo: Path) -> str:
@@ -144,8 +146,9 @@ class GridRunner:
         if self.fresh:  # start the cells that run from scratch (the others keep their results)
             for cell in todo:
                 shutil.rmtree(self.cell_dir(cell), ignore_errors=True)
-                for shared in SHARED_RUNS.get(cell.script, ()):
-                    shutil.rmtree(self.shared_dir(shared, cell.seed), ignore_errors=True)
+                for run, scripts in SHARED_RUNS.items():
+                    if cell.script in scripts:
+                        shutil.rmtree(self.shared_dir(run, cell.seed), ignore_errors=True)
         self.write_outputs()  # results.csv and table.md exist (all pending) from the start
         try:
             for n, cell in enumerate(todo, 1):
@@ -203,10 +206,13 @@ class GridRunner:
         return fit_and_test(config_path, folder, resume)
 
     # ---------------------------------------------------------------------------- table (e): training scripts
-    # Runs shared by several cells (the union-label model, a co-trained model) live in out/<script>/seed<s>/, are
-    # made by the first cell that needs them (resumed if interrupted) and marked done by a results file.
-    def shared_dir(self, script: str, seed: int) -> Path:
-        return self.out_dir / script / f"seed{seed}"
+    # Runs shared by several cells (the union-label model, a co-trained model) are made by the first cell that
+    # needs them (resumed if interrupted) and marked done by a results file.
+    def shared_dir(self, run: str, seed: int) -> Path:
+        """out/<run>/seed<s>-<hash>: the hash covers the configs of the cells the run serves, so a changed table or
+        dataset definition trains a new shared run instead of reusing a stale one."""
+        hashes = sorted(c.config_hash for c in self.script_sets(SHARED_RUNS[run], seed))
+        return self.out_dir / run / f"seed{seed}-{hashlib.sha1(''.join(hashes).encode()).hexdigest()[:8]}"
 
     def script_sets(self, scripts: tuple[str, ...], seed: int) -> list[Cell]:
         """The cells of one seed that a shared run serves (one per dataset, in table order)."""
