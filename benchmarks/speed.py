@@ -3,6 +3,7 @@
     python benchmarks/speed.py                      # the reference setting (ViT-S SSv2 design, 16x112, batch 4)
     python benchmarks/speed.py --device cuda --dtype bf16 --batch 8
     python benchmarks/speed.py --impl uv2 --config experiments/k400_b16_8x224.yaml --frames 8 --size 224
+    python benchmarks/speed.py --official-code ~/src/UniFormerV2   # time the official repository's own model too
 
 Default setting, from the reference: width 384, 12 layers, 6 heads, T-Down, local MHRA x2 in all layers, 8 global
 blocks, 16x112x112 input, batch 4, 174 classes, fp32. "official" is uv2.models.reference (the official layout:
@@ -36,8 +37,35 @@ DEFAULT_ARCH = dict(vit="vit_s16", vit_overrides=dict(img_size=112, act="quick_g
                     t_down=True, global_layers="5-12", head_dropout=0.0, global_mlp_dropout=0.0)
 
 
-def build(impl: str, cfg: ModelConfig) -> torch.nn.Module:
-    """uv2 or official-layout model with identical (random, non-zero) weights."""
+def official_code_model(checkout: str, cfg: ModelConfig) -> torch.nn.Module:
+    """The official repository's VisionTransformer (slowfast/models/uniformerv2_model.py of a local checkout of
+    OpenGVLab/UniFormerV2), loaded from that one file: the package's __init__ files import SlowFast's whole
+    training stack, so the file is loaded alone, with the logging helper it imports provided by Python's logging."""
+    import importlib.util
+    import logging
+    import sys
+    import types
+
+    path = Path(checkout).expanduser() / "slowfast" / "models" / "uniformerv2_model.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"--official-code: no {path}; give a checkout of OpenGVLab/UniFormerV2")
+    for name in ("slowfast", "slowfast.utils"):
+        sys.modules.setdefault(name, types.ModuleType(name))
+    sys.modules.setdefault("slowfast.utils.logging", types.SimpleNamespace(get_logger=logging.getLogger))
+    spec = importlib.util.spec_from_file_location("uniformerv2_official", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    vit, depth = cfg.vit_cfg, cfg.vit_cfg.depth
+    return module.VisionTransformer(
+        input_resolution=vit.img_size, patch_size=vit.patch_size, width=vit.width, layers=depth,
+        heads=vit.num_heads, output_dim=512, t_size=cfg.num_frames, dw_reduction=cfg.local_reduction,
+        temporal_downsample=cfg.t_down, no_lmhra=cfg.local_type == "none", double_lmhra=cfg.local_double,
+        return_list=cfg.global_layer_ids, n_layers=len(cfg.global_layer_ids), n_dim=vit.width, n_head=vit.num_heads,
+        mlp_dropout=[0.0] * len(cfg.global_layer_ids), cls_dropout=0.0, num_classes=cfg.num_classes)
+
+
+def build(impl: str, cfg: ModelConfig, official_code: str | None = None) -> torch.nn.Module:
+    """uv2, official-layout or official-code model with identical (random, non-zero) weights."""
     torch.manual_seed(0)
     vit = cfg.vit_cfg
     reference = OfficialLayoutUniFormerV2(
@@ -47,6 +75,10 @@ def build(impl: str, cfg: ModelConfig) -> torch.nn.Module:
     randomize_(reference, torch.Generator().manual_seed(0), scale=0.02)
     if impl == "official":
         return reference
+    if impl == "official_code":
+        model = official_code_model(official_code, cfg)
+        model.load_state_dict(reference.state_dict())
+        return model
     from uv2.models.convert import convert_official
 
     model = build_model(cfg)
@@ -69,7 +101,7 @@ def measure(impl: str, mode: str, cfg_dict: dict, args: dict) -> dict:
     torch.set_num_threads(args["threads"])
     cfg = ModelConfig(**cfg_dict)
     device = torch.device(args["device"])
-    model = build(impl, cfg).to(device)
+    model = build(impl, cfg, args["official_code"]).to(device)
     size = args["size"] or cfg.vit_cfg.img_size
     x = torch.randn(args["batch"], 3, args["frames"] or cfg.num_frames, size, size,
                     generator=torch.Generator().manual_seed(1)).to(device)
@@ -144,6 +176,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of every measurement (median)")
+    parser.add_argument("--official-code", default=None, metavar="CHECKOUT",
+                        help="also time the official repository's model from this local checkout of it")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line at the end")
     args = parser.parse_args()
     cfg = ModelConfig(**(model_section(load_experiment(args.config)) if args.config else DEFAULT_ARCH))
@@ -152,7 +186,9 @@ def main() -> None:
         print("the official layout has only Sequential fusion, one query, local MHRA in all layers or none: "
               "timing uv2 alone")
         impls = ["uv2"]
-    opts = dict(vars(args), config=None, check=len(impls) == 2)
+    elif args.official_code:
+        impls = ["official_code", *impls]
+    opts = dict(vars(args), config=None, check="uv2" in impls and len(impls) > 1)
     frames, size = args.frames or cfg.num_frames, args.size or cfg.vit_cfg.img_size
     print(f"machine: {machine()}, {args.threads} threads, {args.device}, {args.dtype}")
     print(f"setting: width {cfg.vit_cfg.width}, depth {cfg.vit_cfg.depth}, local {cfg.local_type} "
@@ -162,18 +198,19 @@ def main() -> None:
                for impl in (impls if r % 2 == 0 else impls[::-1])} for r in range(args.rounds)]
     results = {key: dict(rounds[0][key], seconds=statistics.median(r[key]["seconds"] for r in rounds),
                          peak_mb=max(r[key]["peak_mb"] for r in rounds)) for key in rounds[0]}
-    if len(impls) == 2:
-        a, b = (torch.tensor(results[(i, "eval")]["outputs"]) for i in impls)
+    others = [impl for impl in impls if impl != "uv2"] if opts["check"] else []
+    for other in others:
+        a, b = (torch.tensor(results[(i, "eval")]["outputs"]) for i in (other, "uv2"))
         diff = (a - b).abs().max().item()
-        print(f"outputs: max |uv2 - official| = {diff:.2e} ({'identical to 1e-4' if diff < 1e-4 else 'DIFFER'})")
-    print(f"{'impl':<10}{'mode':<7}{'s/step':>9}{'clips/s':>10}{'peak MB':>10}")
+        print(f"outputs: max |uv2 - {other}| = {diff:.2e} ({'identical to 1e-4' if diff < 1e-4 else 'DIFFER'})")
+    print(f"{'impl':<15}{'mode':<7}{'s/step':>9}{'clips/s':>10}{'peak MB':>10}")
     for (impl, mode), r in results.items():
-        print(f"{impl:<10}{mode:<7}{r['seconds']:>9.3f}{args.batch / r['seconds']:>10.2f}{r['peak_mb']:>10.0f}")
-    if len(impls) == 2:
+        print(f"{impl:<15}{mode:<7}{r['seconds']:>9.3f}{args.batch / r['seconds']:>10.2f}{r['peak_mb']:>10.0f}")
+    for other in others:
         for mode in ("train", "eval"):
-            speedup = results[("official", mode)]["seconds"] / results[("uv2", mode)]["seconds"]
-            each = ", ".join(f"{r[('official', mode)]['seconds'] / r[('uv2', mode)]['seconds']:.2f}x" for r in rounds)
-            print(f"speed-up {mode}: {speedup:.2f}x (rounds: {each})")
+            speedup = results[(other, mode)]["seconds"] / results[("uv2", mode)]["seconds"]
+            each = ", ".join(f"{r[(other, mode)]['seconds'] / r[('uv2', mode)]['seconds']:.2f}x" for r in rounds)
+            print(f"speed-up over {other} {mode}: {speedup:.2f}x (rounds: {each})")
     if args.json:
         print(json.dumps({f"{i}_{m}_s": round(r["seconds"], 4) for (i, m), r in results.items()}))
 

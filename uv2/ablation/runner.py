@@ -136,6 +136,7 @@ class GridRunner:
     def __init__(self, table: Table, cells: list[Cell], out_dir: Path, repo: Path, fresh: bool = False) -> None:
         self.table, self.cells, self.out_dir, self.repo, self.fresh = table, cells, out_dir, repo, fresh  # noqa
         self.commit = git_commit(repo)
+        self._flops: dict[str, dict[str, Any]] = {}  # arch (JSON) -> model_flops: results are rewritten often
 
     # ------------------------------------------------------------------------------------------------- running
     def cell_dir(self, cell: Cell) -> Path:
@@ -190,8 +191,10 @@ class GridRunner:
         return record
 
     def base_record(self, cell: Cell) -> dict[str, Any]:
-        cfg = ModelConfig(**cell.arch)
-        flops = model_flops(cfg)
+        key = json.dumps(cell.arch, sort_keys=True)
+        if key not in self._flops:
+            self._flops[key] = model_flops(ModelConfig(**cell.arch))
+        flops = self._flops[key]
         return {"table": cell.table, "row": cell.row, "label": cell.label, "dataset": cell.dataset, "seed": cell.seed,
                 "gflops": round(flops["gflops"], 3), "params_m": round(flops["params_m"], 3),
                 "config_hash": cell.config_hash, "git_commit": self.commit, "error": ""}
