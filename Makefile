@@ -7,7 +7,7 @@ TABLE ?= c
 SCALE ?= tiny
 PYTEST_ARGS ?=
 
-.PHONY: venv test test-slow ablation tensorboard bench lint clean
+.PHONY: venv test test-slow test-pyav ablation tensorboard bench lint clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -22,6 +22,14 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
+
+## the decode tests under another Python / PyAV pair (torch-free): make test-pyav PYAV_PYTHON=python3.12 PYAV=19.0.2
+PYAV_PYTHON ?= python3.12
+PYAV ?= 19.0.2
+test-pyav:
+	test -x .venv-pyav$(PYAV)/bin/python || $(PYAV_PYTHON) -m venv .venv-pyav$(PYAV)
+	.venv-pyav$(PYAV)/bin/python -m pip install -q --disable-pip-version-check "av==$(PYAV)" numpy pytest
+	PYTHONPATH=. .venv-pyav$(PYAV)/bin/python -m pytest -q --noconftest -p no:cacheprovider tests/test_data_decode.py
 
 ## reproduce one ablation table: make ablation TABLE=c [SCALE=tiny]
 ablation: $(STAMP)

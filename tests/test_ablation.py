@@ -112,11 +112,38 @@ def test_micro_table_end_to_end(micro, tmp_path):
 def test_failing_cell_is_recorded_and_grid_continues(micro, tmp_path):
     table = write_table(tmp_path, "mf", ["broken", "temporal"], MICRO_ROWS[:1])
     result = grid(table, micro, tmp_path / "results", timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 1, result.stderr[-3000:]  # the grid finished, but a cell failed
+    assert "1 of 2 cells failed" in result.stderr
     broken, ok = read_results(tmp_path / "results", "mf")
     assert broken["status"] == "failed" and "missing.csv" in broken["error"]
     assert ok["status"] == "done"
     assert "broken: failed" in (tmp_path / "results" / "table_mf" / "table.md").read_text()
+    only_ok = grid(table, micro, tmp_path / "results", "--cell", "1", timeout=600)  # the good cell alone: success
+    assert only_ok.returncode == 0, only_ok.stderr[-3000:]
+
+
+def test_image_pretraining_gets_the_grid_trainer_flags(monkeypatch):
+    """ablations/run.py trains the tiny ViT on the devices it was given, like the cells."""
+    import importlib.util
+
+    from uv2.train import cli
+
+    spec = importlib.util.spec_from_file_location("ablation_run", REPO / "ablations" / "run.py")
+    run_py = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_py)
+    calls = []
+    monkeypatch.setattr(cli, "run", lambda subcommand, argv: calls.append((subcommand, argv)) or 0)
+    monkeypatch.setattr(run_py, "IMAGE_VIT", Path("does/not/exist/vit.pth"))
+
+    class NeedsViT:
+        config = {"model": {"init_from": "does/not/exist/vit.pth"}}
+
+    run_py.ensure_image_vit([NeedsViT()], {"accelerator": "gpu", "devices": 2, "num_nodes": 1})
+    (subcommand, argv), = calls
+    flags = dict(zip(argv[::2], argv[1::2]))
+    assert subcommand == "fit" and flags["--config"] == "experiments/image_tiny.yaml"
+    assert flags["--trainer.accelerator"] == "gpu" and flags["--trainer.devices"] == "2"
+    assert flags["--trainer.num_nodes"] == "1"
 
 
 def test_resume_after_kill_keeps_finished_cells(micro, tmp_path):

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("uv2.data.cli:synth_main", "generate the synthetic video benchmark"),
     "check-videos": ("uv2.data.cli:check_videos_main", "scan a video list and report decodable frames"),
     "bench-data": ("uv2.data.cli:bench_data_main", "benchmark video decoding and augmentation"),
+    "env": ("uv2.env:main", "versions, GPUs, FFmpeg codecs and a decode self-test, for bug reports"),
 }
 
 

@@ -143,6 +143,7 @@ class GridRunner:
         return self.out_dir / "cells" / cell.slug
 
     def run(self, only_index: int | None = None) -> list[dict[str, Any]]:
+        """Run every cell (or cell `only_index`); return the records of the cells this call ran or skipped."""
         todo = self.cells if only_index is None else [self.cells[only_index]]
         if self.fresh:  # start the cells that run from scratch (the others keep their results)
             for cell in todo:
@@ -151,12 +152,13 @@ class GridRunner:
                     if cell.script in scripts:
                         shutil.rmtree(self.shared_dir(run, cell.seed), ignore_errors=True)
         self.write_outputs()  # results.csv and table.md exist (all pending) from the start
+        records = []
         try:
             for n, cell in enumerate(todo, 1):
-                self.run_cell(cell, f"[{n}/{len(todo)}]")
+                records.append(self.run_cell(cell, f"[{n}/{len(todo)}]"))
         finally:
             self.write_outputs()
-        return self.collect()
+        return records
 
     def run_cell(self, cell: Cell, progress: str) -> dict[str, Any]:
         folder = self.cell_dir(cell)

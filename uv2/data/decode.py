@@ -22,9 +22,12 @@ keyframe. Packets of frames that are not wanted are decoded with ``skip_frame=NO
 non-reference frames (most B-frames) it does not need instead of reconstructing them, and only wanted frames are
 converted to RGB. Decoding is single-threaded (``thread_count=1``): parallelism comes from DataLoader workers.
 
-Errors. Anything that prevents producing frames raises :class:`VideoDecodeError`, whose message names the file: a
-missing, empty or garbage file, no video stream, no decodable frame, or a decoder error in the middle of the
-stream (a frame decodes after the error). Truncation is not an error: a demuxer error ends the stream, and a
+Errors. Anything in the file that prevents producing frames raises :class:`VideoDecodeError`, whose message names
+the file: a missing, empty or garbage file, no video stream, no decodable frame, or a decoder error in the middle of
+the stream (a frame decodes after the error). Only file errors become :class:`VideoDecodeError`
+(:data:`~uv2.data.pyav_compat.DATA_ERRORS`: FFmpeg, OS and end-of-file errors); any other exception raised while
+decoding (``TypeError``, ``AttributeError``, ...) is a bug or an incompatible PyAV and propagates unchanged, so it
+is never counted as a bad video. PyAV differences between releases live in :mod:`uv2.data.pyav_compat`. Truncation is not an error: a demuxer error ends the stream, and a
 decoder error after which no later packet decodes (the partial last packet of a cut-off download) ends it too; the
 frames before it are the video, and the frame count is corrected as described above.
 """
@@ -40,6 +43,8 @@ from fractions import Fraction
 
 import av
 import numpy as np
+
+from uv2.data.pyav_compat import DATA_ERRORS, as_fraction, open_input
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +122,8 @@ class _Opened:
         if os.path.getsize(path) == 0:
             raise VideoDecodeError(path, "file is empty (0 bytes)")
         try:
-            self.container = av.open(path, mode="r", metadata_errors="ignore")
-        except Exception as e:  # noqa: BLE001 - any failure to open is reported the same way
+            self.container = open_input(path)
+        except DATA_ERRORS as e:
             raise VideoDecodeError(path, f"cannot open as a media file ({type(e).__name__}: {e})") from e
         streams = self.container.streams
         if not streams.video:
@@ -136,7 +141,7 @@ class _Opened:
 
 
 def _frame_rate(stream: av.video.stream.VideoStream) -> float:
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    rate = as_fraction(stream.average_rate) or as_fraction(stream.guessed_rate) or as_fraction(stream.base_rate)
     return float(rate) if rate else 0.0
 
 
@@ -159,6 +164,13 @@ def probe_video(path: str | os.PathLike, verify: str = "auto") -> VideoIndex:
     if verify not in ("auto", "always", "never"):
         raise ValueError(f"verify must be 'auto', 'always' or 'never', got {verify!r}")
     path = os.fspath(path)
+    try:
+        return _probe(path, verify)
+    except DATA_ERRORS as e:  # the file fails; any other exception is a bug and propagates
+        raise VideoDecodeError(path, f"probing failed ({type(e).__name__}: {e})") from e
+
+
+def _probe(path: str, verify: str) -> VideoIndex:
     suspicious: list[str] = []
     with _Opened(path) as (container, stream):
         pts: list[int | None] = []
@@ -180,7 +192,7 @@ def probe_video(path: str | os.PathLike, verify: str = "auto") -> VideoIndex:
             suspicious.append(f"{corrupt} packets flagged corrupt")
         info = dict(
             path=path,
-            time_base=stream.time_base,
+            time_base=as_fraction(stream.time_base),
             fps=_frame_rate(stream),
             width=stream.codec_context.width,
             height=stream.codec_context.height,
@@ -474,9 +486,7 @@ def decode_frames(
                 if new_index.num_frames == index.num_frames and np.array_equal(new_index.pts, index.pts):
                     new_index = replace(new_index, seek_reliable=False)  # the frames exist; seeking missed them
             keys = index.pts[idx].tolist()
-    except VideoDecodeError:
-        raise
-    except Exception as e:  # noqa: BLE001 - PyAV/FFmpeg failures of any kind make the file bad, not the job
+    except DATA_ERRORS as e:  # the file fails; any other exception is a bug and propagates
         raise VideoDecodeError(path, f"decoding failed ({type(e).__name__}: {e})") from e
     frames = [got[k] for k in keys]
     shape = frames[0].shape
@@ -494,9 +504,7 @@ def decode_all_frames(path: str | os.PathLike) -> np.ndarray:
             size = (stream.codec_context.width, stream.codec_context.height)
             for frame in _iter_frames(container, stream, path, skip=None):
                 frames.append(_to_rgb(frame, *size))
-    except VideoDecodeError:
-        raise
-    except Exception as e:  # noqa: BLE001
+    except DATA_ERRORS as e:
         raise VideoDecodeError(path, f"decoding failed ({type(e).__name__}: {e})") from e
     if not frames:
         raise VideoDecodeError(path, "no frame decodes")
@@ -525,6 +533,6 @@ def inspect_video(path: str | os.PathLike) -> VideoInfo:
             raise VideoDecodeError(path, "no frame decodes")
     except VideoDecodeError as e:
         return VideoInfo(path, False, frames, fps, width, height, e.reason, header)
-    except Exception as e:  # noqa: BLE001 - a checker must survive anything a file can do
+    except DATA_ERRORS as e:  # anything a file can do; other exceptions are bugs and propagate
         return VideoInfo(path, False, frames, fps, width, height, f"{type(e).__name__}: {e}", header)
     return VideoInfo(path, True, frames, fps, width, height, None, header)

@@ -1,0 +1,67 @@
+"""PyAV across the releases uv2 supports (12 through 19), chosen by feature, never by version number.
+
+What differs between releases, and how uv2 meets it:
+
+- ``av.open(..., metadata_errors=...)`` exists up to PyAV 18, where ``"ignore"`` keeps a file whose tags are not
+  UTF-8 readable (the default, ``"strict"``, raises ``UnicodeDecodeError`` on opening it). PyAV 19 removed the
+  argument and reads metadata as UTF-8 with ``surrogateescape``, which never fails. :func:`open_input` probes once
+  per process whether the installed ``av.open`` takes the keyword.
+- Rational attributes (``time_base``, ``average_rate``, ...) are ``fractions.Fraction`` or ``None`` up to PyAV 18 and
+  ``av.AVRational`` from 19 (never ``None``; falsy when unset). :func:`as_fraction` turns either into a ``Fraction``
+  or ``None``, so what uv2 stores (a :class:`~uv2.data.decode.VideoIndex`) pickles and compares the same everywhere.
+
+Errors. :data:`DATA_ERRORS` are the exceptions a broken, truncated or unreadable *file* makes PyAV or the OS raise.
+Only these are turned into "bad video" errors by the data layer; anything else (``TypeError``, ``AttributeError``,
+``NameError``, ``ImportError``, ...) is a bug in the calling code or an incompatible PyAV, and propagates with its
+traceback instead of being counted as a corrupt video.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+from fractions import Fraction
+from typing import Any
+
+import av
+
+__all__ = ["DATA_ERRORS", "OPEN_KEYWORD_PROBES", "as_fraction", "open_input", "open_keywords"]
+
+#: exceptions that mean "this file cannot be read", as opposed to a programming error
+DATA_ERRORS: tuple[type[BaseException], ...] = (av.error.FFmpegError, OSError, EOFError, UnicodeDecodeError)
+
+#: optional keyword arguments of ``av.open`` for reading, each used only where the installed PyAV accepts it
+OPEN_KEYWORD_PROBES: dict[str, Any] = {"metadata_errors": "ignore"}
+
+
+def _accepts_open_keyword(name: str, value: Any) -> bool:
+    """Whether the installed ``av.open`` takes keyword ``name``: open an empty in-memory file with it; PyAV rejects
+    an unknown keyword with ``TypeError`` before it reads anything, and fails on the empty data otherwise."""
+    try:
+        av.open(io.BytesIO(b""), mode="r", **{name: value}).close()
+    except TypeError as err:
+        if name in str(err):
+            return False
+        raise
+    except DATA_ERRORS:  # the keyword was accepted; the empty input is what failed
+        pass
+    return True
+
+
+@functools.cache
+def open_keywords() -> dict[str, Any]:
+    """The optional ``av.open`` keywords (of :data:`OPEN_KEYWORD_PROBES`) the installed PyAV accepts."""
+    return {name: value for name, value in OPEN_KEYWORD_PROBES.items() if _accepts_open_keyword(name, value)}
+
+
+def open_input(path: str | os.PathLike) -> av.container.InputContainer:
+    """``av.open(path, mode="r")`` with the keywords that make reading tolerant on this PyAV."""
+    return av.open(os.fspath(path), mode="r", **open_keywords())
+
+
+def as_fraction(value: Any) -> Fraction | None:
+    """A PyAV rational (``Fraction``, ``AVRational``, ``None``) as a ``Fraction``; ``None`` when unset or zero."""
+    if value is None or not value:
+        return None
+    return Fraction(int(value.numerator), int(value.denominator))
