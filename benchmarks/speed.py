@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from uv2.config import load_experiment, model_section
+from uv2.experiment import load_experiment, model_section
 from uv2.models import ModelConfig, build_model
 from uv2.models.reference import OfficialLayoutUniFormerV2, randomize_
 

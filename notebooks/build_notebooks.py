@@ -59,11 +59,12 @@ plots.confusion_matrix(predictions["scores"], predictions["labels"], predictions
                        FIGURES / "confusion_temporal.png");'''),
     new_markdown_cell("## What the global blocks look at\n\nThe cross-attention of each global block's query over "
                       "the patches of every frame of one validation video (heads and queries averaged), and the "
-                      "fusion weight w = sigmoid(b) that mixes the class token into the global feature."),
+                      "head's balance w = sigmoid(b) that mixes the class token into the global feature."),
     new_code_cell('''import torch
 import yaml
 
-from uv2.analysis.attention import fusion_weight, global_attention_maps
+from uv2.analysis.attention import balance_weight, global_attention_maps
+from uv2.data.datamodule import synthetic_set_dir
 from uv2.data.dataset import VideoDataset, VideoDatasetConfig
 from uv2.data.lists import read_csv_list
 from uv2.data.transforms import CLIP_MEAN, CLIP_STD, TransformConfig
@@ -72,7 +73,7 @@ from uv2.models.convert import load_model
 cell = Path(best.cell_dir)
 model = load_model(cell / "checkpoints" / "last.ckpt")
 data = yaml.safe_load((cell / "config.yaml").read_text())["data"]["init_args"]
-lists = Path(data["synthetic_root"]) / f"{data['synthetic_size']}_seed{data['synthetic_seed']}" / data["synthetic_set"]
+lists = synthetic_set_dir(data)
 records, class_names = read_csv_list(lists / "val.csv", lists / "classes.txt")
 transform = TransformConfig(crop_size=data["crop_size"], short_side=data["short_side"])
 dataset = VideoDataset(records, "val", VideoDatasetConfig(num_frames=model.cfg.num_frames, transform=transform))
@@ -85,9 +86,9 @@ step = frames.shape[0] // maps[-1].shape[0]  # T-Down: one token frame per two i
 for i, attention in enumerate(maps):
     plots.attention_over_frames(frames[::step], attention, f"global block {i + 1}: '{class_names[records[0].label]}'",
                                 FIGURES / f"attention_block{i + 1}.png")
-weight = fusion_weight(model)
+weight = balance_weight(model)
 if weight is not None:
-    print(f"fusion weight w = sigmoid(b): mean {weight.mean():.3f}, min {weight.min():.3f}, max {weight.max():.3f}")'''),
+    print(f"balance w = sigmoid(b): mean {weight.mean():.3f}, min {weight.min():.3f}, max {weight.max():.3f}")'''),
     new_code_cell('''print("figures:", sorted(p.name for p in FIGURES.glob("*.png")))'''),
 ]
 
@@ -137,7 +138,7 @@ F = model.fusion.finish(state)
 cls = rearrange(x[:, 0], "(b t) c -> b t c", b=B).mean(1)
 print("global feature F", tuple(F.shape), "| time-averaged class token", tuple(cls.shape))'''),
     new_markdown_cell("## 4. Head\n\nZ = (1 - w) F + w mean_t(cls), w = sigmoid(b); logits = Linear(Dropout(LN(Z)))."),
-    new_code_cell('''z = model.head.fuse(F, cls)
+    new_code_cell('''z = model.head.combine(F, cls)
 logits = model.head(z)
 print("Z", tuple(z.shape), "-> logits", tuple(logits.shape))
 assert torch.allclose(logits, model(video), atol=1e-5)'''),

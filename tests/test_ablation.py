@@ -15,10 +15,10 @@ import pytest
 import torch
 import yaml
 
+from tests.helpers import REPO, micro_grid_spec
 from uv2.ablation.grid import load_table, scale_layers
 from uv2.ablation.union import LabelSet, build_union, slice_head, union_classes
-
-from .conftest import REPO, micro_grid_spec
+from uv2.models import ModelConfig
 
 
 def test_scale_layers():
@@ -41,7 +41,7 @@ def test_paper_tables_load_and_expand(name):
     assert all(r.paper for r in table.rows)
     if name != "e":  # K600 / K700 have no paper-scale recipe yet
         paper = expand_cells(table, datasets, "paper", [1], repo=REPO)
-        assert paper[0].arch["vit"] == "clip_b16"
+        assert ModelConfig(**paper[0].arch).vit == "clip_b16"
 
 
 def test_table_c_tiny_layers_are_mapped():
@@ -122,8 +122,8 @@ def test_failing_cell_is_recorded_and_grid_continues(micro, tmp_path):
     assert only_ok.returncode == 0, only_ok.stderr[-3000:]
 
 
-def test_image_pretraining_gets_the_grid_trainer_flags(monkeypatch):
-    """ablations/run.py trains the tiny ViT on the devices it was given, like the cells."""
+def test_image_pretraining_gets_the_grid_trainer_flags(monkeypatch, tmp_path):
+    """ablations/run.py trains the tiny ViT the cells arm, where they expect it, on the devices it was given."""
     import importlib.util
 
     from uv2.train import cli
@@ -133,15 +133,18 @@ def test_image_pretraining_gets_the_grid_trainer_flags(monkeypatch):
     spec.loader.exec_module(run_py)
     calls = []
     monkeypatch.setattr(cli, "run", lambda subcommand, argv: calls.append((subcommand, argv)) or 0)
-    monkeypatch.setattr(run_py, "IMAGE_VIT", Path("does/not/exist/vit.pth"))
+    vit_file = tmp_path / "pretrained" / "tiny_vit.pth"
 
     class NeedsViT:
-        config = {"model": {"init_from": "does/not/exist/vit.pth"}}
+        config = {"model": {"init_from": str(vit_file), "arch": {"vit": "tiny"}}}
 
-    run_py.ensure_image_vit([NeedsViT()], {"accelerator": "gpu", "devices": 2, "num_nodes": 1})
+    with pytest.raises(FileNotFoundError, match="did not write"):  # the stand-in `run` wrote nothing
+        run_py.ensure_image_vit([NeedsViT()], {"accelerator": "gpu", "devices": 2, "num_nodes": 1})
     (subcommand, argv), = calls
     flags = dict(zip(argv[::2], argv[1::2]))
     assert subcommand == "fit" and flags["--config"] == "experiments/image_tiny.yaml"
+    assert flags["--run_dir"] == str(vit_file.parent)
+    assert flags["--trainer.callbacks.init_args.filename"] == "tiny_vit.pth"
     assert flags["--trainer.accelerator"] == "gpu" and flags["--trainer.devices"] == "2"
     assert flags["--trainer.num_nodes"] == "1"
 

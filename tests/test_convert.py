@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.helpers import REPO
 from uv2.io import CheckpointError
 from uv2.models import ModelConfig
 from uv2.models.arming import build_vit
@@ -23,8 +24,6 @@ from uv2.models.convert import (
     save_checkpoint,
 )
 from uv2.models.reference import OfficialLayoutUniFormerV2, randomize_
-
-from .conftest import REPO
 
 
 # ------------------------------------------------------------------------------------------ the official fixture

@@ -9,13 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.data_helpers import encode, make_bad_files, numbered_frames
 from uv2.data.bench import measure_data_wait_fraction
 from uv2.data.cli import bench_data_main, check_videos_main, synth_main
-
-try:
-    from tests.data_helpers import encode, make_bad_files, numbered_frames
-except ImportError:  # tests/ not a package: pytest puts tests/ itself on sys.path
-    from data_helpers import encode, make_bad_files, numbered_frames
 
 REPO = Path(__file__).resolve().parents[1]
 

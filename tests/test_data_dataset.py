@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from tests.data_helpers import corrupt_last_packet, encode, make_bad_files, numbered_frames, read_frame_numbers
 from uv2.data.dataset import (
     ImageDataset,
     TooManyBadVideos,
@@ -20,11 +21,6 @@ from uv2.data.lists import VideoRecord, read_csv_list
 from uv2.data.sampling import dense_indices, uniform_indices
 from uv2.data.synthetic import TEMPORAL_CLASSES, generate
 from uv2.data.transforms import CLIP_MEAN, CLIP_STD, TransformConfig
-
-try:
-    from tests.data_helpers import corrupt_last_packet, encode, make_bad_files, numbered_frames, read_frame_numbers
-except ImportError:  # tests/ not a package: pytest puts tests/ itself on sys.path
-    from data_helpers import corrupt_last_packet, encode, make_bad_files, numbered_frames, read_frame_numbers
 
 LENGTHS = [20, 25, 30]
 X264 = {"g": "8", "preset": "veryfast", "crf": "12"}

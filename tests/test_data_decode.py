@@ -6,6 +6,14 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from tests.data_helpers import (
+    X264_BFRAMES,
+    encode,
+    make_bad_files,
+    numbered_frames,
+    packet_timestamps,
+    read_frame_numbers,
+)
 from uv2.data.decode import (
     VideoDecodeError,
     count_decodable_frames,
@@ -14,25 +22,6 @@ from uv2.data.decode import (
     inspect_video,
     probe_video,
 )
-
-try:
-    from tests.data_helpers import (
-        X264_BFRAMES,
-        encode,
-        make_bad_files,
-        numbered_frames,
-        packet_timestamps,
-        read_frame_numbers,
-    )
-except ImportError:  # tests/ not a package: pytest puts tests/ itself on sys.path
-    from data_helpers import (
-        X264_BFRAMES,
-        encode,
-        make_bad_files,
-        numbered_frames,
-        packet_timestamps,
-        read_frame_numbers,
-    )
 
 
 def _check_random_clips(path, num_frames, trials=12, seed=0):

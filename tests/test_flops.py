@@ -8,10 +8,9 @@ import sys
 
 import pytest
 
+from tests.helpers import REPO
 from uv2.models import ModelConfig, model_config
 from uv2.models.flops import model_flops
-
-from .conftest import REPO
 
 
 def hand_count(cfg: ModelConfig) -> float:

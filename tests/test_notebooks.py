@@ -11,7 +11,7 @@ import pytest
 import yaml
 from nbclient import NotebookClient
 
-from .conftest import REPO, micro_grid_spec
+from tests.helpers import REPO, micro_grid_spec
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_ablation_report_notebook(micro_results, monkeypatch):
     assert {"table_nbt_bars.png", "accuracy_vs_gflops.png", "table_nbt_curves.png", "confusion_temporal.png",
             "attention_block1.png"} <= figures
     text = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
-    assert "fusion weight w = sigmoid(b)" in text
+    assert "balance w = sigmoid(b)" in text
 
 
 def test_model_walkthrough_notebook(micro_results, monkeypatch):

@@ -15,14 +15,13 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from uv2.config import load_experiment
+from tests.helpers import REPO
 from uv2.data.synthetic import ensure_synthetic
+from uv2.experiment import load_experiment
 from uv2.io import safe_load
 from uv2.models import ModelConfig
 from uv2.train.cli import run
 from uv2.train.module import NonFiniteLossError, VideoClassifier
-
-from .conftest import REPO
 
 EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml"))
 SYNTH_SEED = 0
@@ -58,10 +57,11 @@ def micro_multiset_args(root: Path) -> list[str]:
 
 def tiny_size_args(config: Path) -> list[str]:
     """Shrink a paper-scale model to CPU size while keeping its depth, so every layer spec stays valid."""
-    arch = load_experiment(config)["model"]["arch"]
-    if arch.get("vit", "").startswith("clip_"):
+    arch = ModelConfig(**load_experiment(config)["model"]["arch"])
+    if arch.vit.startswith("clip_"):  # the data module takes the model's frame count
         overrides = {"width": 64, "heads": 1, "img_size": 32, "patch_size": 8}
-        return ["--model.arch.vit_overrides", json.dumps(overrides), "--model.arch.num_classes", "10", "--model.arch.num_frames", "8", "--data.init_args.num_frames", "8"]
+        return ["--model.arch.vit_overrides", json.dumps(overrides), "--model.arch.num_classes", "10",
+                "--model.arch.num_frames", "8"]
     return []
 
 
@@ -76,6 +76,7 @@ def test_every_experiment_fast_dev_run(config, synth_root, tmp_path):
     assert run("fit", argv) == 0
 
 
+@pytest.mark.slow  # about 2 minutes alone on 2 cores: `make test-slow`
 def test_tiny_temporal_preset_learns(tmp_path):
     """Image pretraining, then the tiny temporal preset: validation top-1 well above chance (10 %), and the run's
     TensorBoard logs hold the scalar groups and the HPARAMS entry."""
@@ -93,7 +94,7 @@ def test_tiny_temporal_preset_learns(tmp_path):
     best = max(e.value for e in events.Scalars("val/top1"))
     assert best >= 30.0, f"val top-1 {best:.1f} % after the preset's epochs (chance is 10 %)"
     for tag in ("train/loss_step", "val/top1", "val/top5", "val/mean_class", "data/wait_s_step", "data/wait_fraction_step",
-                "perf/clips_per_s_step", "model/fusion_weight_mean", "hp/val_top1"):
+                "perf/clips_per_s_step", "model/balance_weight_mean", "hp/val_top1"):
         assert tag in scalars, tag
     assert any(t.startswith("lr-AdamW") for t in scalars)
     assert (video_run / "config.yaml").exists() and (video_run / "checkpoints" / "last.ckpt").exists()

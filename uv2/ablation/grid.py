@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from uv2.config import ExperimentError, deep_merge, load_experiment
+from uv2.experiment import ExperimentError, deep_merge, load_experiment
 from uv2.models import ModelConfig
 
 REFERENCE_DEPTH = 12  # the paper's ablations use ViT-B/16
@@ -147,9 +147,8 @@ def cell_config(row: Row, key: str, dataset: dict[str, Any], scale: str, seed: i
     switches = {k: (scale_layers(v, depth) if k.endswith("_layers") else v) for k, v in row.arch.items()}
     arch.update(switches)
     init_args = config["data"].setdefault("init_args", {})
-    if row.frames_factor != 1:
-        arch["num_frames"] = arch.get("num_frames", 8) * row.frames_factor
-    init_args["num_frames"] = arch.get("num_frames", 8)
+    if row.frames_factor != 1:  # the data module samples the model's frame count
+        arch["num_frames"] = ModelConfig(**arch).num_frames * row.frames_factor
     if "num_classes" in spec:
         arch["num_classes"] = spec["num_classes"]
     init_args.update(spec.get("data", {}))

@@ -8,6 +8,7 @@ import pandas as pd
 import torch
 
 from uv2.ablation.grid import Table, load_table
+from uv2.ablation.stats import seed_spread
 
 
 def load_results(results_dir: str | Path = "results") -> pd.DataFrame:
@@ -34,15 +35,14 @@ def table_definition(name: str, tables_dir: str | Path = "ablations/tables") -> 
 
 
 def summary(results: pd.DataFrame, table: Table) -> pd.DataFrame:
-    """One line per row of `table`: ours (mean, std, seeds) and the paper's top-1 per dataset, and GFLOPs."""
+    """One line per row of `table`: ours (mean, std over seeds) and the paper's top-1 per dataset, and GFLOPs."""
     done = results[(results["table"] == table.name) & (results["status"] == "done")]
     lines = []
     for i, row in enumerate(table.rows):
         line = {"row": row.label}
         for key in table.datasets:
-            values = done[(done["row"] == i) & (done["dataset"] == key)]["top1"]
-            line[f"{key} ours"] = values.mean() if len(values) else float("nan")
-            line[f"{key} std"] = values.std(ddof=1) if len(values) > 1 else 0.0
+            spread = seed_spread(done[(done["row"] == i) & (done["dataset"] == key)]["top1"])
+            line[f"{key} ours"], line[f"{key} std"] = spread.mean, spread.std
             line[f"{key} paper"] = row.paper.get(key, float("nan"))
         cells = done[done["row"] == i]
         line["GFLOPs"] = cells["gflops"].mean() if len(cells) else float("nan")

@@ -37,12 +37,13 @@ def _cpus() -> int:
 
 
 def synth_main(argv: list[str]) -> int:
-    from uv2.data.synthetic import ALL_SETS, SIZES, generate
+    from uv2.data.synthetic import ALL_SETS, DEFAULT_SEED, DEFAULT_SIZE, SIZES, generate
 
     parser = argparse.ArgumentParser(prog="python -m uv2 synth", description="Generate the synthetic video benchmark.")
     parser.add_argument("--out", required=True, help="output directory (DIR/<set>/..., DIR/manifest.json)")
-    parser.add_argument("--size", default="tiny", choices=list(SIZES), help="benchmark size (default: tiny)")
-    parser.add_argument("--seed", type=int, default=0, help="generation seed (default: 0)")
+    parser.add_argument("--size", default=DEFAULT_SIZE, choices=list(SIZES),
+                        help=f"benchmark size (default: {DEFAULT_SIZE})")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"generation seed (default: {DEFAULT_SEED})")
     parser.add_argument(
         "--sets", default=",".join(ALL_SETS), help=f"comma-separated sets (default: all: {','.join(ALL_SETS)})"
     )

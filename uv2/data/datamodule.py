@@ -18,6 +18,7 @@ inserts a ``DistributedSampler``; per-video aggregation of test views is the Lig
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -27,7 +28,15 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 
 from uv2.data.dataset import ImageDataset, VideoDataset, VideoDatasetConfig, collate_clips, worker_init_fn
 from uv2.data.lists import LIST_FORMATS, VideoRecord, load_video_list, read_csv_list
-from uv2.data.synthetic import ALL_SETS, SIZES, ensure_synthetic, read_manifest
+from uv2.data.synthetic import (
+    ALL_SETS,
+    DEFAULT_ROOT,
+    DEFAULT_SEED,
+    DEFAULT_SIZE,
+    SIZES,
+    ensure_synthetic,
+    read_manifest,
+)
 from uv2.data.transforms import CLIP_MEAN, CLIP_STD, TransformConfig, parse_rand_augment
 
 log = logging.getLogger(__name__)
@@ -38,6 +47,13 @@ __all__ = ["VideoDataModule", "ImageDataModule", "synthetic_root_for"]
 def synthetic_root_for(synthetic_root: str, size: str, seed: int) -> Path:
     """Where a DataModule keeps the synthetic benchmark of (size, seed)."""
     return Path(synthetic_root) / f"{size}_seed{seed}"
+
+
+def synthetic_set_dir(init_args: dict) -> Path:
+    """The folder (train.csv, val.csv, classes.txt) of the synthetic set a VideoDataModule's arguments name."""
+    root = synthetic_root_for(init_args.get("synthetic_root", DEFAULT_ROOT), init_args.get("synthetic_size", DEFAULT_SIZE),
+                              init_args.get("synthetic_seed", DEFAULT_SEED))
+    return root / init_args["synthetic_set"]
 
 
 class ResumableDataLoader(StatefulDataLoader):
@@ -89,7 +105,9 @@ class VideoDataModule(pl.LightningDataModule):
         synthetic_size: "micro", "tiny", "small" or "medium".
         synthetic_seed: generation seed of the synthetic set.
         synthetic_root: parent directory of generated synthetic benchmarks.
-        num_frames: frames per clip (T).
+        num_frames: frames per clip (T). Leave it unset: the frame count is the model's (``model.arch.num_frames``),
+            read from the Trainer's model at setup. A value that differs from the model's is an error naming both;
+            without a Trainer (tools, tests) give it here.
         sampling: "uniform" (TSN segments) or "dense" (stride over a window).
         frame_stride: dense sampling stride.
         crop_size: model input height = width.
@@ -133,10 +151,10 @@ class VideoDataModule(pl.LightningDataModule):
         data_root: str | None = None,
         video_ext: str = ".webm",
         synthetic_set: str | None = None,
-        synthetic_size: Literal["micro", "tiny", "small", "medium"] = "tiny",
-        synthetic_seed: int = 0,
-        synthetic_root: str = "data/synthetic",
-        num_frames: int = 8,
+        synthetic_size: Literal["micro", "tiny", "small", "medium"] = DEFAULT_SIZE,
+        synthetic_seed: int = DEFAULT_SEED,
+        synthetic_root: str = DEFAULT_ROOT,
+        num_frames: int | None = None,
         sampling: Literal["uniform", "dense"] = "uniform",
         frame_stride: int = 8,
         crop_size: int = 224,
@@ -195,7 +213,7 @@ class VideoDataModule(pl.LightningDataModule):
             std=tuple(std) if std is not None else CLIP_STD,
         )
         self.dataset_cfg = VideoDatasetConfig(
-            num_frames=num_frames,
+            num_frames=num_frames or 1,  # validates the other fields now; the frame count is settled in setup()
             sampling=sampling,
             frame_stride=frame_stride,
             num_test_clips=num_test_clips,
@@ -262,9 +280,26 @@ class VideoDataModule(pl.LightningDataModule):
             self.class_names = names
         return records
 
+    def clip_frames(self) -> int:
+        """Frames per clip: the model's ``arch.num_frames`` (through the Trainer), or ``num_frames`` when no model
+        is attached; both given and different is an error naming both."""
+        given = self.hparams.num_frames
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        arch = getattr(module, "arch", None)
+        model_frames = getattr(arch, "num_frames", None)
+        if given is not None and model_frames is not None and given != model_frames:
+            raise ValueError(f"data.init_args.num_frames is {given} but model.arch.num_frames is {model_frames}: the "
+                             f"clips must have the model's frame count; drop data.init_args.num_frames (the data "
+                             f"module takes it from the model)")
+        frames = given if given is not None else model_frames
+        if frames is None:
+            raise ValueError("num_frames is not set and no model is attached to take it from: give num_frames, or "
+                             "use the data module with a Trainer and a uv2 model (model.arch.num_frames)")
+        return frames
+
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets a stage needs ("fit", "validate", "test", "predict"; None: all available)."""
-        cfg = self.dataset_cfg
+        cfg = self.dataset_cfg = replace(self.dataset_cfg, num_frames=self.clip_frames())
         src = self._sources()
         if not any(src[k] for k in ("train", "val", "test")):
             raise ValueError("VideoDataModule needs lists (train_list / val_list / test_list) or synthetic_set")
@@ -356,9 +391,9 @@ class ImageDataModule(pl.LightningDataModule):
         val_list: str | None = None,
         classes_file: str | None = None,
         data_root: str | None = None,
-        synthetic_size: Literal["micro", "tiny", "small", "medium"] = "tiny",
-        synthetic_seed: int = 0,
-        synthetic_root: str = "data/synthetic",
+        synthetic_size: Literal["micro", "tiny", "small", "medium"] = DEFAULT_SIZE,
+        synthetic_seed: int = DEFAULT_SEED,
+        synthetic_root: str = DEFAULT_ROOT,
         crop_size: int = 32,
         short_side: int | None = None,
         scale_min: float = 0.35,

@@ -59,6 +59,7 @@ class MultiSetDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         for datamodule in self.datamodules.values():
+            datamodule.trainer = self.trainer  # each set takes the model's frame count through it
             datamodule.setup(stage)
         self.set_sizes = {name: dm.num_classes for name, dm in self.datamodules.items()}
         self.class_names = [f"{name}/{c}" for name, dm in self.datamodules.items() for c in dm.class_names]

@@ -202,6 +202,8 @@ TEMPORAL_CLASSES: list[str] = [c for pair in TEMPORAL_PAIRS for c in pair]
 _PARTNER = {a: b for a, b in TEMPORAL_PAIRS} | {b: a for a, b in TEMPORAL_PAIRS}
 _FORWARD = {a for a, _ in TEMPORAL_PAIRS}
 ALL_SETS: tuple[str, ...] = ("scene", "temporal", "scene_a", "scene_b", "scene_c", "images")
+# where the DataModules keep a generated benchmark by default: <DEFAULT_ROOT>/<size>_seed<seed>/<set>
+DEFAULT_ROOT, DEFAULT_SIZE, DEFAULT_SEED = "data/synthetic", "tiny", 0
 
 
 def reversal_partner(name: str) -> str:
@@ -763,8 +765,8 @@ def _write_set_lists(root: Path, set_name: str, spec: SizeSpec) -> None:
 
 def generate(
     root: str | os.PathLike,
-    size: str = "tiny",
-    seed: int = 0,
+    size: str = DEFAULT_SIZE,
+    seed: int = DEFAULT_SEED,
     sets: Sequence[str] | None = None,
     workers: int | None = None,
     force: bool = False,
@@ -830,8 +832,8 @@ def generate(
 
 def ensure_synthetic(
     root: str | os.PathLike,
-    size: str = "tiny",
-    seed: int = 0,
+    size: str = DEFAULT_SIZE,
+    seed: int = DEFAULT_SEED,
     sets: Sequence[str] | None = None,
     workers: int | None = None,
 ) -> Path:

@@ -2,7 +2,7 @@
 
 LightningCLI conventions hold (YAML sections model / data / trainer, dotted overrides such as
 `--model.arch.fusion parallel`, `--print_config`), plus:
-- experiment files may inherit: a top-level `base: other.yaml` is merged first (uv2.config.load_experiment);
+- experiment files may inherit: a top-level `base: other.yaml` is merged first (uv2.experiment.load_experiment);
 - `--run_dir DIR` (default runs/<config name>) receives the resolved config.yaml, the TensorBoard logs and
   checkpoints/ (best by val/top1, and last.ckpt, also every `--checkpoint_every_n_steps` optimizer steps);
 - `--resume` continues the run in run_dir from its last checkpoint (same step, optimizer, scheduler, sampler).
@@ -25,9 +25,10 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from uv2.config import load_experiment
+from uv2.experiment import load_experiment
 from uv2.io import atomic_torch_save
-from uv2.train.module import PerfMonitor, VideoClassifier
+from uv2.train.callbacks import BalanceMonitor, PerfMonitor
+from uv2.train.module import VideoClassifier
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -51,7 +52,7 @@ class UV2CLI(LightningCLI):
         trainer_cfg = config.get("trainer", {})
         if trainer_cfg.get("logger") in (None, True):
             kwargs["logger"] = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False)
-        callbacks = [PerfMonitor(), LearningRateMonitor(logging_interval="step")]
+        callbacks = [PerfMonitor(), BalanceMonitor(), LearningRateMonitor(logging_interval="step")]
         if trainer_cfg.get("enable_checkpointing", True) is not False:
             ckpt_dir = run_dir / "checkpoints"
             callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best-epoch{epoch}-step{step}",
@@ -67,9 +68,9 @@ class UV2CLI(LightningCLI):
         return super().instantiate_trainer(**kwargs)
 
 
-def expand_argv(argv: list[str]) -> list[str]:
-    """Resolve `base:` inheritance of every --config file (into a merged temporary YAML), map --resume to
-    --ckpt_path last and default --run_dir to runs/<name of the last config>."""
+def expand_argv(argv: list[str], tmp_dir: str | Path) -> list[str]:
+    """Resolve every --config file (`base:` inheritance, `model.arch.variant`) into a merged YAML in tmp_dir, map
+    --resume to --ckpt_path last and default --run_dir to runs/<name of the last config>."""
     out: list[str] = []
     run_dir_given = any(a == "--run_dir" or a.startswith("--run_dir=") for a in argv)
     last_config: Path | None = None
@@ -81,11 +82,9 @@ def expand_argv(argv: list[str]) -> list[str]:
         elif arg == "--config" or arg.startswith("--config="):
             path = Path(arg.split("=", 1)[1] if "=" in arg else argv[i + 1])
             i += 0 if "=" in arg else 1
-            merged = load_experiment(path)
-            tmp = tempfile.NamedTemporaryFile("w", suffix=f"_{path.stem}.yaml", delete=False)
-            yaml.safe_dump(merged, tmp, sort_keys=False)
-            tmp.close()
-            out += ["--config", tmp.name]
+            merged = Path(tmp_dir) / f"{len(out)}_{path.stem}.yaml"
+            merged.write_text(yaml.safe_dump(load_experiment(path), sort_keys=False))
+            out += ["--config", str(merged)]
             last_config = path
         else:
             out.append(arg)
@@ -99,14 +98,15 @@ def run(subcommand: str, argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # sys.argv stays intact: DDP re-launches this command line for ranks > 0 (`python -m uv2.__main__ fit ...`)
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
-    UV2CLI(
-        VideoClassifier,
-        pl.LightningDataModule,  # any data module by class_path: uv2.data.VideoDataModule or ImageDataModule
-        subclass_mode_data=True,
-        args=[subcommand, *expand_argv(argv)],
-        save_config_kwargs={"overwrite": True},
-        parser_kwargs={"parser_mode": "yaml"},
-    )
+    with tempfile.TemporaryDirectory(prefix="uv2-config-") as tmp_dir:  # the merged configs live while the run does
+        UV2CLI(
+            VideoClassifier,
+            pl.LightningDataModule,  # any data module by class_path: uv2.data.VideoDataModule or ImageDataModule
+            subclass_mode_data=True,
+            args=[subcommand, *expand_argv(argv, tmp_dir)],
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"parser_mode": "yaml"},
+        )
     return 0
 
 

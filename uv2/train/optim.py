@@ -9,9 +9,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-# parameters that are tokens or per-channel gates rather than weights: never decayed
-NO_DECAY_NAMES = ("cls_token", "pos_embed", "fusion.query", "fusion.queries", "head.balance")
-
 
 @dataclass
 class OptimConfig:
@@ -42,14 +39,16 @@ def effective_lr(cfg: OptimConfig, global_batch: int) -> float:
 
 
 def param_groups(model: nn.Module, lr: float, cfg: OptimConfig, new_params: set[int] | None = None) -> list[dict]:
-    """Four groups: {pretrained, new} x {decay, no decay}; empty groups dropped. `new_params` holds the ids of the
-    parameters that get lr * new_module_lr_scale."""
+    """Four groups: {pretrained, new} x {decay, no decay}; empty groups dropped. No decay: 1-D parameters, biases
+    and what `model.no_weight_decay()` names. `new_params` holds the ids of the parameters that get
+    lr * new_module_lr_scale."""
     new_params = new_params or set()
+    tokens = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()  # the model names them (timm)
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        no_decay = param.ndim <= 1 or name.endswith(".bias") or name.endswith(NO_DECAY_NAMES)
+        no_decay = param.ndim <= 1 or name.endswith(".bias") or name in tokens
         groups.setdefault((id(param) in new_params, no_decay), []).append(param)
     return [
         {"params": params, "lr": lr * (cfg.new_module_lr_scale if new else 1.0),
