@@ -159,6 +159,24 @@ def test_ddp_two_cpu_processes_fit_and_test(synth_root, tmp_path):
     assert results["world_size"] == 2
     assert results["num_videos"] == val_videos  # no video dropped, none counted twice
     assert results["num_views"] == 2 * val_videos  # 2 clips x 1 crop each, padding duplicates removed
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert results["checkpoint"] == str(last)  # the test names the weights it ran on
+    assert results["checkpoint_step"] == safe_load(last)["global_step"] > 0
+
+
+def test_last_checkpoint_is_the_final_state(synth_root, tmp_path):
+    """last.ckpt holds the final step even when neither validation nor the step interval ends on it; best-*.ckpt is
+    the only other file (no last-v1 duplicates)."""
+    run_dir = tmp_path / "last"
+    argv = _fit_argv(synth_root, run_dir, "--trainer.max_epochs", "3", "--trainer.check_val_every_n_epoch", "2",
+                     "--trainer.limit_val_batches", "1", "--checkpoint_every_n_steps", "7",
+                     "--trainer.enable_model_summary", "false")
+    assert run("fit", argv) == 0
+    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert len(checkpoints) == 2 and checkpoints[1] == "last.ckpt" and checkpoints[0].startswith("best-"), checkpoints
+    last = safe_load(run_dir / "checkpoints" / "last.ckpt")
+    steps_per_epoch = len((synth_root / f"micro_seed{SYNTH_SEED}" / "temporal" / "train.csv").read_text().splitlines()) // 4
+    assert last["global_step"] == 3 * steps_per_epoch and last["epoch"] == 2
 
 
 def test_bf16_mixed_precision_fit_on_cpu(synth_root, tmp_path):

@@ -32,6 +32,7 @@ def fit_and_test(config_path: Path, run_dir: Path, resume: bool) -> dict[str, An
     """
     import pytorch_lightning as pl
 
+    from uv2.train.checkpointing import LAST
     from uv2.train.cli import UV2CLI
     from uv2.train.module import VideoClassifier, train_batch_size
 
@@ -40,13 +41,20 @@ def fit_and_test(config_path: Path, run_dir: Path, resume: bool) -> dict[str, An
                  args=["--config", str(config_path), "--run_dir", str(run_dir), "--checkpoint_every_n_steps",
                        str(CHECKPOINT_EVERY)],
                  save_config_kwargs={"overwrite": True})
-    last = run_dir / "checkpoints" / "last.ckpt"
+    last = run_dir / "checkpoints" / LAST
     start = time.perf_counter()
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=str(last) if resume and last.exists() else None)
+    try:
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule,
+                        ckpt_path=str(last) if resume and last.exists() else None)
+    except SystemExit:  # Lightning ends an interrupted fit with sys.exit(1); the grid records the cell as interrupted
+        if cli.trainer.interrupted:
+            raise KeyboardInterrupt from None
+        raise
     train_s = time.perf_counter() - start
     if cli.trainer.interrupted:
         raise KeyboardInterrupt
-    cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
+    # the test names its weights: last.ckpt, the final state of the fit (test_results.json and results.csv)
+    cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=str(last), verbose=False)
     result, names = cli.model.test_results, cli.model.class_names
     per_set = result.get("per_set", {"": result})
     summary: dict[str, Any] = {}
@@ -56,11 +64,13 @@ def fit_and_test(config_path: Path, run_dir: Path, resume: bool) -> dict[str, An
             set_names = [n.split("/", 1)[1] for n in set_names]
         atomic_torch_save({"video_ids": r["video_ids"], "scores": r["scores"], "labels": r["labels"],
                            "class_names": set_names}, run_dir / f"test_predictions{'_' + name if name else ''}.pt")
-        summary[name] = {**r["metrics"], "num_classes": len(set_names)}
+        summary[name] = {**r["metrics"], "num_classes": len(set_names), "checkpoint": result["checkpoint"],
+                         "checkpoint_step": result["checkpoint_step"]}
     steps = cli.trainer.global_step
     batch = train_batch_size(cli.datamodule) * cli.trainer.world_size
     out = {**result["metrics"], "train_s": train_s, "clips_per_s": steps * batch / max(train_s, 1e-9),
-           "num_classes": cli.model.arch.num_classes}
+           "num_classes": cli.model.arch.num_classes, "checkpoint": result["checkpoint"],
+           "checkpoint_step": result["checkpoint_step"]}
     if "per_set" in result:
         out["per_set"] = summary
     return out

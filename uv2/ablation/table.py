@@ -12,7 +12,8 @@ from uv2.ablation.grid import Table
 from uv2.ablation.stats import seed_spread
 
 CSV_FIELDS = ["table", "row", "label", "dataset", "seed", "top1", "top5", "mean_class", "gflops", "params_m",
-              "train_s", "clips_per_s", "peak_mem_mb", "num_classes", "status", "error", "config_hash", "git_commit"]
+              "train_s", "clips_per_s", "peak_mem_mb", "num_classes", "checkpoint", "checkpoint_step", "status",
+              "error", "config_hash", "git_commit"]
 DIRECTION_TOLERANCE = 0.3  # paper differences smaller than this (points) carry no direction
 
 

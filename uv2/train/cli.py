@@ -4,8 +4,9 @@ LightningCLI conventions hold (YAML sections model / data / trainer, dotted over
 `--model.arch.fusion parallel`, `--print_config`), plus:
 - experiment files may inherit: a top-level `base: other.yaml` is merged first (uv2.experiment.load_experiment);
 - `--run_dir DIR` (default runs/<config name>) receives the resolved config.yaml, the TensorBoard logs and
-  checkpoints/ (best by val/top1, and last.ckpt, also every `--checkpoint_every_n_steps` optimizer steps);
-- `--resume` continues the run in run_dir from its last checkpoint (same step, optimizer, scheduler, sampler).
+  checkpoints/: best-*.ckpt (by val/top1) and last.ckpt, the newest state (every epoch end, every
+  `--checkpoint_every_n_steps` optimizer steps, the end of training, Ctrl-C / SIGTERM: uv2.train.checkpointing);
+- `--resume` continues the run in run_dir from last.ckpt (same step, optimizer, scheduler, sampler).
 Checkpoints are written atomically (temporary file + rename), so a killed run never leaves a half-written one.
 """
 
@@ -20,22 +21,14 @@ from typing import Any
 
 import pytorch_lightning as pl
 import yaml
-from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
-from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from uv2.experiment import load_experiment
-from uv2.io import atomic_torch_save
 from uv2.train.callbacks import BalanceMonitor, PerfMonitor
+from uv2.train.checkpointing import AtomicCheckpointIO, LastCheckpoint, best_checkpoint
 from uv2.train.module import VideoClassifier
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint writer, made atomic: a SIGKILL mid-save leaves the previous checkpoint intact."""
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
-        atomic_torch_save(checkpoint, path)
 
 
 class UV2CLI(LightningCLI):
@@ -43,7 +36,7 @@ class UV2CLI(LightningCLI):
         parser.add_argument("--run_dir", type=str | None, default=None,
                             help="run directory (config, TensorBoard logs, checkpoints); default runs/<config name>")
         parser.add_argument("--checkpoint_every_n_steps", type=int, default=0,
-                            help="also save last.ckpt every N optimizer steps (mid-epoch resume); 0 = epoch ends")
+                            help="also save last.ckpt every N optimizer steps (mid-epoch resume); 0: at epoch ends")
 
     def instantiate_trainer(self, **kwargs: Any):
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -53,15 +46,10 @@ class UV2CLI(LightningCLI):
         if trainer_cfg.get("logger") in (None, True):
             kwargs["logger"] = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False)
         callbacks = [PerfMonitor(), BalanceMonitor(), LearningRateMonitor(logging_interval="step")]
-        if trainer_cfg.get("enable_checkpointing", True) is not False:
+        if trainer_cfg.get("enable_checkpointing", True) is not False:  # uv2.train.checkpointing: what each file is
             ckpt_dir = run_dir / "checkpoints"
-            callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best-epoch{epoch}-step{step}",
-                                             auto_insert_metric_name=False, monitor="val/top1", mode="max",
-                                             save_top_k=1, save_last=True))
-            every = config.get("checkpoint_every_n_steps") or 0
-            if every > 0:
-                callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True,
-                                                 every_n_train_steps=every))
+            callbacks += [best_checkpoint(ckpt_dir),
+                          LastCheckpoint(ckpt_dir, every_n_steps=config.get("checkpoint_every_n_steps") or 0)]
         configured = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
         kwargs["callbacks"] = callbacks + list(configured) + list(kwargs.get("callbacks") or [])
         kwargs.setdefault("plugins", [AtomicCheckpointIO()])

@@ -100,6 +100,7 @@ class VideoClassifier(pl.LightningModule):
                                num_classes=arch.num_classes)
         self.nonfinite_in_a_row = 0
         self.nonfinite_total = 0
+        self._loaded_step: int | None = None  # optimizer step of the checkpoint loaded for test / resume
         self._test_outputs: list[dict[str, torch.Tensor]] = []
 
     # ------------------------------------------------------------------------------------------------ set-up
@@ -270,6 +271,7 @@ class VideoClassifier(pl.LightningModule):
                       "num_views": sum(r["num_views"] for r in per_set.values()), "per_set": per_set}
         else:
             result = per_set[""]
+        result["checkpoint"], result["checkpoint_step"] = self.tested_weights()
         self.test_results = result
         metrics = {f"test/{k}": v for k, v in result["metrics"].items()}
         for name, r in result.get("per_set", {}).items():
@@ -279,7 +281,8 @@ class VideoClassifier(pl.LightningModule):
         self.log_dict(metrics, sync_dist=False, rank_zero_only=True)
         if self.trainer.is_global_zero and not self.trainer.sanity_checking:
             summary = {"metrics": result["metrics"], "num_videos": result["num_videos"], "num_views": result["num_views"],
-                       "global_step": self.global_step, "world_size": self.trainer.world_size}
+                       "checkpoint": result["checkpoint"], "checkpoint_step": result["checkpoint_step"],
+                       "world_size": self.trainer.world_size}
             if self.set_sizes:
                 summary["per_set"] = {name: {"metrics": r["metrics"], "num_videos": r["num_videos"]}
                                       for name, r in per_set.items()}
@@ -309,6 +312,17 @@ class VideoClassifier(pl.LightningModule):
             everything = self.all_gather(padded)  # (world, longest, ...)
             gathered.append(torch.cat([everything[r, :n] for r, n in enumerate(lengths)]))
         return tuple(gathered)
+
+    def tested_weights(self) -> tuple[str, int]:
+        """(which weights the test ran on, their optimizer step): the checkpoint file given to test, or the
+        in-memory weights of the fit that just ran."""
+        path = self.trainer.ckpt_path
+        if path:
+            return str(path), int(self._loaded_step if self._loaded_step is not None else self.global_step)
+        return "in-memory weights after fit", int(self.global_step)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._loaded_step = checkpoint.get("global_step")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["hyper_parameters"]["class_names"] = self.class_names
