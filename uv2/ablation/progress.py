@@ -2,8 +2,8 @@
 left estimated from the cells this invocation finished.
 
 - In a terminal, the running cell's line updates in place (tqdm): ``[3/8] table c | 9-12 | temporal | seed 1:
-  42%|####      | 101/240 steps [01:10<01:37] epoch 5/12, val top-1 31.2 | grid 2/8 done, ~14m left``; the test
-  stage then counts its batches on the same line. When the cell ends, the runner's result line replaces it.
+  42%|#####       | 101/240 steps [01:10<01:37, epoch 5/12, val top-1 31.2 | grid 2/8 done, ~14m left]``; the
+  test stage then counts its batches on the same line. When the cell ends, the runner's result line replaces it.
 - Elsewhere (CI, SLURM logs, a pipe) nothing is redrawn: one plain line per training epoch, and nothing else.
 
 Lightning's own progress bar is off in grid cells (uv2.ablation.launch), so the two never fight. Only the process
@@ -13,6 +13,7 @@ of global rank 0 reports.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -21,7 +22,16 @@ from typing import Any, TextIO
 import pytorch_lightning as pl
 from tqdm import tqdm
 
-BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar:12}| {n_fmt}/{total_fmt} {unit} [{elapsed}<{remaining}] {postfix}"
+FALLBACK_COLUMNS = 120
+BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar:12}| {n_fmt}/{total_fmt} {unit} [{elapsed}<{remaining}{postfix}]"
+
+
+def _columns(stream: TextIO) -> int:
+    """The width of the terminal `stream` writes to (0 when it reports none)."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return 0
 
 
 def format_duration(seconds: float) -> str:
@@ -98,8 +108,10 @@ class GridProgress:
     def open_bar(self, desc: str, total: int, initial: int, unit: str, postfix: str) -> None:
         """The running cell's line (a terminal only)."""
         self.close_bar()
+        # a terminal that reports no size (some pseudo-terminals) would get no line at all: a fixed size then
+        width = {"dynamic_ncols": True} if _columns(self.stream) > 0 else {"ncols": FALLBACK_COLUMNS, "nrows": 24}
         self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, file=self.stream, leave=False,
-                        dynamic_ncols=True, bar_format=BAR_FORMAT, postfix=postfix, mininterval=0.5)
+                        bar_format=BAR_FORMAT, postfix=postfix, mininterval=0.5, **width)
 
     def update_bar(self, n: int, postfix: str) -> None:
         if self.bar is not None:
