@@ -147,6 +147,17 @@ def test_failing_cell_is_recorded_and_grid_continues(micro, tmp_path):
     assert only_ok.returncode == 0, only_ok.stderr[-3000:]
 
 
+def test_only_keeps_the_row_index(micro, tmp_path):
+    """--only runs one row as the row of the whole table: same cell folders, results.csv row and table.md line."""
+    table = write_table(tmp_path, "mo", ["temporal"], MICRO_ROWS)
+    result = grid(table, micro, tmp_path / "results", "--only", "local MHRA", "--merge", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (row,) = read_results(tmp_path / "results", "mo")
+    assert (row["row"], row["label"], row["status"]) == ("1", "local MHRA", "pending")
+    table_md = (tmp_path / "results" / "table_mo" / "table.md").read_text()
+    assert "| no local | - | 60.0 |" in table_md and "| local MHRA | - | 65.0 |" in table_md
+
+
 def test_image_pretraining_gets_the_grid_trainer_flags(monkeypatch, tmp_path):
     """ablations/run.py trains the tiny ViT the cells arm, where they expect it, on the devices it was given."""
     import importlib.util

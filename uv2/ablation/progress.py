@@ -7,7 +7,7 @@ left estimated from the cells this invocation finished.
 - Elsewhere (CI, SLURM logs, a pipe) nothing is redrawn: one plain line per training epoch, and nothing else.
 
 Lightning's own progress bar is off in grid cells (uv2.ablation.launch), so the two never fight. Only the process
-of global rank 0 reports.
+of global rank 0 reports (Lightning's rank, from the launcher's environment).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 import pytorch_lightning as pl
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 from tqdm import tqdm
 
 FALLBACK_COLUMNS = 120
@@ -98,7 +99,10 @@ class GridProgress:
 
     # ------------------------------------------------------------------------------------------------ output
     def print(self, line: str) -> None:
-        """A whole line (above the running cell's line in a terminal)."""
+        """A whole line (above the running cell's line in a terminal); nothing on ranks > 0 of a multi-process run
+        (every rank runs the grid; srun's tasks share one log)."""
+        if getattr(rank_zero_only, "rank", 0) != 0:
+            return
         if self.bar is not None:
             self.bar.clear()
         print(line, file=self.stream, flush=True)

@@ -8,6 +8,7 @@ time when pyplot flushes its open figures) and long scripts do not accumulate op
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -29,7 +30,7 @@ def accuracy_vs_gflops(results: pd.DataFrame, path: str | Path | None = None) ->
     """Top-1 against GFLOPs of every finished cell, one marker per dataset, coloured by table."""
     done = results[results["status"] == "done"]
     fig, ax = plt.subplots(figsize=(6, 4))
-    markers = dict(zip(sorted(done["dataset"].unique()), "osD^v<>"))
+    markers = dict(zip(sorted(done["dataset"].unique()), itertools.cycle("osD^v<>")))
     for (table, dataset), group in done.groupby(["table", "dataset"]):
         ax.scatter(group["gflops"], group["top1"], marker=markers[dataset], label=f"table {table} / {dataset}")
     ax.set_xlabel("GFLOPs per view")

@@ -197,6 +197,7 @@ def attention(results: pd.DataFrame, figures: Path, prefer: str = TEMPORAL) -> l
     """What the global blocks of the chosen cell (attention_cell) look at in its first validation video: one figure
     per global block (uv2.analysis.attention.global_attention_maps), and the head's balance weight."""
     from uv2.analysis.attention import balance_weight, global_attention_maps
+    from uv2.data.decode import VideoDecodeError
     from uv2.models.convert import load_model
 
     cell = attention_cell(results, prefer)
@@ -205,7 +206,7 @@ def attention(results: pd.DataFrame, figures: Path, prefer: str = TEMPORAL) -> l
     model = load_model(checkpoint_path(cell))
     try:
         clip, class_name, transform = validation_clip(run_config(cell), cell.dataset, model.cfg.num_frames)
-    except (FileNotFoundError, ValueError, OSError) as err:
+    except (OSError, ValueError, VideoDecodeError) as err:  # lists or videos not on this machine, unreadable
         return Skipped(f"the validation videos of {_where(cell)} cannot be read here ({err})")
     maps = global_attention_maps(model, clip)
     layers = [i + 1 for i in model.global_layer_ids]
@@ -220,5 +221,5 @@ def attention(results: pd.DataFrame, figures: Path, prefer: str = TEMPORAL) -> l
             figures / f"attention_block{i + 1}.png"))
     weight = balance_weight(model)
     items.append(f"balance w = sigmoid(b): mean {weight.mean():.3f}, min {weight.min():.3f}, max {weight.max():.3f}"
-                 if weight is not None else "this model's head has no balance weight (no class-token mix)")
+                 if weight is not None else "this model's head takes one branch only (no balance weight w)")
     return items

@@ -145,7 +145,7 @@ class HParamsSummary(pl.Callback):
 
     def __init__(self, hparams: dict[str, Any] | None = None,
                  set_hparams: dict[str, dict[str, Any]] | None = None) -> None:
-        self.hparams, self.set_hparams = dict(hparams or {}), dict(set_hparams or {})
+        self.run_hparams, self.set_hparams = dict(hparams or {}), dict(set_hparams or {})
         self.started = False  # the session start of this run is written (restored on resume)
         self.best_val: dict[str, float] = {}  # "" (the run) or a set -> best validation top-1
         self._writers: dict[str, Any] = {}
@@ -206,14 +206,14 @@ class HParamsSummary(pl.Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module) -> None:
         if self.started or self._logger(trainer) is None:
             return
-        switches = {**pl_module.hparams_for_logging(), **self.hparams}
+        switches = {**pl_module.hparams_for_logging(), **self.run_hparams}
         for session in self._sessions(pl_module):
             values = {**switches, **self.set_hparams.get(session, {})} if session else switches
             self._write(trainer, session, hparams_summaries(values))
         self.started = True
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module) -> None:
-        if trainer.sanity_checking:
+        if trainer.sanity_checking or trainer.state.fn != "fit":  # `validate` alone does not change the fit's best
             return
         for session in self._sessions(pl_module):
             top1 = trainer.callback_metrics.get(f"val/{session}/top1" if session else "val/top1")
