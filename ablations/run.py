@@ -86,17 +86,17 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         table = load_table(args.table, REPO / "ablations" / "tables")
-        if args.only is not None:
-            keep = [r for i, r in enumerate(table.rows) if args.only in (str(i), r.label)]
-            if not keep:
+        rows = list(range(len(table.rows)))
+        if args.only is not None:  # the row keeps its index (its cells' folders, results.csv's row, table.md's line)
+            rows = [i for i, r in enumerate(table.rows) if args.only in (str(i), r.label)]
+            if not rows:
                 parser.error(f"--only {args.only!r}: no such row; rows: "
                              + ", ".join(f"{i} ({r.label})" for i, r in enumerate(table.rows)))
-            table.rows = keep
         trainer = {k: v for k, v in (("devices", args.devices), ("accelerator", args.accelerator),
                                      ("num_nodes", args.num_nodes)) if v is not None}
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-        cells = expand_cells(table, load_datasets(args.datasets), args.scale, seeds, trainer,
-                             args.data_root, REPO)
+        cells = [c for c in expand_cells(table, load_datasets(args.datasets), args.scale, seeds, trainer,
+                                         args.data_root, REPO) if c.row in rows]
     except (TableError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --cell {args.cell}: the grid has cells 0-{len(cells) - 1}", file=sys.stderr)
         return 2
     ensure_image_vit(cells, trainer)
-    print(f"table {table.name}: {len(table.rows)} rows x {len(table.datasets)} datasets x {len(seeds)} seeds = "
+    print(f"table {table.name}: {len(rows)} rows x {len(table.datasets)} datasets x {len(seeds)} seeds = "
           f"{len(cells)} cells -> {out_dir}", flush=True)
     try:
         records = runner.run(args.cell)

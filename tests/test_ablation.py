@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,8 +16,8 @@ import pytest
 import torch
 import yaml
 
-from tests.helpers import REPO, micro_grid_spec
-from uv2.ablation.grid import load_table, scale_layers
+from tests.helpers import REPO, hparams_records, hparams_session, micro_grid_spec
+from uv2.ablation.grid import Cell, load_table, scale_layers
 from uv2.ablation.union import LabelSet, build_union, slice_head, union_classes
 from uv2.models import ModelConfig
 
@@ -106,6 +107,30 @@ def test_micro_table_end_to_end(micro, tmp_path):
     assert (cell / "cell.yaml").exists() and (cell / "checkpoints" / "last.ckpt").exists()
     assert list(cell.glob("events.out.tfevents.*"))
 
+    # progress, as CI and SLURM logs get it (not a terminal): one line per epoch of each cell, never redrawn
+    assert "\r" not in result.stdout
+    for n, r in enumerate(rows, 1):
+        where = f"[{n}/2] table m2 | {r['label']} | temporal | seed 1"
+        epochs = re.findall(rf"^{re.escape(where)}: epoch (\d+)/1, val top-1 [\d.]+, step (\d+)/(\d+), \S+ elapsed "
+                            rf"\| grid {n - 1}/2 done, (.*)$", result.stdout, re.M)
+        assert [(e, step == total) for e, step, total, _ in epochs] == [("1", True)], result.stdout
+        estimate = epochs[0][3]
+        assert estimate == "time left after the first cell" if n == 1 else re.fullmatch(r"~\S+ left", estimate)
+        assert re.search(rf"^{re.escape(where)}: top1 [\d.]+ .*\| grid {n}/2 done", result.stdout, re.M)
+
+    # TensorBoard's HPARAMS tab: each cell with its place in the grid, its switches, its val and test top-1
+    for r in rows:
+        folder = tmp_path / "results" / "table_m2" / "cells" / Cell("m2", int(r["row"]), r["label"], "temporal", 1, {}).slug
+        session = hparams_session(folder)
+        assert {k: session["hparams"][k] for k in ("grid/table", "grid/row", "grid/dataset", "grid/seed")} == \
+            {"grid/table": "m2", "grid/row": r["label"], "grid/dataset": "temporal", "grid/seed": 1.0}
+        assert session["hparams"]["arch/local_type"] == ("none" if r["label"] == "no local" else "lmhra")
+        assert session["hparams"]["arch/t_down"] is False  # a switch stays a boolean
+        assert session["metrics"] == ["hp/val_top1", "hp/test_top1"] and session["status"] == "STATUS_SUCCESS"
+        assert abs(session["values"]["hp/test_top1"] - float(r["top1"])) < 1e-3  # written in the test stage
+        assert "hp/val_top1" in session["values"]
+        assert len(hparams_records(folder)["_hparams_/session_start_info"]) == 1
+
     again = grid(table, micro, tmp_path / "results", timeout=600)  # a rerun redoes nothing
     assert again.returncode == 0 and again.stdout.count("done before") == 2
 
@@ -121,6 +146,17 @@ def test_failing_cell_is_recorded_and_grid_continues(micro, tmp_path):
     assert "broken: failed" in (tmp_path / "results" / "table_mf" / "table.md").read_text()
     only_ok = grid(table, micro, tmp_path / "results", "--cell", "1", timeout=600)  # the good cell alone: success
     assert only_ok.returncode == 0, only_ok.stderr[-3000:]
+
+
+def test_only_keeps_the_row_index(micro, tmp_path):
+    """--only runs one row as the row of the whole table: same cell folders, results.csv row and table.md line."""
+    table = write_table(tmp_path, "mo", ["temporal"], MICRO_ROWS)
+    result = grid(table, micro, tmp_path / "results", "--only", "local MHRA", "--merge", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (row,) = read_results(tmp_path / "results", "mo")
+    assert (row["row"], row["label"], row["status"]) == ("1", "local MHRA", "pending")
+    table_md = (tmp_path / "results" / "table_mo" / "table.md").read_text()
+    assert "| no local | - | 60.0 |" in table_md and "| local MHRA | - | 65.0 |" in table_md
 
 
 def test_image_pretraining_gets_the_grid_trainer_flags(monkeypatch, tmp_path):
@@ -270,6 +306,17 @@ def test_table_e_training_scripts_micro(tmp_path):
     predictions = torch.load(out / "cells" / "r01-cotrain__scene_b__seed1" / "test_predictions.pt", weights_only=True)
     assert predictions["scores"].shape == (8, 8) and predictions["class_names"][0] == first_b  # its own head only
     assert torch.allclose(predictions["scores"].sum(1), torch.ones(8))
+
+    # HPARAMS: the co-trained run opens a session per set (its sub-run), so every cell of the table is listed
+    results = {(r["label"], r["dataset"]): float(r["top1"]) for r in read_results(root / "results", "me")}
+    mean = hparams_session(shared("cotrain") / "run")
+    assert mean["hparams"]["grid/dataset"] == "scene_a+scene_b+scene_c" and mean["status"] == "STATUS_SUCCESS"
+    for s in sets:
+        session = hparams_session(shared("cotrain") / "run" / s)
+        assert session["hparams"]["grid/dataset"] == s and session["hparams"]["grid/row"] == "cotrain"
+        assert abs(session["values"]["hp/test_top1"] - results[("cotrain", s)]) < 1e-3
+        assert "hp/val_top1" in session["values"] and session["status"] == "STATUS_SUCCESS"
+    assert hparams_session(shared("union") / "run")["hparams"]["grid/row"] == "union-label pretraining (shared)"
 
     union = torch.load(shared("union") / "run/checkpoints/last.ckpt", weights_only=True)
     union_names = union["hyper_parameters"]["class_names"]

@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from tests.helpers import REPO
+from tests.helpers import REPO, hparams_records, hparams_session
 from uv2.data.synthetic import ensure_synthetic
 from uv2.experiment import load_experiment
 from uv2.io import safe_load
@@ -143,6 +143,17 @@ def test_resume_after_sigkill_same_steps(synth_root, tmp_path):
     assert resumed["epoch"] == reference["epoch"]
     assert resumed["lr_schedulers"][0]["last_epoch"] == reference["lr_schedulers"][0]["last_epoch"]
     assert resumed["optimizer_states"][0]["state"][0]["step"] == reference["optimizer_states"][0]["state"][0]["step"]
+
+    # TensorBoard's HPARAMS session is written once per run (the resumed fit knows it from the checkpoint), and the
+    # best validation top-1 carries over the kill
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert len(hparams_records(killed)["_hparams_/session_start_info"]) == 1
+    session = hparams_session(killed)
+    events = EventAccumulator(str(killed))
+    events.Reload()
+    assert session["status"] == "STATUS_SUCCESS"
+    assert session["values"]["hp/val_top1"] == pytest.approx(max(e.value for e in events.Scalars("val/top1")))
 
 
 def test_ddp_two_cpu_processes_fit_and_test(synth_root, tmp_path):

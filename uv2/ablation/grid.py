@@ -74,6 +74,13 @@ class Cell:
         return self.config["model"]["arch"]
 
 
+def grid_hparams(cell: Cell, **changes: Any) -> dict[str, Any]:
+    """The cell's place in the grid, as TensorBoard's HPARAMS tab shows it beside the model's switches (`changes`
+    for a shared run that serves several cells, e.g. its datasets)."""
+    return {"grid/table": cell.table, "grid/row": cell.label, "grid/dataset": cell.dataset, "grid/seed": cell.seed,
+            **{f"grid/{k}": v for k, v in changes.items()}}
+
+
 def load_table(name_or_path: str, tables_dir: Path) -> Table:
     """Table `c` (tables_dir/c.yaml) or a table file path."""
     path = Path(name_or_path)
@@ -159,8 +166,7 @@ def cell_config(row: Row, key: str, dataset: dict[str, Any], scale: str, seed: i
     trainer_cfg = config.setdefault("trainer", {})
     if scale == "tiny":
         epochs = int(spec.get("epochs", trainer_cfg.get("max_epochs", 10)))
-        trainer_cfg.update(max_epochs=epochs, check_val_every_n_epoch=epochs, enable_progress_bar=False,
-                           enable_model_summary=False)
+        trainer_cfg.update(max_epochs=epochs, check_val_every_n_epoch=epochs)
         init_args.update(num_test_clips=2, num_test_crops=3)
     if data_root:
         for name, value in list(init_args.items()):

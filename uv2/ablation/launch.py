@@ -1,5 +1,10 @@
 """One cell's training run, in-process: fit (resuming from its last checkpoint when asked), then the multi-view
-test, through the same LightningCLI as `python -m uv2 fit`; and the peak memory it took."""
+test, through the same LightningCLI as `python -m uv2 fit`; and the peak memory it took.
+
+How a cell's run is displayed is decided here, for every scale: Lightning's progress bar and model summary are
+off (the grid reports progress through the callbacks it passes, uv2.ablation.progress) and Lightning's INFO lines
+are hidden.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,18 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from uv2.io import atomic_torch_save
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
+
+    from uv2.train.callbacks import HParamsSummary
 
 CHECKPOINT_EVERY = 50  # optimizer steps between mid-epoch checkpoints (resume after a kill loses at most this many)
 
@@ -24,8 +35,12 @@ def quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def fit_and_test(config_path: Path, run_dir: Path, resume: bool) -> dict[str, Any]:
+def fit_and_test(config_path: Path, run_dir: Path, resume: bool, callbacks: Sequence[pl.Callback] = (),
+                 hparams_summary: HParamsSummary | None = None) -> dict[str, Any]:
     """Fit an experiment in run_dir (resuming from its last checkpoint when asked), then test it.
+
+    `callbacks` join the run's own (the grid's progress line); `hparams_summary` writes TensorBoard's HPARAMS
+    entry of the run (default: the model's switches only).
 
     Returns the test metrics, timings and class count; a co-training run (several sets) returns the mean metrics
     and, under "per_set", each set's. Video-level predictions go to run_dir/test_predictions[_<set>].pt.
@@ -39,8 +54,10 @@ def fit_and_test(config_path: Path, run_dir: Path, resume: bool) -> dict[str, An
     quiet_lightning()
     cli = UV2CLI(VideoClassifier, pl.LightningDataModule, subclass_mode_data=True, run=False,
                  args=["--config", str(config_path), "--run_dir", str(run_dir), "--checkpoint_every_n_steps",
-                       str(CHECKPOINT_EVERY)],
-                 save_config_kwargs={"overwrite": True})
+                       str(CHECKPOINT_EVERY), "--trainer.enable_progress_bar", "false",
+                       "--trainer.enable_model_summary", "false"],
+                 save_config_kwargs={"overwrite": True}, trainer_defaults={"callbacks": list(callbacks)},
+                 hparams_summary=hparams_summary)
     last = run_dir / "checkpoints" / LAST
     start = time.perf_counter()
     try:

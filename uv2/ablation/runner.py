@@ -6,6 +6,8 @@
   (checkpoints are also written every few optimizer steps); --fresh starts over.
 - A failing cell is recorded and the grid goes on; Ctrl-C stops after recording the cell as interrupted.
 - results.csv and table.md (uv2.ablation.table) are rewritten atomically after every cell.
+- Progress (uv2.ablation.progress): one line per cell, updating in a terminal, one line per epoch elsewhere; every
+  run's TensorBoard HPARAMS entry holds the cell's table, row, dataset and seed beside the model's switches.
 
 The cell's training run is uv2.ablation.launch; table (e)'s shared runs are uv2.ablation.scripts.
 """
@@ -22,8 +24,9 @@ from typing import Any
 
 import yaml
 
-from uv2.ablation.grid import Cell, Table
+from uv2.ablation.grid import Cell, Table, grid_hparams
 from uv2.ablation.launch import PeakMemory, fit_and_test
+from uv2.ablation.progress import GridProgress
 from uv2.ablation.scripts import COTRAINED, TrainingScripts
 from uv2.ablation.table import render_table, results_csv
 from uv2.io import atomic_write_text
@@ -45,7 +48,8 @@ class GridRunner:
     def __init__(self, table: Table, cells: list[Cell], out_dir: Path, repo: Path, fresh: bool = False) -> None:
         self.table, self.cells, self.out_dir, self.repo, self.fresh = table, cells, out_dir, repo, fresh  # noqa
         self.commit = git_commit(repo)
-        self.scripts = TrainingScripts(cells, out_dir, repo, self.cell_dir)
+        self.progress = GridProgress(len(cells))
+        self.scripts = TrainingScripts(cells, out_dir, repo, self.cell_dir, self.launch, self.say)
         self._flops: dict[str, dict[str, Any]] = {}  # arch (JSON) -> model_flops: results are rewritten often
 
     def cell_dir(self, cell: Cell) -> Path:
@@ -59,6 +63,7 @@ class GridRunner:
                 shutil.rmtree(self.cell_dir(cell), ignore_errors=True)
                 self.scripts.forget(cell)
         self.write_outputs()  # results.csv and table.md exist (all pending) from the start
+        self.progress = GridProgress(len(todo))
         records = []
         try:
             for n, cell in enumerate(todo, 1):
@@ -67,37 +72,54 @@ class GridRunner:
             self.write_outputs()
         return records
 
-    def run_cell(self, cell: Cell, progress: str) -> dict[str, Any]:
+    def run_cell(self, cell: Cell, position: str) -> dict[str, Any]:
         folder = self.cell_dir(cell)
         status_file = folder / "cell.json"
         previous = json.loads(status_file.read_text()) if status_file.exists() else None
-        where = f"{progress} table {cell.table} | {cell.label} | {cell.dataset} | seed {cell.seed}"
+        where = f"{position} table {cell.table} | {cell.label} | {cell.dataset} | seed {cell.seed}"
+        self.progress.start_cell(where)
         if previous and previous.get("status") == "done" and previous.get("config_hash") == cell.config_hash:
-            print(f"{where}: done before (top1 {previous['top1']:.1f}), skipped", flush=True)
+            self.progress.finish_cell(trained=False)
+            self.say(f"{where}: done before (top1 {previous['top1']:.1f}), skipped")
             return previous
         resume = bool(previous) and previous.get("config_hash") == cell.config_hash
-        print(f"{where}: {'resuming' if resume and (folder / 'checkpoints/last.ckpt').exists() else 'running'}",
-              flush=True)
+        self.say(f"{where}: {'resuming' if resume and (folder / 'checkpoints/last.ckpt').exists() else 'running'}")
         record = self.base_record(cell)
         try:
             with PeakMemory() as memory:
                 record.update(self.execute(cell, folder, resume))
             record.update(status="done", peak_mem_mb=round(memory.peak, 1))
-            print(f"{where}: top1 {record['top1']:.1f}  top5 {record['top5']:.1f}  ({record['train_s']:.0f} s)",
-                  flush=True)
+            self.progress.finish_cell(trained=True)
+            self.say(f"{where}: top1 {record['top1']:.1f}  top5 {record['top5']:.1f}  ({record['train_s']:.0f} s) | "
+                     f"{self.progress.grid_status()}")
         except KeyboardInterrupt:
+            self.progress.finish_cell(trained=False)
             record.update(status="interrupted", error="interrupted (Ctrl-C); rerun to resume")
             atomic_write_text(status_file, json.dumps(record, indent=2))
-            print(f"{where}: interrupted; rerun the same command to resume", flush=True)
+            self.say(f"{where}: interrupted; rerun the same command to resume")
             raise
         except Exception as err:  # noqa: BLE001 - a failing cell is recorded and the grid goes on
+            self.progress.finish_cell(trained=False)
             record.update(status="failed", error=f"{type(err).__name__}: {err}".splitlines()[0][:500])
             (folder / "error.log").parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(folder / "error.log", traceback.format_exc())
-            print(f"{where}: FAILED: {record['error']} (traceback in {folder / 'error.log'})", flush=True)
+            self.say(f"{where}: FAILED: {record['error']} (traceback in {folder / 'error.log'})")
         atomic_write_text(status_file, json.dumps(record, indent=2))
         self.write_outputs()
         return record
+
+    def say(self, line: str) -> None:
+        """A line of the grid's output (kept clear of the running cell's progress line)."""
+        self.progress.print(line)
+
+    def launch(self, config_path: Path, run_dir: Path, resume: bool, hparams: dict[str, Any],
+               set_hparams: dict[str, dict[str, Any]] | None = None, stage: str = "") -> dict[str, Any]:
+        """One training run of the running cell (its own, or a shared run it trains first): fit_and_test with the
+        grid's progress line and a TensorBoard HPARAMS entry of `hparams` (and `set_hparams` per co-trained set)."""
+        from uv2.train.callbacks import HParamsSummary
+
+        return fit_and_test(config_path, run_dir, resume, callbacks=[self.progress.callback(stage)],
+                            hparams_summary=HParamsSummary(hparams, set_hparams))
 
     def base_record(self, cell: Cell) -> dict[str, Any]:
         key = json.dumps(cell.arch, sort_keys=True)
@@ -115,7 +137,7 @@ class GridRunner:
         config = self.scripts.union_finetune_config(cell) if cell.script == "union_individual" else cell.config
         config_path = folder / "cell.yaml"
         atomic_write_text(config_path, yaml.safe_dump(config, sort_keys=False))
-        return fit_and_test(config_path, folder, resume)
+        return self.launch(config_path, folder, resume, grid_hparams(cell))
 
     # ------------------------------------------------------------------------------------------------- outputs
     def collect(self) -> list[dict[str, Any]]:

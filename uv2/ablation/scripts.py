@@ -23,8 +23,7 @@ from typing import Any
 import torch
 import yaml
 
-from uv2.ablation.grid import Cell
-from uv2.ablation.launch import fit_and_test
+from uv2.ablation.grid import Cell, grid_hparams
 from uv2.ablation.union import LabelSet, build_union, slice_head
 from uv2.io import atomic_torch_save, atomic_write_text, safe_load
 
@@ -33,14 +32,26 @@ SHARED_RUNS = {"union": ("union_individual", "union_cotrain"), "cotrain": ("cotr
                "union_cotrain": ("union_cotrain",)}
 COTRAINED = ("cotrain", "union_cotrain")  # scripts whose cells read their set from one co-trained model
 
+# launch(config_path, run_dir, resume, hparams, set_hparams=None, stage="") -> test results: one training run with
+# the grid's progress line and HPARAMS entry (uv2.ablation.runner.GridRunner.launch)
+Launch = Callable[..., dict[str, Any]]
+
+
+def shared_run_dir(out_dir: Path, run: str, seed: int, config_hashes: list[str]) -> Path:
+    """Where a shared run of one seed lives: out/<run>/seed<s>-<hash of the config hashes of the cells it serves>
+    (the grid keeps it here; the analysis finds co-trained cells' checkpoints here from results.csv)."""
+    digest = hashlib.sha1("".join(sorted(config_hashes)).encode()).hexdigest()[:8]
+    return out_dir / run / f"seed{seed}-{digest}"
+
 
 class TrainingScripts:
-    def __init__(self, cells: list[Cell], out_dir: Path, repo: Path, cell_dir: Callable[[Cell], Path]) -> None:
+    def __init__(self, cells: list[Cell], out_dir: Path, repo: Path, cell_dir: Callable[[Cell], Path],
+                 launch: Launch, say: Callable[[str], None] = print) -> None:
         self.cells, self.out_dir, self.repo, self.cell_dir = cells, out_dir, repo, cell_dir
+        self.launch, self.say = launch, say
 
     def shared_dir(self, run: str, seed: int) -> Path:
-        hashes = sorted(c.config_hash for c in self.script_sets(SHARED_RUNS[run], seed))
-        return self.out_dir / run / f"seed{seed}-{hashlib.sha1(''.join(hashes).encode()).hexdigest()[:8]}"
+        return shared_run_dir(self.out_dir, run, seed, [c.config_hash for c in self.script_sets(SHARED_RUNS[run], seed)])
 
     def forget(self, cell: Cell) -> None:
         """--fresh: delete the shared runs this cell's script uses, so they are trained again."""
@@ -72,7 +83,7 @@ class TrainingScripts:
                 lists = self.synthetic_lists(c)
                 label_sets.append(LabelSet(c.dataset, lists / "train.csv", lists / "val.csv", lists / "classes.txt"))
             counts = build_union(label_sets, union_dir / "lists")
-            print(f"  union of {', '.join(s.name for s in label_sets)}: {counts}", flush=True)
+            self.say(f"  union of {', '.join(s.name for s in label_sets)}: {counts}")
             config = json.loads(json.dumps(sets[0].config))
             init_args = config["data"]["init_args"]
             init_args.update(synthetic_set=None, list_format="csv", train_list=str(union_dir / "lists/train.csv"),
@@ -80,8 +91,10 @@ class TrainingScripts:
                              classes_file=str(union_dir / "lists/classes.txt"), data_root=None)
             config["model"]["arch"]["num_classes"] = counts["classes"]
             atomic_write_text(union_dir / "union.yaml", yaml.safe_dump(config, sort_keys=False))
-            print(f"  fitting the union-label model ({counts['classes']} classes)", flush=True)
-            fit_and_test(union_dir / "union.yaml", union_dir / "run", resume=True)
+            self.say(f"  fitting the union-label model ({counts['classes']} classes)")
+            hparams = grid_hparams(sets[0], row="union-label pretraining (shared)",
+                                   dataset="+".join(c.dataset for c in sets))
+            self.launch(union_dir / "union.yaml", union_dir / "run", True, hparams, stage="union-label model")
             atomic_write_text(union_dir / "done", "")
         union = safe_load(union_dir / "run" / "checkpoints" / "last.ckpt")
         state = {k[len("model."):]: v for k, v in union["state_dict"].items() if k.startswith("model.")}
@@ -137,9 +150,12 @@ class TrainingScripts:
             shared.mkdir(parents=True, exist_ok=True)
             config = self.cotrain_config(cell, shared)
             atomic_write_text(shared / "cotrain.yaml", yaml.safe_dump(config, sort_keys=False))
-            print(f"  co-training one model on {', '.join(config['data']['init_args']['sets'])}", flush=True)
-            atomic_write_text(results_file, json.dumps(fit_and_test(shared / "cotrain.yaml", shared / "run",
-                                                                    resume=True), indent=2))
+            sets = list(config["data"]["init_args"]["sets"])
+            self.say(f"  co-training one model on {', '.join(sets)}")
+            hparams = grid_hparams(cell, dataset="+".join(sets))
+            result = self.launch(shared / "cotrain.yaml", shared / "run", True, hparams,
+                                 {name: {"grid/dataset": name} for name in sets}, stage="co-training")
+            atomic_write_text(results_file, json.dumps(result, indent=2))
         result = json.loads(results_file.read_text())
         shutil.copyfile(shared / "run" / f"test_predictions_{cell.dataset}.pt", folder / "test_predictions.pt")
         return {**result["per_set"][cell.dataset], "train_s": result["train_s"], "clips_per_s": result["clips_per_s"]}

@@ -1,10 +1,12 @@
-"""Callbacks of a uv2 run: throughput and data-wait monitoring, the head's balance, exporting the image ViT."""
+"""Callbacks of a uv2 run: throughput and data-wait monitoring, the head's balance, exporting the image ViT, and
+TensorBoard's HPARAMS tab (the run's switches beside its validation and test top-1)."""
 
 from __future__ import annotations
 
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -71,3 +73,169 @@ class ExportImageViT(pl.Callback):
             path = Path(trainer.default_root_dir) / self.filename
             atomic_torch_save(export_image_vit(pl_module.model), path)
             log.info(f"exported the image ViT to {path}")
+
+
+# ------------------------------------------------------------------------------------------- TensorBoard HPARAMS
+HPARAMS_METRICS = {"hp/val_top1": "best validation top-1 (%) so far", "hp/test_top1": "multi-view test top-1 (%)"}
+
+
+def hparams_value(value: Any) -> bool | float | str:
+    """A hyperparameter as the HPARAMS tab holds it: booleans stay booleans (a switch, not 0/1), numbers become
+    floats, anything else (None, lists, dicts) its text."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    return str(value)
+
+
+def hparams_summaries(hparams: dict[str, Any], metrics: dict[str, str] = HPARAMS_METRICS) -> list:
+    """The summaries that open a session in TensorBoard's hparams plugin: the experiment (which hyperparameters and
+    metrics the tab has as columns) and the session start (this run's values)."""
+    from tensorboard.plugins.hparams import api_pb2, metadata
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData, SessionStartInfo
+
+    types = {bool: api_pb2.DATA_TYPE_BOOL, float: api_pb2.DATA_TYPE_FLOAT64, str: api_pb2.DATA_TYPE_STRING}
+    values = {name: hparams_value(v) for name, v in hparams.items()}
+    start = SessionStartInfo(start_time_secs=time.time())
+    for name, v in values.items():
+        setattr(start.hparams[name], {bool: "bool_value", float: "number_value", str: "string_value"}[type(v)], v)
+    experiment = api_pb2.Experiment(
+        hparam_infos=[api_pb2.HParamInfo(name=name, type=types[type(v)]) for name, v in values.items()],
+        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag), description=text)
+                      for tag, text in metrics.items()])
+    return [_hparams_summary(metadata.EXPERIMENT_TAG, HParamsPluginData(experiment=experiment)),
+            _hparams_summary(metadata.SESSION_START_INFO_TAG, HParamsPluginData(session_start_info=start))]
+
+
+def session_end_summary(status: str) -> Any:
+    """The summary that closes a session: status is "success", "failure" or "aborted"."""
+    from tensorboard.plugins.hparams import api_pb2, metadata
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData, SessionEndInfo
+
+    end = SessionEndInfo(status=api_pb2.Status.Value(f"STATUS_{status.upper()}"), end_time_secs=time.time())
+    return _hparams_summary(metadata.SESSION_END_INFO_TAG, HParamsPluginData(session_end_info=end))
+
+
+def _hparams_summary(tag: str, data) -> Any:
+    from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+    from tensorboard.plugins.hparams import metadata
+
+    data.version = metadata.PLUGIN_DATA_VERSION
+    plugin = SummaryMetadata.PluginData(plugin_name=metadata.PLUGIN_NAME, content=data.SerializeToString())
+    return Summary(value=[Summary.Value(tag=tag, metadata=SummaryMetadata(plugin_data=plugin))])
+
+
+class HParamsSummary(pl.Callback):
+    """TensorBoard's HPARAMS tab for a run: one session with the model's switches
+    (``VideoClassifier.hparams_for_logging``) and `hparams` (e.g. the grid's table, row, dataset and seed), and its
+    metrics ``hp/val_top1`` (best validation top-1 so far) and ``hp/test_top1`` (the multi-view test).
+
+    The session start is written once per run, at the start of the first fit, and flushed at once; a resumed fit
+    does not write it again (whether it was written travels in the checkpoint, with the best validation top-1).
+    The session end (success, failure, aborted) is written when the fit ends. The metrics are scalars written to
+    the run's event files when they are known, also by a later test stage (``python -m uv2 test``).
+
+    A co-training run also opens one session per set, in the sub-run ``<log dir>/<set>``, with that set's
+    validation and test top-1 and the set's entries of `set_hparams` ({set: {name: value}}) over `hparams`, so the
+    tab lists each set like a run of its own; the run's own session holds the mean over the sets.
+
+    Only a TensorBoard logger is written to; without one this callback does nothing.
+    """
+
+    def __init__(self, hparams: dict[str, Any] | None = None,
+                 set_hparams: dict[str, dict[str, Any]] | None = None) -> None:
+        self.run_hparams, self.set_hparams = dict(hparams or {}), dict(set_hparams or {})
+        self.started = False  # the session start of this run is written (restored on resume)
+        self.best_val: dict[str, float] = {}  # "" (the run) or a set -> best validation top-1
+        self._writers: dict[str, Any] = {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"started": self.started, "best_val": dict(self.best_val)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.started = bool(state_dict.get("started", False))
+        self.best_val = dict(state_dict.get("best_val", {}))
+
+    # --------------------------------------------------------------------------------------------- writers
+    @staticmethod
+    def _logger(trainer: pl.Trainer):
+        from pytorch_lightning.loggers import TensorBoardLogger
+
+        if not trainer.is_global_zero:
+            return None
+        return next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
+
+    def _sessions(self, pl_module) -> list[str]:
+        """"" (the run) and, when co-training, every set."""
+        return ["", *(getattr(pl_module, "set_sizes", None) or {})]
+
+    def _writer(self, trainer: pl.Trainer, session: str):
+        """The run's SummaryWriter ("") or a set's, in its sub-run (opened on first use)."""
+        logger = self._logger(trainer)
+        if logger is None:
+            return None
+        if not session:
+            return logger.experiment
+        if session not in self._writers:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writers[session] = SummaryWriter(str(Path(logger.log_dir) / session))
+        return self._writers[session]
+
+    def _close_set_writers(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
+
+    def _write(self, trainer: pl.Trainer, session: str, summaries: list) -> None:
+        writer = self._writer(trainer, session)
+        if writer is not None:
+            file_writer = writer._get_file_writer()  # the summary-level writer (what Lightning uses too)
+            for summary in summaries:
+                file_writer.add_summary(summary)
+            writer.flush()
+
+    def _scalar(self, trainer: pl.Trainer, session: str, tag: str, value: float) -> None:
+        writer = self._writer(trainer, session)
+        if writer is not None:
+            writer.add_scalar(tag, value, trainer.global_step)
+            writer.flush()
+
+    # ----------------------------------------------------------------------------------------------- hooks
+    def on_fit_start(self, trainer: pl.Trainer, pl_module) -> None:
+        if self.started or self._logger(trainer) is None:
+            return
+        switches = {**pl_module.hparams_for_logging(), **self.run_hparams}
+        for session in self._sessions(pl_module):
+            values = {**switches, **self.set_hparams.get(session, {})} if session else switches
+            self._write(trainer, session, hparams_summaries(values))
+        self.started = True
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":  # `validate` alone does not change the fit's best
+            return
+        for session in self._sessions(pl_module):
+            top1 = trainer.callback_metrics.get(f"val/{session}/top1" if session else "val/top1")
+            if top1 is not None:
+                self.best_val[session] = max(float(top1), self.best_val.get(session, float("-inf")))
+                self._scalar(trainer, session, "hp/val_top1", self.best_val[session])
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module) -> None:
+        for session in self._sessions(pl_module):
+            top1 = trainer.callback_metrics.get(f"test/{session}/top1" if session else "test/top1")
+            if top1 is not None:
+                self._scalar(trainer, session, "hp/test_top1", float(top1))
+        self._close_set_writers()
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module) -> None:
+        self._end(trainer, pl_module, "success")
+
+    def on_exception(self, trainer: pl.Trainer, pl_module, exception: BaseException) -> None:
+        self._end(trainer, pl_module, "aborted" if isinstance(exception, KeyboardInterrupt) else "failure")
+
+    def _end(self, trainer: pl.Trainer, pl_module, status: str) -> None:
+        if self.started:
+            for session in self._sessions(pl_module):
+                self._write(trainer, session, [session_end_summary(status)])
+        self._close_set_writers()

@@ -26,12 +26,22 @@ from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from uv2.experiment import load_experiment
-from uv2.train.callbacks import BalanceMonitor, PerfMonitor
+from uv2.train.callbacks import BalanceMonitor, HParamsSummary, PerfMonitor
 from uv2.train.checkpointing import AtomicCheckpointIO, LastCheckpoint, best_checkpoint
 from uv2.train.module import VideoClassifier
 
 
 class UV2CLI(LightningCLI):
+    """LightningCLI with run directories, atomic checkpoints and uv2's callbacks.
+
+    `hparams_summary`: the HPARAMS-tab callback of the run (default: the model's switches only); the ablation grid
+    gives one that also holds the cell's table, row, dataset and seed.
+    """
+
+    def __init__(self, *args: Any, hparams_summary: HParamsSummary | None = None, **kwargs: Any) -> None:
+        self.hparams_summary = hparams_summary or HParamsSummary()  # set first: the trainer is built in __init__
+        super().__init__(*args, **kwargs)
+
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--run_dir", type=str | None, default=None,
                             help="run directory (config, TensorBoard logs, checkpoints); default runs/<config name>")
@@ -45,7 +55,7 @@ class UV2CLI(LightningCLI):
         trainer_cfg = config.get("trainer", {})
         if trainer_cfg.get("logger") in (None, True):
             kwargs["logger"] = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False)
-        callbacks = [PerfMonitor(), BalanceMonitor(), LearningRateMonitor(logging_interval="step")]
+        callbacks = [PerfMonitor(), BalanceMonitor(), LearningRateMonitor(logging_interval="step"), self.hparams_summary]
         if trainer_cfg.get("enable_checkpointing", True) is not False:  # uv2.train.checkpointing: what each file is
             ckpt_dir = run_dir / "checkpoints"
             callbacks += [best_checkpoint(ckpt_dir),

@@ -13,7 +13,8 @@ Validation and test report every set on its own head (val/<set>/top1 ...; val/to
 set is the same code with one unnamed set owning every row.
 
 Beside it: uv2.train.metrics (accuracies, the video-level protocol, as pure functions), uv2.train.callbacks
-(throughput and data wait, the head's balance, exporting the image ViT), uv2.train.optim.
+(throughput and data wait, the head's balance, exporting the image ViT, TensorBoard's HPARAMS tab from
+`hparams_for_logging`), uv2.train.optim.
 """
 
 from __future__ import annotations
@@ -129,30 +130,33 @@ class VideoClassifier(pl.LightningModule):
         bounds = torch.tensor([0, *self.set_sizes.values()]).cumsum(0).tolist()
         return {name: slice(bounds[k], bounds[k + 1]) for k, name in enumerate(self.set_sizes)}
 
-    def on_fit_start(self) -> None:
+    def global_batch_and_lr(self) -> tuple[int, float]:
+        """The global batch (per device x devices x accumulation) and the peak learning rate it scales to."""
         batch = train_batch_size(self.trainer.datamodule)
         global_batch = batch * self.trainer.world_size * self.trainer.accumulate_grad_batches
-        lr = effective_lr(self.optim_cfg, global_batch)
+        return global_batch, effective_lr(self.optim_cfg, global_batch)
+
+    def on_fit_start(self) -> None:
+        global_batch, lr = self.global_batch_and_lr()
         scaled = f" (scaled from {self.optim_cfg.lr:g} x {global_batch} / {self.optim_cfg.lr_reference_batch})" \
             if self.optim_cfg.lr_reference_batch else " (no batch-size scaling: set optim.lr_reference_batch)"
-        log.info(f"global batch {global_batch} = {batch} x {self.trainer.world_size} devices x "
-                 f"{self.trainer.accumulate_grad_batches} accumulation; peak lr {lr:g}{scaled}")
-        for logger in self.loggers:
-            logger.log_hyperparams(self.hparams_for_logging(global_batch, lr),
-                                   {"hp/val_top1": 0.0, "hp/test_top1": 0.0})
+        log.info(f"global batch {global_batch} = {train_batch_size(self.trainer.datamodule)} x "
+                 f"{self.trainer.world_size} devices x {self.trainer.accumulate_grad_batches} accumulation; "
+                 f"peak lr {lr:g}{scaled}")
 
-    def hparams_for_logging(self, global_batch: int, lr: float) -> dict[str, Any]:
-        """The switches of the run, flat, for TensorBoard's HPARAMS tab."""
-        flat = {f"arch/{k}": (str(v) if isinstance(v, (dict, list)) or v is None else v)
-                for k, v in dataclasses.asdict(self.arch).items()}
-        flat.update({f"optim/{k}": (str(v) if v is None else v) for k, v in dataclasses.asdict(self.optim_cfg).items()})
+    def hparams_for_logging(self) -> dict[str, Any]:
+        """The switches of the run, flat, for TensorBoard's HPARAMS tab (written by
+        uv2.train.callbacks.HParamsSummary)."""
+        global_batch, lr = self.global_batch_and_lr()
+        flat = {f"arch/{k}": v for k, v in dataclasses.asdict(self.arch).items()}
+        flat.update({f"optim/{k}": v for k, v in dataclasses.asdict(self.optim_cfg).items()})
         flat.update({"global_batch": global_batch, "effective_lr": lr, "init_from": str(self.hparams.init_from),
-                     "label_smoothing": self.hparams.label_smoothing})
+                     "label_smoothing": self.hparams.label_smoothing, "mixup_alpha": self.hparams.mixup_alpha,
+                     "cutmix_alpha": self.hparams.cutmix_alpha})
         return flat
 
     def configure_optimizers(self):
-        batch = train_batch_size(self.trainer.datamodule)
-        lr = effective_lr(self.optim_cfg, batch * self.trainer.world_size * self.trainer.accumulate_grad_batches)
+        _, lr = self.global_batch_and_lr()
         total = max(1, int(self.trainer.estimated_stepping_batches))
         epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
         new = {id(p) for p in self.model.new_parameters()}
@@ -242,11 +246,6 @@ class VideoClassifier(pl.LightningModule):
             tops = [self.trainer.callback_metrics.get(f"val/{name}/top1") for name in self.set_sizes]
             if all(t is not None for t in tops):
                 self.log("val/top1", torch.stack([t.float() for t in tops]).mean(), prog_bar=True)
-        top1 = self.trainer.callback_metrics.get("val/top1")
-        if top1 is not None and not self.trainer.sanity_checking:
-            best = max(float(top1), float(getattr(self, "_best_val_top1", 0.0)))
-            self._best_val_top1 = best
-            self.log("hp/val_top1", best, sync_dist=False)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         rows = list(self.head_slices().values())[dataloader_idx]
@@ -277,7 +276,6 @@ class VideoClassifier(pl.LightningModule):
         for name, r in result.get("per_set", {}).items():
             metrics.update({f"test/{name}/{k}": v for k, v in r["metrics"].items()})
         metrics["test/videos"] = float(result["num_videos"])
-        metrics["hp/test_top1"] = result["metrics"]["top1"]
         self.log_dict(metrics, sync_dist=False, rank_zero_only=True)
         if self.trainer.is_global_zero and not self.trainer.sanity_checking:
             summary = {"metrics": result["metrics"], "num_videos": result["num_videos"], "num_views": result["num_views"],
