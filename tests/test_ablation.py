@@ -143,7 +143,7 @@ def test_failing_cell_is_recorded_and_grid_continues(micro, tmp_path):
     broken, ok = read_results(tmp_path / "results", "mf")
     assert broken["status"] == "failed" and "missing.csv" in broken["error"]
     assert ok["status"] == "done"
-    assert "broken: failed" in (tmp_path / "results" / "table_mf" / "table.md").read_text()
+    assert "broken: seed 1 failed" in (tmp_path / "results" / "table_mf" / "table.md").read_text()
     only_ok = grid(table, micro, tmp_path / "results", "--cell", "1", timeout=600)  # the good cell alone: success
     assert only_ok.returncode == 0, only_ok.stderr[-3000:]
 

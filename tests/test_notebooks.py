@@ -37,7 +37,8 @@ def results(tmp_path_factory) -> dict[str, Path]:
                                        "rows": [rows[0], rows[2], rows[3]]}))
     write_results(root / "results", table_a, datasets, [1, 2], {
         (0, "temporal", 1): Outcome("done", 40.0), (0, "temporal", 2): Outcome("done", 44.0),
-        (1, "temporal", 1): Outcome("done", 70.0), (2, "temporal", 1): Outcome("done", 60.0),
+        (1, "temporal", 1): Outcome("done", 70.0), (1, "temporal", 2): Outcome("done", 75.0),
+        (2, "temporal", 1): Outcome("done", 60.0),
         (0, "scene", 1): Outcome("done", 80.0),
         (1, "scene", 1): Outcome("failed", error="RuntimeError: CUDA out of memory (tried to allocate 2 GiB)")})
     table_e = root / "me.yaml"
@@ -96,8 +97,11 @@ def test_report_on_two_tables(results, monkeypatch):
         assert "skipped" not in text(cell), heading
     assert images(plots["Every table beside the paper"]) == 2 and images(plots["Training curves"]) == 2
     tables = text(plots["Every table beside the paper"])
-    assert "42.0 ± 2.8" in tables  # row 0 on temporal over seeds 1 and 2
-    assert "scene seed 1 failed: RuntimeError: CUDA out of memory" in tables and "scene seed 2 pending" in tables
+    # row 0 on temporal over seeds 1 and 2 (40, 44): mean 42, 95 % interval 42 +- 12.706 * 2.83 / sqrt(2)
+    assert "42.0 [16.6, 67.4]" in tables
+    # row 1 against row 0 on the same seeds: differences 30, 31, paired interval 30.5 +- 12.706 * 0.707 / sqrt(2)
+    assert "+30.5 [+24.1, +36.9] / +22.6" in tables and "temporal: agrees with the paper (+22.6)" in tables
+    assert "scene: seed 1 failed (RuntimeError: CUDA out of memory" in tables and "scene: seed 2 pending" in tables
     assert "failed: table a | local | scene | seed 1: RuntimeError" in text(notebook.cells[2])
     # the best temporal cell ("local", 70 %) has no global blocks: the section looks at the best one that has them
     attention = text(plots["What the global blocks look at"])
@@ -130,7 +134,7 @@ def test_report_on_a_single_failed_cell(results, monkeypatch):
     reasons = {heading: text(cell) for heading, cell in plots.items()}
     assert all(images(cell) == 0 for cell in plots.values())
     assert "skipped: table f has no finished cell to draw (1 failed)" in reasons["Every table beside the paper"]
-    assert "temporal seed 1 failed: FileNotFoundError: missing.csv" in reasons["Every table beside the paper"]
+    assert "temporal: seed 1 failed (FileNotFoundError: missing.csv" in reasons["Every table beside the paper"]
     assert "skipped: no finished cell (1 failed)" in reasons["Accuracy against compute"]
     assert "skipped: table f has no finished cell (1 failed)" in reasons["Training curves"]
     assert "skipped: no finished cell (1 failed)" in reasons["Confusion matrix"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass, field
 from typing import Any
 
 from uv2.ablation.grid import Table
@@ -26,64 +27,98 @@ def results_csv(records: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def render_table(table: Table, records: list[dict[str, Any]]) -> str:
-    """The paper's layout: one line per row; per dataset, ours (mean [95 % CI] over seeds) beside the paper's top-1,
-    and for every row after the first its difference from the first row, ours paired by seed [95 % CI] beside the
-    paper's; notes say whether each difference agrees with the paper, differs, or is not resolved at this scale."""
+@dataclass
+class CellStatistics:
+    """One row x dataset of a table: ours over seeds, the paper's, and the row's difference from the first row."""
+
+    ours: SeedSpread  # top-1 of the finished seeds
+    paper: float | None  # the paper's top-1
+    difference: SeedSpread | None  # ours minus the first row's, paired by seed; None for the first row
+    paper_delta: float | None  # the paper's difference from its first row
+    verdict: str  # uv2.ablation.stats.verdict of the difference ("" for the first row)
+    problems: list[str] = field(default_factory=list)  # one note per seed that did not finish
+    chance: float | None = None  # 100 / classes, when known
+
+
+def table_statistics(table: Table, records: list[dict[str, Any]]) -> list[dict[str, CellStatistics]]:
+    """Per row of `table`, per dataset key: its CellStatistics from the cell records (results.csv rows). The one
+    place that computes a table's statistics: table.md and the report notebook (uv2.analysis.tables) render it."""
     by_cell: dict[tuple[int, str], dict[int, dict[str, Any]]] = {}
     for r in records:
-        by_cell.setdefault((r["row"], r["dataset"]), {})[int(r["seed"])] = r
+        by_cell.setdefault((int(r["row"]), r["dataset"]), {})[int(r["seed"])] = r
 
     def done(row: int, key: str) -> dict[int, float]:
         return {seed: float(r["top1"]) for seed, r in by_cell.get((row, key), {}).items() if r.get("status") == "done"}
 
-    base, base_label = 0, table.rows[0].label
+    rows = []
+    for i, row in enumerate(table.rows):
+        cells = {}
+        for key in table.datasets:
+            paper, base_paper = row.paper.get(key), table.rows[0].paper.get(key)
+            paper_delta = paper - base_paper if i and paper is not None and base_paper is not None else None
+            ours = done(i, key)
+            difference = paired_difference(ours, done(0, key)) if i else None
+            cell_records = by_cell.get((i, key), {}).values()
+            problems = [f"seed {r['seed']} {r['status']}" + (f" ({str(r['error'])[:120]})" if r.get("error") else "")
+                        for r in cell_records if r.get("status") != "done"]
+            classes = [int(r["num_classes"]) for r in cell_records if r.get("num_classes")]
+            cells[key] = CellStatistics(
+                ours=seed_spread(ours.values()), paper=paper, difference=difference, paper_delta=paper_delta,
+                verdict=verdict(difference, paper_delta) if difference is not None and difference.n else "",
+                problems=problems, chance=100.0 / classes[0] if classes else None)
+        rows.append(cells)
+    return rows
+
+
+def difference_text(cell: CellStatistics) -> str:
+    """'(reference)' for the first row, else ours paired '+3.2 [+0.5, +5.9]' / the paper's '+1.0'."""
+    if cell.difference is None:
+        return "(reference)"
+    d = cell.difference
+    if not d.n:
+        ours = "-"
+    elif d.n == 1:
+        ours = f"{d.mean:+.1f} (1 seed)"
+    else:
+        low, high = d.interval
+        ours = f"{d.mean:+.1f} [{low:+.1f}, {high:+.1f}]"
+    return f"{ours} / {'-' if cell.paper_delta is None else f'{cell.paper_delta:+.1f}'}"
+
+
+def cell_notes(key: str, cell: CellStatistics) -> list[str]:
+    """The notes of one row x dataset: unfinished seeds, near chance, the verdict against the paper."""
+    notes = [f"{key}: {problem}" for problem in cell.problems]
+    if cell.ours.n and cell.chance and cell.ours.mean < 2 * cell.chance:
+        notes.append(f"{key}: near chance ({cell.chance:.0f} %)")
+    if cell.verdict:
+        notes.append(f"{key}: {cell.verdict}")
+    return notes
+
+
+def render_table(table: Table, records: list[dict[str, Any]]) -> str:
+    """The paper's layout: one line per row; per dataset, ours (mean [95 % CI] over seeds) beside the paper's top-1,
+    and for every row after the first its difference from the first row, ours paired by seed [95 % CI] beside the
+    paper's; notes say whether each difference agrees with the paper, differs, or is not resolved at this scale."""
     header = ["row"]
     for key in table.datasets:
         header += [f"{key} (ours)", f"{key} (paper)", f"{key} Δ (ours / paper)"]
     header += ["GFLOPs", "notes"]
     lines = [f"# Table {table.title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for i, row in enumerate(table.rows):
-        notes, cols, problems = [], [], {}
-        for key in table.datasets:
-            paper, base_paper = row.paper.get(key), table.rows[base].paper.get(key)
-            ours = done(i, key)
-            spread = seed_spread(ours.values())
-            cols += [spread.interval_text(), "-" if paper is None else f"{paper}"]
-            paper_delta = paper - base_paper if paper is not None and base_paper is not None else None
-            if i == base:
-                cols.append("(reference)")
-            else:
-                difference = paired_difference(ours, done(base, key))
-                cols.append(f"{_signed_interval(difference)} / {'-' if paper_delta is None else f'{paper_delta:+.1f}'}")
-                said = verdict(difference, paper_delta) if difference.n else ""
-                if said:
-                    notes.append(f"{key}: {said}")
-            for r in by_cell.get((i, key), {}).values():
-                if r.get("status") != "done":  # grouped below: one note per distinct problem
-                    problem = r["status"] + (f" ({r['error'][:120]})" if r.get("error") else "")
-                    problems.setdefault(problem, []).append(key)
-            chance = [100.0 / r["num_classes"] for r in by_cell.get((i, key), {}).values() if r.get("num_classes")]
-            if spread.n and chance and spread.mean < 2 * chance[0]:
-                notes.insert(0, f"{key}: near chance ({chance[0]:.0f} %)")
-        notes = [f"{', '.join(sorted(set(keys)))}: {problem}" for problem, keys in problems.items()] + notes
-        gflops = sorted({round(r["gflops"], 2) for r in records if r["row"] == i and "gflops" in r})
+    for i, (row, cells) in enumerate(zip(table.rows, table_statistics(table, records))):
+        cols, notes = [], []
+        for key, cell in cells.items():
+            cols += [cell.ours.interval_text(), "-" if cell.paper is None else f"{cell.paper}", difference_text(cell)]
+            notes += cell_notes(key, cell)
+        gflops = sorted({round(r["gflops"], 2) for r in records if int(r["row"]) == i and r.get("gflops")})
         lines.append(f"| {row.label} | " + " | ".join(cols) + f" | {', '.join(str(g) for g in gflops)} | "
                      + "; ".join(notes) + " |")
     done_count = sum(r.get("status") == "done" for r in records)
     seeds = sorted({int(r["seed"]) for r in records})
-    lines += ["", f"{done_count}/{len(records)} cells done, seeds {', '.join(map(str, seeds))}. Top-1 (%) of the "
-                  f"multi-view test, ours as mean [95 % confidence interval over seeds, Student's t]; Δ: difference "
-                  f"from '{base_label}', ours paired by seed [95 % CI]. A difference agrees with or differs from the "
-                  f"paper only when its interval excludes zero. The paper's numbers are CLIP ViT-B/16 on Kinetics / "
-                  f"Something-Something, ours at the scale the grid ran."]
+    lines += ["", f"{done_count}/{len(records)} cells done, seeds {', '.join(map(str, seeds))}. {LEGEND.format(base=table.rows[0].label)}"]
     return "\n".join(lines) + "\n"
 
 
-def _signed_interval(difference: SeedSpread) -> str:
-    if not difference.n:
-        return "-"
-    if difference.n == 1:
-        return f"{difference.mean:+.1f} (1 seed)"
-    low, high = difference.interval
-    return f"{difference.mean:+.1f} [{low:+.1f}, {high:+.1f}]"
+LEGEND = ("Top-1 (%) of the multi-view test, ours as mean [95 % confidence interval over seeds, Student's t]; Δ: "
+          "difference from '{base}', ours paired by seed [95 % CI]. A difference agrees with or differs from the "
+          "paper only when its interval excludes zero. The paper's numbers are CLIP ViT-B/16 on Kinetics / "
+          "Something-Something, ours at the scale the grid ran.")

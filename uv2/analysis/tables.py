@@ -1,6 +1,6 @@
-"""The ablation tables as the report shows them: the one place that computes a table's numbers per row (for the
-plots) and renders them as text (for the notebook), from the per-seed statistics table.md uses
-(uv2.ablation.stats), so a new statistic is added here once and both the table and its figure show it."""
+"""The ablation tables as the report shows them: per row, the numbers (for the plots) and the text (for the
+notebook), both from uv2.ablation.table.table_statistics, the statistics table.md renders: a statistic is computed
+in one place and the table, the notebook and its figures show the same."""
 
 from __future__ import annotations
 
@@ -9,54 +9,54 @@ import math
 import pandas as pd
 
 from uv2.ablation.grid import Table
-from uv2.ablation.stats import SeedSpread, seed_spread
-
-NOTE_CHARS = 100  # a not-finished cell's note shows this much of its error
+from uv2.ablation.table import cell_notes, difference_text, table_statistics
 
 
-def _row_cells(results: pd.DataFrame, table: Table, row: int, key: str | None = None) -> pd.DataFrame:
-    cells = results[(results["table"] == table.name) & (results["row"] == row)]
-    return cells if key is None else cells[cells["dataset"] == key]
-
-
-def _spread(cells: pd.DataFrame) -> SeedSpread:
-    return seed_spread(cells[cells["status"] == "done"]["top1"])
+def _records(results: pd.DataFrame, table: Table) -> list[dict]:
+    """The table's rows of results.csv as records (what uv2.ablation.table.table_statistics reads)."""
+    frame = results[results["table"] == table.name]
+    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+            for r in frame.to_dict("records")]
 
 
 def summary(results: pd.DataFrame, table: Table) -> pd.DataFrame:
     """Numbers, one line per row of `table` (index: the row's label): per dataset key, ours (mean over the finished
-    seeds), std, n (finished seeds) and the paper's top-1; GFLOPs of the row's model. NaN where there is none."""
+    seeds), std, the half-width of its 95 % interval (ci), n (finished seeds), the paper's top-1, and the paired
+    difference from the first row with its interval (delta, delta ci); GFLOPs of the row's model. NaN where there is
+    none."""
+    statistics = table_statistics(table, _records(results, table))
     lines = []
-    for i, row in enumerate(table.rows):
+    for i, (row, cells) in enumerate(zip(table.rows, statistics)):
         line: dict[str, float | str] = {"row": row.label}
-        for key in table.datasets:
-            spread = _spread(_row_cells(results, table, i, key))
-            line[f"{key} ours"], line[f"{key} std"] = spread.mean, spread.std if spread.n else math.nan
-            line[f"{key} n"] = spread.n
-            line[f"{key} paper"] = row.paper.get(key, math.nan)
-        gflops = _row_cells(results, table, i)["gflops"].dropna()
+        for key, cell in cells.items():
+            ours = cell.ours
+            line[f"{key} ours"], line[f"{key} std"] = ours.mean, ours.std if ours.n else math.nan
+            line[f"{key} ci"], line[f"{key} n"] = ours.half_width, ours.n
+            line[f"{key} paper"] = math.nan if cell.paper is None else cell.paper
+            d = cell.difference
+            line[f"{key} delta"] = d.mean if d is not None and d.n else math.nan
+            line[f"{key} delta ci"] = d.half_width if d is not None else math.nan
+        gflops = results[(results["table"] == table.name) & (results["row"] == i)]["gflops"].dropna()
         line["GFLOPs"] = float(gflops.mean()) if len(gflops) else math.nan
         lines.append(line)
     return pd.DataFrame(lines).set_index("row")
 
 
 def summary_table(results: pd.DataFrame, table: Table) -> pd.DataFrame:
-    """The table as text, in table.md's layout: per dataset ours ('64.4', '64.4 ± 3.1' over seeds, '-' when no seed
-    finished) beside the paper's number, the GFLOPs, and a note per cell that did not finish (failed with its error,
-    interrupted, pending)."""
+    """The table as text, in table.md's layout (uv2.ablation.table): per dataset ours as mean [95 % CI over seeds]
+    beside the paper's number and the row's paired difference from the first row beside the paper's, the GFLOPs,
+    and notes (unfinished seeds with their error, near chance, agrees / differs / not resolved)."""
+    statistics = table_statistics(table, _records(results, table))
     lines = []
-    for i, row in enumerate(table.rows):
+    for i, (row, cells) in enumerate(zip(table.rows, statistics)):
         line = {"row": row.label}
         notes = []
-        for key in table.datasets:
-            cells = _row_cells(results, table, i, key)
-            line[f"{key} (ours)"] = _spread(cells).text()
-            paper = row.paper.get(key)
-            line[f"{key} (paper)"] = f"{paper:.1f}" if paper is not None else "-"
-            for cell in cells[cells["status"] != "done"].itertuples():
-                error = f": {cell.error[:NOTE_CHARS]}" if cell.error else ""
-                notes.append(f"{key} seed {cell.seed} {cell.status}{error}")
-        gflops = _row_cells(results, table, i)["gflops"].dropna()
+        for key, cell in cells.items():
+            line[f"{key} (ours)"] = cell.ours.interval_text()
+            line[f"{key} (paper)"] = f"{cell.paper:.1f}" if cell.paper is not None else "-"
+            line[f"{key} Δ (ours / paper)"] = difference_text(cell)
+            notes += cell_notes(key, cell)
+        gflops = results[(results["table"] == table.name) & (results["row"] == i)]["gflops"].dropna()
         line["GFLOPs"] = f"{gflops.mean():.2f}" if len(gflops) else "-"
         line["notes"] = "; ".join(notes)
         lines.append(line)
