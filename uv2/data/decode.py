@@ -30,9 +30,10 @@ keyframe too late when asked for the presentation time; the first packet then sh
 and the seek is repeated with the keyframe's decode timestamp, which never lands late.
 
 Output geometry. :class:`FrameSpec` says what a wanted frame becomes: an optional crop box in source pixels and an
-output size. The crop is cut out of the decoded YUV planes (no copy of the rest of the frame) and one swscale pass
-scales it and converts it to RGB (bilinear; for downscaling swscale widens the filter with the scale factor, so it
-is antialiased like torchvision's ``antialias=True``). The crop's left / top edge moves to the chroma grid (at most
+output size. The crop is cut out of the decoded YUV planes (no copy of the rest of the frame), swscale scales it
+in YUV (bilinear; for downscaling it widens the filter with the scale factor, so it is antialiased like
+torchvision's ``antialias=True``), and swscale's unscaled converter turns the result into RGB, the same colours as
+a full-size conversion (converting while scaling shifted them by up to 0.9 levels). The crop's left / top edge moves to the chroma grid (at most
 one pixel for 4:2:0) so that luma and chroma are cut at the same place. Pixel formats that are not 8-bit planar
 YUV or grey (e.g. Cinepak's RGB, palettes) are converted to RGB at full size and cropped there. One
 ``VideoReformatter`` serves all frames of a call (an swscale context per frame cost 0.9 ms, the conversion itself
@@ -414,6 +415,11 @@ class _Converter:
         out_h, out_w = (spec.size if spec is not None and spec.size else None) or (crop[2:] if crop else (height, width))
         if crop is not None and crop != (0, 0, height, width):
             frame = self._crop(frame, crop)
+        fmt = frame.format.name
+        if fmt in _PLANAR_8BIT and (frame.width, frame.height) != (out_w, out_h):
+            # scale in YUV, then swscale's unscaled YUV -> RGB converter: its colours are those of a full-size
+            # conversion (scaling straight to RGB shifted them by up to 0.9 levels) and it is cheaper
+            frame = self._reformat(frame, fmt, out_w, out_h)
         out = self._reformat(frame, "rgb24", out_w, out_h).to_ndarray()
         if self.timer is not None:
             self.timer.add("convert", time.perf_counter() - start)
