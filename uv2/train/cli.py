@@ -27,6 +27,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from uv2.config import load_experiment
 from uv2.io import atomic_torch_save
+from uv2.train.callbacks import ThroughputSummary
 from uv2.train.module import PerfMonitor, VideoClassifier
 
 
@@ -51,7 +52,7 @@ class UV2CLI(LightningCLI):
         trainer_cfg = config.get("trainer", {})
         if trainer_cfg.get("logger") in (None, True):
             kwargs["logger"] = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False)
-        callbacks = [PerfMonitor(), LearningRateMonitor(logging_interval="step")]
+        callbacks = [PerfMonitor(), ThroughputSummary(), LearningRateMonitor(logging_interval="step")]
         if trainer_cfg.get("enable_checkpointing", True) is not False:
             ckpt_dir = run_dir / "checkpoints"
             callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best-epoch{epoch}-step{step}",
