@@ -108,6 +108,8 @@ def invert(x: torch.Tensor) -> torch.Tensor:
 
 
 def posterize(x: torch.Tensor, bits_to_keep: int) -> torch.Tensor:
+    """Keep the ``bits_to_keep`` high bits; 0 bits (timm's PosterizeIncreasing at magnitude 10) gives black, as PIL
+    did before it started rejecting 0 (which makes the CPU path fail there)."""
     if bits_to_keep >= 8:  # timm returns the image unchanged
         return x
     mask = ~(2 ** (8 - int(bits_to_keep)) - 1) & 0xFF
@@ -115,8 +117,9 @@ def posterize(x: torch.Tensor, bits_to_keep: int) -> torch.Tensor:
 
 
 def solarize(x: torch.Tensor, thresh: float) -> torch.Tensor:
-    """PIL ``ImageOps.solarize``: values at or above ``thresh`` are inverted."""
-    return torch.where(x >= thresh, 255 - x, x)
+    """PIL ``ImageOps.solarize``: values at or above ``thresh`` are inverted (compared as integers: a threshold of
+    256 must not wrap to a uint8 0)."""
+    return torch.where(x.int() >= thresh, 255 - x, x)
 
 
 def solarize_add(x: torch.Tensor, add: int, thresh: int = 128) -> torch.Tensor:

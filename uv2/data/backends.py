@@ -12,11 +12,11 @@ keyframe, decode with ``skip_frame=NONREF`` for frames not wanted, crop and scal
 ``torchcodec`` (optional: ``pip install torchcodec`` matching the installed torch, plus FFmpeg's shared libraries,
 which it does not bundle; on Debian ``apt-get install ffmpeg``) decodes with TorchCodec's ``VideoDecoder`` on one
 FFmpeg thread, the crop and resize done by its decoder transforms (FFmpeg's filters), the frames picked by
-presentation time from the PyAV index (so both backends number frames alike, variable frame rates included). The
-index comes from PyAV's probe. TorchCodec has no ``skip_frame``: it reconstructs every frame between a keyframe and
+presentation time from the PyAV index, handed to TorchCodec as its ``custom_frame_mappings`` (so both backends
+number frames alike, variable frame rates included, and TorchCodec does not scan the file again). TorchCodec has no ``skip_frame``: it reconstructs every frame between a keyframe and
 the last wanted one, which made it slower than PyAV on the H.264 benchmark videos (``python -m uv2 bench-data``
 prints both), hence PyAV is the default. Damaged files: a decode that TorchCodec fails (its errors are
-``RuntimeError``) is decoded again by PyAV, which tells a truncated file (frame count corrected, frames clamped)
+``RuntimeError``, or ``IndexError`` for frames it cannot reach) is decoded again by PyAV, which tells a truncated file (frame count corrected, frames clamped)
 from a broken one (:class:`~uv2.data.decode.VideoDecodeError`, counted and replaced by the dataset); indexes PyAV
 made by ordinal (files without timestamps) or whose seeking proved unreliable are decoded by PyAV directly.
 Repeated augmentation with several crop boxes per decode decodes full frames once and crops them with torchvision.
@@ -25,6 +25,7 @@ Repeated augmentation with several crop boxes per decode decodes full frames onc
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import time
@@ -98,16 +99,16 @@ def get_backend(name: str) -> VideoBackend:
     return PyAVBackend() if name == "pyav" else TorchCodecBackend()
 
 
-def _play_times(index: VideoIndex, keys: np.ndarray) -> list[float]:
-    """Seconds inside each wanted frame's display interval, halfway to the next frame, so that float rounding of
-    the timestamp never selects the frame before (the last frame: half the previous gap past its start)."""
-    pts = index.pts
-    nxt = np.where(keys + 1 < len(pts), pts[np.minimum(keys + 1, len(pts) - 1)], 0)
-    gap_before = pts[keys] - pts[np.maximum(keys - 1, 0)]
-    last_gap = np.where(gap_before > 0, gap_before, 1)
-    end = np.where(keys + 1 < len(pts), nxt, pts[keys] + last_gap)
-    middle = (pts[keys] + end) / 2
-    return (middle * float(index.time_base)).tolist()
+def frame_mappings(index: VideoIndex) -> str:
+    """The index as TorchCodec's ``custom_frame_mappings`` (ffprobe's JSON: pts, duration, key_frame per frame), so
+    that TorchCodec numbers frames as uv2 does without scanning the file again (its "approximate" mode computes
+    frame times from the average rate, wrong for variable frame rates)."""
+    pts = index.pts.tolist()
+    keys = set(index.keyframe_pts.tolist())
+    gaps = [b - a for a, b in zip(pts, pts[1:])]
+    durations = gaps + [gaps[-1] if gaps else 1]
+    return json.dumps({"frames": [{"pts": p, "duration": d, "key_frame": int(p in keys)}
+                                  for p, d in zip(pts, durations)]})
 
 
 class TorchCodecBackend:
@@ -155,8 +156,9 @@ class TorchCodecBackend:
             else:  # several crops of the same frames (repeated augmentation): decode full frames once, crop each
                 full = self._decode_at(path, index, idx, None, timer)
                 frames = self._crop_each(full, specs, timer)
-        except RuntimeError as err:  # TorchCodec's decode errors: let PyAV tell truncation from breakage
-            log.debug("%s: torchcodec failed (%s); decoding with PyAV", path, err)
+        except (RuntimeError, IndexError) as err:  # TorchCodec's decode errors (IndexError: a frame its demuxer
+            # does not reach, e.g. a truncated file): let PyAV tell truncation from breakage
+            log.info("%s: torchcodec failed (%s); decoding with PyAV", path, err)
             return decode_frames(path, indices, index, spec=spec, timer=timer)
         return frames, index
 
@@ -168,11 +170,11 @@ class TorchCodecBackend:
         if spec is not None and spec.size is not None:
             transforms.append(self._resize(spec.size))
         start = time.perf_counter()
-        decoder = self._decoder_class(path, seek_mode="approximate", num_ffmpeg_threads=1,
-                                      dimension_order="NHWC", transforms=transforms or None)
+        decoder = self._decoder_class(path, num_ffmpeg_threads=1, dimension_order="NHWC",
+                                      transforms=transforms or None, custom_frame_mappings=frame_mappings(index))
         opened = time.perf_counter()
         unique, inverse = np.unique(idx, return_inverse=True)
-        batch = decoder.get_frames_played_at(_play_times(index, unique))
+        batch = decoder.get_frames_at(unique.tolist())
         frames = batch.data.numpy()[inverse]  # (N, H, W, 3), the order of idx
         if timer is not None:
             timer.add("open", opened - start)

@@ -23,9 +23,10 @@ non-reference frames (most B-frames) it does not need instead of reconstructing 
 converted to RGB. Decoding is single-threaded (``thread_count=1``): parallelism comes from DataLoader workers.
 
 Where to seek. A seek asks for the keyframe's *presentation* timestamp; the first packet read after it tells where
-the demuxer landed. MP4 demuxers index by presentation time, so asking for the keyframe's decode timestamp (smaller
-when B-frames delay the stream) lands one keyframe too early and decodes a whole GOP for nothing (on x264 files
-with B-frames that doubled the decode time of a uniform clip). Demuxers that index by decode time may land one
+the demuxer landed. FFmpeg's MP4 demuxer compares the request with times shifted by the B-frame delay, so asking
+for the keyframe's decode timestamp (smaller than its presentation timestamp when B-frames delay the stream) landed
+one keyframe too early and decoded a whole GOP for nothing (on x264 files with B-frames that nearly doubled the
+decode time of a uniform clip). Demuxers that index by decode time may land one
 keyframe too late when asked for the presentation time; the first packet then shows a timestamp past the keyframe,
 and the seek is repeated with the keyframe's decode timestamp, which never lands late.
 
@@ -33,11 +34,14 @@ Output geometry. :class:`FrameSpec` says what a wanted frame becomes: an optiona
 output size. The crop is cut out of the decoded YUV planes (no copy of the rest of the frame), swscale scales it
 in YUV (bilinear; for downscaling it widens the filter with the scale factor, so it is antialiased like
 torchvision's ``antialias=True``), and swscale's unscaled converter turns the result into RGB, the same colours as
-a full-size conversion (converting while scaling shifted them by up to 0.9 levels). The crop's left / top edge moves to the chroma grid (at most
-one pixel for 4:2:0) so that luma and chroma are cut at the same place. Pixel formats that are not 8-bit planar
-YUV or grey (e.g. Cinepak's RGB, palettes) are converted to RGB at full size and cropped there. One
-``VideoReformatter`` serves all frames of a call (an swscale context per frame cost 0.9 ms, the conversion itself
-0.1-0.3 ms) and it runs on the calling thread (see :func:`~uv2.data.pyav_compat.reformat_keywords`).
+a full-size conversion (converting while scaling shifted them by up to 0.9 levels). Luma is cut exactly at the
+box, chroma at the chroma sample at or before its corner (at most half a chroma pixel off). As the planes are
+scaled at 4:2:0, the output's chroma has half the output's resolution (a full-size RGB conversion shrunk by
+torchvision keeps more colour detail when it downscales; the luma and the mean colours agree, see
+``tests/test_data_backends.py``). Pixel formats that are not 8-bit planar YUV or grey (e.g. Cinepak's RGB,
+palettes) are converted to RGB at full size and cropped there. One ``VideoReformatter`` per kind of conversion
+serves all frames of a call (an swscale context per frame cost 0.9 ms, the conversion itself 0.1-0.3 ms), on the
+calling thread (see :func:`~uv2.data.pyav_compat.reformat_keywords`).
 
 Timing. Every function that opens a file takes an optional :class:`StageTimer` that accumulates wall seconds per
 stage: ``open``, ``probe`` (packet scan), ``seek``, ``decode`` (demuxing and decoding), ``convert`` (crop, colour
@@ -437,7 +441,8 @@ class _Converter:
             rgb = self._reformat(frame, "rgb24", frame.width, frame.height).to_ndarray()
             return av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[top : top + h, left : left + w]), format="rgb24")
         sx, sy = shifts
-        top, left = top >> sy << sy, left >> sx << sx  # onto the chroma grid: luma and chroma cut at one place
+        # luma is cut exactly; chroma from the chroma sample at or before the box's corner (at most half a chroma
+        # pixel off, where moving the whole box onto the chroma grid would shift the picture by a pixel)
         out = av.VideoFrame(w, h, fmt)
         for i, (src_plane, dst_plane) in enumerate(zip(frame.planes, out.planes)):
             px, py = (sx, sy) if i in (1, 2) else (0, 0)  # plane 0: luma (or grey); 1, 2: chroma
