@@ -336,3 +336,42 @@ def test_cache_decoded_gives_the_same_clips(tmp_path):
         assert a.shape == b.shape == (3, 4, 24, 24)
         assert (a - b).abs().mean() < 2.0, f"item {item}: mean difference {(a - b).abs().mean():.2f} levels"
     assert len(cached._frame_cache) == len(records)  # each video decoded once for all its views
+
+
+@pytest.mark.parametrize("rand_augment", [None, "rand-m5-n2"])
+@pytest.mark.parametrize("scale", [(1.0, 1.0), (0.3, 1.0)])
+def test_train_items_follow_the_cpu_path(videos, scale, rand_augment):
+    """With one seed, a training item (crop cut by the decoder, uint8) and the CPU path (full frames decoded, then
+    TrainClipTransform) draw the same frames, crop box, flip and RandAugment seed; after BatchAugment the clips agree
+    to within resampling differences (swscale in the decoder, torchvision on the CPU path). With RandAugment the
+    draws are compared (its ops turn resampling differences into large ones, e.g. at a solarize threshold; the ops
+    themselves are held to timm's in test_data_augment.py)."""
+    from einops import rearrange
+
+    from uv2.data.augment import BatchAugment
+    from uv2.data.decode import decode_frames
+    from uv2.data.sampling import sample_indices
+    from uv2.data.transforms import TrainClipTransform
+
+    whole = scale == (1.0, 1.0)
+    transform_cfg = TransformConfig(crop_size=32, scale=scale, ratio=(1.5, 1.5) if whole else (0.75, 1.33),
+                                    rand_augment=rand_augment)
+    cfg = _cfg(transform=transform_cfg)
+    dataset = VideoDataset([VideoRecord(str(videos[2]), 0)], "train", cfg)
+    transform, augment = TrainClipTransform(transform_cfg), BatchAugment(transform_cfg)
+    for seed in range(4):
+        torch.manual_seed(seed)
+        item = dataset[0]
+        rng = np.random.default_rng([torch.initial_seed() % 2**63, cfg.seed])  # the dataset's generator, replayed
+        indices = sample_indices("uniform", LENGTHS[2], 4, train=True, rng=rng)
+        draw = transform.draw(64, 96, rng)
+        assert (item["aug_flip"].item(), item["aug_seed"].item()) == (draw.flip, draw.seed)
+        if rand_augment is not None:
+            continue
+        frames, _ = decode_frames(videos[2], indices)
+        expected = transform.apply(rearrange(torch.from_numpy(frames), "t h w c -> t c h w"), draw)
+        got = augment(augment.before_transfer(collate_clips([item])))["video"][0]
+        if whole:  # the whole frame: its number survives the resize
+            assert read_frame_numbers(_frames_of(got)).tolist() == indices.tolist()
+        levels = (got - expected).abs() * torch.tensor(CLIP_STD).view(3, 1, 1, 1) * 255
+        assert levels.mean() < 3.0, f"seed {seed}: mean difference {levels.mean():.2f} levels"

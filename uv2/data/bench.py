@@ -277,7 +277,8 @@ def bench_pipeline(
             sync()
         done = time.perf_counter()
         stage_s["transfer"] += moved - planned if target.type != "cpu" else 0.0
-        stage_s["device"] += (planned - start) + (done - moved)
+        if path == "uint8":
+            stage_s["device"] += (planned - start) + (done - moved)
         n = len(batch["video"])
         clips += n
         if first_end is None:
