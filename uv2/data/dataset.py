@@ -64,6 +64,7 @@ import torch
 from einops import rearrange
 from torch.utils.data import Dataset, default_collate
 
+from uv2.data.augment import BatchAugment
 from uv2.data.backends import DECODERS, DecoderName, VideoBackend, backend_unavailable, get_backend
 from uv2.data.decode import FrameSpec, StageTimer, VideoDecodeError, VideoIndex, decode_all_frames
 from uv2.data.lists import VideoRecord
@@ -171,6 +172,7 @@ class VideoDataset(Dataset):
         self.train_transform = TrainClipTransform(self.cfg.transform) if mode == "train" else None
         self.eval_transform = EvalClipTransform(self.cfg.transform)
         self.profile = False  # True: items carry "stage_s", the seconds of each of PROFILE_STAGES (bench-data)
+        self._augment: BatchAugment | None = None  # the float work of load_view, made on first use
         self._index_cache: dict[str, VideoIndex] = {}
         self._attempted: set[int] = set()
         self._frame_cache: dict[str, torch.Tensor] = {}  # path -> uint8 (N, C, H, W), with cfg.cache_decoded
@@ -372,12 +374,12 @@ class VideoDataset(Dataset):
             raise IndexError(f"video_index {video_index} out of range for {len(self.records)} videos")
         if not 0 <= view_index < self.views:
             raise IndexError(f"view_index {view_index} out of range for {self.views} views ({self.mode} mode)")
-        from uv2.data.augment import BatchAugment
-
+        if self._augment is None:
+            self._augment = BatchAugment(self.cfg.transform)
         video, flip, seed = self._load(video_index, view_index)
         if video.ndim == 4:  # one clip: a batch of one
             video, flip, seed = video[None], flip.view(1), seed.view(1)
-        out = BatchAugment(self.cfg.transform).clips(video.contiguous(), flip, seed)
+        out = self._augment.clips(video.contiguous(), flip, seed)
         return out[0] if len(out) == 1 else out
 
     def _load(
