@@ -58,12 +58,18 @@ __all__ = ["BatchAugment", "BatchRandAugment", "normalize", "RAND_AUGMENT_OPS"]
 AUG_KEYS: tuple[str, ...] = ("aug_flip", "aug_seed")  # per-clip draws a worker ships with a batch
 
 
+def _on_device(values: Sequence[float], device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A small constant built on ``device`` by fill kernels: ``torch.tensor(values, device=cuda)`` copies from
+    pageable host memory, which waits for every kernel queued before it, once per call."""
+    return torch.stack([torch.full((), float(v), dtype=dtype, device=device) for v in values])
+
+
 def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float], channel_dim: int = 1) -> torch.Tensor:
     """uint8 -> float32 ``(x / 255 - mean) / std`` per channel (the CPU path's arithmetic, op for op)."""
     shape = [1] * x.ndim
     shape[channel_dim] = -1
-    mean_t = torch.tensor(mean, dtype=torch.float32, device=x.device).view(shape)
-    std_t = torch.tensor(std, dtype=torch.float32, device=x.device).view(shape)
+    mean_t = _on_device(mean, x.device).view(shape)
+    std_t = _on_device(std, x.device).view(shape)
     return x.float().div_(255.0).sub_(mean_t).div_(std_t)
 
 
@@ -179,16 +185,15 @@ def contrast(x: torch.Tensor, factor: float) -> torch.Tensor:
     return _blend(mean.to(torch.uint8).expand_as(x), x, factor)
 
 
-_SMOOTH = torch.tensor([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]]) / 13  # PIL ImageFilter.SMOOTH
-
-
 def sharpness(x: torch.Tensor, factor: float) -> torch.Tensor:
     """PIL ``ImageEnhance.Sharpness``: blend with the SMOOTH-filtered frame (rounded; the one-pixel border is the
     frame's own, as PIL's 3x3 filter leaves it)."""
     n, c, h, w = x.shape
     if h < 3 or w < 3:
         return x.clone()
-    kernel = _SMOOTH.to(x.device).expand(c, 1, 3, 3)
+    kernel = torch.ones(3, 3, device=x.device)  # PIL ImageFilter.SMOOTH: [[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13
+    kernel[1, 1] = 5.0
+    kernel = (kernel / 13).expand(c, 1, 3, 3)
     inner = F.conv2d(x.float(), kernel, groups=c).add_(0.5).floor_().clamp_(0, 255).to(torch.uint8)
     smooth = x.clone()
     smooth[..., 1:-1, 1:-1] = inner
@@ -258,7 +263,7 @@ def _affine(x: torch.Tensor, matrix: Sequence[float], fill: Sequence[int]) -> to
     top = at(ya, xa) + (at(ya, xb) - at(ya, xa)) * dx
     bottom = at(yb, xa) + (at(yb, xb) - at(yb, xa)) * dx
     value = (top + (bottom - top) * dy).clamp_(0, 255).to(torch.uint8)  # PIL truncates
-    fill_t = torch.tensor(list(fill)[:c], dtype=torch.uint8, device=x.device).view(1, c, 1, 1)
+    fill_t = _on_device(list(fill)[:c], x.device, torch.uint8).view(1, c, 1, 1)
     return torch.where(inside, value, fill_t)
 
 
