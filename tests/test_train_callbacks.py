@@ -83,6 +83,7 @@ def test_fit_prints_the_summary_and_models_see_float(synth_root, tmp_path, capsy
     model = VideoClassifier(arch=ModelConfig(vit="tiny", num_frames=8, num_classes=10, global_layers="4",
                                              local_type="none", vit_overrides={"img_size": 32}))
     trainer = pl.Trainer(max_steps=3, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         default_root_dir=str(tmp_path),  # test_results.json goes there
                          enable_progress_bar=False, enable_model_summary=False, limit_val_batches=1,
                          limit_test_batches=1, callbacks=[seen, summary])
     trainer.fit(model, datamodule=dm)
