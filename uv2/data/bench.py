@@ -124,8 +124,8 @@ class PipelineResult:
     clips: int  # training clips produced
     stage_s: dict[str, float]  # SPLIT stage -> seconds summed over all clips
     worker_s: float  # seconds the workers were busy (items and collation), summed over workers
-    wall_s: float  # wall seconds from the first batch to the last (the first batch, worker start-up, excluded)
-    wall_clips: int  # clips after the first batch
+    wall_s: float  # wall seconds after the warm-up batches (worker start-up and prefetched batches excluded)
+    wall_clips: int  # clips after the warm-up batches
     device: str  # where the per-batch work ran
 
     @property
@@ -251,6 +251,12 @@ def bench_pipeline(
     stage_s = dict.fromkeys(SPLIT, 0.0)
     worker_s = wall_s = 0.0
     clips = wall_clips = 0
+    # the clock starts once the batches the workers prefetched during start-up are consumed (workers x 2, the
+    # DataLoader's prefetch depth; one batch in-process), so that the wall rate is the steady one
+    warmup = max(1, 2 * workers) if workers > 1 else 1
+    if len(loader) <= warmup:
+        warmup = 1
+    batches = 0
     first_end: float | None = None
     iterator = iter(loader)
     while True:
@@ -281,9 +287,10 @@ def bench_pipeline(
             stage_s["device"] += (planned - start) + (done - moved)
         n = len(batch["video"])
         clips += n
-        if first_end is None:
+        batches += 1
+        if batches == warmup:
             first_end = done
-        else:
+        elif first_end is not None:
             wall_clips += n
             wall_s = done - first_end
     return PipelineResult(decoder if path == "uint8" else "pyav", path, sampling, max(workers, 1), clips, stage_s,

@@ -227,7 +227,7 @@ def bench_data_main(argv: list[str]) -> int:
         print(row + "  |              " + " ".join(f"{r.ms_per_clip(s):>10.2f}" for s in SPLIT))
     print()
     print("clips/s/worker: clips / seconds the workers were busy (items and collation); wall clips/s: the loader's "
-          "rate after its first batch, the per-batch work included")
+          "rate once the batches prefetched at start-up are consumed, the per-batch work included")
     for stage in SPLIT:
         print(f"  {stage:<10} {SPLIT_HELP[stage]}")
     if args.json:
