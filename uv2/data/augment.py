@@ -255,7 +255,7 @@ def _affine(x: torch.Tensor, matrix: Sequence[float], fill: Sequence[int]) -> to
     xa, xb = x0.clamp(0, w - 1), (x0 + 1).clamp(0, w - 1)
     ya = y0.clamp(0, h - 1)
     yb = torch.where(y0 + 1 < h, y0 + 1, ya)  # PIL: the second row is the first one below the frame
-    flat = x.reshape(n, c, h * w).to(dtype)
+    flat = x.reshape(n, c, h * w).to(dtype)  # (N, C, H*W): pixels addressed by y * W + x
 
     def at(yy: torch.Tensor, xx: torch.Tensor) -> torch.Tensor:
         return flat[:, :, (yy * w + xx).view(-1)].view(n, c, h, w)

@@ -21,11 +21,16 @@ import time
 import pytorch_lightning as pl
 import torch
 
-from uv2.train.module import batch_clips
-
 log = logging.getLogger(__name__)
 
 __all__ = ["ThroughputSummary"]
+
+
+def _clips(batch) -> int:
+    """Clips in a training batch (plain, or co-training {set: batch}); kept here, not imported from the
+    LightningModule's file, so that the summary does not depend on how that file is organised."""
+    batches = [batch] if "label" in batch else list(batch.values())
+    return sum(len(b["label"]) for b in batches)
 
 
 def _decode_failures(batch) -> int:
@@ -63,7 +68,7 @@ class ThroughputSummary(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         end = time.perf_counter()
         self.step_s += end - self._start
-        self.clips += batch_clips(batch)
+        self.clips += _clips(batch)
         self.failures += _decode_failures(batch)
         self._last_end = end
 
