@@ -142,7 +142,8 @@ def corrupt_last_packet(src: str | Path, dst: str | Path, fill: int = 0x00) -> P
 
 
 def make_bad_files(directory: str | Path, good_video: str | Path) -> dict[str, Path]:
-    """Every kind of bad input, next to nothing else: name -> path."""
+    """Every kind of bad input, next to nothing else: name -> path (no "data_only" file on PyAV 12, which cannot
+    write a data stream)."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     good = Path(good_video).read_bytes()
@@ -153,9 +154,10 @@ def make_bad_files(directory: str | Path, good_video: str | Path) -> dict[str, P
         "garbage": d / "garbage.mp4",
         "audio_only": write_audio_only(d / "audio_only.mp4"),
         "no_streams": write_no_streams(d / "no_streams.mp4"),
-        "data_only": write_data_stream_only(d / "data_only.ts"),
         "mid_decode": corrupt_middle_packet(good_video, d / "mid_decode.mp4"),
     }
+    if hasattr(av.container.OutputContainer, "add_data_stream"):  # PyAV >= 13
+        bad["data_only"] = write_data_stream_only(d / "data_only.ts")
     bad["empty"].write_bytes(b"")
     bad["truncated"].write_bytes(good[: len(good) // 2])  # moov atom at the end: cut off
     bad["garbage"].write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())

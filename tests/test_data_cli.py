@@ -102,34 +102,38 @@ def test_synth_cli(tmp_path, capsys):
         synth_main(["--out", str(out), "--sets", "kinetics"])
 
 
-def test_bench_data_runs_and_reports(capsys):
-    rc = bench_data_main(
-        [
-            "--videos",
-            "1",
-            "--seconds",
-            "1",
-            "--fps",
-            "12",
-            "--width",
-            "96",
-            "--height",
-            "64",
-            "--size",
-            "32",
-            "--clips-per-video",
-            "2",
-            "--keyint",
-            "6",
-        ]
-    )
-    assert rc == 0
+def test_bench_data_prints_the_split(capsys):
+    """bench-data times the training pipeline per decoder and the CPU path, and prints every stage's ms per clip."""
+    from uv2.data.backends import DECODERS, backend_unavailable
+    from uv2.data.bench import SPLIT
+
+    small = ["--videos", "2", "--seconds", "1", "--fps", "12", "--width", "96", "--height", "64", "--size", "32",
+             "--clips-per-video", "2", "--keyint", "6", "--batch-size", "2", "--json"]
+    assert bench_data_main(small + ["--rand-augment", "rand-m7-n2"]) == 0
     out = capsys.readouterr().out
-    assert "speed-up" in out
-    rows = [line.split() for line in out.splitlines() if line.startswith(("uniform", "dense"))]
-    assert [r[0] for r in rows] == ["uniform", "dense"]
-    for row in rows:
-        assert int(row[1]) == 2 and float(row[2]) > 0 and float(row[3]) > 0 and row[4].endswith("x")
+    header = next(line for line in out.splitlines() if line.startswith("decoder"))
+    assert header.split("|")[1].split()[3:] == list(SPLIT)  # "ms per clip:" then the stages
+    usable = [d for d in DECODERS if backend_unavailable(d) is None]
+    results = _json_last_line(out)["results"]
+    runs = [(r["decoder"], r["path"], r["sampling"]) for r in results]
+    assert runs == [run for s in ("uniform", "dense") for run in [(d, "uint8", s) for d in usable] + [("pyav", "float", s)]]
+    for r in results:
+        assert r["clips"] == 4 and r["per_worker_clips_per_s"] > 0 and r["wall_clips_per_s"] > 0
+        assert set(r["stage_s"]) == set(SPLIT) and all(v >= 0 for v in r["stage_s"].values())
+        assert r["stage_s"]["decode"] > 0 and r["stage_s"]["collate"] > 0
+        if r["path"] == "uint8":
+            assert r["stage_s"]["device"] > 0  # RandAugment and normalisation after the transfer
+        else:
+            assert r["stage_s"]["device"] == 0 and r["stage_s"]["augment"] > 0  # all on the worker
+    rows = [line.split() for line in out.splitlines() if line.startswith(tuple(usable))]
+    assert len(rows) == len(results) and all(len(row) == 6 + 1 + len(SPLIT) for row in rows)
+    # two worker processes, one decoder, two repeats per decode
+    assert bench_data_main(small + ["--workers", "2", "--decoders", "pyav", "--repeats", "2", "--sampling",
+                                    "uniform", "--no-float-path"]) == 0
+    (result,) = _json_last_line(capsys.readouterr().out)["results"]
+    assert result["workers"] == 2 and result["clips"] == 8  # 4 items x 2 repeats
+    with pytest.raises(SystemExit):
+        bench_data_main(["--decoders", "decord"])
 
 
 def test_measure_data_wait_fraction():

@@ -43,10 +43,11 @@ def _cfg(**kw):
 
 
 def _frames_of(video: torch.Tensor) -> np.ndarray:
-    """(3, T, H, W) normalised -> uint8 (T, H, W, 3)."""
-    mean, std = torch.tensor(CLIP_MEAN).view(3, 1, 1, 1), torch.tensor(CLIP_STD).view(3, 1, 1, 1)
-    x = ((video * std + mean) * 255).round().clamp(0, 255).to(torch.uint8)
-    return x.permute(1, 2, 3, 0).numpy()
+    """(3, T, H, W) uint8 (an item) or float32 normalised (a view) -> uint8 (T, H, W, 3)."""
+    if video.dtype != torch.uint8:
+        mean, std = torch.tensor(CLIP_MEAN).view(3, 1, 1, 1), torch.tensor(CLIP_STD).view(3, 1, 1, 1)
+        video = ((video * std + mean) * 255).round().clamp(0, 255).to(torch.uint8)
+    return video.permute(1, 2, 3, 0).numpy()
 
 
 def test_test_views_indices_and_crops(videos):
@@ -58,13 +59,14 @@ def test_test_views_indices_and_crops(videos):
         out = ds[item]
         v, view = out["video_index"], out["view_index"]
         assert (v, view) == divmod(item, 6) and out["label"] == v % 2 and out["decode_failures"] == 0
-        assert out["video"].shape == (3, 4, 32, 32) and out["video"].dtype == torch.float32
+        assert out["video"].shape == (3, 4, 32, 32) and out["video"].dtype == torch.uint8
+        assert out["aug_flip"].item() is False and out["aug_seed"].item() == -1
         clip, crop = divmod(view, 3)
         expected = uniform_indices(LENGTHS[v], 4, train=False, clip_index=clip, num_clips=2)
         assert read_frame_numbers(_frames_of(out["video"])).tolist() == expected.tolist()
         seen.add((v, view))
     assert len(seen) == 18
-    red = [ds[i]["video"][0].mean().item() for i in range(3)]  # red ramp: crops go left -> centre -> right
+    red = [ds[i]["video"][0].float().mean().item() for i in range(3)]  # red ramp: crops go left -> centre -> right
     assert red[0] < red[1] < red[2]
 
 
@@ -207,9 +209,10 @@ def _loader(records, workers, seed):
 
 def test_workers_get_different_streams_and_runs_reproduce(videos):
     records = [VideoRecord(str(videos[2]), 0)] * 4  # the same video four times: only augmentation differs
-    run1 = [b["video"] for b in _loader(records, 2, seed=0)]
-    run2 = [b["video"] for b in _loader(records, 2, seed=0)]
-    run3 = [b["video"] for b in _loader(records, 2, seed=1)]
+    run1 = [(b["video"], b["aug_flip"], b["aug_seed"]) for b in _loader(records, 2, seed=0)]
+    run2 = [(b["video"], b["aug_flip"], b["aug_seed"]) for b in _loader(records, 2, seed=0)]
+    run3 = [(b["video"], b["aug_flip"], b["aug_seed"]) for b in _loader(records, 2, seed=1)]
+    run1, run2, run3 = ([torch.cat([v.flatten(), f.long(), s]) for v, f, s in run] for run in (run1, run2, run3))
     assert all(torch.equal(x, y) for x, y in zip(run1, run2))  # same seed: same augmentation
     assert not all(torch.equal(x, y) for x, y in zip(run1, run3))  # new seed: new augmentation
     assert not torch.equal(run1[0], run1[1])  # items 0 and 1 come from workers 0 and 1: different draws
@@ -239,9 +242,17 @@ def test_datamodule_on_synthetic_micro(tmp_path):
     assert dm.num_test_videos == 10 and len(dm.test_dataloader().dataset) == 60
     train = next(iter(dm.train_dataloader()))
     assert train["video"].shape == (8, 3, 4, 24, 24) and train["label"].shape == (8,)
+    assert train["video"].dtype == torch.uint8  # uint8 from the decoder to the device
     assert train["decode_failures"].shape == (4,)
+    assert train["aug_flip"].shape == (8,) and train["aug_seed"].shape == (8,) and (train["aug_seed"] >= 0).all()
+    # what Lightning does around the transfer: RandAugment plans on the host, the float work after the transfer
+    model_input = dm.on_after_batch_transfer(dm.on_before_batch_transfer(train, 0), 0)
+    assert model_input["video"].shape == (8, 3, 4, 24, 24) and model_input["video"].dtype == torch.float32
+    assert not {"aug_flip", "aug_seed", "aug_plan"} & set(model_input)
+    assert torch.equal(model_input["label"], train["label"])
     val = next(iter(dm.val_dataloader()))
     assert val["video"].shape == (4, 3, 4, 24, 24) and val["view_index"].tolist() == [0, 0, 0, 0]
+    assert val["video"].dtype == torch.uint8 and not val["aug_flip"].any() and (val["aug_seed"] == -1).all()
     test = next(iter(dm.test_dataloader()))
     assert test["video_index"].tolist() == [0, 0, 0, 0] and test["view_index"].tolist() == [0, 1, 2, 3]
 
@@ -288,7 +299,8 @@ def test_image_dataset_on_synthetic_images(tmp_path):
     for train in (True, False):
         ds = ImageDataset(records, train=train, cfg=cfg)
         item = ds[5]
-        assert item["image"].shape == (3, 24, 24) and item["image"].dtype == torch.float32
+        assert item["image"].shape == (3, 24, 24) and item["image"].dtype == torch.uint8
+        assert isinstance(item["aug_flip"], bool) and (train or not item["aug_flip"])
         assert item["label"] == records[5].label and 0 <= item["label"] < len(names) == 10
 
 
@@ -297,8 +309,10 @@ def test_load_view_matches_items_and_raises_for_bad_videos(videos, bad_files):
 
     records = [VideoRecord(str(videos[1]), 0), VideoRecord(str(bad_files["garbage"]), 0)]
     ds = VideoDataset(records, "test", _cfg(num_test_clips=2, num_test_crops=3))
-    for view in (0, 4):
-        torch.testing.assert_close(ds.load_view(0, view), ds[view]["video"], rtol=0, atol=0)
+    for view in (0, 4):  # the model's input: the item's uint8 clip, normalised
+        expected = ((ds[view]["video"].float() / 255 - torch.tensor(CLIP_MEAN).view(3, 1, 1, 1))
+                    / torch.tensor(CLIP_STD).view(3, 1, 1, 1))
+        torch.testing.assert_close(ds.load_view(0, view), expected)
     with pytest.raises(VideoDecodeError, match="cannot open"):
         ds.load_view(1, 0)
     with pytest.raises(IndexError, match="view_index 6 out of range for 6 views"):
@@ -306,12 +320,54 @@ def test_load_view_matches_items_and_raises_for_bad_videos(videos, bad_files):
 
 
 def test_cache_decoded_gives_the_same_clips(tmp_path):
-    """Decoding every frame once and indexing it serves exactly the clips of seek-and-decode."""
+    """Decoding every frame once and indexing it serves the clips of seek-and-decode: the same frames and crops; the
+    resize differs only in rounding (torchvision on the cached RGB frames, swscale inside the decoder)."""
     generate(tmp_path, size="micro", seed=0, sets=["temporal"], workers=1)
     records, _ = read_csv_list(tmp_path / "temporal" / "val.csv", tmp_path / "temporal" / "classes.txt")
     plain = VideoDataset(records, "test", _cfg(num_test_clips=2, transform=TransformConfig(crop_size=24)))
     cached = VideoDataset(records, "test", _cfg(num_test_clips=2, cache_decoded=True,
                                                 transform=TransformConfig(crop_size=24)))
     for item in range(len(plain)):
-        assert torch.equal(plain[item]["video"], cached[item]["video"])
+        a, b = plain[item]["video"].float(), cached[item]["video"].float()
+        assert a.shape == b.shape == (3, 4, 24, 24)
+        assert (a - b).abs().mean() < 2.0, f"item {item}: mean difference {(a - b).abs().mean():.2f} levels"
     assert len(cached._frame_cache) == len(records)  # each video decoded once for all its views
+
+
+@pytest.mark.parametrize("rand_augment", [None, "rand-m5-n2"])
+@pytest.mark.parametrize("scale", [(1.0, 1.0), (0.3, 1.0)])
+def test_train_items_follow_the_cpu_path(videos, scale, rand_augment):
+    """With one seed, a training item (crop cut by the decoder, uint8) and the CPU path (full frames decoded, then
+    TrainClipTransform) draw the same frames, crop box, flip and RandAugment seed; after BatchAugment the clips agree
+    to within resampling differences (swscale in the decoder, torchvision on the CPU path). With RandAugment the
+    draws are compared (its ops turn resampling differences into large ones, e.g. at a solarize threshold; the ops
+    themselves are held to timm's in test_data_augment.py)."""
+    from einops import rearrange
+
+    from uv2.data.augment import BatchAugment
+    from uv2.data.decode import decode_frames
+    from uv2.data.sampling import sample_indices
+    from uv2.data.transforms import TrainClipTransform
+
+    whole = scale == (1.0, 1.0)
+    transform_cfg = TransformConfig(crop_size=32, scale=scale, ratio=(1.5, 1.5) if whole else (0.75, 1.33),
+                                    rand_augment=rand_augment)
+    cfg = _cfg(transform=transform_cfg)
+    dataset = VideoDataset([VideoRecord(str(videos[2]), 0)], "train", cfg)
+    transform, augment = TrainClipTransform(transform_cfg), BatchAugment(transform_cfg)
+    for seed in range(4):
+        torch.manual_seed(seed)
+        item = dataset[0]
+        rng = np.random.default_rng([torch.initial_seed() % 2**63, cfg.seed])  # the dataset's generator, replayed
+        indices = sample_indices("uniform", LENGTHS[2], 4, train=True, rng=rng)
+        draw = transform.draw(64, 96, rng)
+        assert (item["aug_flip"].item(), item["aug_seed"].item()) == (draw.flip, draw.seed)
+        if rand_augment is not None:
+            continue
+        frames, _ = decode_frames(videos[2], indices)
+        expected = transform.apply(rearrange(torch.from_numpy(frames), "t h w c -> t c h w"), draw)
+        got = augment(augment.before_transfer(collate_clips([item])))["video"][0]
+        if whole:  # the whole frame: its number survives the resize
+            assert read_frame_numbers(_frames_of(got)).tolist() == indices.tolist()
+        levels = (got - expected).abs() * torch.tensor(CLIP_STD).view(3, 1, 1, 1) * 255
+        assert levels.mean() < 3.0, f"seed {seed}: mean difference {levels.mean():.2f} levels"

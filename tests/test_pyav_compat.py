@@ -74,7 +74,7 @@ def _pyav_keyword_calls() -> list[tuple[str, str, str]]:
 
 def test_every_keyword_uv2_passes_exists_in_the_installed_pyav():
     calls = _pyav_keyword_calls()
-    assert {"open", "seek", "to_ndarray", "add_stream", "from_ndarray"} <= {f for _, f, _ in calls}
+    assert {"open", "seek", "reformat", "add_stream", "from_ndarray"} <= {f for _, f, _ in calls}
     for where, func, keyword in calls:
         names, var_kw = _stub_parameters(func)
         if keyword in names:

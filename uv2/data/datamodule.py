@@ -13,6 +13,12 @@ Loaders: train shuffles (and drops the last partial batch), val serves one centr
 averaging). Batches are dicts (see :mod:`uv2.data.dataset`); with ``num_repeats > 1`` the train batch is flattened
 to ``(batch_size * num_repeats, 3, T, H, W)`` by :func:`~uv2.data.dataset.collate_clips`. Under DDP Lightning
 inserts a ``DistributedSampler``; per-video aggregation of test views is the LightningModule's job.
+
+uint8 to the device. Loaders yield uint8 clips (pinned when a GPU is present); Lightning moves them to the device
+and calls :meth:`VideoDataModule.on_after_batch_transfer`, which turns them into the model's input there
+(:class:`~uv2.data.augment.BatchAugment`: flip, RandAugment, normalisation, as float32 of the same shape). Every
+loop (fit, validate, test, predict) therefore sees float batches, as before, and the LightningModule is unchanged.
+RandAugment plans are made on the host in ``on_before_batch_transfer`` (they need the seeds as Python numbers).
 """
 
 from __future__ import annotations
@@ -20,12 +26,15 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader
 from torchdata.stateful_dataloader import StatefulDataLoader
 
+from uv2.data.augment import BatchAugment
+from uv2.data.backends import DECODERS
 from uv2.data.dataset import ImageDataset, VideoDataset, VideoDatasetConfig, collate_clips, worker_init_fn
 from uv2.data.lists import LIST_FORMATS, VideoRecord, load_video_list, read_csv_list
 from uv2.data.synthetic import (
@@ -42,6 +51,11 @@ from uv2.data.transforms import CLIP_MEAN, CLIP_STD, TransformConfig, parse_rand
 log = logging.getLogger(__name__)
 
 __all__ = ["VideoDataModule", "ImageDataModule", "synthetic_root_for"]
+
+
+def _pin(pin_memory: bool | None) -> bool:
+    """``pin_memory`` None: pin when CUDA is present (page-locked buffers make the copy asynchronous)."""
+    return torch.cuda.is_available() if pin_memory is None else pin_memory
 
 
 def synthetic_root_for(synthetic_root: str, size: str, seed: int) -> Path:
@@ -125,20 +139,22 @@ class VideoDataModule(pl.LightningDataModule):
         std: normalisation std (default CLIP's).
         num_test_clips: temporal clips per test video.
         num_test_crops: spatial crops per test clip (1 or 3).
-        num_repeats: augmented clips per training video per item (repeated augmentation).
+        num_repeats: augmented clips per training video per item (repeated augmentation: one decode, R clips with
+            their own temporal offsets, crops, flips and RandAugment; the cheapest multiplier when the GPU waits).
         batch_size: training batch size (videos; the model sees batch_size * num_repeats clips).
         eval_batch_size: val/test batch size (default batch_size).
         num_workers: DataLoader worker processes.
         worker_start_method: how workers start. "forkserver" (default) and "spawn" start clean processes (about 3 s
             once per loader, as workers persist); "fork" starts instantly but can deadlock when the parent holds
             locks of running threads (OpenMP, TensorBoard's writer, decoder threads) at fork time.
-        pin_memory: pin batches in page-locked memory.
+        pin_memory: pin batches in page-locked memory (None: when CUDA is available).
         max_bad_fraction: raise TooManyBadVideos when more than this fraction of videos fail to decode.
         min_bad_attempts: ... measured once this many distinct videos were attempted in a worker.
         max_retries: replacement videos tried for one item.
         cache_decoded: decode each video once and keep its frames in memory (per process; for small sets such as
             the synthetic benchmark, where it removes decoding from every epoch after the first).
         seed: seeds replacement choices and (with torch's seed) the augmentation RNGs.
+        decoder: video decoder backend, "pyav" (default) or "torchcodec" (optional; see uv2.data.backends).
     """
 
     def __init__(
@@ -177,12 +193,13 @@ class VideoDataModule(pl.LightningDataModule):
         eval_batch_size: int | None = None,
         num_workers: int = 2,
         worker_start_method: Literal["forkserver", "spawn", "fork"] = "forkserver",
-        pin_memory: bool = False,
+        pin_memory: bool | None = None,
         max_bad_fraction: float = 0.01,
         min_bad_attempts: int = 500,
         max_retries: int = 10,
         cache_decoded: bool = False,
         seed: int = 0,
+        decoder: Literal["pyav", "torchcodec"] = "pyav",
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -198,6 +215,8 @@ class VideoDataModule(pl.LightningDataModule):
             raise ValueError("give both jitter_min and jitter_max, or neither")
         if rand_augment is not None:
             parse_rand_augment(rand_augment)
+        if decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {decoder!r}; valid choices: {', '.join(DECODERS)}")
         if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1) or num_workers < 0:
             raise ValueError("batch sizes must be >= 1 and num_workers >= 0")
         transform = TransformConfig(
@@ -224,8 +243,10 @@ class VideoDataModule(pl.LightningDataModule):
             max_retries=max_retries,
             cache_decoded=cache_decoded,
             seed=seed,
+            decoder=decoder,
             transform=transform,
         )
+        self.augment = BatchAugment(transform)  # the per-batch work on the device
         self.class_names: list[str] | None = None
         self.train_dataset: VideoDataset | None = None
         self.val_dataset: VideoDataset | None = None
@@ -341,7 +362,7 @@ class VideoDataModule(pl.LightningDataModule):
             shuffle=train,
             drop_last=train and len(dataset) >= hp.batch_size,
             num_workers=hp.num_workers,
-            pin_memory=hp.pin_memory,
+            pin_memory=_pin(hp.pin_memory),
             persistent_workers=hp.num_workers > 0,
             multiprocessing_context=hp.worker_start_method if hp.num_workers > 0 else None,
             worker_init_fn=worker_init_fn if hp.num_workers > 0 else None,
@@ -359,6 +380,16 @@ class VideoDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.test_dataset, train=False)
+
+    # -- the per-batch work on the device -------------------------------------------------------------------------
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """On the host: RandAugment plans from the clips' seeds."""
+        return self.augment.before_transfer(batch)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """On the device: uint8 clips -> the model's float input (flip, RandAugment, normalisation)."""
+        return self.augment(batch)
 
 
 class ImageDataModule(pl.LightningDataModule):
@@ -416,6 +447,7 @@ class ImageDataModule(pl.LightningDataModule):
             mean=tuple(mean) if mean is not None else CLIP_MEAN,
             std=tuple(std) if std is not None else CLIP_STD,
         )
+        self.augment = BatchAugment(self.transform)  # flip + normalisation on the device
         self.class_names: list[str] | None = None
         self.train_dataset: ImageDataset | None = None
         self.val_dataset: ImageDataset | None = None
@@ -464,6 +496,7 @@ class ImageDataModule(pl.LightningDataModule):
             shuffle=train,
             drop_last=train and len(dataset) >= hp.batch_size,
             num_workers=hp.num_workers,
+            pin_memory=_pin(None),
             persistent_workers=hp.num_workers > 0,
             multiprocessing_context=hp.worker_start_method if hp.num_workers > 0 else None,
             worker_init_fn=worker_init_fn if hp.num_workers > 0 else None,
@@ -474,3 +507,7 @@ class ImageDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_dataset, False)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """On the device: uint8 images -> the model's float input (flip, normalisation)."""
+        return self.augment(batch)

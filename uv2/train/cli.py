@@ -26,7 +26,7 @@ from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from uv2.experiment import load_experiment
-from uv2.train.callbacks import BalanceMonitor, HParamsSummary, PerfMonitor
+from uv2.train.callbacks import BalanceMonitor, HParamsSummary, ThroughputSummary
 from uv2.train.checkpointing import AtomicCheckpointIO, LastCheckpoint, best_checkpoint
 from uv2.train.module import VideoClassifier
 
@@ -55,7 +55,8 @@ class UV2CLI(LightningCLI):
         trainer_cfg = config.get("trainer", {})
         if trainer_cfg.get("logger") in (None, True):
             kwargs["logger"] = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False)
-        callbacks = [PerfMonitor(), BalanceMonitor(), LearningRateMonitor(logging_interval="step"), self.hparams_summary]
+        callbacks = [ThroughputSummary(), BalanceMonitor(), LearningRateMonitor(logging_interval="step"),
+                     self.hparams_summary]
         if trainer_cfg.get("enable_checkpointing", True) is not False:  # uv2.train.checkpointing: what each file is
             ckpt_dir = run_dir / "checkpoints"
             callbacks += [best_checkpoint(ckpt_dir),
