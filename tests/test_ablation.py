@@ -60,7 +60,7 @@ def micro(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("micro")
     spec = micro_grid_spec(root)
     broken = {**spec, "data": {**spec["data"], "synthetic_set": None, "train_list": str(root / "missing.csv")}}
-    datasets = {"temporal": {"name": "SSv2", "tiny": spec, "paper": {"experiment": "experiments/ssv2_b16_16x224.yaml"}},
+    datasets = {"temporal": {"name": "SSv2", "tiny": spec, "paper": {"experiment": "experiments/ssv2/ssv2_b16_16x224.yaml"}},
                 "broken": {"name": "SSv2", "tiny": broken, "paper": None}}
     (root / "datasets.yaml").write_text(yaml.safe_dump(datasets))
     return root
