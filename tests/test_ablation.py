@@ -215,7 +215,8 @@ def test_union_by_class_name_keeps_validation_out(tmp_path):
     train = [line.split(",") for line in (tmp_path / "union" / "train.csv").read_text().split()]
     assert [(Path(p).name, classes[int(c)]) for p, c in train] == [("a1.mp4", "run"), ("a2.mp4", "swim"),
                                                                    ("b1.mp4", "ski")]
-    assert counts == {"classes": 4, "train": 3, "val": 2, "removed_from_train": 1}  # b's copy of a val video
+    assert counts == {"classes": 4, "train": 3, "val": 2, "removed_from_train": 1,  # b's copy of a val video
+                      "repeated_in_train": 1}  # a1 in both training lists
 
 
 def test_union_identity_by_name_across_roots(tmp_path):
@@ -224,8 +225,35 @@ def test_union_identity_by_name_across_roots(tmp_path):
     b = _write_set(tmp_path, "b", ["run"], [("/k600/abc.mp4", "run"), ("/k600/x2.mp4", "run")], [("/k600/v.mp4", "run")])
     assert build_union([a, b], tmp_path / "by_path")["removed_from_train"] == 0
     assert build_union([a, b], tmp_path / "by_name", identity="name")["removed_from_train"] == 1
-    with pytest.raises(ValueError, match="path, name"):
+    with pytest.raises(ValueError, match="valid choices: path, name, youtube_id"):
         build_union([a, b], tmp_path / "x", identity="hash")
+
+
+def test_union_identity_by_youtube_id_cli(tmp_path):
+    """The official K710 rule: one YouTube id is one video, whatever its segment times or root; `python -m uv2 union`
+    writes the union and reports its counts."""
+    a = _write_set(tmp_path, "k400", ["run", "swim"], [("/k400/train/aaaaaaaaaaa_000010_000020.mp4", "run")],
+                   [("/k400/val/bbbbbbbbbbb_000000_000010.mp4", "swim")])
+    b = _write_set(tmp_path, "k600", ["run", "ski"], [("/k600/train/bbbbbbbbbbb_000002_000012.mp4", "ski"),
+                                                     ("/k600/train/aaaaaaaaaaa.mp4", "run"),
+                                                     ("/k600/train/ccccccccccc_000001_000011.mp4", "ski")],
+                   [("/k600/val/ddddddddddd.mp4", "run")])
+    out = tmp_path / "k710"
+    argv = ["union", str(out), "--identity", "youtube_id"]
+    for s in (a, b):
+        argv += ["--set", s.name, str(s.train_list), str(s.val_list), str(s.classes_file)]
+    result = subprocess.run([sys.executable, "-m", "uv2", *argv], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "3 classes, 2 training videos (1 removed as another set's validation videos, 1 repeats dropped)" \
+        in result.stdout
+    assert [Path(line.split(",")[0]).name for line in (out / "train.csv").read_text().split("\n") if line] == \
+        ["aaaaaaaaaaa_000010_000020.mp4", "ccccccccccc_000001_000011.mp4"]
+    short = _write_set(tmp_path, "short", ["run"], [("/x/abc.mp4", "run")], [("/x/vvvvvvvvvvv.mp4", "run")])
+    with pytest.raises(ValueError, match=r"abc.mp4: the file name is shorter than a YouTube id"):
+        build_union([short], tmp_path / "y", identity="youtube_id")
+    bad = subprocess.run([sys.executable, "-m", "uv2", "union", str(out), "--set", "x", "nope.csv", "nope.csv",
+                          "nope.txt"], cwd=REPO, capture_output=True, text=True)
+    assert bad.returncode == 2 and "video list not found: nope.csv" in bad.stderr
 
 
 def test_slice_head_by_class_name():
@@ -234,8 +262,8 @@ def test_slice_head_by_class_name():
     sliced = slice_head(state, union, ["swim", "jump"])
     assert sliced["head.fc.weight"].tolist() == [[6.0, 7.0], [0.0, 1.0]]
     assert sliced["head.fc.bias"].tolist() == [3.0, 0.0] and sliced["x"] is state["x"]
-    with pytest.raises(ValueError, match="fly"):
-        slice_head(state, union, ["fly"])
+    with pytest.raises(ValueError, match=r"1 of the 2 classes of the target set are not in .*'fly'"):
+        slice_head(state, union, ["fly", "run"])
 
 
 def test_table_e_training_scripts_micro(tmp_path):
