@@ -39,9 +39,50 @@ def test_paper_tables_load_and_expand(name):
     cells = expand_cells(table, datasets, "tiny", [1, 2], repo=REPO)
     assert len(cells) == len(table.rows) * len(table.datasets) * 2
     assert all(r.paper for r in table.rows)
-    if name != "e":  # K600 / K700 have no paper-scale recipe yet
-        paper = expand_cells(table, datasets, "paper", [1], repo=REPO)
-        assert ModelConfig(**paper[0].arch).vit == "clip_b16"
+    paper = expand_cells(table, datasets, "paper", [1], repo=REPO)
+    assert len(paper) == len(table.rows) * len(table.datasets)
+    assert ModelConfig(**paper[0].arch).vit == "clip_b16"
+
+
+def test_table_e_at_paper_scale(tmp_path):
+    """Table (e)'s K400 / K600 / K700 columns at paper scale: run.py expands every row (an sbatch array of 4 rows x 3
+    sets), each set's cell trains its recipe on its lists under --data-root, the union scripts fine-tune with the
+    K710 -> set recipe's epochs and optimiser, and the union is built from the real lists by YouTube id."""
+    from uv2.ablation.grid import expand_cells, load_datasets
+    from uv2.ablation.scripts import TrainingScripts, cell_label_set, union_identity
+    from uv2.ablation.union import LabelSet
+
+    out = tmp_path / "results"
+    result = subprocess.run([sys.executable, "ablations/run.py", "--table", "e", "--scale", "paper", "--devices", "8",
+                             "--data-root", "/datasets", "--out", str(out), "--slurm"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "#SBATCH --array=0-11" in (out / "table_e" / "slurm" / "cells.sbatch").read_text()
+    cells = expand_cells(load_table("e", REPO / "ablations" / "tables"), load_datasets(REPO / "ablations" / "datasets.yaml"),
+                         "paper", [1], {"devices": 8}, "/datasets", REPO)
+    by = {(c.script, c.dataset): c for c in cells}
+    for key, classes in (("scene_a", 400), ("scene_b", 600), ("scene_c", 700)):
+        cell = by[("individual", key)]
+        name = f"k{classes}"
+        assert cell.arch["num_classes"] == classes and cell.finetune is None
+        assert cell.config["data"]["init_args"]["train_list"] == f"/datasets/{name}/train.csv"
+        assert cell_label_set(cell, REPO) == LabelSet(key, Path(f"/datasets/{name}/train.csv"),
+                                                      Path(f"/datasets/{name}/val.csv"),
+                                                      Path(f"/datasets/{name}/classes.txt"), Path(f"/datasets/{name}"))
+        union = by[("union_individual", key)]
+        assert union.finetune == {"trainer": {"max_epochs": 5}, "model": {"optim": {
+            "lr": 2e-6, "weight_decay": 0.05, "warmup_epochs": 1, "warmup_start_lr": 1e-6, "min_lr": 1e-6}}}
+        config = json.loads(json.dumps(union.config))
+        TrainingScripts.short_fine_tuning(config, union.finetune)
+        assert config["trainer"]["max_epochs"] == 5 and config["model"]["optim"]["lr"] == 2e-6
+        assert union_identity(union) == "youtube_id" and union.config_hash != cell.config_hash
+    tiny = expand_cells(load_table("e", REPO / "ablations" / "tables"), load_datasets(REPO / "ablations" / "datasets.yaml"),
+                        "tiny", [1], repo=REPO)
+    assert union_identity(tiny[0]) == "path" and all(c.finetune is None for c in tiny)
+    broken = json.loads(json.dumps(by[("individual", "scene_b")].config))
+    broken["data"]["init_args"]["classes_file"] = None
+    with pytest.raises(ValueError, match=r"'scene_b'.*need csv lists with class names.*missing: classes_file"):
+        cell_label_set(type(cells[0])("e", 0, "x", "scene_b", 1, broken), REPO)
 
 
 def test_table_c_tiny_layers_are_mapped():

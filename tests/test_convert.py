@@ -384,3 +384,10 @@ def test_slice_head_official_checkpoint(tmp_path, official_fixture):
     assert "--source-classes" in missing.stderr
     with pytest.raises(CheckpointError, match="its head has 10 classes but the source class list names 3"):
         slice_head(path, ["class 1"], names[:3])
+
+
+def test_class_rows_repeats():
+    """Stacked co-training heads repeat a class once per set; a source head naming a class twice is ambiguous."""
+    assert class_rows(["a", "b", "c"], ["b", "a", "b"]) == [1, 0, 1]
+    with pytest.raises(ValueError, match=r"the source classes: class names listed twice: 'a'"):
+        class_rows(["a", "b", "a"], ["b"])

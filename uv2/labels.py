@@ -52,13 +52,13 @@ def class_rows(source: Sequence[str], target: Sequence[str], source_name: str = 
     """For each class of `target`, in order, its index in `source` (matched by name).
 
     Raises ValueError naming the target classes that `source` lacks (with the closest source spellings), or a
-    class named twice in either list.
+    class named twice in `source` (which of its rows would be meant?). `target` may repeat a name: co-training heads
+    stacked one per set hold a row for every set that has the class.
     """
-    for names, what in ((source, source_name), (target, target_name)):
-        seen: set[str] = set()
-        repeated = sorted({n for n in names if n in seen or seen.add(n)})
-        if repeated:
-            raise ValueError(f"{what}: class names listed twice: {', '.join(map(repr, repeated[:5]))}")
+    seen: set[str] = set()
+    repeated = sorted({n for n in source if n in seen or seen.add(n)})
+    if repeated:
+        raise ValueError(f"{source_name}: class names listed twice: {', '.join(map(repr, repeated[:5]))}")
     position = {name: i for i, name in enumerate(source)}
     missing = [name for name in target if name not in position]
     if missing:

@@ -32,12 +32,14 @@ YOUTUBE_ID_LENGTH = 11
 
 @dataclass
 class LabelSet:
-    """One labelled set: its lists and class names file (Kinetics-style CSV)."""
+    """One labelled set: its lists and class names file (Kinetics-style CSV; relative video paths under data_root,
+    default the list's folder)."""
 
     name: str
     train_list: Path
     val_list: Path
     classes_file: Path
+    data_root: Path | None = None
 
 
 def video_key(path: str, identity: str) -> str:
@@ -61,8 +63,8 @@ def build_union(sets: list[LabelSet], out_dir: str | os.PathLike, identity: str 
     out_dir = Path(out_dir)
     loaded = {}
     for s in sets:
-        train, names = read_csv_list(s.train_list, s.classes_file)
-        val, _ = read_csv_list(s.val_list, s.classes_file)
+        train, names = read_csv_list(s.train_list, s.classes_file, s.data_root)
+        val, _ = read_csv_list(s.val_list, s.classes_file, s.data_root)
         loaded[s.name] = (train, val, names)
     classes = union_classes([names for _, _, names in loaded.values()])
     index = {name: i for i, name in enumerate(classes)}
