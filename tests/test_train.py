@@ -89,8 +89,18 @@ def data_unavailable(config: Path) -> str | None:
     return None
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: the CPU-size models' ops are too small to split, and on a shared 2-core machine a second
+    thread spin-waiting for a busy core made a fast_dev_run about 4x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("config", EXPERIMENTS, ids=lambda p: p.stem)
-def test_every_experiment_fast_dev_run(config, synth_root, tmp_path):
+def test_every_experiment_fast_dev_run(config, synth_root, tmp_path, one_thread):
     """Every experiment builds and trains one step and validates one batch on the micro synthetic set; the paper's
     recipes with their design at CPU size (tiny_size_args), in fp32 (fast_dev_run logs and saves nothing)."""
     reason = data_unavailable(config)
