@@ -18,6 +18,7 @@ import yaml
 from tests.helpers import REPO, micro_grid_spec
 from uv2.ablation.grid import load_table, scale_layers
 from uv2.ablation.union import LabelSet, build_union, slice_head, union_classes
+from uv2.ablation.union import main as union_main
 from uv2.models import ModelConfig
 
 
@@ -270,7 +271,7 @@ def test_union_identity_by_name_across_roots(tmp_path):
         build_union([a, b], tmp_path / "x", identity="hash")
 
 
-def test_union_identity_by_youtube_id_cli(tmp_path):
+def test_union_identity_by_youtube_id_cli(tmp_path, capsys):
     """The official K710 rule: one YouTube id is one video, whatever its segment times or root; `python -m uv2 union`
     writes the union and reports its counts."""
     a = _write_set(tmp_path, "k400", ["run", "swim"], [("/k400/train/aaaaaaaaaaa_000010_000020.mp4", "run")],
@@ -280,21 +281,19 @@ def test_union_identity_by_youtube_id_cli(tmp_path):
                                                      ("/k600/train/ccccccccccc_000001_000011.mp4", "ski")],
                    [("/k600/val/ddddddddddd.mp4", "run")])
     out = tmp_path / "k710"
-    argv = ["union", str(out), "--identity", "youtube_id"]
+    argv = [str(out), "--identity", "youtube_id"]
     for s in (a, b):
         argv += ["--set", s.name, str(s.train_list), str(s.val_list), str(s.classes_file)]
-    result = subprocess.run([sys.executable, "-m", "uv2", *argv], cwd=REPO, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    assert union_main(argv) == 0
     assert "3 classes, 2 training videos (1 removed as another set's validation videos, 1 repeats dropped)" \
-        in result.stdout
+        in capsys.readouterr().out
     assert [Path(line.split(",")[0]).name for line in (out / "train.csv").read_text().split("\n") if line] == \
         ["aaaaaaaaaaa_000010_000020.mp4", "ccccccccccc_000001_000011.mp4"]
     short = _write_set(tmp_path, "short", ["run"], [("/x/abc.mp4", "run")], [("/x/vvvvvvvvvvv.mp4", "run")])
     with pytest.raises(ValueError, match=r"abc.mp4: the file name is shorter than a YouTube id"):
         build_union([short], tmp_path / "y", identity="youtube_id")
-    bad = subprocess.run([sys.executable, "-m", "uv2", "union", str(out), "--set", "x", "nope.csv", "nope.csv",
-                          "nope.txt"], cwd=REPO, capture_output=True, text=True)
-    assert bad.returncode == 2 and "video list not found: nope.csv" in bad.stderr
+    assert union_main([str(out), "--set", "x", "nope.csv", "nope.csv", "nope.txt"]) == 2
+    assert "uv2 union: error: video list not found: nope.csv" in capsys.readouterr().err
 
 
 def test_slice_head_by_class_name():
