@@ -2,7 +2,7 @@
 
     python benchmarks/speed.py                      # the reference setting (ViT-S SSv2 design, 16x112, batch 4)
     python benchmarks/speed.py --device cuda --dtype bf16 --batch 8
-    python benchmarks/speed.py --impl uv2 --config experiments/k400_b16_8x224.yaml --frames 8 --size 224
+    python benchmarks/speed.py --impl uv2 --config experiments/k400/k400_b16_8x224.yaml --frames 8 --size 224
     python benchmarks/speed.py --official-code ~/src/UniFormerV2   # time the official repository's own model too
 
 Default setting, from the reference: width 384, 12 layers, 6 heads, T-Down, local MHRA x2 in all layers, 8 global

@@ -19,6 +19,7 @@ import yaml
 from tests.helpers import REPO, hparams_records, hparams_session, micro_grid_spec
 from uv2.ablation.grid import Cell, load_table, scale_layers
 from uv2.ablation.union import LabelSet, build_union, slice_head, union_classes
+from uv2.ablation.union import main as union_main
 from uv2.models import ModelConfig
 
 
@@ -40,9 +41,50 @@ def test_paper_tables_load_and_expand(name):
     cells = expand_cells(table, datasets, "tiny", [1, 2], repo=REPO)
     assert len(cells) == len(table.rows) * len(table.datasets) * 2
     assert all(r.paper for r in table.rows)
-    if name != "e":  # K600 / K700 have no paper-scale recipe yet
-        paper = expand_cells(table, datasets, "paper", [1], repo=REPO)
-        assert ModelConfig(**paper[0].arch).vit == "clip_b16"
+    paper = expand_cells(table, datasets, "paper", [1], repo=REPO)
+    assert len(paper) == len(table.rows) * len(table.datasets)
+    assert ModelConfig(**paper[0].arch).vit == "clip_b16"
+
+
+def test_table_e_at_paper_scale(tmp_path):
+    """Table (e)'s K400 / K600 / K700 columns at paper scale: run.py expands every row (an sbatch array of 4 rows x 3
+    sets), each set's cell trains its recipe on its lists under --data-root, the union scripts fine-tune with the
+    K710 -> set recipe's epochs and optimiser, and the union is built from the real lists by YouTube id."""
+    from uv2.ablation.grid import expand_cells, load_datasets
+    from uv2.ablation.scripts import TrainingScripts, cell_label_set, union_identity
+    from uv2.ablation.union import LabelSet
+
+    out = tmp_path / "results"
+    result = subprocess.run([sys.executable, "ablations/run.py", "--table", "e", "--scale", "paper", "--devices", "8",
+                             "--data-root", "/datasets", "--out", str(out), "--slurm"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "#SBATCH --array=0-11" in (out / "table_e" / "slurm" / "cells.sbatch").read_text()
+    cells = expand_cells(load_table("e", REPO / "ablations" / "tables"), load_datasets(REPO / "ablations" / "datasets.yaml"),
+                         "paper", [1], {"devices": 8}, "/datasets", REPO)
+    by = {(c.script, c.dataset): c for c in cells}
+    for key, classes in (("scene_a", 400), ("scene_b", 600), ("scene_c", 700)):
+        cell = by[("individual", key)]
+        name = f"k{classes}"
+        assert cell.arch["num_classes"] == classes and cell.finetune is None
+        assert cell.config["data"]["init_args"]["train_list"] == f"/datasets/{name}/train.csv"
+        assert cell_label_set(cell, REPO) == LabelSet(key, Path(f"/datasets/{name}/train.csv"),
+                                                      Path(f"/datasets/{name}/val.csv"),
+                                                      Path(f"/datasets/{name}/classes.txt"), Path(f"/datasets/{name}"))
+        union = by[("union_individual", key)]
+        assert union.finetune == {"trainer": {"max_epochs": 5}, "model": {"optim": {
+            "lr": 2e-6, "weight_decay": 0.05, "warmup_epochs": 1, "warmup_start_lr": 1e-6, "min_lr": 1e-6}}}
+        config = json.loads(json.dumps(union.config))
+        TrainingScripts.short_fine_tuning(config, union.finetune)
+        assert config["trainer"]["max_epochs"] == 5 and config["model"]["optim"]["lr"] == 2e-6
+        assert union_identity(union) == "youtube_id" and union.config_hash != cell.config_hash
+    tiny = expand_cells(load_table("e", REPO / "ablations" / "tables"), load_datasets(REPO / "ablations" / "datasets.yaml"),
+                        "tiny", [1], repo=REPO)
+    assert union_identity(tiny[0]) == "path" and all(c.finetune is None for c in tiny)
+    broken = json.loads(json.dumps(by[("individual", "scene_b")].config))
+    broken["data"]["init_args"]["classes_file"] = None
+    with pytest.raises(ValueError, match=r"'scene_b'.*need csv lists with class names.*missing: classes_file"):
+        cell_label_set(type(cells[0])("e", 0, "x", "scene_b", 1, broken), REPO)
 
 
 def test_table_c_tiny_layers_are_mapped():
@@ -61,7 +103,7 @@ def micro(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("micro")
     spec = micro_grid_spec(root)
     broken = {**spec, "data": {**spec["data"], "synthetic_set": None, "train_list": str(root / "missing.csv")}}
-    datasets = {"temporal": {"name": "SSv2", "tiny": spec, "paper": {"experiment": "experiments/ssv2_b16_16x224.yaml"}},
+    datasets = {"temporal": {"name": "SSv2", "tiny": spec, "paper": {"experiment": "experiments/ssv2/ssv2_b16_16x224.yaml"}},
                 "broken": {"name": "SSv2", "tiny": broken, "paper": None}}
     (root / "datasets.yaml").write_text(yaml.safe_dump(datasets))
     return root
@@ -251,7 +293,8 @@ def test_union_by_class_name_keeps_validation_out(tmp_path):
     train = [line.split(",") for line in (tmp_path / "union" / "train.csv").read_text().split()]
     assert [(Path(p).name, classes[int(c)]) for p, c in train] == [("a1.mp4", "run"), ("a2.mp4", "swim"),
                                                                    ("b1.mp4", "ski")]
-    assert counts == {"classes": 4, "train": 3, "val": 2, "removed_from_train": 1}  # b's copy of a val video
+    assert counts == {"classes": 4, "train": 3, "val": 2, "removed_from_train": 1,  # b's copy of a val video
+                      "repeated_in_train": 1}  # a1 in both training lists
 
 
 def test_union_identity_by_name_across_roots(tmp_path):
@@ -260,8 +303,33 @@ def test_union_identity_by_name_across_roots(tmp_path):
     b = _write_set(tmp_path, "b", ["run"], [("/k600/abc.mp4", "run"), ("/k600/x2.mp4", "run")], [("/k600/v.mp4", "run")])
     assert build_union([a, b], tmp_path / "by_path")["removed_from_train"] == 0
     assert build_union([a, b], tmp_path / "by_name", identity="name")["removed_from_train"] == 1
-    with pytest.raises(ValueError, match="path, name"):
+    with pytest.raises(ValueError, match="valid choices: path, name, youtube_id"):
         build_union([a, b], tmp_path / "x", identity="hash")
+
+
+def test_union_identity_by_youtube_id_cli(tmp_path, capsys):
+    """The official K710 rule: one YouTube id is one video, whatever its segment times or root; `python -m uv2 union`
+    writes the union and reports its counts."""
+    a = _write_set(tmp_path, "k400", ["run", "swim"], [("/k400/train/aaaaaaaaaaa_000010_000020.mp4", "run")],
+                   [("/k400/val/bbbbbbbbbbb_000000_000010.mp4", "swim")])
+    b = _write_set(tmp_path, "k600", ["run", "ski"], [("/k600/train/bbbbbbbbbbb_000002_000012.mp4", "ski"),
+                                                     ("/k600/train/aaaaaaaaaaa.mp4", "run"),
+                                                     ("/k600/train/ccccccccccc_000001_000011.mp4", "ski")],
+                   [("/k600/val/ddddddddddd.mp4", "run")])
+    out = tmp_path / "k710"
+    argv = [str(out), "--identity", "youtube_id"]
+    for s in (a, b):
+        argv += ["--set", s.name, str(s.train_list), str(s.val_list), str(s.classes_file)]
+    assert union_main(argv) == 0
+    assert "3 classes, 2 training videos (1 removed as another set's validation videos, 1 repeats dropped)" \
+        in capsys.readouterr().out
+    assert [Path(line.split(",")[0]).name for line in (out / "train.csv").read_text().split("\n") if line] == \
+        ["aaaaaaaaaaa_000010_000020.mp4", "ccccccccccc_000001_000011.mp4"]
+    short = _write_set(tmp_path, "short", ["run"], [("/x/abc.mp4", "run")], [("/x/vvvvvvvvvvv.mp4", "run")])
+    with pytest.raises(ValueError, match=r"abc.mp4: the file name is shorter than a YouTube id"):
+        build_union([short], tmp_path / "y", identity="youtube_id")
+    assert union_main([str(out), "--set", "x", "nope.csv", "nope.csv", "nope.txt"]) == 2
+    assert "uv2 union: error: video list not found: nope.csv" in capsys.readouterr().err
 
 
 def test_slice_head_by_class_name():
@@ -270,8 +338,8 @@ def test_slice_head_by_class_name():
     sliced = slice_head(state, union, ["swim", "jump"])
     assert sliced["head.fc.weight"].tolist() == [[6.0, 7.0], [0.0, 1.0]]
     assert sliced["head.fc.bias"].tolist() == [3.0, 0.0] and sliced["x"] is state["x"]
-    with pytest.raises(ValueError, match="fly"):
-        slice_head(state, union, ["fly"])
+    with pytest.raises(ValueError, match=r"1 of the 2 classes of the target set are not in .*'fly'"):
+        slice_head(state, union, ["fly", "run"])
 
 
 def test_table_e_training_scripts_micro(tmp_path):

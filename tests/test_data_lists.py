@@ -1,4 +1,5 @@
-"""List formats (uv2.data.lists): Kinetics CSV, SSv2 JSON, folder tree; errors name file and line."""
+"""List formats (uv2.data.lists): Kinetics CSV (K400 / K600 / K700 class names), SSv2 JSON, Moments in Time and
+Something-Something V1 as released, folder tree; errors name file and line."""
 
 import json
 import os
@@ -12,6 +13,9 @@ from uv2.data.lists import (
     read_classes_file,
     read_csv_list,
     read_folder,
+    read_mit_categories,
+    read_mit_list,
+    read_ssv1_list,
     read_ssv2_list,
     read_video_paths,
 )
@@ -143,7 +147,7 @@ def test_folder_tree(tmp_path):
 
 
 def test_unknown_format_and_plain_path_lists(tmp_path):
-    with pytest.raises(ValueError, match="valid choices: csv, ssv2, folder"):
+    with pytest.raises(ValueError, match="valid choices: csv, ssv2, folder, mit, ssv1"):
         load_video_list("tsv", tmp_path / "x")
     plain = _write(tmp_path / "paths.txt", "a.mp4\n/abs/b c.mp4\nd.mp4 3\ne.mp4,walking\n")
     assert read_video_paths(plain) == [
@@ -152,3 +156,80 @@ def test_unknown_format_and_plain_path_lists(tmp_path):
         str(tmp_path / "d.mp4"),
         str(tmp_path / "e.mp4"),
     ]
+
+
+def test_csv_covers_kinetics_600_700_class_names(tmp_path):
+    """K600 / K700 lists are `path,class name` lines with the set's classes file: names with spaces, parentheses,
+    apostrophes and the K600+ spellings resolve; in the space-separated form a name with spaces cannot be told from
+    the path and the error says which line."""
+    names = ["dyeing hair", "massaging person's head", "petting animal (not cat)", "tying knot (not on a tie)"]
+    classes = _write(tmp_path / "k700_classes.txt", "\n".join(names) + "\n")
+    lst = _write(tmp_path / "k700_train.csv", "train/dyeing hair/abc_000010_000020.mp4,dyeing hair\n"
+                 "train/x/def_000000_000010.mp4,tying knot (not on a tie)\n"
+                 "train/x/ghi_000003_000013.mp4,massaging person's head\n")
+    records, got = read_csv_list(lst, classes, data_root="/data/k700")
+    assert got == names
+    assert [r.label for r in records] == [0, 3, 1]
+    assert records[0].path == "/data/k700/train/dyeing hair/abc_000010_000020.mp4"
+    spaces = _write(tmp_path / "spaces.csv", "a.mp4 petting animal (not cat)\n")
+    with pytest.raises(ListFormatError, match=r"spaces.csv:1: unknown class name 'cat\)'"):
+        read_csv_list(spaces, classes)
+
+
+def _mit_release(tmp_path):
+    root = tmp_path / "Moments_in_Time_Raw"
+    root.mkdir()
+    _write(root / "moments_categories.txt", "blocking,1\nadult+female+singing,0\nwalking,2\n")
+    _write(root / "trainingSet.csv", "blocking/getty-karate-video-id635808620_4.mp4,blocking,3,0\n"
+           "walking/yt-abc_12.mp4,walking,2,1\n")
+    _write(root / "validationSet.csv", "adult+female+singing/vid_1.mp4,adult+female+singing,3,0\n")
+    return root
+
+
+def test_mit_release_lists(tmp_path):
+    root = _mit_release(tmp_path)
+    assert read_mit_categories(root / "moments_categories.txt") == ["adult+female+singing", "blocking", "walking"]
+    records, names = read_mit_list(root / "trainingSet.csv", root / "moments_categories.txt")
+    assert names == ["adult+female+singing", "blocking", "walking"]
+    # the release keeps trainingSet.csv's videos under training/, validationSet.csv's under validation/
+    assert records == [VideoRecord(str(root / "training/blocking/getty-karate-video-id635808620_4.mp4"), 1),
+                       VideoRecord(str(root / "training/walking/yt-abc_12.mp4"), 2)]
+    val, _ = load_video_list("mit", root / "validationSet.csv", root / "moments_categories.txt", "/data/mit")
+    assert val == [VideoRecord("/data/mit/validation/adult+female+singing/vid_1.mp4", 0)]
+    own = _write(tmp_path / "mine.csv", "filename,label\nclips/a.mp4,walking,3,0\n")  # header row skipped
+    assert load_video_list("mit", own, root / "moments_categories.txt", "/data/mit")[0] == \
+        [VideoRecord("/data/mit/clips/a.mp4", 2)]
+
+
+@pytest.mark.parametrize("file,content,message", [
+    ("moments_categories.txt", "blocking\n", r"moments_categories.txt:1: expected 'class name,index'"),
+    ("moments_categories.txt", "a,0\nb,2\n", r"indices must be 0..1 without gaps; missing \[1\]"),
+    ("moments_categories.txt", "a,0\nb,0\n", r"moments_categories.txt:2: index 0 used by both 'a' \(line 1\) and 'b'"),
+    ("trainingSet.csv", "blocking/x.mp4\n", r"trainingSet.csv:1: expected 'filename,class name"),
+    ("trainingSet.csv", "w/x.mp4,walkin,3,0\n", r"trainingSet.csv:1: class 'walkin' is not in .*closest: 'walking'"),
+])
+def test_mit_errors_name_file_and_line(tmp_path, file, content, message):
+    root = _mit_release(tmp_path)
+    _write(root / file, content)
+    with pytest.raises(ListFormatError, match=message):
+        read_mit_list(root / "trainingSet.csv", root / "moments_categories.txt")
+
+
+def test_ssv1_release_lists_point_at_frame_folders(tmp_path):
+    labels = _write(tmp_path / "something-something-v1-labels.csv",
+                    "Approaching something with your camera\nPutting something, something and something on the table\n")
+    train = _write(tmp_path / "something-something-v1-train.csv",
+                   "100218;Putting something, something and something on the table\n\n7;Approaching something with your camera\n")
+    records, names = load_video_list("ssv1", train, labels, "/data/ssv1/20bn-something-something-v1")
+    assert names == ["Approaching something with your camera", "Putting something, something and something on the table"]
+    assert records == [VideoRecord("/data/ssv1/20bn-something-something-v1/100218", 1),
+                       VideoRecord("/data/ssv1/20bn-something-something-v1/7", 0)]
+    assert read_ssv1_list(train, labels)[0][1].path == str(tmp_path / "7")
+    unlabelled = _write(tmp_path / "something-something-v1-test.csv", "1420\n")
+    with pytest.raises(ListFormatError, match=r"test.csv:1: expected 'id;class name'.*released test list has no labels"):
+        read_ssv1_list(unlabelled, labels)
+    typo = _write(tmp_path / "typo.csv", "5;Approaching something with your cam\n")
+    with pytest.raises(ListFormatError, match=r"typo.csv:1: class .* closest: 'Approaching something with your camera'"):
+        read_ssv1_list(typo, labels)
+    with pytest.raises(ValueError, match=r"list_format='ssv1' needs classes_file \(something-something-v1-labels.csv\)"):
+        load_video_list("ssv1", train)

@@ -26,6 +26,7 @@ import yaml
 from uv2.ablation.grid import Cell, grid_hparams
 from uv2.ablation.union import LabelSet, build_union, slice_head
 from uv2.io import atomic_torch_save, atomic_write_text, safe_load
+from uv2.labels import read_classes_file
 
 # shared run -> the training scripts it serves
 SHARED_RUNS = {"union": ("union_individual", "union_cotrain"), "cotrain": ("cotrain",),
@@ -42,6 +43,30 @@ def shared_run_dir(out_dir: Path, run: str, seed: int, config_hashes: list[str])
     (the grid keeps it here; the analysis finds co-trained cells' checkpoints here from results.csv)."""
     digest = hashlib.sha1("".join(sorted(config_hashes)).encode()).hexdigest()[:8]
     return out_dir / run / f"seed{seed}-{digest}"
+
+
+def cell_label_set(cell: Cell, repo: Path) -> LabelSet:
+    """A cell's lists and classes file: the synthetic set's files, or (paper scale) the Kinetics-style CSV lists its
+    experiment names, relative paths under repo."""
+    args = cell.config["data"]["init_args"]
+    if args.get("synthetic_set"):
+        from uv2.data.datamodule import synthetic_set_dir
+
+        lists = repo / synthetic_set_dir(args)
+        return LabelSet(cell.dataset, lists / "train.csv", lists / "val.csv", lists / "classes.txt")
+    missing = [k for k in ("train_list", "val_list", "classes_file") if not args.get(k)]
+    if missing or args.get("list_format", "csv") != "csv":
+        raise ValueError(f"dataset {cell.dataset!r}: table (e)'s union and co-training scripts need csv lists with "
+                         f"class names (data.init_args list_format csv, train_list, val_list, classes_file); "
+                         f"missing: {', '.join(missing) or 'none'}, list_format {args.get('list_format')!r}")
+    train, val, classes = (repo / args[key] for key in ("train_list", "val_list", "classes_file"))
+    return LabelSet(cell.dataset, train, val, classes, repo / args["data_root"] if args.get("data_root") else None)
+
+
+def union_identity(cell: Cell) -> str:
+    """Synthetic sets live apart (their file names repeat across sets): videos by path. Real Kinetics lists: by
+    YouTube id, the official K710 rule (a set's copy of another set's validation video has its own root and times)."""
+    return "path" if cell.config["data"]["init_args"].get("synthetic_set") else "youtube_id"
 
 
 class TrainingScripts:
@@ -67,10 +92,8 @@ class TrainingScripts:
                 cells.setdefault(c.dataset, c)
         return list(cells.values())
 
-    def synthetic_lists(self, cell: Cell) -> Path:
-        from uv2.data.datamodule import synthetic_set_dir
-
-        return self.repo / synthetic_set_dir(cell.config["data"]["init_args"])
+    def label_set(self, cell: Cell) -> LabelSet:
+        return cell_label_set(cell, self.repo)
 
     # ----------------------------------------------------------------------------------------- union labels
     def union_model(self, seed: int) -> tuple[dict[str, torch.Tensor], dict[str, Any], list[str]]:
@@ -78,11 +101,8 @@ class TrainingScripts:
         union_dir = self.shared_dir("union", seed)
         if not (union_dir / "done").exists():
             sets = self.script_sets(SHARED_RUNS["union"], seed)
-            label_sets = []
-            for c in sets:
-                lists = self.synthetic_lists(c)
-                label_sets.append(LabelSet(c.dataset, lists / "train.csv", lists / "val.csv", lists / "classes.txt"))
-            counts = build_union(label_sets, union_dir / "lists")
+            label_sets = [self.label_set(c) for c in sets]
+            counts = build_union(label_sets, union_dir / "lists", union_identity(sets[0]))
             self.say(f"  union of {', '.join(s.name for s in label_sets)}: {counts}")
             config = json.loads(json.dumps(sets[0].config))
             init_args = config["data"]["init_args"]
@@ -108,18 +128,23 @@ class TrainingScripts:
         return str(path)
 
     @staticmethod
-    def short_fine_tuning(config: dict[str, Any]) -> None:
-        """After union pretraining: a third of the epochs (the paper fine-tunes 5 epochs after 55)."""
+    def short_fine_tuning(config: dict[str, Any], finetune: dict[str, Any] | None = None) -> None:
+        """After union pretraining: the dataset's fine-tuning settings (paper scale: its *_from_k710 recipe, 5 epochs
+        at a lower lr), else a third of the epochs (the paper fine-tunes 5 epochs after 55)."""
+        if finetune is not None:
+            config["trainer"]["max_epochs"] = finetune["trainer"]["max_epochs"]
+            config["model"]["optim"] = dict(finetune["model"]["optim"])
+            return
         epochs = max(2, config["trainer"]["max_epochs"] // 3)
         config["trainer"].update(max_epochs=epochs, check_val_every_n_epoch=epochs)
 
     def union_finetune_config(self, cell: Cell) -> dict[str, Any]:
         """The short fine-tuning of one set from the union-label model, its head sliced by class name."""
-        target_classes = (self.synthetic_lists(cell) / "classes.txt").read_text().split()
+        target_classes = read_classes_file(self.label_set(cell).classes_file)
         config = json.loads(json.dumps(cell.config))
         config["model"]["init_from"] = self.init_from_union(cell.seed, target_classes,
                                                             self.cell_dir(cell) / "init_from_union.ckpt")
-        self.short_fine_tuning(config)
+        self.short_fine_tuning(config, cell.finetune)
         return config
 
     # ------------------------------------------------------------------------------------------- co-training
@@ -137,9 +162,9 @@ class TrainingScripts:
                                        for name, args in per_set.items()}}}
         config["model"]["arch"]["num_classes"] = sum(c.arch["num_classes"] for c in sets)
         if cell.script == "union_cotrain":  # the heads start as the union head's rows of each set's classes
-            target = [n for c in sets for n in (self.synthetic_lists(c) / "classes.txt").read_text().split()]
+            target = [n for c in sets for n in read_classes_file(self.label_set(c).classes_file)]
             config["model"]["init_from"] = self.init_from_union(cell.seed, target, shared / "init_from_union.ckpt")
-            self.short_fine_tuning(config)
+            self.short_fine_tuning(config, cell.finetune)
         return config
 
     def cotrained(self, cell: Cell, folder: Path) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 from uv2.data.augment import BatchAugment
 from uv2.data.backends import DECODERS
 from uv2.data.dataset import ImageDataset, VideoDataset, VideoDatasetConfig, collate_clips, worker_init_fn
-from uv2.data.lists import LIST_FORMATS, VideoRecord, load_video_list, read_csv_list
+from uv2.data.lists import LIST_FORMATS, ListFormat, VideoRecord, load_video_list, read_csv_list
 from uv2.data.synthetic import (
     ALL_SETS,
     DEFAULT_ROOT,
@@ -108,7 +108,8 @@ class VideoDataModule(pl.LightningDataModule):
     """Video clips for training, validation (centre view) and multi-view testing.
 
     Args:
-        list_format: "csv" (Kinetics-style), "ssv2" (SSv2 JSON; classes_file = labels.json) or "folder".
+        list_format: "csv" (Kinetics-style), "ssv2" (SSv2 JSON; classes_file = labels.json), "folder", "mit"
+            (Moments in Time as released) or "ssv1" (Something-Something V1 id;label lists of frame folders).
         train_list: training list (CSV file, SSv2 split JSON, or folder root).
         val_list: validation list.
         test_list: test list (default: val_list).
@@ -159,7 +160,7 @@ class VideoDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        list_format: Literal["csv", "ssv2", "folder"] = "csv",
+        list_format: ListFormat = "csv",
         train_list: str | None = None,
         val_list: str | None = None,
         test_list: str | None = None,

@@ -1,4 +1,5 @@
-"""Video lists: Kinetics-style CSV, Something-Something V2 JSON, folder-per-class trees.
+"""Video lists: Kinetics-style CSV, Something-Something V2 JSON, Moments in Time and Something-Something V1 lists
+as released, folder-per-class trees.
 
 Every reader returns ``(records, class_names)``: a list of :class:`VideoRecord` (path, integer label) and the class
 names indexed by label.
@@ -15,6 +16,21 @@ split file (``train.json``/``validation.json``) is a JSON list of ``{"id": "123"
 on [something]", "label": ..., "placeholders": [...]}``. The video is ``{id}{video_ext}`` (``.webm`` by default) and
 the class is the template with the square brackets removed, the official SSv2 convention.
 
+``mit`` (Moments in Time V1 as released in ``Moments_in_Time_Raw``). The classes file is ``moments_categories.txt``,
+one ``class name,index`` per line (indices 0..N-1, any order); a split file (``trainingSet.csv`` /
+``validationSet.csv``) has one ``filename,class name,positive votes,negative votes`` row per video (only the first
+two fields are read; a header row starting with ``filename`` is skipped). The release keeps the videos of
+``trainingSet.csv`` under ``training/`` and those of ``validationSet.csv`` under ``validation/`` (filenames such as
+``blocking/getty-karate-video-id635808620_4.mp4``), so for those two file names the videos are looked up in that
+sub-directory of the data root; any other list's filenames are relative to the data root itself.
+
+``ssv1`` (Something-Something V1 as released: frame folders). A split file (``something-something-v1-train.csv`` /
+``-validation.csv``) has one ``id;class name`` line per video; the labels file
+(``something-something-v1-labels.csv``) has one class name per line, the line order being the label index. A
+record's path is the video's frame folder ``<data root>/<id>`` (JPEG frames ``00001.jpg``, ...), not a video file:
+the frame-folder dataset that decodes it is issue 15's phase 2, so ``load_video_list`` reads these lists while the
+training data module does not load them yet.
+
 ``folder``. ``root/<class name>/<video files>``; classes are the sorted sub-directory names, videos the files with a
 video extension, sorted.
 
@@ -26,12 +42,15 @@ Errors name the file, the line number and what was expected (:class:`ListFormatE
 
 from __future__ import annotations
 
+import csv
+import difflib
 import json
 import os
 from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
 from uv2.io import atomic_write_text
+from uv2.labels import ListFormatError, read_classes_file
 
 __all__ = [
     "VideoRecord",
@@ -41,19 +60,20 @@ __all__ = [
     "read_csv_list",
     "read_ssv2_list",
     "read_folder",
+    "read_mit_categories",
+    "read_mit_list",
+    "read_ssv1_list",
     "load_video_list",
     "read_video_paths",
     "write_csv_list",
     "write_lines_atomic",
 ]
 
-ListFormat = Literal["csv", "ssv2", "folder"]
-LIST_FORMATS: tuple[str, ...] = ("csv", "ssv2", "folder")
+ListFormat = Literal["csv", "ssv2", "folder", "mit", "ssv1"]
+LIST_FORMATS: tuple[str, ...] = ("csv", "ssv2", "folder", "mit", "ssv1")
+# Moments in Time: the release's split file -> the sub-directory of the data root that holds its videos
+MIT_SPLIT_DIRS = {"trainingSet.csv": "training", "validationSet.csv": "validation"}
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".flv")
-
-
-class ListFormatError(ValueError):
-    """A malformed list or classes file; the message names the file and line."""
 
 
 class VideoRecord(NamedTuple):
@@ -70,27 +90,6 @@ def _resolve(path: str, base: str | os.PathLike | None) -> str:
 def write_lines_atomic(path: str | os.PathLike, lines: Sequence[str]) -> None:
     """Write text lines to ``path`` atomically (a temporary file in the same directory, then ``os.replace``)."""
     atomic_write_text(path, "".join(line + "\n" for line in lines))
-
-
-def read_classes_file(path: str | os.PathLike) -> list[str]:
-    """Class names, one per line (blank lines ignored); duplicate names are an error."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"classes file not found: {path}")
-    names: list[str] = []
-    seen: dict[str, int] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            name = line.strip()
-            if not name:
-                continue
-            if name in seen:
-                raise ListFormatError(f"{path}:{lineno}: duplicate class name {name!r} (first on line {seen[name]})")
-            seen[name] = lineno
-            names.append(name)
-    if not names:
-        raise ListFormatError(f"{path}: classes file has no class names (expected one class name per line)")
-    return names
 
 
 def _split_line(line: str) -> tuple[str, str] | None:
@@ -282,6 +281,111 @@ def read_folder(
     return records, class_names
 
 
+def read_mit_categories(path: str | os.PathLike) -> list[str]:
+    """Class names of Moments in Time's ``moments_categories.txt`` (``class name,index`` lines), ordered by index."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Moments in Time categories file not found: {path}")
+    by_index: dict[int, tuple[str, int]] = {}
+    lines_of: dict[str, int] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, raw in enumerate(f, 1):
+            line = raw.strip()
+            if not line:
+                continue
+            name, sep, index = line.rpartition(",")
+            name, index = name.strip(), index.strip()
+            if not sep or not name or not index.isdigit():
+                raise ListFormatError(f"{path}:{lineno}: expected 'class name,index' (moments_categories.txt); "
+                                      f"got {line!r}")
+            if name in lines_of:
+                raise ListFormatError(f"{path}:{lineno}: duplicate class name {name!r} (first on line {lines_of[name]})")
+            if int(index) in by_index:
+                raise ListFormatError(f"{path}:{lineno}: index {index} used by both {by_index[int(index)][0]!r} "
+                                      f"(line {by_index[int(index)][1]}) and {name!r}")
+            lines_of[name] = lineno
+            by_index[int(index)] = (name, lineno)
+    if not by_index:
+        raise ListFormatError(f"{path}: no classes (expected 'class name,index' lines, moments_categories.txt)")
+    if sorted(by_index) != list(range(len(by_index))):
+        gaps = sorted(set(range(max(by_index) + 1)) - set(by_index))[:5]
+        raise ListFormatError(f"{path}: class indices must be 0..{len(by_index) - 1} without gaps; missing {gaps}")
+    return [by_index[i][0] for i in range(len(by_index))]
+
+
+def read_mit_list(
+    split_csv: str | os.PathLike,
+    categories_file: str | os.PathLike,
+    data_root: str | os.PathLike | None = None,
+) -> tuple[list[VideoRecord], list[str]]:
+    """Read a Moments in Time split file with ``moments_categories.txt`` (see module docstring)."""
+    split_csv = os.fspath(split_csv)
+    if not os.path.isfile(split_csv):
+        raise FileNotFoundError(f"Moments in Time split file not found: {split_csv}")
+    class_names = read_mit_categories(categories_file)
+    name_to_index = {n: i for i, n in enumerate(class_names)}
+    root = data_root if data_root else os.path.dirname(os.path.abspath(split_csv))
+    base = os.path.join(root, MIT_SPLIT_DIRS.get(os.path.basename(split_csv), ""))
+    expected = "expected 'filename,class name[,positive votes,negative votes]'"
+    records: list[VideoRecord] = []
+    with open(split_csv, encoding="utf-8", newline="") as f:
+        for lineno, row in enumerate(csv.reader(f), 1):
+            fields = [field.strip() for field in row]
+            if not any(fields) or fields[0].startswith("#"):
+                continue
+            if not records and fields[0].lower() == "filename":
+                continue  # a header row
+            if len(fields) < 2 or not fields[0] or not fields[1]:
+                raise ListFormatError(f"{split_csv}:{lineno}: {expected}; got {','.join(row)!r}")
+            name = fields[1]
+            if name not in name_to_index:
+                raise ListFormatError(f"{split_csv}:{lineno}: class {name!r} is not in {categories_file} "
+                                      f"({len(class_names)} classes{_closest(name, class_names)})")
+            records.append(VideoRecord(_resolve(fields[0], base), name_to_index[name]))
+    if not records:
+        raise ListFormatError(f"{split_csv}: no videos listed ({expected})")
+    return records, class_names
+
+
+def read_ssv1_list(
+    split_csv: str | os.PathLike,
+    labels_file: str | os.PathLike,
+    data_root: str | os.PathLike | None = None,
+) -> tuple[list[VideoRecord], list[str]]:
+    """Read a Something-Something V1 split file (``id;class name`` lines) with its labels file (one class name per
+    line). Records point at frame folders ``<data_root>/<id>`` (see module docstring)."""
+    split_csv = os.fspath(split_csv)
+    if not os.path.isfile(split_csv):
+        raise FileNotFoundError(f"Something-Something V1 split file not found: {split_csv}")
+    class_names = read_classes_file(labels_file)
+    name_to_index = {n: i for i, n in enumerate(class_names)}
+    base = data_root if data_root else os.path.dirname(os.path.abspath(split_csv))
+    expected = "expected 'id;class name' (something-something-v1-train.csv / -validation.csv)"
+    records: list[VideoRecord] = []
+    with open(split_csv, encoding="utf-8") as f:
+        for lineno, raw in enumerate(f, 1):
+            line = raw.strip()
+            if not line:
+                continue
+            video_id, sep, name = line.partition(";")
+            video_id, name = video_id.strip(), name.strip()
+            if not sep or not video_id or not name:
+                hint = " (the released test list has no labels)" if not sep and video_id.isdigit() else ""
+                raise ListFormatError(f"{split_csv}:{lineno}: {expected}; got {line!r}{hint}")
+            if name not in name_to_index:
+                raise ListFormatError(f"{split_csv}:{lineno}: class {name!r} is not in {labels_file} "
+                                      f"({len(class_names)} classes{_closest(name, class_names)})")
+            records.append(VideoRecord(_resolve(video_id, base), name_to_index[name]))
+    if not records:
+        raise ListFormatError(f"{split_csv}: no videos listed ({expected})")
+    return records, class_names
+
+
+def _closest(name: str, class_names: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, class_names, n=1, cutoff=0.8)
+    return f"; closest: {close[0]!r}" if close else ""
+
+
 def load_video_list(
     list_format: ListFormat,
     list_path: str | os.PathLike,
@@ -292,10 +396,11 @@ def load_video_list(
     """Read a list in any format.
 
     Args:
-        list_format: "csv", "ssv2" or "folder".
-        list_path: the CSV file, the SSv2 split JSON, or the folder root.
-        classes_file: CSV: optional classes file; SSv2: ``labels.json`` (required); folder: unused.
-        data_root: prefix for relative video paths (CSV, SSv2).
+        list_format: "csv", "ssv2", "folder", "mit" or "ssv1".
+        list_path: the CSV file, the SSv2 split JSON, the folder root, the MiT split CSV or the SSv1 split file.
+        classes_file: CSV: optional classes file; SSv2: ``labels.json``; MiT: ``moments_categories.txt``; SSv1: the
+            labels file (required for SSv2, MiT and SSv1); folder: unused.
+        data_root: prefix for relative video paths (CSV, SSv2, MiT, SSv1).
         video_ext: SSv2 video file extension.
     """
     if list_format == "csv":
@@ -306,6 +411,12 @@ def load_video_list(
         return read_ssv2_list(list_path, classes_file, data_root, video_ext)
     if list_format == "folder":
         return read_folder(list_path)
+    if list_format in ("mit", "ssv1"):
+        what = "moments_categories.txt" if list_format == "mit" else "something-something-v1-labels.csv"
+        if not classes_file:
+            raise ValueError(f"list_format={list_format!r} needs classes_file ({what}) for {list_path}")
+        reader = read_mit_list if list_format == "mit" else read_ssv1_list
+        return reader(list_path, classes_file, data_root)
     raise ValueError(f"unknown list_format {list_format!r}; valid choices: {', '.join(LIST_FORMATS)}")
 
 

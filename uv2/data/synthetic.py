@@ -62,6 +62,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import multiprocessing
 import os
 import time
 import zlib
@@ -850,7 +851,17 @@ def ensure_synthetic(
     if all(_set_complete(root, s, manifest, size, seed) for s in wanted):
         return root
     with open(root / ".generate.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if multiprocessing.parent_process() is not None:
+                # a helper process re-running the main script of the process that holds the lock (multiprocessing's
+                # spawn re-imports __main__): waiting would deadlock both, so say what to fix instead
+                raise RuntimeError(
+                    f"ensure_synthetic({root}) was called in a worker process while its parent generates the set: "
+                    f"the main script runs again in every spawned worker; put its code under "
+                    f"`if __name__ == \"__main__\":`") from None
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another run generates the same set: wait for it
         try:
             generate(root, size=size, seed=seed, sets=wanted, workers=workers)
         finally:

@@ -161,6 +161,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "uv2_b16_ssv2": dict(local_type="lmhra", local_layers="all", local_double=True, t_down=True,
                          global_layers="5-12", num_frames=16, num_classes=174),
     "uv2_l14_k400": dict(vit="clip_l14", global_layers="21-24"),
+    "uv2_l14_336_k400": dict(vit="clip_l14_336", global_layers="21-24"),  # L/14 at 336 px (CLIP ViT-L/14@336)
+    # the frozen-backbone design (the official "frozen_*" checkpoints): CLIP ViT frozen, logits from the global
+    # branch only (no balance weight)
+    "uv2_l14_336_k400_frozen": dict(vit="clip_l14_336", global_layers="21-24", frozen_backbone=True),
     "uv2_l14_ssv2": dict(vit="clip_l14", local_type="lmhra", local_layers="all", local_double=True, t_down=True,
                          global_layers="9-24", num_frames=16, num_classes=174),
 }
