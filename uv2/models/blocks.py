@@ -259,8 +259,10 @@ class CrossAttention(nn.Module):
 
     def _attend_raw(self, q: torch.Tensor, tokens: torch.Tensor, return_weights: bool):
         """Attention with the key / value projections moved onto the queries (see the class docstring)."""
-        w_k, w_v = rearrange(self.kv.weight, "(two h d) c -> two h d c", two=2, h=self.heads)
-        b_v = rearrange(self.kv.bias, "(two h d) -> two h 1 d", two=2, h=self.heads)[1]
+        # parameters are split with plain views, not einops (whose backend cache, filled per tensor type, would
+        # make torch.compile recompile once when it first meets an nn.Parameter)
+        w_k, w_v = self.kv.weight.unflatten(0, (2, self.heads, -1))  # (2C, C) -> 2 x (h, d, C)
+        b_v = self.kv.bias.view(2, self.heads, 1, -1)[1]  # value bias (h, 1, d)
         q_tokens = rearrange(torch.einsum("bhqd,hdc->bhqc", q, w_k.to(q.dtype)), "b h q c -> b 1 (h q) c")
         x = tokens.unsqueeze(1)  # (B, 1, M, C): the heads' queries share one set of keys = values = tokens
         scale = q.shape[-1] ** -0.5  # of the head width d, as in the textbook form
