@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             a, b = (torch.tensor(results[(i, "eval")]["fp32_outputs"]) for i in (impl, "uv2"))
             diffs[impl] = (a - b).abs().max().item()
-            print(f"outputs (fp32): max |uv2 - {impl}| = {diffs[impl]:.2e} "
+            print(f"outputs (fp32): max |uv2 - {impl}| = {diffs[impl]:.2e}, logits up to {b.abs().max().item():.2e} "
                   f"({'identical to 1e-4' if diffs[impl] < 1e-4 else 'DIFFER'})")
         if "uv2_compiled" in impls:
             a, b = (torch.tensor(results[(i, "eval")]["timed_outputs"]) for i in ("uv2_compiled", "uv2"))
@@ -314,13 +314,15 @@ def main(argv: list[str] | None = None) -> int:
         mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "-"
         print(f"{impl:<15}{mode:<7}{r['seconds']:>9.3f}{r['clips_per_s']:>10.2f}{mfu:>8}{r['peak_mb']:>10.0f}")
     speedups: dict[str, dict[str, float]] = {}
-    for other in [i for i in impls if not i.startswith("uv2")]:
-        for impl in [i for i in impls if i.startswith("uv2")]:
-            for mode in ("train", "eval"):
-                speedup = results[(other, mode)]["seconds"] / results[(impl, mode)]["seconds"]
-                speedups.setdefault(f"{impl}_over_{other}", {})[mode] = round(speedup, 3)
-                each = ", ".join(f"{r[(other, mode)]['seconds'] / r[(impl, mode)]['seconds']:.2f}x" for r in rounds)
-                print(f"speed-up of {impl} over {other} {mode}: {speedup:.2f}x (rounds: {each})")
+    pairs = [(impl, other) for other in impls if not other.startswith("uv2") for impl in impls if impl.startswith("uv2")]
+    if "uv2_compiled" in impls:
+        pairs.append(("uv2_compiled", "uv2"))
+    for impl, other in pairs:
+        for mode in ("train", "eval"):
+            speedup = results[(other, mode)]["seconds"] / results[(impl, mode)]["seconds"]
+            speedups.setdefault(f"{impl}_over_{other}", {})[mode] = round(speedup, 3)
+            each = ", ".join(f"{r[(other, mode)]['seconds'] / r[(impl, mode)]['seconds']:.2f}x" for r in rounds)
+            print(f"speed-up of {impl} over {other} {mode}: {speedup:.2f}x (rounds: {each})")
     if peak is None:
         print("MFU: no peak known for this device and dtype (give --peak-tflops)")
 

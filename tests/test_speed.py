@@ -57,3 +57,32 @@ def test_speed_ablation_row_without_official_layout():
     assert report["arch"]["local_type"] == "st_adapter" and report["setting"].startswith("table (b) row 2")
     assert set(report["results"]) == {"uv2"} and report["peak_tflops"] is None
     assert report["results"]["uv2"]["train"]["mfu"] is None and report["speedup"] == {}
+
+
+def gpu_check(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHON": sys.executable}
+    env.pop("OUT", None)
+    return subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--cpu-smoke", "--out", str(tmp_path),
+                           *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
+
+
+def test_gpu_check_reports_every_stage_within_its_budget(tmp_path):
+    """With no time left every stage is skipped, not run, and the summary still lists each one."""
+    proc = gpu_check(tmp_path, "--budget", "0")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = (tmp_path / "summary.txt").read_text()
+    for stage in ("env", "k400", "ssv2", "fit", "control"):
+        assert f"| {stage} | skipped: the 0s budget is spent |" in summary
+
+
+@pytest.mark.slow
+def test_gpu_check_cpu_smoke(tmp_path):
+    """Every stage of benchmarks/gpu_check.sh at CPU size: both designs timed, the fit trained, one summary."""
+    proc = gpu_check(tmp_path, "--budget", "1500")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = (tmp_path / "summary.txt").read_text()
+    for stage in ("env", "k400", "ssv2", "fit", "control"):
+        assert f"| {stage} | ok |" in summary, summary
+    assert "| k400 | uv2 | train | 2 |" in summary and "| ssv2 | official | eval | 2 |" in summary
+    assert "max |logits uv2 - official|" in summary and "checkpoint written" in summary
+    assert json.loads((tmp_path / "k400.log").read_text().strip().splitlines()[-1])["arch"]["local_type"] == "none"
