@@ -264,7 +264,9 @@ class CrossAttention(nn.Module):
         w_k, w_v = self.kv.weight.unflatten(0, (2, self.heads, -1))  # (2C, C) -> 2 x (h, d, C)
         b_v = self.kv.bias.view(2, self.heads, 1, -1)[1]  # value bias (h, 1, d)
         q_tokens = rearrange(torch.einsum("bhqd,hdc->bhqc", q, w_k.to(q.dtype)), "b h q c -> b 1 (h q) c")
-        x = tokens.unsqueeze(1)  # (B, 1, M, C): the heads' queries share one set of keys = values = tokens
+        # (B, 1, M, C): the heads' queries share one set of keys = values = tokens; under autocast the tokens (a
+        # LayerNorm output, fp32) are cast once here rather than by each matmul that reads them
+        x = tokens.unsqueeze(1).to(q_tokens.dtype)
         scale = q.shape[-1] ** -0.5  # of the head width d, as in the textbook form
         weights = None
         # Dispatched by device (uv2.models.dispatch): CPU runs the fused attention; on GPUs the head width C is
