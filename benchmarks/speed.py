@@ -10,8 +10,8 @@ Default setting, from the reference: width 384, 12 layers, 6 heads, T-Down, loca
 blocks, 16x112x112 input, batch 4, 174 classes, fp32. "official" is uv2.models.reference (the official layout:
 (L, N*T, C) tokens, nn.MultiheadAttention, Conv3d local MHRA/DPE) built for the same design, "official_code" the
 official repository's model from a local checkout; all hold the same weights, and the script checks that their
-fp32 outputs agree. Each measurement runs in its own process so that peak memory (max RSS on CPU, max allocated
-on GPU) is its own. A shared or throttled machine drifts by several percent over a minute, so the implementations
+fp32 outputs agree. Each measurement runs in its own process so that peak memory (max allocated on GPU; on CPU
+the growth of max RSS during the timed steps, 0 when they stay below the peak of building the model) is its own. A shared or throttled machine drifts by several percent over a minute, so the implementations
 alternate for --rounds rounds and the table shows the median over rounds (with each round's speed-up).
 
 MFU (model FLOPs utilisation): model FLOPs per clip over the time per clip, divided by the card's peak. The model
