@@ -233,8 +233,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     what.add_argument("--size", type=int, default=None, help="input side (default: the ViT's img_size)")
     what.add_argument("--batch", type=int, default=4)
     how = parser.add_argument_group("how")
-    how.add_argument("--impl", choices=["both", "uv2", "official"], default="both",
-                     help="both: uv2 and the official layout (and the official code with --official-code)")
+    how.add_argument("--impl", choices=["both", "uv2", "official", "compiled"], default="both",
+                     help="both: uv2 and the official layout (and the official code with --official-code); "
+                          "compiled: uv2 under torch.compile alone (implies --compile)")
     how.add_argument("--official-code", default=None, metavar="CHECKOUT",
                      help="also time the official repository's model from this local checkout of it")
     how.add_argument("--compile", action="store_true", help="also time uv2 under torch.compile (row uv2_compiled)")
@@ -250,6 +251,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="peak TFLOP/s for MFU (default: the dense bf16 peak of a known GPU with --dtype bf16)")
     how.add_argument("--json", action="store_true", help="print the results as one JSON line at the end")
     args = parser.parse_args(argv)
+    args.compile = args.compile or args.impl == "compiled"
     if args.warmup < 1 and args.compile:
         parser.error("--compile needs --warmup >= 1 (the first step compiles)")
     return args
@@ -259,9 +261,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg, name = design(args)
-    impls = ["official", "uv2"] if args.impl == "both" else [args.impl]
+    impls = {"both": ["official", "uv2"], "compiled": []}.get(args.impl, [args.impl])
     unsupported = official_layout_unsupported(cfg)
-    if unsupported is not None and impls != ["uv2"]:
+    if unsupported is not None and "official" in impls:
         print(f"the official layout cannot express this design ({unsupported}): timing uv2 alone")
         impls = ["uv2"]
     elif args.official_code:
@@ -315,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{impl:<15}{mode:<7}{r['seconds']:>9.3f}{r['clips_per_s']:>10.2f}{mfu:>8}{r['peak_mb']:>10.0f}")
     speedups: dict[str, dict[str, float]] = {}
     pairs = [(impl, other) for other in impls if not other.startswith("uv2") for impl in impls if impl.startswith("uv2")]
-    if "uv2_compiled" in impls:
+    if {"uv2", "uv2_compiled"} <= set(impls):
         pairs.append(("uv2_compiled", "uv2"))
     for impl, other in pairs:
         for mode in ("train", "eval"):
