@@ -162,3 +162,35 @@ def make_bad_files(directory: str | Path, good_video: str | Path) -> dict[str, P
     bad["truncated"].write_bytes(good[: len(good) // 2])  # moov atom at the end: cut off
     bad["garbage"].write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
     return bad
+
+
+def extract_packets(video: str | Path, folder: str | Path, template: str = "img_{:05d}.jpg", first: int = 1) -> Path:
+    """Write every video packet of an intra-only video (MJPEG, PNG) as one image file: the lossless frame extraction
+    of ``ffmpeg -i video -c copy folder/%05d.jpg`` (each packet of these codecs is a complete image file)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        packets = [bytes(p) for p in container.demux(stream) if p.size]
+    for i, data in enumerate(packets):
+        (folder / template.format(first + i)).write_bytes(data)
+    return folder
+
+
+def write_images(frames: np.ndarray, folder: str | Path, template: str = "{:05d}.jpg", first: int = 1) -> Path:
+    """uint8 RGB frames as numbered image files (JPEG by FFmpeg's mjpeg encoder, or PNG, by the template's
+    extension), without PIL (the decode tests run with PyAV and numpy alone)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    png = template.lower().endswith(".png")
+    for i, array in enumerate(frames):
+        codec = av.CodecContext.create("png" if png else "mjpeg", "w")
+        codec.width, codec.height = array.shape[1], array.shape[0]
+        codec.pix_fmt = "rgb24" if png else "yuvj420p"
+        codec.time_base = Fraction(1, 25)
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
+        if not png:
+            frame = frame.reformat(format="yuvj420p")
+        data = b"".join(bytes(p) for p in [*codec.encode(frame), *codec.encode(None)])
+        (folder / template.format(first + i)).write_bytes(data)
+    return folder
