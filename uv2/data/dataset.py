@@ -43,8 +43,9 @@ Decoding: frames are decoded by the configured backend (``decoder``: ``pyav``, t
 :mod:`uv2.data.backends`) seeking and decoding only the needed frames; each file's
 :class:`~uv2.data.decode.VideoIndex` is cached per process. If decoding corrects a file's frame count (the packet
 count overstated what decodes), the clip's indices are re-sampled with the true count and decoded again. A record
-that is a directory is a frame folder (numbered images, :mod:`uv2.data.frames`), read by the frame-folder backend
-behind the same interface, so its clips are sampled, cropped and augmented by the code above, as a video's.
+that is a directory, or that its list format names one (ssv1, rawframes), is a frame folder (numbered images,
+:mod:`uv2.data.frames`), read by the frame-folder backend behind the same interface, so its clips are sampled, cropped
+and augmented by the code above, as a video's.
 
 Repeated augmentation (``num_repeats = R``): one decode of the union of the R clips' frames gives R clips, each with
 its own temporal offsets, crop, flip and RandAugment. With uniform sampling the R clips need about the frames one
@@ -178,9 +179,10 @@ class VideoDataset(Dataset):
             raise RuntimeError(f"decoder {self.cfg.decoder!r} is not usable here: {reason}; or use decoder: pyav")
         self.train_transform = TrainClipTransform(self.cfg.transform) if mode == "train" else None
         self.eval_transform = EvalClipTransform(self.cfg.transform)
-        # frame folders (records that are directories) are read by this backend, with the counts the list gives
+        # frame folders (records that are directories, or that the list format names so) are read by this backend
         self.frames = FrameFolderBackend(self.cfg.frame_template,
-                                         {r.path: r.num_frames for r in self.records if r.num_frames is not None})
+                                         {r.path: r.num_frames for r in self.records if r.num_frames is not None},
+                                         [r.path for r in self.records if r.frame_folder])
         self.profile = False  # True: items carry "stage_s", the seconds of each of PROFILE_STAGES (bench-data)
         self._augment: BatchAugment | None = None  # the float work of load_view, made on first use
         self._index_cache: dict[str, VideoIndex] = {}
@@ -274,13 +276,13 @@ class VideoDataset(Dataset):
 
     def _backend_for(self, path: str) -> VideoBackend:
         """The frame-folder backend for a folder of frame images, else the configured video decoder."""
-        return self.frames if os.path.isdir(path) else self.backend
+        return self.frames if self.frames.reads(path) else self.backend
 
     def _cached_frames(self, path: str, timer: StageTimer | None) -> torch.Tensor:
         """uint8 (N, C, H, W): every frame of ``path``, decoded once per process (``cache_decoded``)."""
         if path not in self._frame_cache:
             start = time.perf_counter()
-            frames = self.frames.decode_all(path) if os.path.isdir(path) else decode_all_frames(path)
+            frames = self.frames.decode_all(path) if self.frames.reads(path) else decode_all_frames(path)
             self._frame_cache[path] = rearrange(torch.from_numpy(frames), "n h w c -> n c h w")
             if timer is not None:
                 timer.add("decode", time.perf_counter() - start)

@@ -318,15 +318,27 @@ class FrameFolderBackend:
     Args:
         template: the frames' file names (``frame_template``); None: read off each folder.
         listed_frames: {folder path: frame count} from the list (rawframes lists); folders not in it are counted.
+        folders: paths the list says are frame folders (ssv1, rawframes): read here even when missing, so the error
+            says "frame folder does not exist"; any other path is a frame folder when it is a directory.
     """
 
     name = "frames"
 
-    def __init__(self, template: str | None = None, listed_frames: Mapping[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        template: str | None = None,
+        listed_frames: Mapping[str, int] | None = None,
+        folders: Iterable[str] = (),
+    ) -> None:
         if template is not None:
             parse_frame_template(template)
         self.template = template
         self.listed_frames = dict(listed_frames or {})
+        self.folders = frozenset(folders)
+
+    def reads(self, path: str) -> bool:
+        """Whether ``path`` is a frame folder (listed as one, or a directory), not a video file."""
+        return path in self.folders or os.path.isdir(path)
 
     def probe(self, path: str, timer: StageTimer | None = None) -> FrameFolderIndex:
         path = os.fspath(path)

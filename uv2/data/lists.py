@@ -96,11 +96,12 @@ VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".
 
 
 class VideoRecord(NamedTuple):
-    """One video of a list: ``(path, label)``, plus the frame count of a frame folder when the list gives it."""
+    """One video of a list: ``(path, label)``; for frame folders, what the list format says of them."""
 
     path: str  # path of the video file or frame folder (data root already applied)
     label: int  # class index into the list's class names
     num_frames: int | None = None  # frames of a frame folder as the list gives them (rawframes); None: counted
+    frame_folder: bool = False  # the list format names frame folders (ssv1, rawframes); else told on disk (a directory)
 
 
 def _resolve(path: str, base: str | os.PathLike | None) -> str:
@@ -404,7 +405,7 @@ def read_ssv1_list(
             if name not in name_to_index:
                 raise ListFormatError(f"{split_csv}:{lineno}: class {name!r} is not in {labels_file} "
                                       f"({len(class_names)} classes{_closest(name, class_names)})")
-            records.append(VideoRecord(_resolve(video_id, base), name_to_index[name]))
+            records.append(VideoRecord(_resolve(video_id, base), name_to_index[name], frame_folder=True))
     if not records:
         raise ListFormatError(f"{split_csv}: no videos listed ({expected})")
     return records, class_names
@@ -442,7 +443,7 @@ def read_rawframe_list(
                                       "(mmaction2's frame-offset or multi-label lines are not read; one label per "
                                       "video)")
             label = _label(label_text, where, class_names, name_to_index, classes_file)
-            records.append(VideoRecord(_resolve(frame_dir, base), label, int(total)))
+            records.append(VideoRecord(_resolve(frame_dir, base), label, int(total), frame_folder=True))
     if not records:
         raise ListFormatError(f"{list_path}: no videos listed ({expected})")
     if class_names is None:
