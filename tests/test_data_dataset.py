@@ -1,6 +1,7 @@
 """VideoDataset / VideoDataModule: views, items, bad-video replacement and threshold, workers, repeats; frame folders
 give the items of the video they were extracted from."""
 
+import json
 import logging
 
 import numpy as np
@@ -469,3 +470,50 @@ def test_frame_folder_lists_and_bad_folders(tmp_path, caplog):
                                                  "00010.jpg)"}
     with pytest.raises(ValueError, match=r"frame_template 'img.jpg' must hold exactly one integer field"):
         VideoDataModule(list_format="rawframes", val_list=str(raw), frame_template="img.jpg")
+
+
+@pytest.mark.parametrize("recipe", ["anet/anet_l14_16x224", "hacs/hacs_l14_32x224"])
+def test_untrimmed_recipes_sample_the_whole_video(tmp_path, recipe):
+    """ActivityNet / HACS as the official configs train them (kinetics_sparse on video-level lists): lists made by
+    `untrimmed-lists` from the annotations, the recipe's data settings; every training clip spans the whole untrimmed
+    video (one frame in each of T equal segments, frames before and after the annotated action included), and the
+    recipe's 10 test clips do too, at 10 evenly spaced offsets inside every segment."""
+    from tests.helpers import REPO
+    from uv2.data.cli import untrimmed_lists_main
+    from uv2.data.datamodule import VideoDataModule
+    from uv2.experiment import load_experiment
+
+    n = 200  # frames of the untrimmed video; its action is annotated over 40-60 % of it
+    video = encode(tmp_path / "anet" / "v_abc.mkv", numbered_frames(n), codec="mjpeg", pix_fmt="yuvj420p")
+    (tmp_path / "anet" / "v_def.mkv").write_bytes(video.read_bytes())
+    database = {vid: {"subset": subset, "duration": 20.0, "annotations": [{"segment": [8.0, 12.0], "label": "Shot put"}]}
+                for vid, subset in (("abc", "training"), ("def", "validation"))}
+    (tmp_path / "anet.json").write_text(json.dumps({"database": database}))
+    assert untrimmed_lists_main(["--annotations", str(tmp_path / "anet.json"), "--data-root", str(tmp_path / "anet")]) == 0
+    experiment = load_experiment(REPO / "experiments" / f"{recipe}.yaml")
+    args, frames = experiment["data"]["init_args"], experiment["model"]["arch"]["num_frames"]
+    assert (args["list_format"], args.get("sampling", "uniform"), args["num_test_clips"]) == ("csv", "uniform", 10)
+    root = tmp_path / "anet"
+    dm = VideoDataModule(**{**args, "data_root": str(root), "train_list": str(root / "train.csv"),
+                            "val_list": str(root / "val.csv"), "test_list": str(root / "val.csv"),
+                            "classes_file": str(root / "classes.txt"), "num_frames": frames, "num_workers": 0,
+                            "crop_size": 32, "short_side": 32, "num_test_crops": 1, "rand_augment": None,
+                            "scale_min": 1.0, "scale_max": 1.0, "ratio_min": 1.5, "ratio_max": 1.5})  # whole frames
+    dm.setup("fit")
+    dm.setup("test")
+    seg = (n - 1) / frames
+    starts, ends = np.round(seg * np.arange(frames)), np.round(seg * np.arange(1, frames + 1))
+    for draw in range(3):
+        torch.manual_seed(draw)
+        numbers = read_frame_numbers(_frames_of(dm.train_dataset[0]["video"]))
+        assert ((starts <= numbers) & (numbers <= ends)).all(), numbers.tolist()
+        assert numbers.min() < 0.4 * n and numbers.max() > 0.6 * n  # not only the annotated segment
+    test = dm.test_dataset
+    assert len(test) == 10 and test.num_videos == 1
+    clips = np.stack([read_frame_numbers(_frames_of(test[k]["video"])) for k in range(10)])
+    for k, clip in enumerate(clips):
+        assert clip.tolist() == uniform_indices(n, frames, train=False, clip_index=k, num_clips=10).tolist()
+    assert ((starts <= clips) & (clips <= ends)).all()  # every clip spans the whole video
+    # inside each segment the clips sit at offsets that grow with the clip (tied where a segment is shorter than 10)
+    assert (np.diff(clips, axis=0) >= 0).all() and (clips[-1] > clips[0]).all()
+    assert clips.min() <= seg / 10 and clips.max() >= n - 2 - seg / 10  # from the video's first frames to its last
