@@ -166,14 +166,15 @@ def test_resume_after_sigkill_same_steps(synth_root, tmp_path):
     last = killed / "checkpoints" / "last.ckpt"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        step = safe_load(last)["global_step"] if last.exists() else 0
+        polled = safe_load(last) if last.exists() else {"global_step": 0}
+        step = polled["global_step"]
         if 4 <= step < reference["global_step"] and step % (reference["global_step"] // 3) != 0:  # mid-epoch
             break
         time.sleep(0.2)
     assert proc.poll() is None, "the run ended before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    interrupted = safe_load(last)
+    interrupted = polled  # the mid-epoch checkpoint seen before the kill (the run may have written one more after it)
     assert interrupted["global_step"] < reference["global_step"]
     # the sampler position travels in the checkpoint, at the batches already trained on (not the prefetched one),
     # so the resumed epoch serves exactly the batches the interrupted one had left
