@@ -11,9 +11,9 @@
 #   env      python, torch, the GPU; packages uv2 needs that are missing are installed from the wheels in
 #            --wheels (default .whl/: av, jsonargparse, docstring-parser, typeshed-client, torchdata) into a
 #            temporary folder on PYTHONPATH, with pip --no-index (nothing is fetched, nothing already there touched)
-#   k400     benchmarks/speed.py, K400 B/16 design (experiments/k400_b16_8x224.yaml), 8x224, batch 32, bf16:
+#   k400     benchmarks/speed.py, K400 B/16 design (experiments/k400/k400_b16_8x224.yaml), 8x224, batch 32, bf16:
 #            uv2, the official layout and, with --official-code, the official repository's model
-#   ssv2     the same for the SSv2 B/16 design (experiments/ssv2_b16_16x224.yaml), 16x224, batch 16
+#   ssv2     the same for the SSv2 B/16 design (experiments/ssv2/ssv2_b16_16x224.yaml), 16x224, batch 16
 #   fit      python -m uv2 fit of the SSv2 B/16 design on generated synthetic videos (the tiny temporal set,
 #            upscaled to 224), --trainer.accelerator gpu --trainer.precision bf16-mixed, 40 steps
 #   compile  (with --compile, if time is left) uv2 under torch.compile on the K400 design, against k400's uv2;
@@ -232,15 +232,15 @@ run_stage env bash -c 'set -euo pipefail; env_stage'
 if [[ -d "$WORK/site" ]]; then export PYTHONPATH="$PYTHONPATH:$WORK/site"; fi
 
 # --- the two released designs
-run_stage k400 "$PY" benchmarks/speed.py --config experiments/k400_b16_8x224.yaml --batch "$K400_BATCH" \
+run_stage k400 "$PY" benchmarks/speed.py --config experiments/k400/k400_b16_8x224.yaml --batch "$K400_BATCH" \
   "${SPEED_COMMON[@]}" "${OFFICIAL_ARGS[@]}"
-run_stage ssv2 "$PY" benchmarks/speed.py --config experiments/ssv2_b16_16x224.yaml --batch "$SSV2_BATCH" \
+run_stage ssv2 "$PY" benchmarks/speed.py --config experiments/ssv2/ssv2_b16_16x224.yaml --batch "$SSV2_BATCH" \
   "${SPEED_COMMON[@]}" "${OFFICIAL_ARGS[@]}"
 
 # --- a short training run through Lightning on generated videos
 LISTS=()
 for key in train_list val_list test_list classes_file data_root; do LISTS+=("--data.init_args.$key" null); done
-run_stage fit "$PY" -m uv2 fit --config experiments/ssv2_b16_16x224.yaml --model.init_from null \
+run_stage fit "$PY" -m uv2 fit --config experiments/ssv2/ssv2_b16_16x224.yaml --model.init_from null \
   --model.arch.num_classes 10 --data.init_args.synthetic_set temporal \
   --data.init_args.synthetic_root "$WORK/synthetic" "${LISTS[@]}" "${FIT_SIZE[@]}" \
   --trainer.devices 1 --trainer.precision bf16-mixed --trainer.max_epochs 1 --trainer.num_sanity_val_steps 0 \
@@ -248,10 +248,10 @@ run_stage fit "$PY" -m uv2 fit --config experiments/ssv2_b16_16x224.yaml --model
 
 # --- extras while time is left: torch.compile (asked for), then the dispatch's gain on the GPU
 if [[ "$COMPILE" == 1 ]]; then
-  run_stage compile "$PY" benchmarks/speed.py --config experiments/k400_b16_8x224.yaml --batch "$K400_BATCH" \
+  run_stage compile "$PY" benchmarks/speed.py --config experiments/k400/k400_b16_8x224.yaml --batch "$K400_BATCH" \
     --impl compiled "${SPEED_COMMON[@]}"
 fi
-run_stage control "$PY" benchmarks/speed.py --config experiments/ssv2_b16_16x224.yaml --batch "$SSV2_BATCH" \
+run_stage control "$PY" benchmarks/speed.py --config experiments/ssv2/ssv2_b16_16x224.yaml --batch "$SSV2_BATCH" \
   --impl uv2 --path cpu "${SPEED_COMMON[@]}"
 failed=$(grep -cE '\|(FAILED|TIMEOUT)' "$STAGES" || true)
 echo "== done in $(($(date +%s) - START))s; stages failed or timed out: $failed"

@@ -1,13 +1,13 @@
 """Speed of UniFormerV2 against the official code's layout: train-step and inference clips/s, MFU, peak memory.
 
     python benchmarks/speed.py                      # the reference setting (ViT-S SSv2 design, 16x112, batch 4)
-    python benchmarks/speed.py --device cuda --dtype bf16 --config experiments/k400_b16_8x224.yaml --batch 32
+    python benchmarks/speed.py --device cuda --dtype bf16 --config experiments/k400/k400_b16_8x224.yaml --batch 32
     python benchmarks/speed.py --table c --row 1    # a row of an ablation table (paper scale, its first dataset)
     python benchmarks/speed.py --official-code ~/src/UniFormerV2   # time the official repository's own model too
     python benchmarks/speed.py --compile --json     # add torch.compile'd uv2; one JSON line at the end
 
 Default setting, from the reference: width 384, 12 layers, 6 heads, T-Down, local MHRA x2 in all layers, 8 global
-blocks, 16x112x112 input, batch 4, 174 classes, fp32. "official" is uv2.models.reference (the official layout:
+blocks, 16x112x112 input, batch 4, 174 classes, fp32. "official" is benchmarks/official_layout.py (the official layout:
 (L, N*T, C) tokens, nn.MultiheadAttention, Conv3d local MHRA/DPE) built for the same design, "official_code" the
 official repository's model from a local checkout; all hold the same weights, and the script checks that their
 fp32 outputs agree. Each measurement runs in its own process so that peak memory (max allocated on GPU; on CPU
@@ -37,12 +37,14 @@ from typing import Any
 
 import torch
 
-from uv2.config import load_experiment, model_section
+from uv2.experiment import load_experiment, model_section
 from uv2.models import ModelConfig, build_model
 from uv2.models.dispatch import set_path
-from uv2.models.reference import OfficialLayoutUniFormerV2, official_layout_unsupported, randomize_
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script: the benchmarks folder is importable from the repository root
+from benchmarks.official_layout import OfficialLayoutUniFormerV2, official_layout_unsupported, randomize_  # noqa: E402
+
 DEFAULT_ARCH = dict(vit="vit_s16", vit_overrides=dict(img_size=112, act="quick_gelu", norm_eps=1e-5, pre_norm=True),
                     num_frames=16, num_classes=174, local_type="lmhra", local_layers="all", local_double=True,
                     t_down=True, global_layers="5-12", head_dropout=0.0, global_mlp_dropout=0.0)

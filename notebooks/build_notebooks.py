@@ -19,75 +19,45 @@ RESULTS = Path(os.environ.get("UV2_RESULTS", REPO / "results"))
 FIGURES = RESULTS / "figures"
 print("results:", RESULTS)'''
 
-REPORT = [
-    new_markdown_cell("# Ablation report\n\nEvery table under `results/` (made by `python ablations/run.py --table X`) "
-                      "beside the paper's numbers, accuracy against GFLOPs, per-table bars with seed error bars, "
-                      "training curves from the TensorBoard logs, a confusion matrix on the temporal set, and what "
-                      "the global blocks attend to in one video. Figures are saved under `results/figures/`."),
-    new_code_cell(SETUP),
-    new_code_cell('''from IPython.display import Markdown, display
 
-from uv2.analysis import plots
-from uv2.analysis.results import load_predictions, load_results, summary, table_definition
+def plot_cell(source: str) -> nbformat.NotebookNode:
+    """A code cell that shows figures (tagged "plot": the tests check each shows an image or says why it skipped)."""
+    return new_code_cell(source, metadata={"tags": ["plot"]})
+
+
+REPORT = [
+    new_markdown_cell("# Ablation report\n\nThe results of `python ablations/run.py` (one table or all, any number of "
+                      "cells, finished or not): every table beside the paper's numbers, accuracy against compute, "
+                      "training curves, a confusion matrix and what the global blocks attend to. Each section says "
+                      "why it is skipped when these results have nothing for it. Figures are also saved under "
+                      "`<results>/figures/`; `UV2_RESULTS=path` points the report at another results folder (a "
+                      "results root or one table's folder)."),
+    new_code_cell(SETUP),
+    new_code_cell('''from uv2.analysis import report
+from uv2.analysis.report import show
+from uv2.analysis.results import load_results
 
 results = load_results(RESULTS)
-tables = sorted(results["table"].unique())
-print(f"{len(results)} cells in tables {', '.join(tables)}; status: {results['status'].value_counts().to_dict()}")'''),
-    new_markdown_cell("## Every table beside the paper"),
-    new_code_cell('''definitions = {}
-for name in tables:
-    table = table_definition(name, RESULTS / f"table_{name}")  # the runner keeps a copy of the table file there
-    definitions[name] = table
-    display(Markdown(f"### Table {table.title}"))
-    frame = summary(results, table)
-    display(frame.round(1))
-    plots.table_bars(frame, table.datasets, table.title, FIGURES / f"table_{name}_bars.png")'''),
-    new_markdown_cell("## Accuracy against compute"),
-    new_code_cell('''plots.accuracy_vs_gflops(results, FIGURES / "accuracy_vs_gflops.png");'''),
-    new_markdown_cell("## Training curves (TensorBoard event files of each cell)"),
-    new_code_cell('''done = results[results["status"] == "done"]
-name = tables[0]
-runs = {f"{r.label} / {r.dataset}": r.cell_dir for r in done[done["table"] == name].itertuples()}
-plots.training_curves(runs, ("train/loss_step", "perf/clips_per_s_step"), FIGURES / f"table_{name}_curves.png");'''),
-    new_markdown_cell("## Confusion matrix on the temporal set\n\nThe best finished cell on the temporal set; "
-                      "time-reversed classes sit next to each other, so an order-blind model shows 2x2 blocks."),
-    new_code_cell('''temporal = done[done["dataset"] == "temporal"].sort_values("top1", ascending=False)
-best = temporal.iloc[0]
-predictions = load_predictions(best.cell_dir)
-print(f"table {best.table}, row '{best.label}': top-1 {best.top1:.1f} %")
-plots.confusion_matrix(predictions["scores"], predictions["labels"], predictions["class_names"],
-                       FIGURES / "confusion_temporal.png");'''),
+show(report.overview(results))'''),
+    new_markdown_cell("## Every table beside the paper\n\nOurs (mean ± std over the finished seeds) beside the "
+                      "paper's top-1 per row, with a note for every cell that did not finish, and as bars (the "
+                      "paper's numbers as red marks)."),
+    plot_cell('''show(report.tables(results, FIGURES))'''),
+    new_markdown_cell("## Accuracy against compute\n\nTop-1 of every finished cell against its GFLOPs per view, "
+                      "one marker per dataset."),
+    plot_cell('''show(report.accuracy_vs_compute(results, FIGURES))'''),
+    new_markdown_cell("## Training curves\n\nTraining loss and validation top-1 of each table's finished cells, read "
+                      "from the TensorBoard event files of their runs (a shared co-training run once)."),
+    plot_cell('''show(report.training_curves(results, FIGURES))'''),
+    new_markdown_cell("## Confusion matrix\n\nThe video-level predictions of the best finished cell on the temporal "
+                      "set (else on any set); time-reversed classes sit next to each other, so an order-blind model "
+                      "shows 2x2 blocks."),
+    plot_cell('''show(report.confusion(results, FIGURES))'''),
     new_markdown_cell("## What the global blocks look at\n\nThe cross-attention of each global block's query over "
-                      "the patches of every frame of one validation video (heads and queries averaged), and the "
-                      "fusion weight w = sigmoid(b) that mixes the class token into the global feature."),
-    new_code_cell('''import torch
-import yaml
-
-from uv2.analysis.attention import fusion_weight, global_attention_maps
-from uv2.data.dataset import VideoDataset, VideoDatasetConfig
-from uv2.data.lists import read_csv_list
-from uv2.data.transforms import CLIP_MEAN, CLIP_STD, TransformConfig
-from uv2.models.convert import load_model
-
-cell = Path(best.cell_dir)
-model = load_model(cell / "checkpoints" / "last.ckpt")
-data = yaml.safe_load((cell / "config.yaml").read_text())["data"]["init_args"]
-lists = Path(data["synthetic_root"]) / f"{data['synthetic_size']}_seed{data['synthetic_seed']}" / data["synthetic_set"]
-records, class_names = read_csv_list(lists / "val.csv", lists / "classes.txt")
-transform = TransformConfig(crop_size=data["crop_size"], short_side=data["short_side"])
-dataset = VideoDataset(records, "val", VideoDatasetConfig(num_frames=model.cfg.num_frames, transform=transform))
-clip = dataset.load_view(0)
-maps = global_attention_maps(model, clip)
-print(f"{len(maps)} global blocks; attention maps of shape {tuple(maps[0].shape)} = (T', h, w)")'''),
-    new_code_cell('''mean, std = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), torch.tensor(CLIP_STD).view(1, 3, 1, 1)
-frames = clip.transpose(0, 1) * std + mean  # (T, 3, H, W) in [0, 1]
-step = frames.shape[0] // maps[-1].shape[0]  # T-Down: one token frame per two input frames
-for i, attention in enumerate(maps):
-    plots.attention_over_frames(frames[::step], attention, f"global block {i + 1}: '{class_names[records[0].label]}'",
-                                FIGURES / f"attention_block{i + 1}.png")
-weight = fusion_weight(model)
-if weight is not None:
-    print(f"fusion weight w = sigmoid(b): mean {weight.mean():.3f}, min {weight.min():.3f}, max {weight.max():.3f}")'''),
+                      "the patches of every frame of one validation video (heads and queries averaged), in the best "
+                      "finished cell that has global blocks (on the temporal set when one does), and the head's "
+                      "balance w = sigmoid(b) that mixes the class token into the global feature."),
+    plot_cell('''show(report.attention(results, FIGURES))'''),
     new_code_cell('''print("figures:", sorted(p.name for p in FIGURES.glob("*.png")))'''),
 ]
 
@@ -137,7 +107,7 @@ F = model.fusion.finish(state)
 cls = rearrange(x[:, 0], "(b t) c -> b t c", b=B).mean(1)
 print("global feature F", tuple(F.shape), "| time-averaged class token", tuple(cls.shape))'''),
     new_markdown_cell("## 4. Head\n\nZ = (1 - w) F + w mean_t(cls), w = sigmoid(b); logits = Linear(Dropout(LN(Z)))."),
-    new_code_cell('''z = model.head.fuse(F, cls)
+    new_code_cell('''z = model.head.combine(F, cls)
 logits = model.head(z)
 print("Z", tuple(z.shape), "-> logits", tuple(logits.shape))
 assert torch.allclose(logits, model(video), atol=1e-5)'''),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,10 +16,11 @@ import pytest
 import torch
 import yaml
 
-from uv2.ablation.grid import load_table, scale_layers
+from tests.helpers import REPO, hparams_records, hparams_session, micro_grid_spec
+from uv2.ablation.grid import Cell, load_table, scale_layers
 from uv2.ablation.union import LabelSet, build_union, slice_head, union_classes
-
-from .conftest import REPO, micro_grid_spec
+from uv2.ablation.union import main as union_main
+from uv2.models import ModelConfig
 
 
 def test_scale_layers():
@@ -39,9 +41,50 @@ def test_paper_tables_load_and_expand(name):
     cells = expand_cells(table, datasets, "tiny", [1, 2], repo=REPO)
     assert len(cells) == len(table.rows) * len(table.datasets) * 2
     assert all(r.paper for r in table.rows)
-    if name != "e":  # K600 / K700 have no paper-scale recipe yet
-        paper = expand_cells(table, datasets, "paper", [1], repo=REPO)
-        assert paper[0].arch["vit"] == "clip_b16"
+    paper = expand_cells(table, datasets, "paper", [1], repo=REPO)
+    assert len(paper) == len(table.rows) * len(table.datasets)
+    assert ModelConfig(**paper[0].arch).vit == "clip_b16"
+
+
+def test_table_e_at_paper_scale(tmp_path):
+    """Table (e)'s K400 / K600 / K700 columns at paper scale: run.py expands every row (an sbatch array of 4 rows x 3
+    sets), each set's cell trains its recipe on its lists under --data-root, the union scripts fine-tune with the
+    K710 -> set recipe's epochs and optimiser, and the union is built from the real lists by YouTube id."""
+    from uv2.ablation.grid import expand_cells, load_datasets
+    from uv2.ablation.scripts import TrainingScripts, cell_label_set, union_identity
+    from uv2.ablation.union import LabelSet
+
+    out = tmp_path / "results"
+    result = subprocess.run([sys.executable, "ablations/run.py", "--table", "e", "--scale", "paper", "--devices", "8",
+                             "--data-root", "/datasets", "--out", str(out), "--slurm"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "#SBATCH --array=0-11" in (out / "table_e" / "slurm" / "cells.sbatch").read_text()
+    cells = expand_cells(load_table("e", REPO / "ablations" / "tables"), load_datasets(REPO / "ablations" / "datasets.yaml"),
+                         "paper", [1], {"devices": 8}, "/datasets", REPO)
+    by = {(c.script, c.dataset): c for c in cells}
+    for key, classes in (("scene_a", 400), ("scene_b", 600), ("scene_c", 700)):
+        cell = by[("individual", key)]
+        name = f"k{classes}"
+        assert cell.arch["num_classes"] == classes and cell.finetune is None
+        assert cell.config["data"]["init_args"]["train_list"] == f"/datasets/{name}/train.csv"
+        assert cell_label_set(cell, REPO) == LabelSet(key, Path(f"/datasets/{name}/train.csv"),
+                                                      Path(f"/datasets/{name}/val.csv"),
+                                                      Path(f"/datasets/{name}/classes.txt"), Path(f"/datasets/{name}"))
+        union = by[("union_individual", key)]
+        assert union.finetune == {"trainer": {"max_epochs": 5}, "model": {"optim": {
+            "lr": 2e-6, "weight_decay": 0.05, "warmup_epochs": 1, "warmup_start_lr": 1e-6, "min_lr": 1e-6}}}
+        config = json.loads(json.dumps(union.config))
+        TrainingScripts.short_fine_tuning(config, union.finetune)
+        assert config["trainer"]["max_epochs"] == 5 and config["model"]["optim"]["lr"] == 2e-6
+        assert union_identity(union) == "youtube_id" and union.config_hash != cell.config_hash
+    tiny = expand_cells(load_table("e", REPO / "ablations" / "tables"), load_datasets(REPO / "ablations" / "datasets.yaml"),
+                        "tiny", [1], repo=REPO)
+    assert union_identity(tiny[0]) == "path" and all(c.finetune is None for c in tiny)
+    broken = json.loads(json.dumps(by[("individual", "scene_b")].config))
+    broken["data"]["init_args"]["classes_file"] = None
+    with pytest.raises(ValueError, match=r"'scene_b'.*need csv lists with class names.*missing: classes_file"):
+        cell_label_set(type(cells[0])("e", 0, "x", "scene_b", 1, broken), REPO)
 
 
 def test_table_c_tiny_layers_are_mapped():
@@ -60,7 +103,7 @@ def micro(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("micro")
     spec = micro_grid_spec(root)
     broken = {**spec, "data": {**spec["data"], "synthetic_set": None, "train_list": str(root / "missing.csv")}}
-    datasets = {"temporal": {"name": "SSv2", "tiny": spec, "paper": {"experiment": "experiments/ssv2_b16_16x224.yaml"}},
+    datasets = {"temporal": {"name": "SSv2", "tiny": spec, "paper": {"experiment": "experiments/ssv2/ssv2_b16_16x224.yaml"}},
                 "broken": {"name": "SSv2", "tiny": broken, "paper": None}}
     (root / "datasets.yaml").write_text(yaml.safe_dump(datasets))
     return root
@@ -98,12 +141,37 @@ def test_micro_table_end_to_end(micro, tmp_path):
         assert 0 <= float(r["top1"]) <= 100 and float(r["gflops"]) > 0 and float(r["params_m"]) > 0
         assert float(r["train_s"]) > 0 and float(r["clips_per_s"]) > 0 and float(r["peak_mem_mb"]) > 0
         assert len(r["config_hash"]) == 12 and r["git_commit"]
+        assert r["checkpoint"].endswith("checkpoints/last.ckpt") and int(r["checkpoint_step"]) > 0  # tested weights
     assert float(rows[1]["params_m"]) > float(rows[0]["params_m"])  # the local blocks are there
     table_md = (tmp_path / "results" / "table_m2" / "table.md").read_text()
     assert "| no local |" in table_md and "| 60.0 |" in table_md and "2/2 cells done" in table_md
     cell = tmp_path / "results" / "table_m2" / "cells" / "r01-local-mhra__temporal__seed1"
     assert (cell / "cell.yaml").exists() and (cell / "checkpoints" / "last.ckpt").exists()
     assert list(cell.glob("events.out.tfevents.*"))
+
+    # progress, as CI and SLURM logs get it (not a terminal): one line per epoch of each cell, never redrawn
+    assert "\r" not in result.stdout
+    for n, r in enumerate(rows, 1):
+        where = f"[{n}/2] table m2 | {r['label']} | temporal | seed 1"
+        epochs = re.findall(rf"^{re.escape(where)}: epoch (\d+)/1, val top-1 [\d.]+, step (\d+)/(\d+), \S+ elapsed "
+                            rf"\| grid {n - 1}/2 done, (.*)$", result.stdout, re.M)
+        assert [(e, step == total) for e, step, total, _ in epochs] == [("1", True)], result.stdout
+        estimate = epochs[0][3]
+        assert estimate == "time left after the first cell" if n == 1 else re.fullmatch(r"~\S+ left", estimate)
+        assert re.search(rf"^{re.escape(where)}: top1 [\d.]+ .*\| grid {n}/2 done", result.stdout, re.M)
+
+    # TensorBoard's HPARAMS tab: each cell with its place in the grid, its switches, its val and test top-1
+    for r in rows:
+        folder = tmp_path / "results" / "table_m2" / "cells" / Cell("m2", int(r["row"]), r["label"], "temporal", 1, {}).slug
+        session = hparams_session(folder)
+        assert {k: session["hparams"][k] for k in ("grid/table", "grid/row", "grid/dataset", "grid/seed")} == \
+            {"grid/table": "m2", "grid/row": r["label"], "grid/dataset": "temporal", "grid/seed": 1.0}
+        assert session["hparams"]["arch/local_type"] == ("none" if r["label"] == "no local" else "lmhra")
+        assert session["hparams"]["arch/t_down"] is False  # a switch stays a boolean
+        assert session["metrics"] == ["hp/val_top1", "hp/test_top1"] and session["status"] == "STATUS_SUCCESS"
+        assert abs(session["values"]["hp/test_top1"] - float(r["top1"])) < 1e-3  # written in the test stage
+        assert "hp/val_top1" in session["values"]
+        assert len(hparams_records(folder)["_hparams_/session_start_info"]) == 1
 
     again = grid(table, micro, tmp_path / "results", timeout=600)  # a rerun redoes nothing
     assert again.returncode == 0 and again.stdout.count("done before") == 2
@@ -117,31 +185,41 @@ def test_failing_cell_is_recorded_and_grid_continues(micro, tmp_path):
     broken, ok = read_results(tmp_path / "results", "mf")
     assert broken["status"] == "failed" and "missing.csv" in broken["error"]
     assert ok["status"] == "done"
-    assert "broken: failed" in (tmp_path / "results" / "table_mf" / "table.md").read_text()
+    assert "broken: seed 1 failed" in (tmp_path / "results" / "table_mf" / "table.md").read_text()
     only_ok = grid(table, micro, tmp_path / "results", "--cell", "1", timeout=600)  # the good cell alone: success
     assert only_ok.returncode == 0, only_ok.stderr[-3000:]
 
 
-def test_image_pretraining_gets_the_grid_trainer_flags(monkeypatch):
-    """ablations/run.py trains the tiny ViT on the devices it was given, like the cells."""
-    import importlib.util
+def test_only_keeps_the_row_index(micro, tmp_path):
+    """--only runs one row as the row of the whole table: same cell folders, results.csv row and table.md line."""
+    table = write_table(tmp_path, "mo", ["temporal"], MICRO_ROWS)
+    result = grid(table, micro, tmp_path / "results", "--only", "local MHRA", "--merge", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (row,) = read_results(tmp_path / "results", "mo")
+    assert (row["row"], row["label"], row["status"]) == ("1", "local MHRA", "pending")
+    table_md = (tmp_path / "results" / "table_mo" / "table.md").read_text()
+    assert "| no local | - | 60.0 |" in table_md and "| local MHRA | - | 65.0 |" in table_md
 
+
+def test_image_pretraining_gets_the_grid_trainer_flags(monkeypatch, tmp_path):
+    """The grid trains the tiny ViT the cells arm, where they expect it, on the devices it was given."""
+    from uv2.ablation.pretrain import ensure_image_vit
     from uv2.train import cli
 
-    spec = importlib.util.spec_from_file_location("ablation_run", REPO / "ablations" / "run.py")
-    run_py = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run_py)
     calls = []
     monkeypatch.setattr(cli, "run", lambda subcommand, argv: calls.append((subcommand, argv)) or 0)
-    monkeypatch.setattr(run_py, "IMAGE_VIT", Path("does/not/exist/vit.pth"))
+    vit_file = tmp_path / "pretrained" / "tiny_vit.pth"
 
     class NeedsViT:
-        config = {"model": {"init_from": "does/not/exist/vit.pth"}}
+        config = {"model": {"init_from": str(vit_file), "arch": {"vit": "tiny"}}}
 
-    run_py.ensure_image_vit([NeedsViT()], {"accelerator": "gpu", "devices": 2, "num_nodes": 1})
+    with pytest.raises(FileNotFoundError, match="did not write"):  # the stand-in `run` wrote nothing
+        ensure_image_vit([NeedsViT()], {"accelerator": "gpu", "devices": 2, "num_nodes": 1}, REPO)
     (subcommand, argv), = calls
     flags = dict(zip(argv[::2], argv[1::2]))
     assert subcommand == "fit" and flags["--config"] == "experiments/image_tiny.yaml"
+    assert flags["--run_dir"] == str(vit_file.parent)
+    assert flags["--trainer.callbacks.init_args.filename"] == "tiny_vit.pth"
     assert flags["--trainer.accelerator"] == "gpu" and flags["--trainer.devices"] == "2"
     assert flags["--trainer.num_nodes"] == "1"
 
@@ -211,7 +289,8 @@ def test_union_by_class_name_keeps_validation_out(tmp_path):
     train = [line.split(",") for line in (tmp_path / "union" / "train.csv").read_text().split()]
     assert [(Path(p).name, classes[int(c)]) for p, c in train] == [("a1.mp4", "run"), ("a2.mp4", "swim"),
                                                                    ("b1.mp4", "ski")]
-    assert counts == {"classes": 4, "train": 3, "val": 2, "removed_from_train": 1}  # b's copy of a val video
+    assert counts == {"classes": 4, "train": 3, "val": 2, "removed_from_train": 1,  # b's copy of a val video
+                      "repeated_in_train": 1}  # a1 in both training lists
 
 
 def test_union_identity_by_name_across_roots(tmp_path):
@@ -220,8 +299,33 @@ def test_union_identity_by_name_across_roots(tmp_path):
     b = _write_set(tmp_path, "b", ["run"], [("/k600/abc.mp4", "run"), ("/k600/x2.mp4", "run")], [("/k600/v.mp4", "run")])
     assert build_union([a, b], tmp_path / "by_path")["removed_from_train"] == 0
     assert build_union([a, b], tmp_path / "by_name", identity="name")["removed_from_train"] == 1
-    with pytest.raises(ValueError, match="path, name"):
+    with pytest.raises(ValueError, match="valid choices: path, name, youtube_id"):
         build_union([a, b], tmp_path / "x", identity="hash")
+
+
+def test_union_identity_by_youtube_id_cli(tmp_path, capsys):
+    """The official K710 rule: one YouTube id is one video, whatever its segment times or root; `python -m uv2 union`
+    writes the union and reports its counts."""
+    a = _write_set(tmp_path, "k400", ["run", "swim"], [("/k400/train/aaaaaaaaaaa_000010_000020.mp4", "run")],
+                   [("/k400/val/bbbbbbbbbbb_000000_000010.mp4", "swim")])
+    b = _write_set(tmp_path, "k600", ["run", "ski"], [("/k600/train/bbbbbbbbbbb_000002_000012.mp4", "ski"),
+                                                     ("/k600/train/aaaaaaaaaaa.mp4", "run"),
+                                                     ("/k600/train/ccccccccccc_000001_000011.mp4", "ski")],
+                   [("/k600/val/ddddddddddd.mp4", "run")])
+    out = tmp_path / "k710"
+    argv = [str(out), "--identity", "youtube_id"]
+    for s in (a, b):
+        argv += ["--set", s.name, str(s.train_list), str(s.val_list), str(s.classes_file)]
+    assert union_main(argv) == 0
+    assert "3 classes, 2 training videos (1 removed as another set's validation videos, 1 repeats dropped)" \
+        in capsys.readouterr().out
+    assert [Path(line.split(",")[0]).name for line in (out / "train.csv").read_text().split("\n") if line] == \
+        ["aaaaaaaaaaa_000010_000020.mp4", "ccccccccccc_000001_000011.mp4"]
+    short = _write_set(tmp_path, "short", ["run"], [("/x/abc.mp4", "run")], [("/x/vvvvvvvvvvv.mp4", "run")])
+    with pytest.raises(ValueError, match=r"abc.mp4: the file name is shorter than a YouTube id"):
+        build_union([short], tmp_path / "y", identity="youtube_id")
+    assert union_main([str(out), "--set", "x", "nope.csv", "nope.csv", "nope.txt"]) == 2
+    assert "uv2 union: error: video list not found: nope.csv" in capsys.readouterr().err
 
 
 def test_slice_head_by_class_name():
@@ -230,8 +334,8 @@ def test_slice_head_by_class_name():
     sliced = slice_head(state, union, ["swim", "jump"])
     assert sliced["head.fc.weight"].tolist() == [[6.0, 7.0], [0.0, 1.0]]
     assert sliced["head.fc.bias"].tolist() == [3.0, 0.0] and sliced["x"] is state["x"]
-    with pytest.raises(ValueError, match="fly"):
-        slice_head(state, union, ["fly"])
+    with pytest.raises(ValueError, match=r"1 of the 2 classes of the target set are not in .*'fly'"):
+        slice_head(state, union, ["fly", "run"])
 
 
 def test_table_e_training_scripts_micro(tmp_path):
@@ -266,6 +370,17 @@ def test_table_e_training_scripts_micro(tmp_path):
     predictions = torch.load(out / "cells" / "r01-cotrain__scene_b__seed1" / "test_predictions.pt", weights_only=True)
     assert predictions["scores"].shape == (8, 8) and predictions["class_names"][0] == first_b  # its own head only
     assert torch.allclose(predictions["scores"].sum(1), torch.ones(8))
+
+    # HPARAMS: the co-trained run opens a session per set (its sub-run), so every cell of the table is listed
+    results = {(r["label"], r["dataset"]): float(r["top1"]) for r in read_results(root / "results", "me")}
+    mean = hparams_session(shared("cotrain") / "run")
+    assert mean["hparams"]["grid/dataset"] == "scene_a+scene_b+scene_c" and mean["status"] == "STATUS_SUCCESS"
+    for s in sets:
+        session = hparams_session(shared("cotrain") / "run" / s)
+        assert session["hparams"]["grid/dataset"] == s and session["hparams"]["grid/row"] == "cotrain"
+        assert abs(session["values"]["hp/test_top1"] - results[("cotrain", s)]) < 1e-3
+        assert "hp/val_top1" in session["values"] and session["status"] == "STATUS_SUCCESS"
+    assert hparams_session(shared("union") / "run")["hparams"]["grid/row"] == "union-label pretraining (shared)"
 
     union = torch.load(shared("union") / "run/checkpoints/last.ckpt", weights_only=True)
     union_names = union["hyper_parameters"]["class_names"]

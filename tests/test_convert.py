@@ -10,8 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from uv2.io import CheckpointError
-from uv2.models import ModelConfig
+from benchmarks.official_layout import OfficialLayoutUniFormerV2, official_layout_unsupported, randomize_
+from tests.helpers import REPO
+from uv2.io import CheckpointError, safe_load
+from uv2.labels import class_rows, union_classes
+from uv2.models import ModelConfig, build_model
 from uv2.models.arming import build_vit
 from uv2.models.convert import (
     convert_official,
@@ -22,11 +25,10 @@ from uv2.models.convert import (
     load_model,
     official_state_dict,
     save_checkpoint,
+    slice_head,
 )
-from uv2.models.reference import OfficialLayoutUniFormerV2, official_layout_unsupported, randomize_
+from uv2.models.convert import main as convert_main
 from uv2.models.uniformerv2 import UniFormerV2
-
-from .conftest import REPO
 
 
 # ------------------------------------------------------------------------------------------ the official fixture
@@ -359,3 +361,82 @@ def test_convert_cli_bad_file(tmp_path):
                              str(tmp_path / "o.ckpt")], capture_output=True, text=True, cwd=REPO)
     assert result.returncode != 0 and "garbage.pyth" in result.stderr
     assert not (tmp_path / "o.ckpt").exists()
+
+
+# ------------------------------------------------------------------------------ K710 heads sliced by class name
+# Kinetics-like class lists: K600 / K700 add classes and respell two of K400's, so the union has 8 names, not 6
+K400 = ["abseiling", "dying hair", "passing American football (in game)", "zumba"]
+K600 = ["abseiling", "dyeing hair", "passing American football (in game)", "tasting wine", "zumba"]
+K700 = ["abseiling", "dyeing hair", "passing american football (in game)", "tasting wine", "zumba", "yarn spinning"]
+
+
+def _classes_file(path: Path, names: list[str]) -> Path:
+    path.write_text("\n".join(names) + "\n")
+    return path
+
+
+def test_k710_label_set_round_trips_class_names():
+    """The union of the three sets by name, and each set's classes read back through its rows of the union; the
+    official K710 order (K400's 400 classes first) puts K400 at rows 0..399, which the official code slices as
+    [:400]."""
+    k710 = union_classes([K400, K600, K700])
+    assert len(k710) == 8 and k710 == sorted(set(K400 + K600 + K700))
+    for names in (K400, K600, K700):
+        assert [k710[i] for i in class_rows(k710, names)] == names
+    official_order = K400 + [n for n in k710 if n not in K400]
+    assert class_rows(official_order, K400) == list(range(len(K400)))
+    assert [official_order[i] for i in class_rows(official_order, K700)] == K700
+    with pytest.raises(ValueError, match=r"not in .*'dyeing hair' \(closest: 'dying hair'\)"):
+        class_rows(K400, K600)
+
+
+def test_slice_head_cli_uv2_checkpoint(tmp_path, capsys):
+    """A K710-like head sliced to a set's classes keeps the logits of exactly those classes, in the set's order, and
+    the written checkpoint stores the set's names, so a second slice (K600 -> two of its classes) works too."""
+    k710 = union_classes([K400, K600, K700])
+    model = randomize_(build_model(ModelConfig(vit="tiny", num_frames=4, num_classes=len(k710),
+                                               global_layers="2-4"))).eval()
+    save_checkpoint(model, tmp_path / "k710.ckpt", class_names=k710)
+    x = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        full = model(x)
+    for name, names in (("k600", K600), ("k700", K700)):
+        out = tmp_path / f"{name}_head.ckpt"
+        assert convert_main(["slice-head", str(tmp_path / "k710.ckpt"), str(out), "--target-classes",
+                             str(_classes_file(tmp_path / f"{name}.txt", names))]) == 0
+        assert f"the {len(names)} classes of" in capsys.readouterr().out
+        sliced = load_model(out)
+        assert sliced.cfg.num_classes == len(names) and safe_load(out)["class_names"] == names
+        with torch.no_grad():
+            torch.testing.assert_close(sliced(x), full[:, [k710.index(n) for n in names]])
+    again = slice_head(tmp_path / "k600_head.ckpt", ["zumba", "abseiling"])
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), full[:, [k710.index("zumba"), k710.index("abseiling")]])
+
+
+def test_slice_head_official_checkpoint(tmp_path, official_fixture, capsys):
+    """An official .pyth stores no class names: --source-classes gives its head's order; without it, or with a list
+    of another length, the error says what to give."""
+    path, io = official_fixture
+    names = [f"class {i}" for i in range(10)]
+    source = _classes_file(tmp_path / "k710_order.txt", names)
+    target = _classes_file(tmp_path / "target.txt", ["class 7", "class 2"])
+    out = tmp_path / "sliced.ckpt"
+    argv = ["slice-head", str(path), str(out), "--target-classes", str(target)]
+    assert convert_main([*argv, "--source-classes", str(source)]) == 0
+    with torch.no_grad():
+        torch.testing.assert_close(load_model(out)(io["input"]), io["logits"][:, [7, 2]], rtol=0, atol=1e-4)
+    with pytest.raises(SystemExit) as exit_info:
+        convert_main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "stores no class names (an official .pyth)" in err and "--source-classes" in err
+    with pytest.raises(CheckpointError, match="its head has 10 classes but the source class list names 3"):
+        slice_head(path, ["class 1"], names[:3])
+
+
+def test_class_rows_repeats():
+    """Stacked co-training heads repeat a class once per set; a source head naming a class twice is ambiguous."""
+    assert class_rows(["a", "b", "c"], ["b", "a", "b"]) == [1, 0, 1]
+    with pytest.raises(ValueError, match=r"the source classes: class names listed twice: 'a'"):
+        class_rows(["a", "b", "a"], ["b"])

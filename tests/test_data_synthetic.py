@@ -150,3 +150,27 @@ def test_scene_sets_overlap_by_name_with_identical_definitions():
     assert all(name in APPEARANCES for name in a | b | c)
     looks = [(x.shape, x.colour, x.texture, x.background) for x in APPEARANCES.values()]
     assert len(set(looks)) == len(looks)  # distinct names are distinct appearances
+
+
+def _ensure_in_child(root: str) -> str:
+    """What ensure_synthetic says in a spawned worker while its parent holds the generation lock."""
+    try:
+        ensure_synthetic(root, "micro", 0, sets=["temporal"])
+    except RuntimeError as err:
+        return str(err)
+    return "no error"
+
+
+def test_worker_that_reruns_the_main_script_gets_an_error_not_a_deadlock(tmp_path):
+    """multiprocessing's spawn re-imports __main__ in its workers: a script without a __main__ guard calls
+    ensure_synthetic again in every worker while the parent holds the lock. That is an error naming the fix."""
+    import fcntl
+    import multiprocessing
+
+    root = tmp_path / "synthetic"
+    root.mkdir()
+    with open(root / ".generate.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            message = pool.apply(_ensure_in_child, (str(root),))
+    assert 'if __name__ == "__main__":' in message

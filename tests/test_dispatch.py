@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
+from benchmarks.official_layout import randomize_
 from uv2.models import ModelConfig, build_model
 from uv2.models.blocks import CrossAttention, DepthwiseConv3d, DepthwiseTemporalConv
 from uv2.models.dispatch import PATHS, force_path, forced_path, path_for, set_path
-from uv2.models.reference import randomize_
 
 
 def graph_ops(tensor: torch.Tensor) -> set[str]:

@@ -8,10 +8,9 @@ import sys
 
 import pytest
 
+from tests.helpers import REPO
 from uv2.models import ModelConfig, model_config
 from uv2.models.flops import model_flops
-
-from .conftest import REPO
 
 
 def hand_count(cfg: ModelConfig) -> float:
@@ -71,7 +70,7 @@ def test_flops_of_released_designs():
     assert plain["gflops"] == pytest.approx(141, rel=0.01)
 
 
-@pytest.mark.parametrize("name,gflops,params", [("k400_b16_8x224", 148, 114.6), ("ssv2_b16_16x224", 187, 163.0)])
+@pytest.mark.parametrize("name,gflops,params", [("k400/k400_b16_8x224", 148, 114.6), ("ssv2/ssv2_b16_16x224", 187, 163.0)])
 def test_flops_cli_json(name, gflops, params):
     result = subprocess.run([sys.executable, "-m", "uv2", "flops", "--config", f"experiments/{name}.yaml", "--json"],
                             capture_output=True, text=True, cwd=REPO, check=True)

@@ -12,17 +12,13 @@ import numpy as np
 import pytest
 
 import uv2
+from tests.data_helpers import encode, numbered_frames, read_frame_numbers
 from uv2.data import decode
 from uv2.data.dataset import VideoDataset, VideoDatasetConfig
 from uv2.data.decode import decode_frames, inspect_video, probe_video
 from uv2.data.lists import VideoRecord
 from uv2.data.pyav_compat import OPEN_KEYWORD_PROBES, as_fraction, open_keywords
 from uv2.data.transforms import TransformConfig
-
-try:
-    from tests.data_helpers import encode, numbered_frames, read_frame_numbers
-except ImportError:  # tests/ not a package: pytest puts tests/ itself on sys.path
-    from data_helpers import encode, numbered_frames, read_frame_numbers
 
 PACKAGE = Path(uv2.__file__).parent
 PYAV = Path(av.__file__).parent
@@ -78,7 +74,7 @@ def _pyav_keyword_calls() -> list[tuple[str, str, str]]:
 
 def test_every_keyword_uv2_passes_exists_in_the_installed_pyav():
     calls = _pyav_keyword_calls()
-    assert {"open", "seek", "to_ndarray", "add_stream", "from_ndarray"} <= {f for _, f, _ in calls}
+    assert {"open", "seek", "reformat", "add_stream", "from_ndarray"} <= {f for _, f, _ in calls}
     for where, func, keyword in calls:
         names, var_kw = _stub_parameters(func)
         if keyword in names:

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from .conftest import REPO
+from tests.helpers import REPO
 
 # the released B/16 designs at CPU size: the experiments' switches, a 64-wide 12-layer ViT on 32px, 4 frames
 TINY_VIT = {"vit_overrides": {"width": 64, "heads": 1, "img_size": 32, "patch_size": 8}, "num_frames": 4}
@@ -29,8 +29,8 @@ def speed(*args: str) -> dict:
 
 
 @pytest.mark.parametrize("config,path,local", [
-    ("experiments/k400_b16_8x224.yaml", "auto", "none"),  # K400 design: no local blocks at all
-    ("experiments/ssv2_b16_16x224.yaml", "cuda", "lmhra"),  # SSv2 design (local MHRA x2, T-Down), GPU formulation
+    ("experiments/k400/k400_b16_8x224.yaml", "auto", "none"),  # K400 design: no local blocks at all
+    ("experiments/ssv2/ssv2_b16_16x224.yaml", "cuda", "lmhra"),  # SSv2 design (local MHRA x2, T-Down), GPU formulation
 ], ids=["k400_local_none", "ssv2_lmhra_x2_tdown"])
 def test_speed_json(config, path, local):
     report = speed("--config", config, "--arch", json.dumps(TINY_VIT), "--path", path, "--peak-tflops", "1")

@@ -16,16 +16,18 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from uv2.config import load_experiment
+from tests.data_helpers import write_mit_layout, write_ssv1_layout
+from tests.helpers import REPO, hparams_records, hparams_session
 from uv2.data.synthetic import ensure_synthetic
+from uv2.experiment import load_experiment
 from uv2.io import safe_load
 from uv2.models import ModelConfig
 from uv2.train.cli import run
 from uv2.train.module import NonFiniteLossError, VideoClassifier
 
-from .conftest import REPO
-
-EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml"))
+# every runnable experiment: the CPU presets and the paper's recipes (experiments/<dataset>/), not the bases
+EXPERIMENTS = sorted(p for p in (REPO / "experiments").rglob("*.yaml")
+                     if not p.name.startswith("_") and "_base" not in p.relative_to(REPO / "experiments").parts)
 SYNTH_SEED = 0
 
 
@@ -37,17 +39,32 @@ def synth_root(tmp_path_factory) -> Path:
     return parent
 
 
-def micro_data_args(root: Path, image: bool = False) -> list[str]:
-    """Overrides that point any experiment at the micro synthetic benchmark, small and single-process."""
+def micro_data_args(root: Path, image: bool = False, crop: int = 32, layout: dict[str, str] | None = None) -> list[str]:
+    """Overrides that point any experiment at the micro synthetic benchmark, small and single-process; ``layout``:
+    the benchmark's temporal set written in a dataset's release layout (list_format and lists, from
+    tests/data_helpers.py) instead of its own lists."""
     args = ["--data.init_args.synthetic_size", "micro", "--data.init_args.synthetic_root", str(root),
-            "--data.init_args.num_workers", "0", "--data.init_args.crop_size", "32", "--model.init_from", "null"]
+            "--data.init_args.num_workers", "0", "--data.init_args.crop_size", str(crop), "--model.init_from", "null"]
     if not image:
-        args += ["--data.init_args.synthetic_set", "temporal", "--data.init_args.short_side", "32",
+        args += ["--data.init_args.short_side", str(crop),
                  "--data.init_args.batch_size", "4", "--data.init_args.num_test_clips", "2",
                  "--data.init_args.num_test_crops", "1", "--data.init_args.rand_augment", "null"]
-        for key in ("train_list", "val_list", "test_list", "classes_file", "data_root"):
-            args += [f"--data.init_args.{key}", "null"]
+        sources = layout or {"synthetic_set": "temporal"}
+        for key in ("synthetic_set", "list_format", "train_list", "val_list", "test_list", "classes_file", "data_root"):
+            args += [f"--data.init_args.{key}", sources.get(key, "csv" if key == "list_format" else "null")]
     return args
+
+
+# list formats whose recipes run on the micro temporal set written in their dataset's release layout
+LAYOUTS = {"ssv1": write_ssv1_layout, "mit": write_mit_layout}
+
+
+@pytest.fixture(scope="session")
+def release_layouts(synth_root, tmp_path_factory) -> dict[str, dict[str, str]]:
+    """{list format: data module arguments}: the micro temporal set as Something-Something V1 (frame folders of
+    JPEGs, `id;label` lists) and as Moments in Time (4-field rows, videos under training/ and validation/)."""
+    set_dir = synth_root / f"micro_seed{SYNTH_SEED}" / "temporal"
+    return {name: write(set_dir, tmp_path_factory.mktemp(name)) for name, write in LAYOUTS.items()}
 
 
 def micro_multiset_args(root: Path) -> list[str]:
@@ -57,26 +74,53 @@ def micro_multiset_args(root: Path) -> list[str]:
     return ["--data.init_args.common", json.dumps(common), "--model.init_from", "null"]
 
 
+TINY_CROP = 16  # what tiny_size_args's ViT takes: 16 px in 8 px patches
+
+
 def tiny_size_args(config: Path) -> list[str]:
-    """Shrink a paper-scale model to CPU size while keeping its depth, so every layer spec stays valid."""
-    arch = load_experiment(config)["model"]["arch"]
-    if arch.get("vit", "").startswith("clip_"):
-        overrides = {"width": 64, "heads": 1, "img_size": 32, "patch_size": 8}
-        return ["--model.arch.vit_overrides", json.dumps(overrides), "--model.arch.num_classes", "10", "--model.arch.num_frames", "8", "--data.init_args.num_frames", "8"]
+    """Shrink a paper-scale model to CPU size while keeping its depth, so every layer spec stays valid: a 32-wide,
+    one-head CLIP-style ViT on 16 px frames (2 x 2 patches), 4 frames (T-Down keeps an even count), 10 classes."""
+    arch = ModelConfig(**load_experiment(config)["model"]["arch"])
+    if arch.vit.startswith("clip_"):  # the data module takes the model's frame count
+        overrides = {"width": 32, "heads": 1, "img_size": TINY_CROP, "patch_size": 8}
+        return ["--model.arch.vit_overrides", json.dumps(overrides), "--model.arch.num_classes", "10",
+                "--model.arch.num_frames", "4"]
     return []
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: the CPU-size models' ops are too small to split, and on a shared 2-core machine a second
+    thread spin-waiting for a busy core made a fast_dev_run about 4x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("config", EXPERIMENTS, ids=lambda p: p.stem)
-def test_every_experiment_fast_dev_run(config, synth_root, tmp_path):
-    data = json.dumps(load_experiment(config)["data"])
-    data_args = micro_multiset_args(synth_root) if "MultiSetDataModule" in data \
-        else micro_data_args(synth_root, "ImageDataModule" in data)
-    argv = ["--config", str(config), *data_args, *tiny_size_args(config),
+def test_every_experiment_fast_dev_run(config, synth_root, tmp_path, one_thread, request):
+    """Every experiment builds and trains one step and validates one batch on the micro synthetic set, in its
+    dataset's release layout where it names one (SSv1: frame folders; MiT: its lists); the paper's recipes with their
+    design at CPU size (tiny_size_args), in fp32 (fast_dev_run logs and saves nothing)."""
+    data = load_experiment(config)["data"]
+    shrink = tiny_size_args(config)
+    if "MultiSetDataModule" in json.dumps(data):
+        data_args = micro_multiset_args(synth_root)
+    else:
+        list_format = data.get("init_args", {}).get("list_format")
+        layout = request.getfixturevalue("release_layouts")[list_format] if list_format in LAYOUTS else None
+        data_args = micro_data_args(synth_root, "ImageDataModule" in json.dumps(data),
+                                    crop=TINY_CROP if shrink else 32, layout=layout)
+    argv = ["--config", str(config), *data_args, *shrink,
             "--trainer.fast_dev_run", "1", "--trainer.accelerator", "cpu", "--trainer.devices", "1",
-            "--trainer.strategy", "auto", "--run_dir", str(tmp_path / "run")]
+            "--trainer.num_nodes", "1", "--trainer.strategy", "auto", "--trainer.precision", "32-true",
+            "--trainer.enable_model_summary", "false", "--trainer.enable_progress_bar", "false",
+            "--run_dir", str(tmp_path / "run")]
     assert run("fit", argv) == 0
 
 
+@pytest.mark.slow  # about 2 minutes alone on 2 cores: `make test-slow`
 def test_tiny_temporal_preset_learns(tmp_path):
     """Image pretraining, then the tiny temporal preset: validation top-1 well above chance (10 %), and the run's
     TensorBoard logs hold the scalar groups and the HPARAMS entry."""
@@ -94,7 +138,7 @@ def test_tiny_temporal_preset_learns(tmp_path):
     best = max(e.value for e in events.Scalars("val/top1"))
     assert best >= 30.0, f"val top-1 {best:.1f} % after the preset's epochs (chance is 10 %)"
     for tag in ("train/loss_step", "val/top1", "val/top5", "val/mean_class", "data/wait_s_step", "data/wait_fraction_step",
-                "perf/clips_per_s_step", "model/fusion_weight_mean", "hp/val_top1"):
+                "perf/clips_per_s_step", "model/balance_weight_mean", "hp/val_top1"):
         assert tag in scalars, tag
     assert any(t.startswith("lr-AdamW") for t in scalars)
     assert (video_run / "config.yaml").exists() and (video_run / "checkpoints" / "last.ckpt").exists()
@@ -123,13 +167,15 @@ def test_resume_after_sigkill_same_steps(synth_root, tmp_path):
     last = killed / "checkpoints" / "last.ckpt"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if last.exists() and 4 <= safe_load(last)["global_step"] < reference["global_step"]:
+        polled = safe_load(last) if last.exists() else {"global_step": 0}
+        step = polled["global_step"]
+        if 4 <= step < reference["global_step"] and step % (reference["global_step"] // 3) != 0:  # mid-epoch
             break
         time.sleep(0.2)
     assert proc.poll() is None, "the run ended before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    interrupted = safe_load(last)
+    interrupted = polled  # the mid-epoch checkpoint seen before the kill (the run may have written one more after it)
     assert interrupted["global_step"] < reference["global_step"]
     # the sampler position travels in the checkpoint, at the batches already trained on (not the prefetched one),
     # so the resumed epoch serves exactly the batches the interrupted one had left
@@ -143,6 +189,17 @@ def test_resume_after_sigkill_same_steps(synth_root, tmp_path):
     assert resumed["epoch"] == reference["epoch"]
     assert resumed["lr_schedulers"][0]["last_epoch"] == reference["lr_schedulers"][0]["last_epoch"]
     assert resumed["optimizer_states"][0]["state"][0]["step"] == reference["optimizer_states"][0]["state"][0]["step"]
+
+    # TensorBoard's HPARAMS session is written once per run (the resumed fit knows it from the checkpoint), and the
+    # best validation top-1 carries over the kill
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert len(hparams_records(killed)["_hparams_/session_start_info"]) == 1
+    session = hparams_session(killed)
+    events = EventAccumulator(str(killed))
+    events.Reload()
+    assert session["status"] == "STATUS_SUCCESS"
+    assert session["values"]["hp/val_top1"] == pytest.approx(max(e.value for e in events.Scalars("val/top1")))
 
 
 def test_ddp_two_cpu_processes_fit_and_test(synth_root, tmp_path):
@@ -159,6 +216,24 @@ def test_ddp_two_cpu_processes_fit_and_test(synth_root, tmp_path):
     assert results["world_size"] == 2
     assert results["num_videos"] == val_videos  # no video dropped, none counted twice
     assert results["num_views"] == 2 * val_videos  # 2 clips x 1 crop each, padding duplicates removed
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert results["checkpoint"] == str(last)  # the test names the weights it ran on
+    assert results["checkpoint_step"] == safe_load(last)["global_step"] > 0
+
+
+def test_last_checkpoint_is_the_final_state(synth_root, tmp_path):
+    """last.ckpt holds the final step even when neither validation nor the step interval ends on it; best-*.ckpt is
+    the only other file (no last-v1 duplicates)."""
+    run_dir = tmp_path / "last"
+    argv = _fit_argv(synth_root, run_dir, "--trainer.max_epochs", "3", "--trainer.check_val_every_n_epoch", "2",
+                     "--trainer.limit_val_batches", "1", "--checkpoint_every_n_steps", "7",
+                     "--trainer.enable_model_summary", "false")
+    assert run("fit", argv) == 0
+    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert len(checkpoints) == 2 and checkpoints[1] == "last.ckpt" and checkpoints[0].startswith("best-"), checkpoints
+    last = safe_load(run_dir / "checkpoints" / "last.ckpt")
+    steps_per_epoch = len((synth_root / f"micro_seed{SYNTH_SEED}" / "temporal" / "train.csv").read_text().splitlines()) // 4
+    assert last["global_step"] == 3 * steps_per_epoch and last["epoch"] == 2
 
 
 def test_bf16_mixed_precision_fit_on_cpu(synth_root, tmp_path):
@@ -286,7 +361,7 @@ def test_mixup_cutmix_training_step():
 def test_compile_equals_eager():
     """model.compile: true compiles the model in place (same state dict keys); in fp32 the compiled model gives the
     eager logits and gradients in training mode and the eager logits in eval mode."""
-    from uv2.models.reference import randomize_
+    from benchmarks.official_layout import randomize_
 
     arch = ModelConfig(vit="tiny", vit_overrides={"depth": 2}, num_frames=4, num_classes=5, global_layers="2",
                        local_type="lmhra", local_dpe=True, t_down=True, head_dropout=0.0, global_mlp_dropout=0.0)

@@ -22,7 +22,7 @@ from typing import Any
 VIDEO_CODECS = ("h264", "hevc", "vp8", "vp9", "av1", "mpeg4", "mpeg2video", "mpeg1video", "mjpeg", "cinepak",
                 "msmpeg4v3", "theora", "prores", "rawvideo")
 LIBRARIES = ("torch", "torchvision", "pytorch-lightning", "lightning", "torchmetrics", "timm", "einops", "av",
-             "numpy", "jsonargparse", "torchdata", "tensorboard", "pyyaml", "uv2")
+             "numpy", "jsonargparse", "torchdata", "tensorboard", "pyyaml", "torchcodec", "uv2")
 
 
 def _version(dist: str) -> str | None:

@@ -1,6 +1,12 @@
 """uv2 ablation grids: the paper's tables as data, expanded into cells and run resumably.
 
-- :mod:`uv2.ablation.grid`   tables and datasets files, cells (row x dataset x seed) as complete experiment configs
-- :mod:`uv2.ablation.runner` the grid runner: fit + test per cell, results.csv / table.md, SLURM scripts
-- :mod:`uv2.ablation.union`  table (e): union label sets and head slicing by class name
+- :mod:`uv2.ablation.grid`    tables and datasets files; cells (row x dataset x seed) as complete experiment configs
+- :mod:`uv2.ablation.runner`  the grid runner: cells in order, resume, status files
+- :mod:`uv2.ablation.launch`  one cell's run: fit + multi-view test through the training CLI; peak memory
+- :mod:`uv2.ablation.progress` the grid's progress: a line per cell (updating in a terminal), the grid's time left
+- :mod:`uv2.ablation.scripts` table (e)'s training scripts (union-label pretraining, co-training): shared runs
+- :mod:`uv2.ablation.union`   union label sets and head slicing by class name
+- :mod:`uv2.ablation.table`   results.csv and table.md beside the paper's numbers
+- :mod:`uv2.ablation.stats`   statistics over seeds (shared with uv2.analysis)
+- :mod:`uv2.ablation.slurm`   sbatch scripts for a whole table
 """

@@ -18,12 +18,13 @@ from typing import Any
 
 import yaml
 
-from uv2.config import ExperimentError, deep_merge, load_experiment
+from uv2.experiment import ExperimentError, deep_merge, load_experiment
 from uv2.models import ModelConfig
 
 REFERENCE_DEPTH = 12  # the paper's ablations use ViT-B/16
 SCALES = ("tiny", "paper")
 SCRIPTS = ("individual", "cotrain", "union_cotrain", "union_individual")
+UNION_SCRIPTS = ("union_cotrain", "union_individual")  # fine-tuned after union-label pretraining
 
 
 class TableError(ValueError):
@@ -59,6 +60,9 @@ class Cell:
     seed: int
     config: dict[str, Any]  # the complete experiment (model / data / trainer sections)
     script: str | None = None
+    # table (e)'s union scripts: the fine-tuning after union-label pretraining ({"trainer": {"max_epochs": ...},
+    # "model": {"optim": {...}}} from the dataset's `finetune` experiment); None: a third of the epochs
+    finetune: dict[str, Any] | None = None
 
     @property
     def slug(self) -> str:
@@ -67,11 +71,19 @@ class Cell:
 
     @property
     def config_hash(self) -> str:
-        return hashlib.sha1(json.dumps(self.config, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        hashed = self.config if self.finetune is None else {**self.config, "__finetune__": self.finetune}
+        return hashlib.sha1(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     @property
     def arch(self) -> dict[str, Any]:
         return self.config["model"]["arch"]
+
+
+def grid_hparams(cell: Cell, **changes: Any) -> dict[str, Any]:
+    """The cell's place in the grid, as TensorBoard's HPARAMS tab shows it beside the model's switches (`changes`
+    for a shared run that serves several cells, e.g. its datasets)."""
+    return {"grid/table": cell.table, "grid/row": cell.label, "grid/dataset": cell.dataset, "grid/seed": cell.seed,
+            **{f"grid/{k}": v for k, v in changes.items()}}
 
 
 def load_table(name_or_path: str, tables_dir: Path) -> Table:
@@ -126,7 +138,8 @@ def expand_cells(table: Table, datasets: dict[str, Any], scale: str, seeds: list
                                  f"(valid: {', '.join(datasets)})")
             for seed in seeds:
                 config = cell_config(row, key, datasets[key], scale, seed, trainer or {}, data_root, repo)
-                cells.append(Cell(table.name, i, row.label, key, seed, config, row.script))
+                finetune = finetune_settings(datasets[key].get(scale), repo) if row.script in UNION_SCRIPTS else None
+                cells.append(Cell(table.name, i, row.label, key, seed, config, row.script, finetune))
     return cells
 
 
@@ -147,9 +160,8 @@ def cell_config(row: Row, key: str, dataset: dict[str, Any], scale: str, seed: i
     switches = {k: (scale_layers(v, depth) if k.endswith("_layers") else v) for k, v in row.arch.items()}
     arch.update(switches)
     init_args = config["data"].setdefault("init_args", {})
-    if row.frames_factor != 1:
-        arch["num_frames"] = arch.get("num_frames", 8) * row.frames_factor
-    init_args["num_frames"] = arch.get("num_frames", 8)
+    if row.frames_factor != 1:  # the data module samples the model's frame count
+        arch["num_frames"] = ModelConfig(**arch).num_frames * row.frames_factor
     if "num_classes" in spec:
         arch["num_classes"] = spec["num_classes"]
     init_args.update(spec.get("data", {}))
@@ -160,8 +172,7 @@ def cell_config(row: Row, key: str, dataset: dict[str, Any], scale: str, seed: i
     trainer_cfg = config.setdefault("trainer", {})
     if scale == "tiny":
         epochs = int(spec.get("epochs", trainer_cfg.get("max_epochs", 10)))
-        trainer_cfg.update(max_epochs=epochs, check_val_every_n_epoch=epochs, enable_progress_bar=False,
-                           enable_model_summary=False)
+        trainer_cfg.update(max_epochs=epochs, check_val_every_n_epoch=epochs)
         init_args.update(num_test_clips=2, num_test_crops=3)
     if data_root:
         for name, value in list(init_args.items()):
@@ -170,6 +181,22 @@ def cell_config(row: Row, key: str, dataset: dict[str, Any], scale: str, seed: i
     trainer_cfg.update(trainer)
     ModelConfig(**arch)  # fail at expansion, not mid-grid, on an invalid combination
     return copy.deepcopy(config)
+
+
+def finetune_settings(spec: dict[str, Any] | None, repo: Path) -> dict[str, Any] | None:
+    """The epochs and optimiser of the dataset's `finetune` experiment (table (e)'s fine-tuning after union-label
+    pretraining at paper scale: the official 5 epochs at a lower lr), or None when the dataset names none."""
+    if not spec or not spec.get("finetune"):
+        return None
+    try:
+        experiment = load_experiment(repo / spec["finetune"])
+    except ExperimentError as err:
+        raise TableError(str(err)) from err
+    try:
+        return {"trainer": {"max_epochs": int(experiment["trainer"]["max_epochs"])},
+                "model": {"optim": dict(experiment["model"]["optim"])}}
+    except (KeyError, TypeError) as err:
+        raise TableError(f"{spec['finetune']}: a finetune experiment needs trainer.max_epochs and model.optim") from err
 
 
 def load_datasets(path: Path) -> dict[str, Any]:

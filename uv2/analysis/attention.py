@@ -1,4 +1,4 @@
-"""What the global blocks look at: cross-attention maps of one clip over its frames, and the fusion weight."""
+"""What the global blocks look at: cross-attention maps of one clip over its frames, and the head's balance."""
 
 from __future__ import annotations
 
@@ -34,6 +34,6 @@ def global_attention_maps(model: UniFormerV2, clip: torch.Tensor) -> list[torch.
             block.last_attention = None
 
 
-def fusion_weight(model: UniFormerV2) -> torch.Tensor | None:
+def balance_weight(model: UniFormerV2) -> torch.Tensor | None:
     """w = sigmoid(b) per channel: the share of the class token in Z = (1 - w) F + w cls (None without balance)."""
     return None if model.head.balance is None else torch.sigmoid(model.head.balance.detach())

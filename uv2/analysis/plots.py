@@ -1,30 +1,36 @@
-"""Figures for the ablation report (matplotlib; every function returns its Figure and can save it)."""
+"""Figures for the ablation report (matplotlib). Every function returns its Figure, saved to `path` when given.
+
+The backend is never chosen here: Jupyter shows the returned figures inline, and a headless script gets Agg by its
+own choice or from MPLBACKEND (matplotlib also falls back to Agg where no display is available). Each figure is
+closed in pyplot once made, so a notebook cell that ends with one shows it once (as the cell's result, not a second
+time when pyplot flushes its open figures) and long scripts do not accumulate open figures.
+"""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless by default; notebooks display the returned figures inline
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
 
 
-def _save(fig: plt.Figure, path: str | Path | None) -> plt.Figure:
+def _save(fig: Figure, path: str | Path | None) -> Figure:
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
     return fig
 
 
-def accuracy_vs_gflops(results: pd.DataFrame, path: str | Path | None = None) -> plt.Figure:
+def accuracy_vs_gflops(results: pd.DataFrame, path: str | Path | None = None) -> Figure:
     """Top-1 against GFLOPs of every finished cell, one marker per dataset, coloured by table."""
     done = results[results["status"] == "done"]
     fig, ax = plt.subplots(figsize=(6, 4))
-    markers = dict(zip(sorted(done["dataset"].unique()), "osD^v<>"))
+    markers = dict(zip(sorted(done["dataset"].unique()), itertools.cycle("osD^v<>")))
     for (table, dataset), group in done.groupby(["table", "dataset"]):
         ax.scatter(group["gflops"], group["top1"], marker=markers[dataset], label=f"table {table} / {dataset}")
     ax.set_xlabel("GFLOPs per view")
@@ -34,12 +40,12 @@ def accuracy_vs_gflops(results: pd.DataFrame, path: str | Path | None = None) ->
     return _save(fig, path)
 
 
-def table_bars(summary: pd.DataFrame, datasets: list[str], title: str, path: str | Path | None = None) -> plt.Figure:
-    """Per-row bars of our top-1 (seed std as error bars) with the paper's numbers as markers."""
+def table_bars(summary: pd.DataFrame, datasets: list[str], title: str, path: str | Path | None = None) -> Figure:
+    """Per-row bars of our top-1 (error bars: the 95 % interval over seeds) with the paper's numbers as markers."""
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.5), squeeze=False)
     y = np.arange(len(summary))
     for ax, key in zip(axes[0], datasets):
-        ax.barh(y, summary[f"{key} ours"], xerr=summary[f"{key} std"], color="tab:blue", alpha=0.8, label="ours")
+        ax.barh(y, summary[f"{key} ours"], xerr=summary[f"{key} ci"].fillna(0), color="tab:blue", alpha=0.8, label="ours")
         ax.scatter(summary[f"{key} paper"], y, color="tab:red", marker="|", s=200, label="paper")
         ax.set_yticks(y, summary.index, fontsize=8)
         ax.invert_yaxis()
@@ -50,32 +56,39 @@ def table_bars(summary: pd.DataFrame, datasets: list[str], title: str, path: str
     return _save(fig, path)
 
 
-def training_curves(run_dirs: dict[str, str | Path], tags: tuple[str, ...] = ("train/loss_step", "val/top1"),
-                    path: str | Path | None = None) -> plt.Figure:
-    """Scalars read from each run's TensorBoard event files, one panel per tag."""
+def training_curves(run_dirs: dict[str, str | Path],
+                    panels: tuple[tuple[str, ...], ...] = (("train/loss_step", "train/loss_epoch"), ("val/top1",)),
+                    path: str | Path | None = None) -> Figure:
+    """Scalars read from each run's TensorBoard event files, one panel per entry of `panels`: a tuple of tags, the
+    first one a run has is drawn (step-level logs exist only after `log_every_n_steps` steps; short runs have the
+    epoch-level ones)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    fig, axes = plt.subplots(1, len(tags), figsize=(4.5 * len(tags), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.2), squeeze=False)
+    shown: list[set[str]] = [set() for _ in panels]
     for label, run_dir in run_dirs.items():
         events = EventAccumulator(str(run_dir))
         events.Reload()
         available = events.Tags()["scalars"]
-        for ax, tag in zip(axes[0], tags):
-            if tag in available:
+        for ax, tags, used in zip(axes[0], panels, shown):
+            tag = next((t for t in tags if t in available), None)
+            if tag is not None:
                 points = events.Scalars(tag)
-                ax.plot([p.step for p in points], [p.value for p in points], label=label, marker="." if
-                        len(points) < 20 else None)
-    for ax, tag in zip(axes[0], tags):
-        ax.set_title(tag, fontsize=9)
+                ax.plot([p.step for p in points], [p.value for p in points], label=label,
+                        marker="." if len(points) < 20 else None)
+                used.add(tag)
+    for ax, tags, used in zip(axes[0], panels, shown):
+        ax.set_title(" / ".join(sorted(used)) if used else f"{tags[0]} (not logged)", fontsize=9)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+    if any(shown):
+        axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, path)
 
 
-def confusion_matrix(scores: torch.Tensor, labels: torch.Tensor, class_names: list[str],
-                     path: str | Path | None = None) -> plt.Figure:
+def confusion_matrix(scores: torch.Tensor, labels: torch.Tensor, class_names: list[str], title: str = "",
+                     path: str | Path | None = None) -> Figure:
     """Row-normalised confusion matrix of video-level predictions."""
     n = len(class_names)
     matrix = torch.zeros(n, n)
@@ -88,12 +101,13 @@ def confusion_matrix(scores: torch.Tensor, labels: torch.Tensor, class_names: li
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     fig.colorbar(image, ax=ax, fraction=0.046)
+    ax.set_title(title, fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
 
 
 def attention_over_frames(frames: torch.Tensor, attention: torch.Tensor, title: str = "",
-                          path: str | Path | None = None) -> plt.Figure:
+                          path: str | Path | None = None) -> Figure:
     """Frames (T, 3, H, W) in [0, 1] with a global block's attention over their patches (T, h, w) on top."""
     T = frames.shape[0]
     fig, axes = plt.subplots(2, T, figsize=(1.3 * T, 2.8), squeeze=False)

@@ -1,53 +1,87 @@
-"""Reading ablation results: every results/table_*/results.csv, the tables' paper numbers, per-cell artefacts."""
+"""Reading ablation results: the results.csv of one table or of every table, the tables' definitions (the copies the
+runner keeps beside them), and where each cell's artefacts are: its own folder (cell.json, test_predictions.pt) and
+the training run that holds its checkpoint, config and TensorBoard logs (its own folder, or for a co-trained cell of
+table (e) the shared run of its script and seed).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
+import yaml
 
-from uv2.ablation.grid import Table, load_table
+from uv2.ablation.grid import Cell, Table, load_table
+from uv2.ablation.scripts import COTRAINED, SHARED_RUNS, shared_run_dir
+
+
+def table_folders(results_dir: str | Path) -> list[Path]:
+    """The table folders under `results_dir`: a results root (results/table_*/) or one table's folder."""
+    root = Path(results_dir)
+    if (root / "results.csv").is_file():
+        return [root]
+    return sorted(p.parent for p in root.glob("table_*/results.csv"))
+
+
+def table_definition(folder: str | Path) -> Table:
+    """The table a folder's results belong to, from the copy the runner writes there (<name>.yaml)."""
+    folder = Path(folder)
+    name = folder.name.removeprefix("table_")
+    return load_table(str(folder / f"{name}.yaml"), folder)
 
 
 def load_results(results_dir: str | Path = "results") -> pd.DataFrame:
-    """All cells of all tables (one row per cell x dataset x seed), with the cell directory of each."""
+    """Every cell of every table under `results_dir` (see table_folders): one row per cell x dataset x seed with
+    results.csv's columns, plus `table_dir`, `cell_dir`, `script` (table (e)'s training script, "" elsewhere) and
+    `run_dir` (the training run of the cell's checkpoint, config and TensorBoard logs)."""
     frames = []
-    for path in sorted(Path(results_dir).glob("table_*/results.csv")):
-        frame = pd.read_csv(path)
-        frame["table"] = frame["table"].astype(str)
-        frame["cell_dir"] = [str(path.parent / "cells" / _slug(r)) for r in frame.itertuples()]
+    for folder in table_folders(results_dir):
+        frame = pd.read_csv(folder / "results.csv", dtype={"table": str})
+        table = table_definition(folder)
+        frame["error"] = frame["error"].fillna("")
+        frame["table_dir"] = str(folder)
+        frame["cell_dir"] = [str(folder / "cells" / _slug(r)) for r in frame.itertuples()]
+        frame["script"] = [table.rows[int(r)].script or "" if int(r) < len(table.rows) else "" for r in frame["row"]]
+        frame["run_dir"] = [str(_run_dir(frame, r)) for r in frame.itertuples()]
         frames.append(frame)
     if not frames:
-        raise FileNotFoundError(f"no results/table_*/results.csv under {results_dir}: run ablations/run.py first")
+        raise FileNotFoundError(f"no results.csv under {results_dir} (neither {results_dir}/results.csv nor "
+                                f"{results_dir}/table_*/results.csv): run ablations/run.py first")
     return pd.concat(frames, ignore_index=True)
 
 
-def _slug(row) -> str:
-    from uv2.ablation.grid import Cell
-
+def _slug(row: Any) -> str:
     return Cell(row.table, int(row.row), row.label, row.dataset, int(row.seed), {}).slug
 
 
-def table_definition(name: str, tables_dir: str | Path = "ablations/tables") -> Table:
-    return load_table(name, Path(tables_dir))
+def _run_dir(frame: pd.DataFrame, row: Any) -> Path:
+    """The cell's own folder, or the shared run that trained a co-trained cell: found as the runner places it, from
+    the config hashes of the cells it serves (uv2.ablation.scripts.shared_run_dir)."""
+    if row.script not in COTRAINED:
+        return Path(row.cell_dir)
+    served = frame[frame["script"].isin(SHARED_RUNS[row.script]) & (frame["seed"] == row.seed)]
+    hashes = list(served.drop_duplicates("dataset")["config_hash"])  # the first cell of each set, in table order
+    return shared_run_dir(Path(row.table_dir), row.script, int(row.seed), hashes) / "run"
 
 
-def summary(results: pd.DataFrame, table: Table) -> pd.DataFrame:
-    """One line per row of `table`: ours (mean, std, seeds) and the paper's top-1 per dataset, and GFLOPs."""
-    done = results[(results["table"] == table.name) & (results["status"] == "done")]
-    lines = []
-    for i, row in enumerate(table.rows):
-        line = {"row": row.label}
-        for key in table.datasets:
-            values = done[(done["row"] == i) & (done["dataset"] == key)]["top1"]
-            line[f"{key} ours"] = values.mean() if len(values) else float("nan")
-            line[f"{key} std"] = values.std(ddof=1) if len(values) > 1 else 0.0
-            line[f"{key} paper"] = row.paper.get(key, float("nan"))
-        cells = done[done["row"] == i]
-        line["GFLOPs"] = cells["gflops"].mean() if len(cells) else float("nan")
-        lines.append(line)
-    return pd.DataFrame(lines).set_index("row")
+def finished(results: pd.DataFrame) -> pd.DataFrame:
+    """The cells that ended with a test result."""
+    return results[results["status"] == "done"]
+
+
+def checkpoint_path(cell: Any) -> Path | None:
+    """The last checkpoint of a cell's training run (None when it is not there: a cell still pending, or results
+    copied without their checkpoints)."""
+    path = Path(cell.run_dir) / "checkpoints" / "last.ckpt"
+    return path if path.is_file() else None
+
+
+def run_config(cell: Any) -> dict[str, Any] | None:
+    """The resolved experiment of a cell's training run (config.yaml, written by LightningCLI), or None."""
+    path = Path(cell.run_dir) / "config.yaml"
+    return yaml.safe_load(path.read_text()) if path.is_file() else None
 
 
 def load_predictions(cell_dir: str | Path) -> dict:

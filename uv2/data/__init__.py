@@ -2,7 +2,10 @@
 
 Modules (imported lazily: ``python -m uv2 synth`` does not import Lightning):
 
-- :mod:`uv2.data.decode`     probe / seek-and-decode only the needed frames / robust frame counting
+- :mod:`uv2.data.decode`     probe / seek-and-decode only the needed frames, cropped and resized in the scaler /
+                             robust frame counting / per-stage timing
+- :mod:`uv2.data.backends`   the decoder backends behind ``decoder``: pyav (default), torchcodec (optional)
+- :mod:`uv2.data.augment`    the per-batch work after the transfer: flip, RandAugment, normalisation of uint8 clips
 - :mod:`uv2.data.sampling`   uniform (TSN) and dense frame indices
 - :mod:`uv2.data.transforms` clip augmentation (crop, flip, per-clip RandAugment) and normalisation
 - :mod:`uv2.data.lists`      Kinetics CSV, SSv2 JSON and folder-per-class lists
@@ -10,7 +13,7 @@ Modules (imported lazily: ``python -m uv2 synth`` does not import Lightning):
 - :mod:`uv2.data.dataset`    VideoDataset, ImageDataset, collate_clips
 - :mod:`uv2.data.datamodule` VideoDataModule, ImageDataModule
 - :mod:`uv2.data.multiset`   MultiSetDataModule (co-training on several sets, a head each)
-- :mod:`uv2.data.bench`      decode benchmark, data-wait fraction
+- :mod:`uv2.data.bench`      input-pipeline benchmark with the per-stage split, data-wait fraction
 - :mod:`uv2.data.cli`        ``python -m uv2 synth | check-videos | bench-data``
 """
 
@@ -29,6 +32,9 @@ _EXPORTS = {
     "collate_clips": "uv2.data.dataset",
     "VideoDecodeError": "uv2.data.decode",
     "decode_frames": "uv2.data.decode",
+    "FrameSpec": "uv2.data.decode",
+    "BatchAugment": "uv2.data.augment",
+    "get_backend": "uv2.data.backends",
     "probe_video": "uv2.data.decode",
     "TransformConfig": "uv2.data.transforms",
     "ensure_synthetic": "uv2.data.synthetic",

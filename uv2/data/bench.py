@@ -1,13 +1,14 @@
-"""Data-loading benchmarks: seek-and-decode vs. decode-everything, and the data-wait fraction of a training loop.
+"""Data-loading benchmarks: where a worker's time per clip goes, and the data-wait fraction of a training loop.
 
 :func:`make_bench_videos` writes ordinary H.264 clips (default 604x340, 10 s at 30 fps, x264 default GOP: keyint 250,
-3 B-frames) with textured, panning content. :func:`bench_clip_loading` times, per clip, (a) our path
-(:func:`~uv2.data.decode.decode_frames`: seek, decode only what the clip needs, skip unneeded non-reference frames,
-convert only the needed frames to RGB; the one-off packet scan of :func:`~uv2.data.decode.probe_video` is included)
-and (b) the naive path (:func:`~uv2.data.decode.decode_all_frames`: decode and convert every frame, then index), each
-followed by the same training augmentation to ``crop_size``; both single-threaded, interleaved clip by clip so that
-background load affects them alike. :func:`measure_data_wait_fraction` measures how much of a training step is
-spent waiting for the DataLoader.
+3 B-frames) with textured, panning content. :func:`bench_pipeline` produces training clips through a DataLoader
+exactly as training does (:class:`~uv2.data.dataset.VideoDataset` with ``profile`` on: probe once per video and
+worker, seek, decode, crop + resize + RGB in the decoder's scaler, uint8 batches, then
+:class:`~uv2.data.augment.BatchAugment` after the transfer) and reports the seconds of every stage of :data:`SPLIT`;
+with ``path="float"`` it runs the CPU path instead (full frames, crop / flip / RandAugment / normalise on the
+worker, float32 batches), the way every clip was made before the uint8 path. Single worker: in the calling process;
+``workers > 1``: DataLoader worker processes. :func:`measure_data_wait_fraction` measures how much of a training
+step is spent waiting for the DataLoader.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["make_bench_videos", "bench_clip_loading", "BenchResult", "measure_data_wait_fraction", "DataWaitStats"]
+__all__ = ["make_bench_videos", "bench_pipeline", "PipelineResult", "SPLIT", "measure_data_wait_fraction",
+           "DataWaitStats"]
 
 
 def _value_noise(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -95,77 +97,204 @@ def make_bench_videos(
     return paths
 
 
+#: the columns of the per-clip split, in pipeline order: the worker's stages (see
+#: :data:`~uv2.data.dataset.PROFILE_STAGES`), then the main process's
+SPLIT: tuple[str, ...] = ("open+probe", "seek", "decode", "convert", "augment", "collate", "transfer", "device")
+SPLIT_HELP = {
+    "open+probe": "opening the file and the packet scan (once per video and worker: the index is cached)",
+    "seek": "seeking to keyframes",
+    "decode": "demuxing and decoding (frames not wanted are skipped where the codec allows)",
+    "convert": "colour conversion, crop and resize (in the decoder's scaler)",
+    "augment": "the worker's augmentation (drawing crops, flips, seeds; the CPU path: crop, flip, RandAugment, "
+               "normalise)",
+    "collate": "stacking items into a batch (in the worker)",
+    "transfer": "pinning and copying the batch to the device (0 on a CPU-only machine)",
+    "device": "the per-batch work after the transfer: flip, RandAugment, normalisation",
+}
+
+
 @dataclass
-class BenchResult:
-    """Timings of one sampling scheme over the benchmark videos (single process)."""
+class PipelineResult:
+    """Where the time of one input pipeline went, per stage, over ``clips`` training clips."""
 
+    decoder: str  # "pyav" or "torchcodec"
+    path: str  # "uint8" (decode to size, float work on the device) or "float" (everything on the worker, float32)
     sampling: str  # "uniform" or "dense"
-    clips: int  # clips loaded by each path
-    seek_s: float  # total seconds, seek-and-decode path (probe included)
-    naive_s: float  # total seconds, decode-everything path
-    frames_per_video: float  # mean decodable frames of the videos
+    workers: int  # worker processes (1: in the benchmark's process)
+    clips: int  # training clips produced
+    stage_s: dict[str, float]  # SPLIT stage -> seconds summed over all clips
+    worker_s: float  # seconds the workers were busy (items and collation), summed over workers
+    wall_s: float  # wall seconds after the warm-up batches (worker start-up and prefetched batches excluded)
+    wall_clips: int  # clips after the warm-up batches
+    device: str  # where the per-batch work ran
 
     @property
-    def seek_clips_per_s(self) -> float:
-        return self.clips / self.seek_s
+    def per_worker_clips_per_s(self) -> float:
+        """Clips per second of one busy worker: clips / worker-busy seconds."""
+        return self.clips / self.worker_s if self.worker_s > 0 else 0.0
 
     @property
-    def naive_clips_per_s(self) -> float:
-        return self.clips / self.naive_s
+    def wall_clips_per_s(self) -> float:
+        return self.wall_clips / self.wall_s if self.wall_s > 0 else 0.0
 
-    @property
-    def speedup(self) -> float:
-        return self.naive_s / self.seek_s
+    def ms_per_clip(self, stage: str) -> float:
+        return 1000 * self.stage_s.get(stage, 0.0) / max(self.clips, 1)
 
 
-def bench_clip_loading(
+class _TimedCollate:
+    """``collate_clips`` (uint8 path) or ``default_collate`` (float path), timed: the batch carries ``collate_s``."""
+
+    def __init__(self, uint8: bool) -> None:
+        self.uint8 = uint8
+
+    def __call__(self, items: list[dict]) -> dict:
+        from torch.utils.data import default_collate
+
+        from uv2.data.dataset import collate_clips
+
+        start = time.perf_counter()
+        batch = collate_clips(items) if self.uint8 else default_collate(items)
+        batch["collate_s"] = time.perf_counter() - start
+        return batch
+
+
+class _FloatPathDataset:
+    """The CPU path for comparison: full frames decoded (PyAV) and :class:`~uv2.data.transforms.TrainClipTransform`
+    on the worker (crop, flip, RandAugment, normalise to float32), as every clip was produced before the uint8
+    path; per-item ``stage_s`` like :class:`~uv2.data.dataset.VideoDataset` with ``profile``."""
+
+    def __init__(self, paths: Sequence[str], sampling: str, num_frames: int, stride: int, transform) -> None:
+        self.paths, self.sampling, self.num_frames, self.stride = list(paths), sampling, num_frames, stride
+        self.transform = transform
+        self._index: dict = {}
+        self._rng: np.random.Generator | None = None
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, item: int) -> dict:
+        import torch
+        from einops import rearrange
+
+        from uv2.data.dataset import PROFILE_STAGES
+        from uv2.data.decode import StageTimer, decode_frames, probe_video
+        from uv2.data.sampling import sample_indices
+
+        if self._rng is None:
+            self._rng = np.random.default_rng(torch.initial_seed() % 2**63)
+        start = time.perf_counter()
+        timer = StageTimer()
+        path = self.paths[item]
+        index = self._index.get(path) or probe_video(path, timer=timer)
+        idx = sample_indices(self.sampling, index.num_frames, self.num_frames, stride=self.stride, train=True,
+                             rng=self._rng)
+        frames, self._index[path] = decode_frames(path, idx, index, timer=timer)
+        augment_start = time.perf_counter()
+        video = self.transform(rearrange(torch.from_numpy(frames), "t h w c -> t c h w"), self._rng)
+        timer.add("augment", time.perf_counter() - augment_start)
+        timer.add("item", time.perf_counter() - start)
+        stage_s = torch.tensor([timer.seconds.get(s, 0.0) for s in PROFILE_STAGES], dtype=torch.float64)
+        return {"video": video, "label": 0, "stage_s": stage_s}
+
+
+def bench_pipeline(
     paths: Sequence[str | os.PathLike],
+    decoder: str = "pyav",
+    path: str = "uint8",
     sampling: str = "uniform",
+    workers: int = 1,
     num_frames: int = 8,
     crop_size: int = 224,
     frame_stride: int = 8,
     clips_per_video: int = 3,
     rand_augment: str | None = None,
+    num_repeats: int = 1,
+    batch_size: int = 8,
+    device: str = "cpu",
     seed: int = 0,
-) -> BenchResult:
-    """Time decoded + augmented training clips with both paths (see module docstring); single-threaded."""
-    import torch
-    from einops import rearrange
+) -> PipelineResult:
+    """Produce ``len(paths) * clips_per_video`` training clips through a DataLoader, timing every stage.
 
-    from uv2.data.decode import decode_all_frames, decode_frames, probe_video
-    from uv2.data.sampling import sample_indices
+    ``path="uint8"`` is the training pipeline (:class:`~uv2.data.dataset.VideoDataset`: decode to size, uint8
+    batches, :class:`~uv2.data.augment.BatchAugment` on ``device`` after the transfer); ``path="float"`` is the CPU
+    path (:class:`_FloatPathDataset`, float32 batches). ``workers=1`` runs in this process; more use DataLoader
+    worker processes (forkserver, one thread each). Torch runs on one thread here too.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    from uv2.data.augment import BatchAugment
+    from uv2.data.dataset import PROFILE_STAGES, VideoDataset, VideoDatasetConfig, worker_init_fn
+    from uv2.data.lists import VideoRecord
     from uv2.data.transforms import TrainClipTransform, TransformConfig
 
+    if path not in ("uint8", "float"):
+        raise ValueError(f"unknown path {path!r}; valid choices: uint8, float")
     torch.set_num_threads(1)
-    transform = TrainClipTransform(TransformConfig(crop_size=crop_size, rand_augment=rand_augment))
-    rng = np.random.default_rng(seed)
-    seek_s = naive_s = 0.0
-    clips = 0
-    lengths = []
-    for path in paths:
-        path = str(path)
-        t0 = time.perf_counter()
-        index = probe_video(path)
-        seek_s += time.perf_counter() - t0
-        lengths.append(index.num_frames)
-        for _ in range(clips_per_video):
-            idx = sample_indices(sampling, index.num_frames, num_frames, stride=frame_stride, train=True, rng=rng)
-            aug_seed = int(rng.integers(2**31))
-            t0 = time.perf_counter()
-            frames, index = decode_frames(path, idx, index)
-            a = transform(rearrange(torch.from_numpy(frames), "t h w c -> t c h w"), np.random.default_rng(aug_seed))
-            t1 = time.perf_counter()
-            frames_all = decode_all_frames(path)[np.minimum(idx, index.num_frames - 1)]
-            b = transform(
-                rearrange(torch.from_numpy(frames_all), "t h w c -> t c h w"), np.random.default_rng(aug_seed)
-            )
-            t2 = time.perf_counter()
-            if not torch.equal(a, b):
-                raise RuntimeError(f"{path}: the two decode paths disagree on frames {idx.tolist()}")
-            seek_s += t1 - t0
-            naive_s += t2 - t1
-            clips += 1
-    return BenchResult(sampling, clips, seek_s, naive_s, float(np.mean(lengths)))
+    torch.manual_seed(seed)
+    transform = TransformConfig(crop_size=crop_size, rand_augment=rand_augment)
+    files = [str(p) for _ in range(clips_per_video) for p in paths]  # every video once, then again, ...
+    if path == "uint8":
+        cfg = VideoDatasetConfig(num_frames=num_frames, sampling=sampling, frame_stride=frame_stride,
+                                 num_repeats=num_repeats, decoder=decoder, seed=seed, transform=transform)
+        dataset = VideoDataset([VideoRecord(f, 0) for f in files], "train", cfg)
+        dataset.profile = True
+    else:
+        dataset = _FloatPathDataset(files, sampling, num_frames, frame_stride, TrainClipTransform(transform))
+    target = torch.device(device)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers if workers > 1 else 0,
+                        collate_fn=_TimedCollate(path == "uint8"), pin_memory=target.type == "cuda",
+                        multiprocessing_context="forkserver" if workers > 1 else None,
+                        worker_init_fn=worker_init_fn if workers > 1 else None)
+    augment = BatchAugment(transform)
+    sync = torch.cuda.synchronize if target.type == "cuda" else (lambda: None)
+    stage_s = dict.fromkeys(SPLIT, 0.0)
+    worker_s = wall_s = 0.0
+    clips = wall_clips = 0
+    # the clock starts once the batches the workers prefetched during start-up are consumed (workers x 2, the
+    # DataLoader's prefetch depth; one batch in-process), so that the wall rate is the steady one
+    warmup = max(1, 2 * workers) if workers > 1 else 1
+    if len(loader) <= warmup:
+        warmup = 1
+    batches = 0
+    first_end: float | None = None
+    iterator = iter(loader)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            break
+        times = batch.pop("stage_s").sum(0).tolist()  # (stages,) summed over the batch's items
+        per_stage = dict(zip(PROFILE_STAGES, times))
+        stage_s["open+probe"] += per_stage["open"] + per_stage["probe"]
+        for stage in ("seek", "decode", "convert", "augment"):
+            stage_s[stage] += per_stage[stage]
+        stage_s["collate"] += batch["collate_s"]
+        worker_s += per_stage["item"] + batch.pop("collate_s")
+        start = time.perf_counter()
+        if path == "uint8":
+            batch = augment.before_transfer(batch)  # host-side planning counts as device work
+        planned = time.perf_counter()
+        batch = {k: v.to(target, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        sync()
+        moved = time.perf_counter()
+        if path == "uint8":
+            batch = augment(batch)
+            sync()
+        done = time.perf_counter()
+        stage_s["transfer"] += moved - planned if target.type != "cpu" else 0.0
+        if path == "uint8":
+            stage_s["device"] += (planned - start) + (done - moved)
+        n = len(batch["video"])
+        clips += n
+        batches += 1
+        if batches == warmup:
+            first_end = done
+        elif first_end is not None:
+            wall_clips += n
+            wall_s = done - first_end
+    return PipelineResult(decoder if path == "uint8" else "pyav", path, sampling, max(workers, 1), clips, stage_s,
+                          worker_s, wall_s, wall_clips, str(target))
 
 
 @dataclass

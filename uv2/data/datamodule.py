@@ -13,21 +13,39 @@ Loaders: train shuffles (and drops the last partial batch), val serves one centr
 averaging). Batches are dicts (see :mod:`uv2.data.dataset`); with ``num_repeats > 1`` the train batch is flattened
 to ``(batch_size * num_repeats, 3, T, H, W)`` by :func:`~uv2.data.dataset.collate_clips`. Under DDP Lightning
 inserts a ``DistributedSampler``; per-video aggregation of test views is the LightningModule's job.
+
+uint8 to the device. Loaders yield uint8 clips (pinned when a GPU is present); Lightning moves them to the device
+and calls :meth:`VideoDataModule.on_after_batch_transfer`, which turns them into the model's input there
+(:class:`~uv2.data.augment.BatchAugment`: flip, RandAugment, normalisation, as float32 of the same shape). Every
+loop (fit, validate, test, predict) therefore sees float batches, as before, and the LightningModule is unchanged.
+RandAugment plans are made on the host in ``on_before_batch_transfer`` (they need the seeds as Python numbers).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader
 from torchdata.stateful_dataloader import StatefulDataLoader
 
+from uv2.data.augment import BatchAugment
+from uv2.data.backends import DECODERS
 from uv2.data.dataset import ImageDataset, VideoDataset, VideoDatasetConfig, collate_clips, worker_init_fn
-from uv2.data.lists import LIST_FORMATS, VideoRecord, load_video_list, read_csv_list
-from uv2.data.synthetic import ALL_SETS, SIZES, ensure_synthetic, read_manifest
+from uv2.data.lists import LIST_FORMATS, ListFormat, VideoRecord, load_video_list, read_csv_list
+from uv2.data.synthetic import (
+    ALL_SETS,
+    DEFAULT_ROOT,
+    DEFAULT_SEED,
+    DEFAULT_SIZE,
+    SIZES,
+    ensure_synthetic,
+    read_manifest,
+)
 from uv2.data.transforms import CLIP_MEAN, CLIP_STD, TransformConfig, parse_rand_augment
 
 log = logging.getLogger(__name__)
@@ -35,9 +53,21 @@ log = logging.getLogger(__name__)
 __all__ = ["VideoDataModule", "ImageDataModule", "synthetic_root_for"]
 
 
+def _pin(pin_memory: bool | None) -> bool:
+    """``pin_memory`` None: pin when CUDA is present (page-locked buffers make the copy asynchronous)."""
+    return torch.cuda.is_available() if pin_memory is None else pin_memory
+
+
 def synthetic_root_for(synthetic_root: str, size: str, seed: int) -> Path:
     """Where a DataModule keeps the synthetic benchmark of (size, seed)."""
     return Path(synthetic_root) / f"{size}_seed{seed}"
+
+
+def synthetic_set_dir(init_args: dict) -> Path:
+    """The folder (train.csv, val.csv, classes.txt) of the synthetic set a VideoDataModule's arguments name."""
+    root = synthetic_root_for(init_args.get("synthetic_root", DEFAULT_ROOT), init_args.get("synthetic_size", DEFAULT_SIZE),
+                              init_args.get("synthetic_seed", DEFAULT_SEED))
+    return root / init_args["synthetic_set"]
 
 
 class ResumableDataLoader(StatefulDataLoader):
@@ -78,8 +108,11 @@ class VideoDataModule(pl.LightningDataModule):
     """Video clips for training, validation (centre view) and multi-view testing.
 
     Args:
-        list_format: "csv" (Kinetics-style), "ssv2" (SSv2 JSON; classes_file = labels.json) or "folder".
-        train_list: training list (CSV file, SSv2 split JSON, or folder root).
+        list_format: "csv" (Kinetics-style), "ssv2" (SSv2 JSON; classes_file = labels.json), "folder", "mit"
+            (Moments in Time as released), "ssv1" (Something-Something V1 id;label lists of frame folders) or
+            "rawframes" (mmaction2's `frame_dir total_frames label` lists). Any format may list frame folders
+            (directories of numbered images), read like videos (uv2.data.frames).
+        train_list: training list (CSV file, SSv2 split JSON, folder root, ...).
         val_list: validation list.
         test_list: test list (default: val_list).
         classes_file: class names, one per line (csv; optional with integer labels), or SSv2 labels.json.
@@ -89,7 +122,9 @@ class VideoDataModule(pl.LightningDataModule):
         synthetic_size: "micro", "tiny", "small" or "medium".
         synthetic_seed: generation seed of the synthetic set.
         synthetic_root: parent directory of generated synthetic benchmarks.
-        num_frames: frames per clip (T).
+        num_frames: frames per clip (T). Leave it unset: the frame count is the model's (``model.arch.num_frames``),
+            read from the Trainer's model at setup. A value that differs from the model's is an error naming both;
+            without a Trainer (tools, tests) give it here.
         sampling: "uniform" (TSN segments) or "dense" (stride over a window).
         frame_stride: dense sampling stride.
         crop_size: model input height = width.
@@ -107,25 +142,29 @@ class VideoDataModule(pl.LightningDataModule):
         std: normalisation std (default CLIP's).
         num_test_clips: temporal clips per test video.
         num_test_crops: spatial crops per test clip (1 or 3).
-        num_repeats: augmented clips per training video per item (repeated augmentation).
+        num_repeats: augmented clips per training video per item (repeated augmentation: one decode, R clips with
+            their own temporal offsets, crops, flips and RandAugment; the cheapest multiplier when the GPU waits).
         batch_size: training batch size (videos; the model sees batch_size * num_repeats clips).
         eval_batch_size: val/test batch size (default batch_size).
         num_workers: DataLoader worker processes.
         worker_start_method: how workers start. "forkserver" (default) and "spawn" start clean processes (about 3 s
             once per loader, as workers persist); "fork" starts instantly but can deadlock when the parent holds
             locks of running threads (OpenMP, TensorBoard's writer, decoder threads) at fork time.
-        pin_memory: pin batches in page-locked memory.
+        pin_memory: pin batches in page-locked memory (None: when CUDA is available).
         max_bad_fraction: raise TooManyBadVideos when more than this fraction of videos fail to decode.
         min_bad_attempts: ... measured once this many distinct videos were attempted in a worker.
         max_retries: replacement videos tried for one item.
         cache_decoded: decode each video once and keep its frames in memory (per process; for small sets such as
             the synthetic benchmark, where it removes decoding from every epoch after the first).
         seed: seeds replacement choices and (with torch's seed) the augmentation RNGs.
+        decoder: video decoder backend, "pyav" (default) or "torchcodec" (optional; see uv2.data.backends).
+        frame_template: file names of the frames in frame folders, one integer field (e.g. "img_{:05d}.jpg",
+            "{:05d}.jpg"); None: read off each folder (its one series of numbered images).
     """
 
     def __init__(
         self,
-        list_format: Literal["csv", "ssv2", "folder"] = "csv",
+        list_format: ListFormat = "csv",
         train_list: str | None = None,
         val_list: str | None = None,
         test_list: str | None = None,
@@ -133,10 +172,10 @@ class VideoDataModule(pl.LightningDataModule):
         data_root: str | None = None,
         video_ext: str = ".webm",
         synthetic_set: str | None = None,
-        synthetic_size: Literal["micro", "tiny", "small", "medium"] = "tiny",
-        synthetic_seed: int = 0,
-        synthetic_root: str = "data/synthetic",
-        num_frames: int = 8,
+        synthetic_size: Literal["micro", "tiny", "small", "medium"] = DEFAULT_SIZE,
+        synthetic_seed: int = DEFAULT_SEED,
+        synthetic_root: str = DEFAULT_ROOT,
+        num_frames: int | None = None,
         sampling: Literal["uniform", "dense"] = "uniform",
         frame_stride: int = 8,
         crop_size: int = 224,
@@ -159,12 +198,14 @@ class VideoDataModule(pl.LightningDataModule):
         eval_batch_size: int | None = None,
         num_workers: int = 2,
         worker_start_method: Literal["forkserver", "spawn", "fork"] = "forkserver",
-        pin_memory: bool = False,
+        pin_memory: bool | None = None,
         max_bad_fraction: float = 0.01,
         min_bad_attempts: int = 500,
         max_retries: int = 10,
         cache_decoded: bool = False,
         seed: int = 0,
+        decoder: Literal["pyav", "torchcodec"] = "pyav",
+        frame_template: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -180,6 +221,8 @@ class VideoDataModule(pl.LightningDataModule):
             raise ValueError("give both jitter_min and jitter_max, or neither")
         if rand_augment is not None:
             parse_rand_augment(rand_augment)
+        if decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {decoder!r}; valid choices: {', '.join(DECODERS)}")
         if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1) or num_workers < 0:
             raise ValueError("batch sizes must be >= 1 and num_workers >= 0")
         transform = TransformConfig(
@@ -195,7 +238,7 @@ class VideoDataModule(pl.LightningDataModule):
             std=tuple(std) if std is not None else CLIP_STD,
         )
         self.dataset_cfg = VideoDatasetConfig(
-            num_frames=num_frames,
+            num_frames=num_frames or 1,  # validates the other fields now; the frame count is settled in setup()
             sampling=sampling,
             frame_stride=frame_stride,
             num_test_clips=num_test_clips,
@@ -206,8 +249,11 @@ class VideoDataModule(pl.LightningDataModule):
             max_retries=max_retries,
             cache_decoded=cache_decoded,
             seed=seed,
+            decoder=decoder,
+            frame_template=frame_template,
             transform=transform,
         )
+        self.augment = BatchAugment(transform)  # the per-batch work on the device
         self.class_names: list[str] | None = None
         self.train_dataset: VideoDataset | None = None
         self.val_dataset: VideoDataset | None = None
@@ -262,9 +308,26 @@ class VideoDataModule(pl.LightningDataModule):
             self.class_names = names
         return records
 
+    def clip_frames(self) -> int:
+        """Frames per clip: the model's ``arch.num_frames`` (through the Trainer), or ``num_frames`` when no model
+        is attached; both given and different is an error naming both."""
+        given = self.hparams.num_frames
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        arch = getattr(module, "arch", None)
+        model_frames = getattr(arch, "num_frames", None)
+        if given is not None and model_frames is not None and given != model_frames:
+            raise ValueError(f"data.init_args.num_frames is {given} but model.arch.num_frames is {model_frames}: the "
+                             f"clips must have the model's frame count; drop data.init_args.num_frames (the data "
+                             f"module takes it from the model)")
+        frames = given if given is not None else model_frames
+        if frames is None:
+            raise ValueError("num_frames is not set and no model is attached to take it from: give num_frames, or "
+                             "use the data module with a Trainer and a uv2 model (model.arch.num_frames)")
+        return frames
+
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets a stage needs ("fit", "validate", "test", "predict"; None: all available)."""
-        cfg = self.dataset_cfg
+        cfg = self.dataset_cfg = replace(self.dataset_cfg, num_frames=self.clip_frames())
         src = self._sources()
         if not any(src[k] for k in ("train", "val", "test")):
             raise ValueError("VideoDataModule needs lists (train_list / val_list / test_list) or synthetic_set")
@@ -306,7 +369,7 @@ class VideoDataModule(pl.LightningDataModule):
             shuffle=train,
             drop_last=train and len(dataset) >= hp.batch_size,
             num_workers=hp.num_workers,
-            pin_memory=hp.pin_memory,
+            pin_memory=_pin(hp.pin_memory),
             persistent_workers=hp.num_workers > 0,
             multiprocessing_context=hp.worker_start_method if hp.num_workers > 0 else None,
             worker_init_fn=worker_init_fn if hp.num_workers > 0 else None,
@@ -324,6 +387,16 @@ class VideoDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.test_dataset, train=False)
+
+    # -- the per-batch work on the device -------------------------------------------------------------------------
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """On the host: RandAugment plans from the clips' seeds."""
+        return self.augment.before_transfer(batch)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """On the device: uint8 clips -> the model's float input (flip, RandAugment, normalisation)."""
+        return self.augment(batch)
 
 
 class ImageDataModule(pl.LightningDataModule):
@@ -356,9 +429,9 @@ class ImageDataModule(pl.LightningDataModule):
         val_list: str | None = None,
         classes_file: str | None = None,
         data_root: str | None = None,
-        synthetic_size: Literal["micro", "tiny", "small", "medium"] = "tiny",
-        synthetic_seed: int = 0,
-        synthetic_root: str = "data/synthetic",
+        synthetic_size: Literal["micro", "tiny", "small", "medium"] = DEFAULT_SIZE,
+        synthetic_seed: int = DEFAULT_SEED,
+        synthetic_root: str = DEFAULT_ROOT,
         crop_size: int = 32,
         short_side: int | None = None,
         scale_min: float = 0.35,
@@ -381,6 +454,7 @@ class ImageDataModule(pl.LightningDataModule):
             mean=tuple(mean) if mean is not None else CLIP_MEAN,
             std=tuple(std) if std is not None else CLIP_STD,
         )
+        self.augment = BatchAugment(self.transform)  # flip + normalisation on the device
         self.class_names: list[str] | None = None
         self.train_dataset: ImageDataset | None = None
         self.val_dataset: ImageDataset | None = None
@@ -429,6 +503,7 @@ class ImageDataModule(pl.LightningDataModule):
             shuffle=train,
             drop_last=train and len(dataset) >= hp.batch_size,
             num_workers=hp.num_workers,
+            pin_memory=_pin(None),
             persistent_workers=hp.num_workers > 0,
             multiprocessing_context=hp.worker_start_method if hp.num_workers > 0 else None,
             worker_init_fn=worker_init_fn if hp.num_workers > 0 else None,
@@ -439,3 +514,7 @@ class ImageDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_dataset, False)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """On the device: uint8 images -> the model's float input (flip, normalisation)."""
+        return self.augment(batch)

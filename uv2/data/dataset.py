@@ -2,11 +2,21 @@
 
 Item of :class:`VideoDataset` (a dict)::
 
-    video            float32 (3, T, H, W), normalised; (R, 3, T, H, W) when num_repeats = R > 1 (training only)
+    video            uint8 (3, T, H, W), cropped and resized, not normalised; (R, 3, T, H, W) when num_repeats = R > 1
+                     (training only)
     label            int, class index of the video that was decoded
     video_index      int, index in the list of the video that was decoded
     view_index       int, test view = clip_index * num_crops + crop_index (0 for train and val)
     decode_failures  int, failed decode attempts it took to produce this item (0 normally)
+    aug_flip         bool, flip the clip horizontally (training draws; False for val / test); (R,) with repeats
+    aug_seed         int64, RandAugment seed of the clip (-1: none); (R,) with repeats
+    stage_s          float64 (len(PROFILE_STAGES),), seconds per stage of this item; only when ``profile`` is set
+
+Clips stay uint8 until they reach the device the model runs on: the DataModules' ``on_after_batch_transfer`` runs
+:class:`~uv2.data.augment.BatchAugment` there (flip, RandAugment, ``(x / 255 - mean) / std``). The worker does what
+needs the video file: decode, and crop + resize inside the decoder's scaler (the crop box is drawn from the frame
+size before decoding, so only the crop is converted to RGB, at the model's size). :meth:`VideoDataset.load_view`
+returns one view as the model takes it (float32, normalised), for tools that handle single videos.
 
 Lengths: train and val have one item per video; test has ``videos x num_clips x num_crops`` items, item ``i`` being
 video ``i // views`` and view ``i % views``. Validation uses a single centre view (centre clip, centre crop).
@@ -24,21 +34,31 @@ The bad fraction is measured per process (each DataLoader worker counts for itse
 least ``min_attempts`` distinct videos were attempted, a fraction above ``max_bad_fraction`` raises
 :class:`TooManyBadVideos` naming the first bad files and their errors; so does running out of retries.
 
-Randomness. Training draws (temporal offsets, crops, flips, RandAugment) come from a ``numpy.random.Generator``
+Randomness. Training draws (temporal offsets, crops, flips, RandAugment seeds) come from a ``numpy.random.Generator``
 created lazily in each process from ``torch.initial_seed()`` (which PyTorch sets to ``base_seed + worker_id`` in
 DataLoader workers, ``base_seed`` being drawn from the main process RNG), so workers differ and a run seeded with
 ``seed_everything`` is reproducible. Val/test items are deterministic.
 
-Decoding: frames are decoded with :func:`~uv2.data.decode.decode_frames` (seek, decode only the needed frames); each
-file's :class:`~uv2.data.decode.VideoIndex` is cached per process. If decoding corrects a file's frame count (the
-packet count overstated what decodes), the clip's indices are re-sampled with the true count and decoded again.
+Decoding: frames are decoded by the configured backend (``decoder``: ``pyav``, the default, or ``torchcodec``; see
+:mod:`uv2.data.backends`) seeking and decoding only the needed frames; each file's
+:class:`~uv2.data.decode.VideoIndex` is cached per process. If decoding corrects a file's frame count (the packet
+count overstated what decodes), the clip's indices are re-sampled with the true count and decoded again. A record
+that is a directory, or that its list format names one (ssv1, rawframes), is a frame folder (numbered images,
+:mod:`uv2.data.frames`), read by the frame-folder backend behind the same interface, so its clips are sampled, cropped
+and augmented by the code above, as a video's.
+
+Repeated augmentation (``num_repeats = R``): one decode of the union of the R clips' frames gives R clips, each with
+its own temporal offsets, crop, flip and RandAugment. With uniform sampling the R clips need about the frames one
+clip needs (every reference frame up to the last wanted one), so R clips cost about one clip's decoding: the
+cheapest way to feed a GPU that waits for data (``python -m uv2 bench-data --repeats R`` measures it).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -47,16 +67,20 @@ import torch
 from einops import rearrange
 from torch.utils.data import Dataset, default_collate
 
-from uv2.data.decode import VideoDecodeError, VideoIndex, decode_all_frames, decode_frames, probe_video
+from uv2.data.augment import BatchAugment
+from uv2.data.backends import DECODERS, DecoderName, VideoBackend, backend_unavailable, get_backend
+from uv2.data.decode import FrameSpec, StageTimer, VideoDecodeError, VideoIndex, decode_all_frames
+from uv2.data.frames import FrameFolderBackend, parse_frame_template
 from uv2.data.lists import VideoRecord
 from uv2.data.sampling import SAMPLING_MODES, SamplingMode, sample_indices
 from uv2.data.transforms import (
+    ClipDraw,
     EvalClipTransform,
     TrainClipTransform,
     TransformConfig,
-    normalize_clip,
     random_resized_crop_box,
     resize_short_side,
+    short_side_size,
     uniform_crop,
 )
 
@@ -69,7 +93,12 @@ __all__ = [
     "ImageDataset",
     "collate_clips",
     "worker_init_fn",
+    "PROFILE_STAGES",
 ]
+
+#: the per-item seconds of ``stage_s`` (profiling): the decoder's stages, the worker's crop / draw work ("augment")
+#: and the whole ``__getitem__`` ("item", which also holds what no stage names: sampling, bookkeeping)
+PROFILE_STAGES: tuple[str, ...] = ("open", "probe", "seek", "decode", "convert", "augment", "item")
 
 Mode = Literal["train", "val", "test"]
 MODES: tuple[str, ...] = ("train", "val", "test")
@@ -94,6 +123,9 @@ class VideoDatasetConfig:
     max_retries: int = 10  # replacement videos tried for one item before giving up
     cache_decoded: bool = False  # keep every decoded video in memory (small sets: decode once, augment each epoch)
     seed: int = 0  # seeds the (deterministic) choice of replacement videos
+    decoder: DecoderName = "pyav"  # video decoder backend: "pyav" or "torchcodec" (uv2.data.backends)
+    frame_template: str | None = None  # frame folders: frame file names, e.g. "img_{:05d}.jpg"; None: read off each
+    # folder (uv2.data.frames)
     transform: TransformConfig = field(default_factory=TransformConfig)  # crops, flips, RandAugment, normalisation
 
     def __post_init__(self) -> None:
@@ -111,6 +143,10 @@ class VideoDatasetConfig:
             raise ValueError(f"num_repeats must be >= 1, got {self.num_repeats}")
         if not 0 <= self.max_bad_fraction <= 1:
             raise ValueError(f"max_bad_fraction must be in [0, 1], got {self.max_bad_fraction}")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {self.decoder!r}; valid choices: {', '.join(DECODERS)}")
+        if self.frame_template is not None:
+            parse_frame_template(self.frame_template)
         if self.min_attempts < 1 or self.max_retries < 0:
             raise ValueError(
                 f"need min_attempts >= 1 and max_retries >= 0, got {self.min_attempts}, {self.max_retries}"
@@ -138,8 +174,17 @@ class VideoDataset(Dataset):
         self.records = list(records)
         self.mode = mode
         self.cfg = cfg or VideoDatasetConfig()
+        reason = backend_unavailable(self.cfg.decoder)
+        if reason is not None:
+            raise RuntimeError(f"decoder {self.cfg.decoder!r} is not usable here: {reason}; or use decoder: pyav")
         self.train_transform = TrainClipTransform(self.cfg.transform) if mode == "train" else None
         self.eval_transform = EvalClipTransform(self.cfg.transform)
+        # frame folders (records that are directories, or that the list format names so) are read by this backend
+        self.frames = FrameFolderBackend(self.cfg.frame_template,
+                                         {r.path: r.num_frames for r in self.records if r.num_frames is not None},
+                                         [r.path for r in self.records if r.frame_folder])
+        self.profile = False  # True: items carry "stage_s", the seconds of each of PROFILE_STAGES (bench-data)
+        self._augment: BatchAugment | None = None  # the float work of load_view, made on first use
         self._index_cache: dict[str, VideoIndex] = {}
         self._attempted: set[int] = set()
         self._frame_cache: dict[str, torch.Tensor] = {}  # path -> uint8 (N, C, H, W), with cfg.cache_decoded
@@ -225,17 +270,37 @@ class VideoDataset(Dataset):
             )
         ]
 
-    def _decode(self, path: str, view_index: int) -> list[torch.Tensor]:
-        """uint8 (T, C, H, W) clips (one per repeat) of ``path``."""
-        if self.cfg.cache_decoded:
-            if path not in self._frame_cache:  # every frame, once per process; later epochs only index it
-                self._frame_cache[path] = rearrange(torch.from_numpy(decode_all_frames(path)), "n h w c -> n c h w")
-            video = self._frame_cache[path]
-            clips = self._clip_indices(len(video), view_index)
-            return [video[torch.from_numpy(np.asarray(c, dtype=np.int64))] for c in clips]
-        index = self._index_cache.get(path) or probe_video(path)
+    @property
+    def backend(self) -> VideoBackend:
+        return get_backend(self.cfg.decoder)
+
+    def _backend_for(self, path: str) -> VideoBackend:
+        """The frame-folder backend for a folder of frame images, else the configured video decoder."""
+        return self.frames if self.frames.reads(path) else self.backend
+
+    def _cached_frames(self, path: str, timer: StageTimer | None) -> torch.Tensor:
+        """uint8 (N, C, H, W): every frame of ``path``, decoded once per process (``cache_decoded``)."""
+        if path not in self._frame_cache:
+            start = time.perf_counter()
+            frames = self.frames.decode_all(path) if self.frames.reads(path) else decode_all_frames(path)
+            self._frame_cache[path] = rearrange(torch.from_numpy(frames), "n h w c -> n c h w")
+            if timer is not None:
+                timer.add("decode", time.perf_counter() - start)
+        return self._frame_cache[path]
+
+    def _decode(
+        self,
+        path: str,
+        view_index: int,
+        specs_of: Callable[[VideoIndex, list[np.ndarray]], FrameSpec | list[FrameSpec] | None],
+        timer: StageTimer | None,
+    ) -> tuple[list[torch.Tensor], list[np.ndarray], VideoIndex]:
+        """uint8 (T, C, H, W) clips (one per sampled index array) of ``path``, decoded as ``specs_of(index, clips)``
+        says (one FrameSpec per frame index), re-sampled when decoding corrects the frame count."""
+        backend = self._backend_for(path)
+        index = self._index_cache.get(path) or backend.probe(path, timer)
         clips = self._clip_indices(index.num_frames, view_index)
-        frames, new_index = decode_frames(path, np.concatenate(clips), index)
+        frames, new_index = backend.decode(path, np.concatenate(clips), index, specs_of(index, clips), timer)
         if new_index.num_frames != index.num_frames:  # the true frame count differs: sample again with it
             log.info(
                 "%s: %d frames decode (index said %d); re-sampling the clip",
@@ -244,13 +309,80 @@ class VideoDataset(Dataset):
                 index.num_frames,
             )
             clips = self._clip_indices(new_index.num_frames, view_index)
-            frames, new_index = decode_frames(path, np.concatenate(clips), new_index)
+            frames, new_index = backend.decode(path, np.concatenate(clips), new_index, specs_of(new_index, clips),
+                                               timer)
         self._index_cache[path] = new_index
         video = rearrange(torch.from_numpy(frames), "n h w c -> n c h w")
-        return list(video.split([len(c) for c in clips]))
+        return list(video.split([len(c) for c in clips])), clips, new_index
+
+    def _train_clips(self, path: str, timer: StageTimer | None) -> tuple[list[torch.Tensor], list[ClipDraw]]:
+        """uint8 (T, C, crop, crop) training clips (one per repeat) and their random choices."""
+        transform, rng = self.train_transform, self.rng
+        if self.cfg.cache_decoded:
+            video = self._cached_frames(path, timer)
+            indices = self._clip_indices(len(video), 0)
+            start = time.perf_counter()
+            draws = [transform.draw(*video.shape[-2:], rng) for _ in indices]
+            clips = [transform.crop(video[torch.from_numpy(np.asarray(c, dtype=np.int64))], d.box)
+                     for c, d in zip(indices, draws)]
+            if timer is not None:
+                timer.add("augment", time.perf_counter() - start)
+            return clips, draws
+        draws: list[ClipDraw] = []
+        size = self.cfg.transform.crop_size
+
+        def specs_of(index: VideoIndex, clips: list[np.ndarray]) -> list[FrameSpec] | None:
+            # the crop boxes are drawn before decoding, from the frame size alone, so the decoder converts only
+            # them; a count correction re-draws them only when the size changed too
+            if not (index.width and index.height):  # size unknown: full frames, cropped below
+                return None
+            start = time.perf_counter()
+            fits = all(d.box[0] + d.box[2] <= index.height and d.box[1] + d.box[3] <= index.width for d in draws)
+            if len(draws) != len(clips) or not fits:
+                draws[:] = [transform.draw(index.height, index.width, rng) for _ in clips]
+            if timer is not None:
+                timer.add("augment", time.perf_counter() - start)
+            return [FrameSpec(d.box, (size, size)) for d, c in zip(draws, clips) for _ in c]
+
+        clips, _, index = self._decode(path, 0, specs_of, timer)
+        if not draws:  # the index had no frame size: crop the full frames here
+            start = time.perf_counter()
+            draws = [transform.draw(*clip.shape[-2:], rng) for clip in clips]
+            clips = [transform.crop(clip, d.box) for clip, d in zip(clips, draws)]
+            if timer is not None:
+                timer.add("augment", time.perf_counter() - start)
+        return clips, draws
+
+    def _eval_clip(self, path: str, view_index: int, timer: StageTimer | None) -> torch.Tensor:
+        """uint8 (T, C, crop, crop): the view's clip, short side resized in the decoder, then its crop."""
+        crops = self.cfg.num_test_crops if self.mode == "test" else 1
+        crop_index = view_index % self.cfg.num_test_crops if self.mode == "test" else 0
+        if self.cfg.cache_decoded:
+            video = self._cached_frames(path, timer)
+            (indices,) = self._clip_indices(len(video), view_index)
+            start = time.perf_counter()
+            clip = self.eval_transform.crop(video[torch.from_numpy(np.asarray(indices, dtype=np.int64))], crop_index,
+                                            crops)
+            if timer is not None:
+                timer.add("augment", time.perf_counter() - start)
+            return clip
+        short = self.cfg.transform.eval_short_side
+
+        def specs_of(index: VideoIndex, clips: list[np.ndarray]) -> FrameSpec | None:
+            if not (index.width and index.height):
+                return None  # size unknown: full frames, resized below
+            return FrameSpec(size=short_side_size(index.height, index.width, short))
+
+        (clip,), _, _ = self._decode(path, view_index, specs_of, timer)
+        start = time.perf_counter()
+        clip = uniform_crop(resize_short_side(clip, short), self.cfg.transform.crop_size, crop_index, crops)
+        if timer is not None:
+            timer.add("augment", time.perf_counter() - start)
+        return clip
 
     def load_view(self, video_index: int, view_index: int = 0) -> torch.Tensor:
-        """The ``video`` tensor of one view of one video, without replacing a bad video.
+        """One view of one video as the model takes it: float32 (3, T, H, W), normalised (and, in train mode,
+        flipped / RandAugmented as drawn), without replacing a bad video.
 
         Raises :class:`~uv2.data.decode.VideoDecodeError` when the video cannot be decoded (``__getitem__`` is the
         robust path; this is for tools that handle single videos, e.g. prediction).
@@ -259,18 +391,33 @@ class VideoDataset(Dataset):
             raise IndexError(f"video_index {video_index} out of range for {len(self.records)} videos")
         if not 0 <= view_index < self.views:
             raise IndexError(f"view_index {view_index} out of range for {self.views} views ({self.mode} mode)")
-        return self._load(video_index, view_index)
+        if self._augment is None:
+            self._augment = BatchAugment(self.cfg.transform)
+        video, flip, seed = self._load(video_index, view_index)
+        if video.ndim == 4:  # one clip: a batch of one
+            video, flip, seed = video[None], flip.view(1), seed.view(1)
+        out = self._augment.clips(video.contiguous(), flip, seed)
+        return out[0] if len(out) == 1 else out
 
-    def _load(self, video_index: int, view_index: int) -> torch.Tensor:
-        clips = self._decode(self.records[video_index].path, view_index)
+    def _load(
+        self, video_index: int, view_index: int, timer: StageTimer | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(video, aug_flip, aug_seed) of an item: uint8 (3, T, H, W) or (R, 3, T, H, W), bool, int64."""
+        path = self.records[video_index].path
         if self.mode == "train":
-            out = [self.train_transform(clip, self.rng) for clip in clips]
-            return out[0] if len(out) == 1 else torch.stack(out)
-        crops = self.cfg.num_test_crops if self.mode == "test" else 1
-        crop_index = view_index % self.cfg.num_test_crops if self.mode == "test" else 0
-        return self.eval_transform(clips[0], crop_index, crops)
+            clips, draws = self._train_clips(path, timer)
+            videos = [rearrange(clip, "t c h w -> c t h w") for clip in clips]
+            flips = torch.tensor([d.flip for d in draws])
+            seeds = torch.tensor([d.seed for d in draws], dtype=torch.int64)
+            if len(videos) == 1:
+                return videos[0], flips[0], seeds[0]
+            return torch.stack(videos), flips, seeds
+        clip = self._eval_clip(path, view_index, timer)
+        return rearrange(clip, "t c h w -> c t h w"), torch.tensor(False), torch.tensor(-1, dtype=torch.int64)
 
     def __getitem__(self, item: int) -> dict:
+        start = time.perf_counter()
+        timer = StageTimer() if self.profile else None
         video_index, view_index = self.locate(item)
         candidate, failures = video_index, 0
         for attempt in range(self.cfg.max_retries + 1):
@@ -278,20 +425,27 @@ class VideoDataset(Dataset):
             self._attempted.add(candidate)
             if candidate not in self._bad:
                 try:
-                    video = self._load(candidate, view_index)
+                    video, flip, seed = self._load(candidate, view_index, timer)
                 except VideoDecodeError as e:
                     self._bad[candidate] = e.reason
                     log.warning("bad video %s: %s", e.path, e.reason)
                 else:
                     if first_try:
                         self._check_bad_fraction()
-                    return {
+                    out = {
                         "video": video,
                         "label": self.records[candidate].label,
                         "video_index": candidate,
                         "view_index": view_index,
                         "decode_failures": failures,
+                        "aug_flip": flip,
+                        "aug_seed": seed,
                     }
+                    if timer is not None:
+                        timer.add("item", time.perf_counter() - start)
+                        out["stage_s"] = torch.tensor([timer.seconds.get(s, 0.0) for s in PROFILE_STAGES],
+                                                      dtype=torch.float64)
+                    return out
             failures += 1
             self._check_bad_fraction()
             if len(self.records) == 1:
@@ -304,17 +458,21 @@ class VideoDataset(Dataset):
 
 
 def collate_clips(batch: list[dict]) -> dict:
-    """``default_collate``, then fold repeated augmentation into the batch.
+    """``default_collate`` (uint8 clips stay uint8), then fold repeated augmentation into the batch.
 
     With items of shape (R, 3, T, H, W) the batch ``video`` becomes (B*R, 3, T, H, W) (the R clips of an item are
-    consecutive) and ``label``, ``video_index``, ``view_index`` are repeated to (B*R,) to match;
-    ``decode_failures`` stays (B,) (one count per decoded video, so its sum is the number of failures).
+    consecutive), ``aug_flip`` / ``aug_seed`` (B, R) become (B*R,), and ``label``, ``video_index``, ``view_index``
+    are repeated to (B*R,) to match; ``decode_failures`` stays (B,) (one count per decoded video, so its sum is the
+    number of failures).
     """
     out = default_collate(batch)
     video = out["video"]
     if video.ndim == 6:
         repeats = video.shape[1]
         out["video"] = rearrange(video, "b r c t h w -> (b r) c t h w")
+        for key in ("aug_flip", "aug_seed"):
+            if key in out:
+                out[key] = rearrange(out[key], "b r -> (b r)")
         for key in ("label", "video_index", "view_index"):
             out[key] = out[key].repeat_interleave(repeats)
     return out
@@ -328,9 +486,11 @@ def worker_init_fn(worker_id: int) -> None:
 class ImageDataset(Dataset):
     """Images listed as ``path,label`` (the synthetic ``images`` set), for image pretraining.
 
-    Items: ``{"image": float32 (3, crop, crop) normalised, "label": int, "index": int}``. Training: Inception crop
-    (``cfg.scale``/``cfg.ratio``) + flip (``cfg.flip``); evaluation: short-side resize to ``cfg.eval_short_side`` and
-    centre crop. Uses the same :class:`TransformConfig` as the videos (RandAugment is not applied).
+    Items: ``{"image": uint8 (3, crop, crop), "label": int, "index": int, "aug_flip": bool}``. Training: Inception
+    crop (``cfg.scale``/``cfg.ratio``) here, and a flip drawn here (``cfg.flip``) that the DataModule's
+    ``on_after_batch_transfer`` applies with the normalisation on the device (:class:`~uv2.data.augment.BatchAugment`);
+    evaluation: short-side resize to ``cfg.eval_short_side`` and centre crop, no flip. Uses the same
+    :class:`TransformConfig` as the videos (RandAugment is not applied).
     """
 
     def __init__(self, records: Sequence[VideoRecord], train: bool, cfg: TransformConfig | None = None, seed: int = 0):
@@ -379,8 +539,8 @@ class ImageDataset(Dataset):
                 interpolation=InterpolationMode.BILINEAR,
                 antialias=True,
             )
-            if cfg.flip and self.rng.random() < 0.5:
-                image = TF.horizontal_flip(image)
+            flip = bool(cfg.flip and self.rng.random() < 0.5)
         else:
             image = uniform_crop(resize_short_side(image, cfg.eval_short_side), cfg.crop_size, 0, 1)
-        return {"image": normalize_clip(image, cfg.mean, cfg.std)[:, 0], "label": record.label, "index": index}
+            flip = False
+        return {"image": image[0].contiguous(), "label": record.label, "index": index, "aug_flip": flip}

@@ -9,11 +9,15 @@ stacked: set k owns the rows ``slices[k]``. Loaders:
 - train: a dict {set: loader}; Lightning combines them ("max_size_cycle": each step has one batch of every set,
   shorter sets start over), and saves every loader's position in checkpoints, so resume stays exact;
 - val / test: a list of loaders in set order (Lightning runs them one after the other, ``dataloader_idx`` = set).
+
+Each set's batches reach the device as uint8 and become the model's input there by that set's own
+:class:`~uv2.data.augment.BatchAugment` (its mean / std / RandAugment), in ``on_after_batch_transfer``.
 """
 
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
@@ -59,6 +63,7 @@ class MultiSetDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         for datamodule in self.datamodules.values():
+            datamodule.trainer = self.trainer  # each set takes the model's frame count through it
             datamodule.setup(stage)
         self.set_sizes = {name: dm.num_classes for name, dm in self.datamodules.items()}
         self.class_names = [f"{name}/{c}" for name, dm in self.datamodules.items() for c in dm.class_names]
@@ -78,3 +83,17 @@ class MultiSetDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> list[DataLoader]:
         return [dm.test_dataloader() for dm in self.datamodules.values()]
+
+    def _per_set(self, batch: Any, dataloader_idx: int, hook: Callable[[VideoDataModule, Any], Any]) -> Any:
+        """Apply ``hook(set's datamodule, batch)``: a training batch is {set: batch}; val / test batches come from
+        the loader of set ``dataloader_idx``."""
+        if isinstance(batch, dict) and batch and set(batch) <= set(self.datamodules) \
+                and all(isinstance(b, dict) for b in batch.values()):
+            return {name: hook(self.datamodules[name], b) for name, b in batch.items()}
+        return hook(list(self.datamodules.values())[dataloader_idx], batch)
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        return self._per_set(batch, dataloader_idx, lambda dm, b: dm.augment.before_transfer(b))
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        return self._per_set(batch, dataloader_idx, lambda dm, b: dm.augment(b))

@@ -62,6 +62,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import multiprocessing
 import os
 import time
 import zlib
@@ -202,6 +203,8 @@ TEMPORAL_CLASSES: list[str] = [c for pair in TEMPORAL_PAIRS for c in pair]
 _PARTNER = {a: b for a, b in TEMPORAL_PAIRS} | {b: a for a, b in TEMPORAL_PAIRS}
 _FORWARD = {a for a, _ in TEMPORAL_PAIRS}
 ALL_SETS: tuple[str, ...] = ("scene", "temporal", "scene_a", "scene_b", "scene_c", "images")
+# where the DataModules keep a generated benchmark by default: <DEFAULT_ROOT>/<size>_seed<seed>/<set>
+DEFAULT_ROOT, DEFAULT_SIZE, DEFAULT_SEED = "data/synthetic", "tiny", 0
 
 
 def reversal_partner(name: str) -> str:
@@ -763,8 +766,8 @@ def _write_set_lists(root: Path, set_name: str, spec: SizeSpec) -> None:
 
 def generate(
     root: str | os.PathLike,
-    size: str = "tiny",
-    seed: int = 0,
+    size: str = DEFAULT_SIZE,
+    seed: int = DEFAULT_SEED,
     sets: Sequence[str] | None = None,
     workers: int | None = None,
     force: bool = False,
@@ -830,8 +833,8 @@ def generate(
 
 def ensure_synthetic(
     root: str | os.PathLike,
-    size: str = "tiny",
-    seed: int = 0,
+    size: str = DEFAULT_SIZE,
+    seed: int = DEFAULT_SEED,
     sets: Sequence[str] | None = None,
     workers: int | None = None,
 ) -> Path:
@@ -848,7 +851,17 @@ def ensure_synthetic(
     if all(_set_complete(root, s, manifest, size, seed) for s in wanted):
         return root
     with open(root / ".generate.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if multiprocessing.parent_process() is not None:
+                # a helper process re-running the main script of the process that holds the lock (multiprocessing's
+                # spawn re-imports __main__): waiting would deadlock both, so say what to fix instead
+                raise RuntimeError(
+                    f"ensure_synthetic({root}) was called in a worker process while its parent generates the set: "
+                    f"the main script runs again in every spawned worker; put its code under "
+                    f"`if __name__ == \"__main__\":`") from None
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another run generates the same set: wait for it
         try:
             generate(root, size=size, seed=seed, sets=wanted, workers=workers)
         finally:

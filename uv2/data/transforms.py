@@ -45,11 +45,14 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "TransformConfig",
+    "ClipDraw",
     "TrainClipTransform",
     "EvalClipTransform",
     "ClipRandAugment",
     "parse_rand_augment",
     "random_resized_crop_box",
+    "jitter_crop_box",
+    "short_side_size",
     "normalize_clip",
 ]
 
@@ -247,16 +250,19 @@ def jitter_crop_box(
     return top, left, side_h, side_w
 
 
+def short_side_size(height: int, width: int, size: int) -> tuple[int, int]:
+    """(height, width) after resizing so that the short side is ``size``, keeping the aspect ratio."""
+    if height <= width:
+        return size, max(1, round(width * size / height))
+    return max(1, round(height * size / width)), size
+
+
 def resize_short_side(clip: torch.Tensor, size: int) -> torch.Tensor:
     """Resize (..., H, W) so that min(H, W) == size, keeping the aspect ratio (bilinear, antialiased)."""
     h, w = clip.shape[-2:]
     if min(h, w) == size:
         return clip
-    if h <= w:
-        new_h, new_w = size, max(1, round(w * size / h))
-    else:
-        new_h, new_w = max(1, round(h * size / w)), size
-    return TF.resize(clip, [new_h, new_w], interpolation=InterpolationMode.BILINEAR, antialias=True)
+    return TF.resize(clip, list(short_side_size(h, w, size)), interpolation=InterpolationMode.BILINEAR, antialias=True)
 
 
 def uniform_crop(clip: torch.Tensor, size: int, crop_index: int, num_crops: int) -> torch.Tensor:
@@ -290,9 +296,23 @@ def normalize_clip(clip: torch.Tensor, mean: Sequence[float], std: Sequence[floa
 # Pipelines
 
 
+@dataclass(frozen=True)
+class ClipDraw:
+    """The random choices of one training clip, drawn before anything is decoded (only the frame size is needed)."""
+
+    box: tuple[int, int, int, int]  # crop (top, left, height, width) in source pixels, resized to crop_size
+    flip: bool  # flip horizontally
+    seed: int  # RandAugment seed; -1: no RandAugment (nothing drawn for it)
+
+
 @dataclass
 class TrainClipTransform:
-    """Random crop -> flip -> RandAugment -> normalise, with one draw per clip (see module docstring)."""
+    """Random crop -> flip -> RandAugment -> normalise, with one draw per clip (see module docstring).
+
+    This is the CPU path (everything on one clip, float32 out). Training batches take the fast path: the same
+    :meth:`draw`, the crop and resize inside the decoder (:class:`~uv2.data.decode.FrameSpec`), the rest on the
+    device (:class:`~uv2.data.augment.BatchAugment`); the tests hold the two paths to the same output.
+    """
 
     cfg: TransformConfig = field(default_factory=TransformConfig)
 
@@ -301,29 +321,34 @@ class TrainClipTransform:
             ClipRandAugment(self.cfg.rand_augment, self.cfg.crop_size, self.cfg.mean) if self.cfg.rand_augment else None
         )
 
+    def draw(self, height: int, width: int, rng: np.random.Generator) -> ClipDraw:
+        """The clip's crop box, flip and RandAugment seed, drawn from ``rng`` in this order."""
+        cfg = self.cfg
+        if cfg.train_crop == "random_resized":
+            box = random_resized_crop_box(height, width, cfg.scale, cfg.ratio, rng)
+        else:
+            box = jitter_crop_box(height, width, cfg.crop_size, cfg.jitter_range, rng)
+        flip = bool(cfg.flip and rng.random() < 0.5)
+        seed = int(rng.integers(2**63 - 1)) if self.rand_augment is not None else -1
+        return ClipDraw(box, flip, seed)
+
+    def crop(self, clip: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
+        """uint8 (..., H, W) -> uint8 (..., crop, crop): the box resized to ``crop_size`` (bilinear, antialiased)."""
+        size = self.cfg.crop_size
+        return TF.resized_crop(clip, *box, [size, size], interpolation=InterpolationMode.BILINEAR, antialias=True)
+
+    def apply(self, clip: torch.Tensor, draw: ClipDraw) -> torch.Tensor:
+        """uint8 (T, C, H, W) -> float32 (C, T, crop, crop) with the given choices."""
+        clip = self.crop(clip, draw.box)
+        if draw.flip:
+            clip = TF.horizontal_flip(clip)
+        if self.rand_augment is not None and draw.seed >= 0:
+            clip = self.rand_augment(clip, seed=draw.seed)
+        return normalize_clip(clip, self.cfg.mean, self.cfg.std)
+
     def __call__(self, clip: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         """uint8 (T, C, H, W) -> float32 (C, T, crop, crop)."""
-        cfg = self.cfg
-        h, w = clip.shape[-2:]
-        if cfg.train_crop == "random_resized":
-            top, left, ch, cw = random_resized_crop_box(h, w, cfg.scale, cfg.ratio, rng)
-        else:
-            top, left, ch, cw = jitter_crop_box(h, w, cfg.crop_size, cfg.jitter_range, rng)
-        clip = TF.resized_crop(
-            clip,
-            top,
-            left,
-            ch,
-            cw,
-            [cfg.crop_size, cfg.crop_size],
-            interpolation=InterpolationMode.BILINEAR,
-            antialias=True,
-        )
-        if cfg.flip and rng.random() < 0.5:
-            clip = TF.horizontal_flip(clip)
-        if self.rand_augment is not None:
-            clip = self.rand_augment(clip, seed=int(rng.integers(2**63 - 1)))
-        return normalize_clip(clip, cfg.mean, cfg.std)
+        return self.apply(clip, self.draw(*clip.shape[-2:], rng))
 
 
 @dataclass
@@ -332,8 +357,11 @@ class EvalClipTransform:
 
     cfg: TransformConfig = field(default_factory=TransformConfig)
 
+    def crop(self, clip: torch.Tensor, crop_index: int = 0, num_crops: int = 1) -> torch.Tensor:
+        """uint8 (T, C, H, W) -> uint8 (T, C, crop, crop): the resize and crop, without normalising."""
+        clip = resize_short_side(clip, self.cfg.eval_short_side)
+        return uniform_crop(clip, self.cfg.crop_size, crop_index, num_crops)
+
     def __call__(self, clip: torch.Tensor, crop_index: int = 0, num_crops: int = 1) -> torch.Tensor:
         """uint8 (T, C, H, W) -> float32 (C, T, crop, crop)."""
-        clip = resize_short_side(clip, self.cfg.eval_short_side)
-        clip = uniform_crop(clip, self.cfg.crop_size, crop_index, num_crops)
-        return normalize_clip(clip, self.cfg.mean, self.cfg.std)
+        return normalize_clip(self.crop(clip, crop_index, num_crops), self.cfg.mean, self.cfg.std)

@@ -77,7 +77,11 @@ def vit_config(preset: str, **overrides: Any) -> ViTConfig:
 
 @dataclass
 class ModelConfig:
-    """Every switch of UniFormerV2. Layer specs are 1-based inclusive ranges as in the paper ("1-12", "9-12")."""
+    """Every switch of UniFormerV2. Layer specs are 1-based inclusive ranges as in the paper ("1-12", "9-12").
+
+    The defaults are the released Kinetics-400 B/16 design (``VARIANTS["uv2_b16_k400"]``): CLIP ViT-B/16, no local
+    temporal modules, global blocks on layers 9-12, 8 frames, 400 classes.
+    """
 
     # --- the image ViT being armed
     vit: str = "clip_b16"  # preset name in VIT_PRESETS
@@ -85,7 +89,7 @@ class ModelConfig:
     num_frames: int = 8  # input frames T (T-Down halves the token frames)
     num_classes: int = 400  # classes of the linear head
     # --- local UniBlock (table b)
-    local_type: LocalType = "lmhra"  # temporal module in the local UniBlock
+    local_type: LocalType = "none"  # temporal module in the local UniBlock ("none": the Kinetics design)
     local_layers: str = "all"  # ViT layers armed with it: "all", "none", "1-8", "1,3,5"
     local_reduction: float = 1.5  # r: hidden channels = int(C // r) (lmhra, st_adapter, temporal_conv)
     local_double: bool = True  # "Local MHRA x2": a second temporal module after the spatial MHSA
@@ -145,13 +149,31 @@ class ModelConfig:
         """0-based ViT layers feeding a global block, in order."""
         return parse_layers(self.global_layers, self.vit_cfg.depth, "global_layers")
 
-    @property
-    def token_frames(self) -> int:
-        """Frames of tokens inside the ViT (T, or T/2 with T-Down)."""
-        return self.num_frames // 2 if self.t_down else self.num_frames
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# The released designs (reference: "Released designs") as their differences from ModelConfig()'s defaults, which
+# are the Kinetics B/16 design. Experiment files name one with `model.arch.variant` (uv2.experiment expands it); the
+# paper's recipes add the training settings on top.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "uv2_b16_k400": {},
+    "uv2_b16_ssv2": dict(local_type="lmhra", local_layers="all", local_double=True, t_down=True,
+                         global_layers="5-12", num_frames=16, num_classes=174),
+    "uv2_l14_k400": dict(vit="clip_l14", global_layers="21-24"),
+    "uv2_l14_336_k400": dict(vit="clip_l14_336", global_layers="21-24"),  # L/14 at 336 px (CLIP ViT-L/14@336)
+    # the frozen-backbone design (the official "frozen_*" checkpoints): CLIP ViT frozen, logits from the global
+    # branch only (no balance weight)
+    "uv2_l14_336_k400_frozen": dict(vit="clip_l14_336", global_layers="21-24", frozen_backbone=True),
+    "uv2_l14_ssv2": dict(vit="clip_l14", local_type="lmhra", local_layers="all", local_double=True, t_down=True,
+                         global_layers="9-24", num_frames=16, num_classes=174),
+}
+
+
+def model_config(variant: str, **overrides: Any) -> ModelConfig:
+    """ModelConfig of a named released design (VARIANTS), with field overrides."""
+    _check(variant in VARIANTS, "variant", f"unknown variant {variant!r}; valid choices: {sorted(VARIANTS)}")
+    return ModelConfig(**{**VARIANTS[variant], **overrides})
 
 
 def parse_layers(spec: str, depth: int, name: str = "layers") -> list[int]:

@@ -5,6 +5,7 @@
 - Image weights for the ViT being armed: OpenAI CLIP (the extracted visual dict, a full CLIP state dict under
   "visual.", or CLIP's TorchScript archive), open_clip and timm ViT state dicts: `load_image_weights`.
 - uv2 checkpoints ({"model_config": ..., "state_dict": ...}) and Lightning checkpoints of uv2 runs: `load_model`.
+- A classifier cut down to another label set by class name (a Kinetics-710 head to K400 / K600 / K700): `slice_head`.
 
 Every pickle is read with torch.load(weights_only=True) (uv2.io.safe_load).
 """
@@ -25,6 +26,7 @@ from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_
 from torch import nn
 
 from uv2.io import CheckpointError, atomic_torch_save, is_torchscript_archive, load_torchscript_state_dict, safe_load
+from uv2.labels import class_rows, read_classes_file
 from uv2.models.arming import build_vit
 from uv2.models.config import ModelConfig, format_layers
 from uv2.models.uniformerv2 import UniFormerV2
@@ -313,16 +315,61 @@ def save_checkpoint(model: UniFormerV2, path: str | Path, **extra: Any) -> None:
 
 def load_model(path: str | Path, **overrides: Any) -> UniFormerV2:
     """An eval-ready model from a uv2 checkpoint, a Lightning checkpoint of a uv2 run or an official .pyth."""
-    checkpoint = safe_load(path)
+    return model_from_checkpoint(safe_load(path), str(path), **overrides)
+
+
+def model_from_checkpoint(checkpoint: Any, source: str, **overrides: Any) -> UniFormerV2:
+    """`load_model` on a checkpoint already read (`source` names it in messages)."""
     state = uv2_state_dict(checkpoint)
     if state is None:
         return from_official(checkpoint, **overrides)
     cfg_fields = checkpoint["model_config"] if "model_config" in checkpoint else checkpoint["hyper_parameters"]["arch"]
     model = UniFormerV2(ModelConfig(**{**cfg_fields, **overrides}))
-    report = load_state(model, state, str(path))
+    report = load_state(model, state, source)
     if report.missing or report.unexpected:
         log.warning(report.summary())
     return model.eval()
+
+
+def checkpoint_class_names(checkpoint: Any) -> list[str] | None:
+    """The class names a checkpoint stores (uv2 checkpoints and Lightning checkpoints of uv2 runs; None otherwise)."""
+    if not isinstance(checkpoint, dict):
+        return None
+    names = checkpoint.get("class_names") or (checkpoint.get("hyper_parameters") or {}).get("class_names")
+    return list(names) if names else None
+
+
+# ------------------------------------------------------------------------------------------------- head slicing
+def slice_classifier(state: StateDict, rows: list[int], prefix: str = "head.fc.") -> StateDict:
+    """`state` with the classifier's rows `rows`, in that order (the other tensors shared, not copied)."""
+    keys = [f"{prefix}weight", f"{prefix}bias"]
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise CheckpointError(f"no classifier to slice: {', '.join(missing)} not in the state dict")
+    index = torch.tensor(rows, dtype=torch.long)
+    return {**state, **{k: state[k].index_select(0, index).clone() for k in keys}}
+
+
+def slice_head(source: str | Path, target_classes: list[str], source_classes: list[str] | None = None,
+               **overrides: Any) -> UniFormerV2:
+    """The model of a checkpoint (official .pyth, uv2 or Lightning checkpoint) with its classifier cut down to
+    `target_classes`, each row taken from the head's row of the same class name: a Kinetics-710 head sliced to the
+    K400, K600 or K700 classes for fine-tuning. `source_classes` is the order of the checkpoint's head (default:
+    the names the checkpoint stores; an official .pyth stores none)."""
+    checkpoint = safe_load(source)
+    names = source_classes or checkpoint_class_names(checkpoint)
+    if names is None:
+        raise CheckpointError(f"{source}: the checkpoint stores no class names (an official .pyth): give the class "
+                              f"order of its head (--source-classes, one name per line)")
+    model = model_from_checkpoint(checkpoint, str(source), **overrides)
+    if len(names) != model.cfg.num_classes:
+        raise CheckpointError(f"{source}: its head has {model.cfg.num_classes} classes but the source class list "
+                              f"names {len(names)}")
+    rows = class_rows(names, target_classes, f"the {len(names)}-class head of {source}",
+                      f"the {len(target_classes)} target classes")
+    sliced = UniFormerV2(ModelConfig(**{**model.cfg.to_dict(), "num_classes": len(target_classes)}))
+    sliced.load_state_dict(slice_classifier(model.state_dict(), rows))
+    return sliced.eval()
 
 
 def _name(source: Any) -> str:
@@ -338,8 +385,32 @@ def main(argv: list[str] | None = None) -> int:
     official.add_argument("dst", type=Path, help="uv2 checkpoint to write")
     official.add_argument("--num-frames", type=int, default=None, help="input frames (default: from the file's cfg)")
     official.add_argument("--heads", type=int, default=None, help="attention heads if not width / 64")
+    sliced = sub.add_parser("slice-head", help="keep the classifier rows of a target class list, matched by name "
+                                               "(a K710 head -> K400 / K600 / K700) -> uv2 checkpoint",
+                            description="Cut a checkpoint's classifier down to the classes of --target-classes, each "
+                                        "row taken from the head's row of the same class name, and write a uv2 "
+                                        "checkpoint to fine-tune from (model.init_from).")
+    sliced.add_argument("src", type=Path, help="official .pyth, uv2 checkpoint or Lightning checkpoint of a uv2 run")
+    sliced.add_argument("dst", type=Path, help="uv2 checkpoint to write")
+    sliced.add_argument("--target-classes", type=Path, required=True,
+                        help="the classes to keep, one name per line, in the new head's order (e.g. "
+                             "data/k600/classes.txt)")
+    sliced.add_argument("--source-classes", type=Path, default=None,
+                        help="the class order of SRC's head, one name per line (default: the names SRC stores; an "
+                             "official .pyth stores none)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.kind == "slice-head":
+        try:
+            target = read_classes_file(args.target_classes)
+            source = read_classes_file(args.source_classes) if args.source_classes else None
+            model = slice_head(args.src, target, source)
+        except (CheckpointError, ValueError, FileNotFoundError) as err:
+            parser.error(str(err))
+        save_checkpoint(model, args.dst, source=str(args.src), class_names=target)
+        print(f"wrote {args.dst}: the {len(target)} classes of {args.target_classes}, rows of {args.src}'s head "
+              f"matched by name")
+        return 0
     overrides: dict[str, Any] = {}
     if args.num_frames:
         overrides["num_frames"] = args.num_frames

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode, register_flop_formula, sdpa_flop_count
 
-from uv2.config import load_experiment, model_section
+from uv2.experiment import load_experiment, model_section
 from uv2.models.blocks import CrossAttention
 from uv2.models.config import ModelConfig
 from uv2.models.dispatch import force_path

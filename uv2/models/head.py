@@ -1,4 +1,7 @@
-"""The classifier: Z = (1 - w) * F + w * mean_t(class token), w = sigmoid(b); logits = Linear(Dropout(LN(Z)))."""
+"""The classifier: Z = (1 - w) * F + w * mean_t(class token), w = sigmoid(b); logits = Linear(Dropout(LN(Z))).
+
+(The paper calls w the balance of the global branch F against the class token; "fusion" in uv2 always means the
+multi-stage fusion of the global blocks, uv2.models.fusion.)"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import torch
 from torch import nn
 
 
-class FusionHead(nn.Module):
+class ClassifierHead(nn.Module):
     """Balances the global branch F with the ViT's time-averaged class token, then classifies.
 
     mode "balance": both (the released model); "global": F only (frozen backbone); "cls": class token only (no
@@ -23,8 +26,8 @@ class FusionHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(dim, num_classes)
 
-    def fuse(self, global_feature: torch.Tensor | None, cls_feature: torch.Tensor) -> torch.Tensor:
-        """(B, C), (B, C) -> Z (B, C)."""
+    def combine(self, global_feature: torch.Tensor | None, cls_feature: torch.Tensor) -> torch.Tensor:
+        """Z (B, C) from F (B, C) and the class token (B, C), by the head's mode."""
         if self.mode == "cls":
             return cls_feature
         if self.mode == "global":
@@ -34,7 +37,3 @@ class FusionHead(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.fc(self.dropout(self.norm(z)))
-
-    def reset_classes(self, num_classes: int) -> None:
-        """A new classifier for a different class count (e.g. fine-tuning on another dataset)."""
-        self.fc = nn.Linear(self.fc.in_features, num_classes, device=self.fc.weight.device)

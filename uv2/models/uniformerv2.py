@@ -2,10 +2,10 @@
 
     video (B, 3, T, H, W) -> VideoPatchEmbed -> (B*T', 1+S, C) tokens -> LocalUniBlocks ...
                                                                  \\-> Fusion of global blocks on chosen layers -> F
-    Z = head.fuse(F, mean_t(class token)) -> logits
+    Z = head.combine(F, mean_t(class token)) -> logits
 
 `UniFormerV2(cfg)` builds everything from a ModelConfig; `UniFormerV2(cfg, vit=timm_vit)` arms an existing (e.g.
-pretrained) timm VisionTransformer. `VARIANTS` names the released designs.
+pretrained) timm VisionTransformer. `uv2.models.config.VARIANTS` names the released designs.
 """
 
 from __future__ import annotations
@@ -21,24 +21,7 @@ from uv2.models.arming import LocalUniBlock, VideoPatchEmbed, build_vit
 from uv2.models.blocks import build_local_module
 from uv2.models.config import ModelConfig
 from uv2.models.fusion import FUSIONS, Fusion
-from uv2.models.head import FusionHead
-
-# The released designs (reference: "Released designs"); the paper's recipes add training settings on top.
-VARIANTS: dict[str, dict[str, Any]] = {
-    "uv2_b16_k400": dict(vit="clip_b16", local_type="none", global_layers="9-12", num_frames=8, num_classes=400),
-    "uv2_b16_ssv2": dict(vit="clip_b16", local_type="lmhra", local_layers="all", local_double=True, t_down=True,
-                         global_layers="5-12", num_frames=16, num_classes=174),
-    "uv2_l14_k400": dict(vit="clip_l14", local_type="none", global_layers="21-24", num_frames=8, num_classes=400),
-    "uv2_l14_ssv2": dict(vit="clip_l14", local_type="lmhra", local_layers="all", local_double=True, t_down=True,
-                         global_layers="9-24", num_frames=16, num_classes=174),
-}
-
-
-def model_config(variant: str, **overrides: Any) -> ModelConfig:
-    """ModelConfig of a named released design, with overrides."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; valid choices: {sorted(VARIANTS)}")
-    return ModelConfig(**{**VARIANTS[variant], **overrides})
+from uv2.models.head import ClassifierHead
 
 
 class UniFormerV2(nn.Module):
@@ -83,7 +66,7 @@ class UniFormerV2(nn.Module):
                 dropout=cfg.global_mlp_dropout, drop_path=cfg.global_drop_path,
             )
         mode = "cls" if self.fusion is None else ("global" if cfg.frozen_backbone else "balance")
-        self.head = FusionHead(width, cfg.num_classes, cfg.head_dropout, mode)
+        self.head = ClassifierHead(width, cfg.num_classes, cfg.head_dropout, mode)
         if cfg.frozen_backbone:
             for p in self.backbone_parameters():
                 p.requires_grad_(False)
@@ -95,6 +78,12 @@ class UniFormerV2(nn.Module):
         for block in self.blocks:
             params += [p for m in block.pretrained_modules() for p in m.parameters()]
         return params
+
+    def no_weight_decay(self) -> set[str]:
+        """Names of the parameters that are tokens or gates rather than weights, never weight-decayed (timm's
+        convention; the optimiser also leaves every 1-D parameter and bias undecayed)."""
+        tokens = {"cls_token", "pos_embed", "fusion.query", "fusion.queries", "head.balance"}
+        return {name for name, _ in self.named_parameters() if name in tokens}
 
     def new_parameters(self) -> list[nn.Parameter]:
         """Parameters UniFormerV2 adds to the image ViT (local and global blocks, head)."""
@@ -119,35 +108,48 @@ class UniFormerV2(nn.Module):
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)  # (B*T', 1+S, C)
         return self.norm_pre(x + self._pos_embed(h, w).to(x.dtype)), grid
 
-    def forward_features(self, video: torch.Tensor, return_stages: bool = False):
-        """Z (B, C) before the classifier; with return_stages also a dict of per-stage features."""
+    def _features(self, video: torch.Tensor, intermediates: bool) -> dict[str, torch.Tensor | None]:
+        """The forward pass up to the classifier; per-layer class tokens only when asked for."""
         x, grid = self.embed(video)
         B, T = grid[:2]
         state = self.fusion.start(B) if self.fusion is not None else None
         stage = {layer: j for j, layer in enumerate(self.global_layer_ids)}
-        stage_cls: list[torch.Tensor] = []
+        layer_cls: list[torch.Tensor] = []
         for i, block in enumerate(self.blocks):
             x = block(x, grid)
             if i in stage:
                 state = self.fusion.step(stage[i], state, x, grid)
-            if return_stages:
-                stage_cls.append(x[:, 0].unflatten(0, (B, T)).mean(1))  # (B, C) per layer
-        cls_feature = x[:, 0].unflatten(0, (B, T)).mean(1)  # (B*T, C) -> (B, T, C) -> (B, C)
+            if intermediates:
+                layer_cls.append(x[:, 0].unflatten(0, (B, T)).mean(1))  # (B*T, C) -> (B, T, C) -> (B, C)
+        frame_cls = x[:, 0].unflatten(0, (B, T))  # (B*T, C) -> (B, T, C)
+        cls_feature = frame_cls.mean(1)  # (B, C)
         global_feature = self.fusion.finish(state) if self.fusion is not None else None
-        z = self.head.fuse(global_feature, cls_feature)
-        if not return_stages:
-            return z
-        parts = {
-            "layer_cls": torch.stack(stage_cls, 1),  # (B, depth, C): time-averaged class token of every layer
-            "frame_cls": x[:, 0].unflatten(0, (B, T)),  # (B, T, C): last layer's class token per frame
-            "global": global_feature,  # (B, C) fused global branch F (None without global blocks)
-            "cls": cls_feature,  # (B, C)
-        }
-        return z, parts
+        parts = {"features": self.head.combine(global_feature, cls_feature), "global": global_feature,
+                 "cls": cls_feature}
+        if intermediates:
+            parts["frame_cls"], parts["layer_cls"] = frame_cls, torch.stack(layer_cls, 1)
+        return parts
+
+    def forward_features(self, video: torch.Tensor) -> torch.Tensor:
+        """video (B, 3, T, H, W) -> Z (B, C), the features the classifier sees."""
+        return self._features(video, intermediates=False)["features"]
+
+    def forward_intermediates(self, video: torch.Tensor) -> dict[str, torch.Tensor | None]:
+        """video (B, 3, T, H, W) -> every intermediate feature, by name:
+
+        features (B, C): Z, what the classifier sees; global (B, C): the fused global branch F (None without global
+        blocks); cls (B, C): the last layer's time-averaged class token; frame_cls (B, T', C): the last layer's class
+        token per token frame; layer_cls (B, depth, C): the time-averaged class token after every layer.
+        """
+        return self._features(video, intermediates=True)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Z (B, C) -> logits (B, num_classes)."""
+        return self.head(features)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         """video (B, 3, T, H, W) -> logits (B, num_classes)."""
-        return self.head(self.forward_features(video))
+        return self.forward_head(self.forward_features(video))
 
 
 def build_model(cfg: ModelConfig | dict[str, Any], vit: VisionTransformer | None = None) -> UniFormerV2:

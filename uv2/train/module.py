@@ -9,7 +9,12 @@ DDP: views gathered from every rank, duplicates from sampler padding removed).
 Co-training (a uv2.data.MultiSetDataModule): one model, a head per set. The heads are the classifier's rows
 stacked in set order (set k owns rows `head_slices()[k]`, which is the same as k separate linear heads); every
 training step takes one batch of each set through the model at once, and each set's loss sees only its own rows.
-Validation and test report every set on its own head (val/<set>/top1 ...; val/top1 is their mean).
+Validation and test report every set on its own head (val/<set>/top1 ...; val/top1 is their mean). A run on one
+set is the same code with one unnamed set owning every row.
+
+Beside it: uv2.train.metrics (accuracies, the video-level protocol, as pure functions), uv2.train.callbacks
+(throughput and data wait, the head's balance, exporting the image ViT, TensorBoard's HPARAMS tab from
+`hparams_for_logging`), uv2.train.optim.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +30,11 @@ import torch
 import torch.nn.functional as F
 from timm.data import Mixup
 from timm.loss import SoftTargetCrossEntropy
-from torchmetrics.functional.classification import multiclass_accuracy
 
-from uv2.io import atomic_torch_save, atomic_write_text
+from uv2.io import atomic_write_text
 from uv2.models import ModelConfig
-from uv2.models.convert import export_image_vit, init_model
+from uv2.models.convert import init_model
+from uv2.train.metrics import accuracies, video_level
 from uv2.train.optim import OptimConfig, build_optimizer, effective_lr
 
 log = logging.getLogger(__name__)
@@ -40,31 +44,12 @@ class NonFiniteLossError(RuntimeError):
     """Too many consecutive training steps produced a NaN / Inf loss."""
 
 
-def clip_batch(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The (B, 3, T, H, W) input of a batch; an image batch (B, 3, H, W) becomes 1-frame clips."""
-    return batch["video"] if "video" in batch else batch["image"].unsqueeze(2)
-
-
 def train_batch_size(datamodule) -> int:
     """Training clips per step on one device: a MultiSetDataModule's batch of every set, else batch_size."""
     if datamodule is None:
         return 0
     size = getattr(datamodule, "batch_size", None)
     return int(size if size is not None else datamodule.hparams.get("batch_size") or 0)
-
-
-def batch_clips(batch: dict) -> int:
-    """Clips in a training batch (a plain batch, or a co-training batch {set: batch})."""
-    return len(batch["label"]) if "label" in batch else sum(len(b["label"]) for b in batch.values())
-
-
-def accuracies(scores: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, torch.Tensor]:
-    """Top-1, top-5 (top-k capped at the class count, for tiny label sets) and mean class accuracy, in percent."""
-    return {
-        "top1": 100 * multiclass_accuracy(scores, labels, num_classes, average="micro"),
-        "top5": 100 * multiclass_accuracy(scores, labels, num_classes, average="micro", top_k=min(5, num_classes)),
-        "mean_class": 100 * multiclass_accuracy(scores, labels, num_classes, average="macro"),
-    }
 
 
 class VideoClassifier(pl.LightningModule):
@@ -120,6 +105,7 @@ class VideoClassifier(pl.LightningModule):
                                num_classes=arch.num_classes)
         self.nonfinite_in_a_row = 0
         self.nonfinite_total = 0
+        self._loaded_step: int | None = None  # optimizer step of the checkpoint loaded for test / resume
         self._test_outputs: list[dict[str, torch.Tensor]] = []
 
     # ------------------------------------------------------------------------------------------------ set-up
@@ -148,30 +134,33 @@ class VideoClassifier(pl.LightningModule):
         bounds = torch.tensor([0, *self.set_sizes.values()]).cumsum(0).tolist()
         return {name: slice(bounds[k], bounds[k + 1]) for k, name in enumerate(self.set_sizes)}
 
-    def on_fit_start(self) -> None:
+    def global_batch_and_lr(self) -> tuple[int, float]:
+        """The global batch (per device x devices x accumulation) and the peak learning rate it scales to."""
         batch = train_batch_size(self.trainer.datamodule)
         global_batch = batch * self.trainer.world_size * self.trainer.accumulate_grad_batches
-        lr = effective_lr(self.optim_cfg, global_batch)
+        return global_batch, effective_lr(self.optim_cfg, global_batch)
+
+    def on_fit_start(self) -> None:
+        global_batch, lr = self.global_batch_and_lr()
         scaled = f" (scaled from {self.optim_cfg.lr:g} x {global_batch} / {self.optim_cfg.lr_reference_batch})" \
             if self.optim_cfg.lr_reference_batch else " (no batch-size scaling: set optim.lr_reference_batch)"
-        log.info(f"global batch {global_batch} = {batch} x {self.trainer.world_size} devices x "
-                 f"{self.trainer.accumulate_grad_batches} accumulation; peak lr {lr:g}{scaled}")
-        for logger in self.loggers:
-            logger.log_hyperparams(self.hparams_for_logging(global_batch, lr),
-                                   {"hp/val_top1": 0.0, "hp/test_top1": 0.0})
+        log.info(f"global batch {global_batch} = {train_batch_size(self.trainer.datamodule)} x "
+                 f"{self.trainer.world_size} devices x {self.trainer.accumulate_grad_batches} accumulation; "
+                 f"peak lr {lr:g}{scaled}")
 
-    def hparams_for_logging(self, global_batch: int, lr: float) -> dict[str, Any]:
-        """The switches of the run, flat, for TensorBoard's HPARAMS tab."""
-        flat = {f"arch/{k}": (str(v) if isinstance(v, (dict, list)) or v is None else v)
-                for k, v in dataclasses.asdict(self.arch).items()}
-        flat.update({f"optim/{k}": (str(v) if v is None else v) for k, v in dataclasses.asdict(self.optim_cfg).items()})
+    def hparams_for_logging(self) -> dict[str, Any]:
+        """The switches of the run, flat, for TensorBoard's HPARAMS tab (written by
+        uv2.train.callbacks.HParamsSummary)."""
+        global_batch, lr = self.global_batch_and_lr()
+        flat = {f"arch/{k}": v for k, v in dataclasses.asdict(self.arch).items()}
+        flat.update({f"optim/{k}": v for k, v in dataclasses.asdict(self.optim_cfg).items()})
         flat.update({"global_batch": global_batch, "effective_lr": lr, "init_from": str(self.hparams.init_from),
-                     "label_smoothing": self.hparams.label_smoothing})
+                     "label_smoothing": self.hparams.label_smoothing, "mixup_alpha": self.hparams.mixup_alpha,
+                     "cutmix_alpha": self.hparams.cutmix_alpha})
         return flat
 
     def configure_optimizers(self):
-        batch = train_batch_size(self.trainer.datamodule)
-        lr = effective_lr(self.optim_cfg, batch * self.trainer.world_size * self.trainer.accumulate_grad_batches)
+        _, lr = self.global_batch_and_lr()
         total = max(1, int(self.trainer.estimated_stepping_batches))
         epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
         new = {id(p) for p in self.model.new_parameters()}
@@ -179,48 +168,52 @@ class VideoClassifier(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     # --------------------------------------------------------------------------------------------- steps
+    def clips(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The (B, 3, T, H, W) input of a batch (an image batch (B, 3, H, W) becomes 1-frame clips), with T checked
+        against model.arch.num_frames: the network itself accepts any T, the run's config does not."""
+        video = batch["video"] if "video" in batch else batch["image"].unsqueeze(2)
+        if video.shape[2] != self.arch.num_frames:
+            raise ValueError(f"the batch has clips of {video.shape[2]} frames but model.arch.num_frames is "
+                             f"{self.arch.num_frames}: the data must sample the model's frame count")
+        return video
+
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         return self.model(video)
 
     def training_step(self, batch: dict, batch_idx: int):
-        if self.set_sizes:
-            loss, correct = self._cotraining_loss(batch)
-            failures = [b["decode_failures"] for b in batch.values() if "decode_failures" in b]
-        else:
-            loss, correct = self._loss(clip_batch(batch), batch["label"])
-            failures = [batch["decode_failures"]] if "decode_failures" in batch else []
+        batches = batch if self.set_sizes else {"": batch}  # co-training: {set: batch}; else one unnamed set
+        loss, correct = self._loss(batches)
         if not self._loss_is_finite(loss):
             return None  # every rank skips this step together (see _loss_is_finite)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(correct))
         self.log("train/top1", 100 * correct.float().mean(), on_step=False, on_epoch=True, batch_size=len(correct))
+        failures = [b["decode_failures"] for b in batches.values() if "decode_failures" in b]
         if failures:
             self.log("data/decode_failures", torch.cat(failures).sum().float(), on_step=False, on_epoch=True,
                      reduce_fx="sum", batch_size=len(correct))
         return loss
 
-    def _loss(self, video: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Loss of one batch and which clips the model got right."""
-        if self.mixup is not None and video.shape[0] % 2 == 0:
-            B, C, T, H, W = video.shape
-            mixed, targets = self.mixup(video.reshape(B, C * T, H, W), labels)  # one box / lambda for all frames
-            logits = self.model(mixed.view(B, C, T, H, W))
-            return SoftTargetCrossEntropy()(logits, targets), logits.argmax(-1) == labels
-        logits = self.model(video)
-        loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
-        return loss, logits.argmax(-1) == labels
-
-    def _cotraining_loss(self, batches: dict[str, dict]) -> tuple[torch.Tensor, torch.Tensor]:
-        """One batch of every set through the model at once; each set's cross-entropy on its own head's rows,
-        averaged over the sets (each set weighs the same whatever its batch size)."""
+    def _loss(self, batches: dict[str, dict]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss of a step and which clips the model got right. One batch of every set goes through the model at
+        once; each set's cross-entropy sees only its own head's rows, and the sets' losses are averaged (each set
+        weighs the same whatever its batch size). Without co-training that is one set and every row."""
         slices = self.head_slices()
-        videos = [clip_batch(batches[name]) for name in slices]
-        logits = self.model(torch.cat(videos)).split([len(v) for v in videos])  # per set: (B_k, all classes)
+        videos = [self.clips(batches[name]) for name in slices]
+        labels = [batches[name]["label"] for name in slices]
+        if self.mixup is not None and videos[0].shape[0] % 2 == 0:  # one set only (setup refuses co-training)
+            B, C, T, H, W = videos[0].shape
+            mixed, targets = self.mixup(videos[0].reshape(B, C * T, H, W), labels[0])  # one box / lambda per clip
+            logits = self.model(mixed.view(B, C, T, H, W))
+            return SoftTargetCrossEntropy()(logits, targets), logits.argmax(-1) == labels[0]
+        video = videos[0] if len(videos) == 1 else torch.cat(videos)
+        logits = self.model(video).split([len(v) for v in videos])  # per set: (B_k, all classes)
         losses, correct = [], []
-        for (name, rows), set_logits in zip(slices.items(), logits):
-            labels = batches[name]["label"]
-            losses.append(F.cross_entropy(set_logits[:, rows], labels, label_smoothing=self.hparams.label_smoothing))
-            correct.append(set_logits[:, rows].argmax(-1) == labels)
-            self.log(f"train/{name}/loss", losses[-1], on_step=False, on_epoch=True, batch_size=len(labels))
+        for (name, rows), set_logits, set_labels in zip(slices.items(), logits, labels):
+            losses.append(F.cross_entropy(set_logits[:, rows], set_labels,
+                                          label_smoothing=self.hparams.label_smoothing))
+            correct.append(set_logits[:, rows].argmax(-1) == set_labels)
+            if name:
+                self.log(f"train/{name}/loss", losses[-1], on_step=False, on_epoch=True, batch_size=len(set_labels))
         return torch.stack(losses).mean(), torch.cat(correct)
 
     def _loss_is_finite(self, loss: torch.Tensor) -> bool:
@@ -243,15 +236,9 @@ class VideoClassifier(pl.LightningModule):
                 f"fp32 / bf16-mixed precision")
         return False
 
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        if self.model.head.balance is not None and self.global_step % 50 == 0:
-            weight = torch.sigmoid(self.model.head.balance.detach())
-            self.log_dict({"model/fusion_weight_mean": weight.mean(), "model/fusion_weight_min": weight.min(),
-                           "model/fusion_weight_max": weight.max()}, on_step=True, on_epoch=False)
-
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         name, rows = list(self.head_slices().items())[dataloader_idx]
-        logits = self.model(clip_batch(batch))[:, rows]
+        logits = self.model(self.clips(batch))[:, rows]
         labels, prefix = batch["label"], f"val/{name}/" if name else "val/"
         log = dict(on_epoch=True, sync_dist=True, batch_size=len(labels), add_dataloader_idx=False)
         self.log(f"{prefix}loss", F.cross_entropy(logits, labels), **log)
@@ -263,15 +250,10 @@ class VideoClassifier(pl.LightningModule):
             tops = [self.trainer.callback_metrics.get(f"val/{name}/top1") for name in self.set_sizes]
             if all(t is not None for t in tops):
                 self.log("val/top1", torch.stack([t.float() for t in tops]).mean(), prog_bar=True)
-        top1 = self.trainer.callback_metrics.get("val/top1")
-        if top1 is not None and not self.trainer.sanity_checking:
-            best = max(float(top1), float(getattr(self, "_best_val_top1", 0.0)))
-            self._best_val_top1 = best
-            self.log("hp/val_top1", best, sync_dist=False)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         rows = list(self.head_slices().values())[dataloader_idx]
-        scores = self.model(clip_batch(batch))[:, rows].float().softmax(-1)  # softmax over the set's own classes
+        scores = self.model(self.clips(batch))[:, rows].float().softmax(-1)  # softmax over the set's own classes
         self._test_outputs.append({"set": dataloader_idx, "scores": scores, "label": batch["label"],
                                    "video": batch.get("video_index", batch.get("index")),
                                    "view": batch.get("view_index", torch.zeros_like(batch["label"]))})
@@ -292,24 +274,24 @@ class VideoClassifier(pl.LightningModule):
                       "num_views": sum(r["num_views"] for r in per_set.values()), "per_set": per_set}
         else:
             result = per_set[""]
+        result["checkpoint"], result["checkpoint_step"] = self.tested_weights()
         self.test_results = result
         metrics = {f"test/{k}": v for k, v in result["metrics"].items()}
         for name, r in result.get("per_set", {}).items():
             metrics.update({f"test/{name}/{k}": v for k, v in r["metrics"].items()})
         metrics["test/videos"] = float(result["num_videos"])
-        metrics["hp/test_top1"] = result["metrics"]["top1"]
         self.log_dict(metrics, sync_dist=False, rank_zero_only=True)
         if self.trainer.is_global_zero and not self.trainer.sanity_checking:
             summary = {"metrics": result["metrics"], "num_videos": result["num_videos"], "num_views": result["num_views"],
-                       "global_step": self.global_step, "world_size": self.trainer.world_size}
+                       "checkpoint": result["checkpoint"], "checkpoint_step": result["checkpoint_step"],
+                       "world_size": self.trainer.world_size}
             if self.set_sizes:
                 summary["per_set"] = {name: {"metrics": r["metrics"], "num_videos": r["num_videos"]}
                                       for name, r in per_set.items()}
             atomic_write_text(Path(self.trainer.default_root_dir) / "test_results.json", json.dumps(summary, indent=2))
 
     def video_level_results(self, outputs: list[dict[str, torch.Tensor]], num_classes: int) -> dict[str, Any]:
-        """Average softmax scores over the views of each video, gathered from every rank, each (video, view)
-        counted once (DistributedSampler pads ranks by repeating samples)."""
+        """uv2.train.metrics.video_level over the views of every rank (gathered; padding duplicates count once)."""
         if outputs:
             scores = torch.cat([o["scores"] for o in outputs])
             labels, videos, views = (torch.cat([o[k] for o in outputs]).long() for k in ("label", "video", "view"))
@@ -318,19 +300,7 @@ class VideoClassifier(pl.LightningModule):
             labels = videos = views = torch.zeros(0, dtype=torch.long, device=self.device)
         if self.trainer.world_size > 1:
             scores, labels, videos, views = self._gather_padded(scores, labels, videos, views)
-        key = videos * (int(views.max()) + 1 if len(views) else 1) + views
-        _, first = _unique_first(key)
-        scores, labels, videos = scores[first], labels[first], videos[first]
-        video_ids, inverse = torch.unique(videos, return_inverse=True)
-        summed = torch.zeros(len(video_ids), scores.shape[1], device=scores.device).index_add_(0, inverse, scores)
-        counts = torch.zeros(len(video_ids), device=scores.device).index_add_(0, inverse, torch.ones_like(inverse,
-                                                                                               dtype=torch.float))
-        video_scores = summed / counts[:, None]
-        video_labels = torch.zeros(len(video_ids), dtype=torch.long, device=scores.device).index_copy_(0, inverse, labels)
-        metrics = {k: float(v) for k, v in accuracies(video_scores, video_labels, num_classes).items()} \
-            if len(video_ids) else {"top1": 0.0, "top5": 0.0, "mean_class": 0.0}
-        return {"metrics": metrics, "num_videos": len(video_ids), "num_views": len(key),
-                "video_ids": video_ids.cpu(), "scores": video_scores.cpu(), "labels": video_labels.cpu()}
+        return video_level(scores, labels, videos, views, num_classes)
 
     def _gather_padded(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """all_gather of per-rank tensors of different lengths (padded, then unpadded)."""
@@ -345,53 +315,17 @@ class VideoClassifier(pl.LightningModule):
             gathered.append(torch.cat([everything[r, :n] for r, n in enumerate(lengths)]))
         return tuple(gathered)
 
+    def tested_weights(self) -> tuple[str, int]:
+        """(which weights the test ran on, their optimizer step): the checkpoint file given to test, or the
+        in-memory weights of the fit that just ran."""
+        path = self.trainer.ckpt_path
+        if path:
+            return str(path), int(self._loaded_step if self._loaded_step is not None else self.global_step)
+        return "in-memory weights after fit", int(self.global_step)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._loaded_step = checkpoint.get("global_step")
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["hyper_parameters"]["class_names"] = self.class_names
         checkpoint["hyper_parameters"]["sets"] = self.set_sizes
-
-
-def _unique_first(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Unique values of `key` and the index of each one's first occurrence."""
-    unique, inverse = torch.unique(key, return_inverse=True)
-    order = torch.arange(len(key), device=key.device)
-    first = torch.full((len(unique),), len(key), dtype=torch.long, device=key.device).scatter_reduce_(
-        0, inverse, order, reduce="amin")
-    return unique, first
-
-
-class ExportImageViT(pl.Callback):
-    """At the end of fit, write the ViT part of the model (timm names, 2D stem) to RUN_DIR/`filename`, so an
-    image-pretrained preset initialises the video presets (model.init_from)."""
-
-    def __init__(self, filename: str = "vit.pth") -> None:
-        self.filename = filename
-
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: VideoClassifier) -> None:
-        if trainer.is_global_zero:
-            path = Path(trainer.default_root_dir) / self.filename
-            atomic_torch_save(export_image_vit(pl_module.model), path)
-            log.info(f"exported the image ViT to {path}")
-
-
-class PerfMonitor(pl.Callback):
-    """Logs data/wait_s (time the training loop waited for the batch), data/wait_fraction and perf/clips_per_s."""
-
-    def __init__(self) -> None:
-        self._last_end: float | None = None
-        self._start = 0.0
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self._last_end = time.perf_counter()
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
-        self._start = time.perf_counter()
-        self._wait = self._start - self._last_end if self._last_end is not None else 0.0
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        end = time.perf_counter()
-        total = end - self._start + self._wait
-        clips = batch_clips(batch)
-        pl_module.log_dict({"data/wait_s": self._wait, "data/wait_fraction": self._wait / max(total, 1e-9),
-                            "perf/clips_per_s": clips * trainer.world_size / max(total, 1e-9)},
-                           on_step=True, on_epoch=True, batch_size=clips)
-        self._last_end = end

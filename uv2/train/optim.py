@@ -9,9 +9,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-# parameters that are tokens or per-channel gates rather than weights: never decayed
-NO_DECAY_NAMES = ("cls_token", "pos_embed", "fusion.query", "fusion.queries", "head.balance")
-
 
 @dataclass
 class OptimConfig:
@@ -26,6 +23,10 @@ class OptimConfig:
     warmup_epochs: float = 1.0  # linear warm-up from warmup_start_factor * lr, stepped per iteration
     warmup_start_factor: float = 0.01
     min_lr_factor: float = 0.01  # cosine ends at min_lr_factor * lr
+    # absolute floors instead of the factors (PySlowFast's WARMUP_START_LR / COSINE_END_LR, which the official
+    # recipes set to 1e-6 whatever their lr): warm-up starts at warmup_start_lr and the cosine ends at min_lr
+    warmup_start_lr: float | None = None
+    min_lr: float | None = None
     lr_reference_batch: int | None = None  # opt-in linear scaling: lr * global_batch / lr_reference_batch
 
     def __post_init__(self) -> None:
@@ -34,6 +35,25 @@ class OptimConfig:
                              f"{self.new_module_lr_scale}")
         if self.warmup_epochs < 0 or not 0 <= self.min_lr_factor <= 1:
             raise ValueError("optim.warmup_epochs must be >= 0 and optim.min_lr_factor in [0, 1]")
+        for name in ("warmup_start_lr", "min_lr"):
+            value = getattr(self, name)
+            if value is not None and not value >= 0:
+                raise ValueError(f"optim.{name} must be >= 0 (or null to use the factor), got {value}")
+
+    def factors(self, lr: float) -> tuple[float, float]:
+        """(warm-up start, cosine end) as fractions of the peak lr `lr`: the absolute warmup_start_lr / min_lr when
+        set, else the factors. An absolute value above the peak lr is an error naming both."""
+        out = []
+        for absolute, factor, name in ((self.warmup_start_lr, self.warmup_start_factor, "warmup_start_lr"),
+                                       (self.min_lr, self.min_lr_factor, "min_lr")):
+            if absolute is None:
+                out.append(factor)
+            elif absolute > lr:
+                raise ValueError(f"optim.{name} {absolute:g} is above the peak lr {lr:g} (optim.lr, after any "
+                                 f"lr_reference_batch scaling); lower it or set it to null")
+            else:
+                out.append(absolute / lr)
+        return out[0], out[1]
 
 
 def effective_lr(cfg: OptimConfig, global_batch: int) -> float:
@@ -42,14 +62,16 @@ def effective_lr(cfg: OptimConfig, global_batch: int) -> float:
 
 
 def param_groups(model: nn.Module, lr: float, cfg: OptimConfig, new_params: set[int] | None = None) -> list[dict]:
-    """Four groups: {pretrained, new} x {decay, no decay}; empty groups dropped. `new_params` holds the ids of the
-    parameters that get lr * new_module_lr_scale."""
+    """Four groups: {pretrained, new} x {decay, no decay}; empty groups dropped. No decay: 1-D parameters, biases
+    and what `model.no_weight_decay()` names. `new_params` holds the ids of the parameters that get
+    lr * new_module_lr_scale."""
     new_params = new_params or set()
+    tokens = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()  # the model names them (timm)
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        no_decay = param.ndim <= 1 or name.endswith(".bias") or name.endswith(NO_DECAY_NAMES)
+        no_decay = param.ndim <= 1 or name.endswith(".bias") or name in tokens
         groups.setdefault((id(param) in new_params, no_decay), []).append(param)
     return [
         {"params": params, "lr": lr * (cfg.new_module_lr_scale if new else 1.0),
@@ -76,6 +98,7 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, lr: float, new_params: s
     optimizer = torch.optim.AdamW(param_groups(model, lr, cfg, new_params), lr=lr, betas=(cfg.beta1, cfg.beta2),
                                   eps=cfg.eps)
     warmup = round(cfg.warmup_epochs * steps_per_epoch)
+    start_factor, min_factor = cfg.factors(lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_cosine(total_steps, min(warmup, total_steps), cfg.warmup_start_factor, cfg.min_lr_factor))
+        optimizer, warmup_cosine(total_steps, min(warmup, total_steps), start_factor, min_factor))
     return optimizer, schedule

@@ -22,18 +22,20 @@ from uv2.data.decode import VideoDecodeError
 from uv2.data.lists import VideoRecord
 from uv2.data.transforms import CLIP_MEAN, CLIP_STD, TransformConfig
 from uv2.io import atomic_torch_save, safe_load
+from uv2.models import ModelConfig
 from uv2.models.convert import load_model
 
 log = logging.getLogger(__name__)
 
 
-def view_config(checkpoint: dict[str, Any], clips: int | None, crops: int | None) -> VideoDatasetConfig:
-    """Test-time sampling and views of the run that wrote `checkpoint` (defaults when it has none)."""
+def view_config(checkpoint: dict[str, Any], model_cfg: ModelConfig, clips: int | None,
+                crops: int | None) -> VideoDatasetConfig:
+    """Test-time sampling and views of the run that wrote `checkpoint` (defaults when it has none); clips of the
+    model's frame count."""
     data = checkpoint.get("datamodule_hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
-    arch = checkpoint.get("hyper_parameters", {}).get("arch", {}) if isinstance(checkpoint, dict) else {}
-    crop = data.get("crop_size") or arch.get("vit_overrides", {}).get("img_size") or 224
+    crop = data.get("crop_size") or model_cfg.vit_cfg.img_size
     return VideoDatasetConfig(
-        num_frames=data.get("num_frames") or arch.get("num_frames") or 8,
+        num_frames=model_cfg.num_frames,
         sampling=data.get("sampling", "uniform"),
         frame_stride=data.get("frame_stride", 8),
         num_test_clips=clips or data.get("num_test_clips", 1),
@@ -47,9 +49,9 @@ def view_config(checkpoint: dict[str, Any], clips: int | None, crops: int | None
 def predict_video(model, dataset: VideoDataset, video_index: int) -> dict[str, torch.Tensor]:
     """Softmax scores and features of one video, averaged over its views."""
     views = torch.stack([dataset.load_view(video_index, v) for v in range(dataset.views)])  # (V, 3, T, H, W)
-    z, parts = model.forward_features(views, return_stages=True)
-    out = {"scores": model.head(z).softmax(-1).mean(0), "pooled": z.mean(0), "cls": parts["cls"].mean(0),
-           "layer_cls": parts["layer_cls"].mean(0)}
+    parts = model.forward_intermediates(views)
+    out = {"scores": model.forward_head(parts["features"]).softmax(-1).mean(0), "pooled": parts["features"].mean(0),
+           "cls": parts["cls"].mean(0), "layer_cls": parts["layer_cls"].mean(0)}
     if parts["global"] is not None:
         out["global"] = parts["global"].mean(0)
     return out
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(args.ckpt)
     names = (checkpoint.get("hyper_parameters", {}).get("class_names") if isinstance(checkpoint, dict) else None) \
         or [str(i) for i in range(model.cfg.num_classes)]
-    cfg = view_config(checkpoint, args.clips, args.crops)
+    cfg = view_config(checkpoint, model.cfg, args.clips, args.crops)
     topk = min(args.topk, len(names))
     predictions, features, failed = [], {}, 0
     for path in args.videos:

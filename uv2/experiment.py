@@ -2,7 +2,10 @@
 
 An experiment holds only its differences from a base: a top-level `base: other.yaml` (relative to the file) is
 loaded first and the file's sections are deep-merged over it (mappings merge key by key; lists and scalars
-replace; a section naming another class_path replaces the base's section whole). `load_experiment` returns the merged mapping; the training CLI passes it to LightningCLI.
+replace; a section naming another class_path replaces the base's section whole). A released design is named, not
+restated: `model.arch.variant: uv2_b16_ssv2` stands for that design's fields (uv2.models.config.VARIANTS), which
+the file's other `model.arch` keys override. `load_experiment` returns the merged mapping with the variant
+expanded; the training CLI passes it to LightningCLI.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from uv2.models.config import VARIANTS
 
 
 class ExperimentError(ValueError):
@@ -31,11 +36,23 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-def load_experiment(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The fully merged experiment mapping of `path` (its `base:` chain resolved)."""
-    path = Path(path).resolve()
-    if path in _seen:
-        raise ExperimentError(f"{path}: inheritance cycle through {' -> '.join(str(p) for p in _seen)}")
+def load_experiment(path: str | Path) -> dict[str, Any]:
+    """The fully merged experiment mapping of `path`: its `base:` chain resolved, its model variant expanded."""
+    experiment = _load_chain(Path(path).resolve(), ())
+    arch = (experiment.get("model") or {}).get("arch") if isinstance(experiment.get("model"), dict) else None
+    if isinstance(arch, dict) and "variant" in arch:
+        arch = dict(arch)
+        name = arch.pop("variant")
+        if name not in VARIANTS:
+            raise ExperimentError(f"{path}: model.arch.variant: unknown variant {name!r}; valid choices: "
+                                  f"{', '.join(sorted(VARIANTS))}")
+        experiment["model"]["arch"] = {**VARIANTS[name], **arch}
+    return experiment
+
+
+def _load_chain(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    if path in seen:
+        raise ExperimentError(f"{path}: inheritance cycle through {' -> '.join(str(p) for p in seen)}")
     if not path.is_file():
         raise ExperimentError(f"{path}: no such experiment file")
     try:
@@ -47,7 +64,7 @@ def load_experiment(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str,
     base = data.pop("base", None)
     if base is None:
         return data
-    return deep_merge(load_experiment(path.parent / base, _seen + (path,)), data)
+    return deep_merge(_load_chain(path.parent / base, seen + (path,)), data)
 
 
 def model_section(experiment: dict[str, Any], source: str = "experiment") -> dict[str, Any]:

@@ -1,0 +1,36 @@
+"""The optimiser's schedule: linear warm-up then cosine, with the official recipes' absolute 1e-6 floors."""
+
+from __future__ import annotations
+
+import pytest
+from torch import nn
+
+from uv2.train.optim import OptimConfig, build_optimizer
+
+
+def _lrs(cfg: OptimConfig, lr: float, total: int = 20, per_epoch: float = 4.0) -> list[float]:
+    optimizer, schedule = build_optimizer(nn.Linear(3, 2), cfg, lr, set(), total, per_epoch)
+    out = []
+    for _ in range(total + 1):
+        out.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    return out
+
+
+def test_absolute_warmup_start_and_cosine_end():
+    """PySlowFast's WARMUP_START_LR = COSINE_END_LR = 1e-6 at any lr: warm-up from 1e-6, peak at the warm-up's end,
+    cosine down to 1e-6 at the last step (lr 1.5e-6 as in the K710 fine-tuning recipes: an almost flat schedule)."""
+    cfg = OptimConfig(lr=1.5e-6, warmup_epochs=1, warmup_start_lr=1e-6, min_lr=1e-6)
+    lrs = _lrs(cfg, 1.5e-6)
+    assert lrs[0] == pytest.approx(1e-6) and lrs[4] == pytest.approx(1.5e-6) and lrs[20] == pytest.approx(1e-6)
+    assert lrs[2] == pytest.approx(1.25e-6)  # half way through the warm-up
+    factors = _lrs(OptimConfig(lr=1e-5, warmup_epochs=1, warmup_start_factor=0.1, min_lr_factor=0.1), 1e-5)
+    assert factors == pytest.approx(_lrs(OptimConfig(lr=1e-5, warmup_epochs=1, warmup_start_lr=1e-6, min_lr=1e-6), 1e-5))
+
+
+def test_floor_above_the_peak_lr_is_an_error():
+    with pytest.raises(ValueError, match=r"optim.min_lr 2e-06 is above the peak lr 1e-06"):
+        _lrs(OptimConfig(lr=1e-6, min_lr=2e-6), 1e-6)
+    with pytest.raises(ValueError, match=r"optim.warmup_start_lr must be >= 0"):
+        OptimConfig(warmup_start_lr=-1.0)

@@ -1,0 +1,75 @@
+"""Statistics over seeds (uv2.ablation.stats) and table.md's intervals and verdicts (uv2.ablation.table), against
+values computed by hand."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from uv2.ablation.grid import Row, Table
+from uv2.ablation.stats import paired_difference, seed_spread, seeds_needed, t_quantile_975, verdict
+from uv2.ablation.table import render_table
+
+
+def test_t_quantiles():
+    # printed tables: t(0.975; 1) = 12.706, t(0.975; 4) = 2.776, t(0.975; 30) = 2.042; t(0.975; 60) = 2.000
+    assert t_quantile_975(1) == 12.706 and t_quantile_975(4) == 2.776 and t_quantile_975(30) == 2.042
+    assert t_quantile_975(60) == pytest.approx(2.000, abs=1e-3)
+    assert t_quantile_975(31) < t_quantile_975(30) and t_quantile_975(10_000) == pytest.approx(1.960, abs=1e-3)
+
+
+def test_interval_of_the_mean():
+    # 60, 62, 64: mean 62, s = 2, half-width 4.303 * 2 / sqrt(3) = 4.9687
+    spread = seed_spread([60, 62, 64])
+    assert spread.mean == 62 and spread.std == 2
+    low, high = spread.interval
+    assert low == pytest.approx(57.0313, abs=1e-4) and high == pytest.approx(66.9687, abs=1e-4)
+    assert spread.interval_text() == "62.0 [57.0, 67.0]"
+    one = seed_spread([70])
+    assert one.interval_text() == "70.0 (1 seed)" and math.isnan(one.half_width)
+
+
+def test_paired_difference_uses_common_seeds():
+    # seeds 1-3 in both: differences 5, 4, 6: mean 5, s = 1, half-width 4.303 / sqrt(3) = 2.4843
+    difference = paired_difference({1: 65, 2: 66, 3: 70, 4: 99}, {1: 60, 2: 62, 3: 64})
+    assert difference.values == (5.0, 4.0, 6.0)
+    low, high = difference.interval
+    assert low == pytest.approx(2.5157, abs=1e-4) and high == pytest.approx(7.4843, abs=1e-4)
+
+
+def test_verdicts():
+    resolved = paired_difference({1: 65, 2: 66, 3: 70}, {1: 60, 2: 62, 3: 64})  # [+2.5, +7.5]
+    assert verdict(resolved, +1.0) == "agrees with the paper (+1.0)"
+    assert verdict(resolved, -1.0) == "differs from the paper (-1.0)"
+    # differences 1, 3, -0.5: mean 1.167, s = 1.756; the interval [-3.2, +5.5] holds zero; at that spread the
+    # half-width t(n-1) * 1.756 / sqrt(n) first drops below 1.167 at n = 12 (2.201 * 1.756 / 3.464 = 1.116)
+    unresolved = paired_difference({1: 61, 2: 65, 3: 63.5}, {1: 60, 2: 62, 3: 64})
+    assert seeds_needed(unresolved) == 12
+    assert verdict(unresolved, +1.0) == "not resolved at this scale (needs about 12 seeds)"
+    assert verdict(unresolved, +0.2) == "the paper shows no direction (+0.2)"
+    assert verdict(seed_spread([3.0]), +1.0).startswith("one seed")
+    tiny_effect = paired_difference({1: 60.1, 2: 63.9, 3: 62.0}, {1: 60, 2: 62, 3: 64})  # mean 0, never resolved
+    assert seeds_needed(tiny_effect) is None and "more than 100 seeds" in verdict(tiny_effect, 1.0)
+
+
+def _records(row: int, values: dict[int, float], dataset: str = "temporal") -> list[dict]:
+    return [{"row": row, "dataset": dataset, "seed": s, "top1": v, "status": "done", "num_classes": 10, "gflops": 0.1}
+            for s, v in values.items()]
+
+
+def test_table_flags_resolved_unresolved_and_opposite():
+    rows = [Row("base", paper={"temporal": 60.0}), Row("agrees", paper={"temporal": 61.0}),
+            Row("unresolved", paper={"temporal": 61.0}), Row("opposite", paper={"temporal": 59.0})]
+    table = Table("t", "synthetic", ["temporal"], rows, Path("t.yaml"))
+    base = {1: 60, 2: 62, 3: 64}
+    records = (_records(0, base) + _records(1, {1: 65, 2: 66, 3: 70}) + _records(2, {1: 61, 2: 65, 3: 63.5})
+               + _records(3, {1: 65, 2: 66, 3: 70}))
+    text = render_table(table, records)
+    lines = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ")}
+    assert "62.0 [57.0, 67.0] | 60.0 | (reference)" in lines["base"]
+    assert "+5.0 [+2.5, +7.5] / +1.0" in lines["agrees"] and "temporal: agrees with the paper (+1.0)" in lines["agrees"]
+    assert "temporal: not resolved at this scale (needs about 12 seeds)" in lines["unresolved"]
+    assert "temporal: differs from the paper (-1.0)" in lines["opposite"]
+    assert "seeds 1, 2, 3" in text

@@ -1,0 +1,105 @@
+"""fit's input-pipeline summary (uv2.train.callbacks.ThroughputSummary) and uint8 batches end to end: the loaders
+yield uint8, the model trains, validates and tests on float32 made after the transfer."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from tests.helpers import REPO
+from uv2.data.synthetic import ensure_synthetic
+from uv2.train.callbacks import ThroughputSummary
+from uv2.train.cli import run
+
+
+def _trainer(workers: int | None = 8, repeats: int = 1) -> SimpleNamespace:
+    hparams = {} if workers is None else {"num_workers": workers, "num_repeats": repeats}
+    return SimpleNamespace(world_size=1, datamodule=SimpleNamespace(hparams=hparams))
+
+
+def test_summary_line_and_hint():
+    summary = ThroughputSummary()
+    waiting = summary.summary(clips=640, wait_s=30.0, step_s=10.0, failures=3, trainer=_trainer(8))
+    assert waiting.startswith("fit throughput: 640 clips in 40.0 s of training steps, 16.0 clips/s, data wait 75% "
+                              "of the step time, 3 decode failures; the model waited for data: raise "
+                              "data.num_workers (8 now, ")
+    assert "set data.num_repeats 2 (one decode, 2 augmented clips)" in waiting and "short side 320 px" in waiting
+    fed = summary.summary(clips=640, wait_s=1.0, step_s=19.0, failures=1, trainer=_trainer(8, repeats=2))
+    assert fed == ("fit throughput: 640 clips in 20.0 s of training steps, 32.0 clips/s, data wait 5% of the step "
+                   "time, 1 decode failure")
+    edge = summary.summary(clips=10, wait_s=2.0, step_s=8.0, failures=0, trainer=_trainer(None))
+    assert edge.endswith("data wait 20% of the step time, 0 decode failures")  # at the threshold: no hint
+    multiset = SimpleNamespace(world_size=2, datamodule=SimpleNamespace(hparams={"common": {"num_workers": 4}}))
+    line = summary.summary(clips=100, wait_s=10.0, step_s=10.0, failures=0, trainer=multiset)
+    assert "in 10.0 s" in line and "10.0 clips/s" in line and "num_workers (4 now," in line  # two devices
+
+
+class _SeenBatches(pl.Callback):
+    """What the model receives: the training, validation and test batches after on_after_batch_transfer."""
+
+    def __init__(self) -> None:
+        self.dtypes: dict[str, set[torch.dtype]] = {"train": set(), "val": set(), "test": set()}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.dtypes["train"].add(batch["video"].dtype)
+        assert not {"aug_flip", "aug_seed", "aug_plan"} & set(batch)
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self.dtypes["val"].add(batch["video"].dtype)
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self.dtypes["test"].add(batch["video"].dtype)
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory) -> Path:
+    parent = tmp_path_factory.mktemp("synthetic")
+    ensure_synthetic(parent / "micro_seed0", "micro", 0, sets=["temporal"])
+    return parent
+
+
+def test_fit_prints_the_summary_and_models_see_float(synth_root, tmp_path, capsys):
+    """A fit on the micro benchmark with a DataLoader worker: uint8 from the loader, float32 in every loop, and the
+    summary line at the end with its clip count."""
+    from uv2.data.datamodule import VideoDataModule
+
+    dm = VideoDataModule(synthetic_set="temporal", synthetic_size="micro", synthetic_root=str(synth_root),
+                         num_frames=8, crop_size=32, short_side=32, batch_size=4, num_workers=1,
+                         rand_augment="rand-m7-n2-mstd0.5-inc1")
+    dm.prepare_data()
+    dm.setup("fit")
+    assert next(iter(dm.train_dataloader()))["video"].dtype == torch.uint8
+    seen = _SeenBatches()
+    summary = ThroughputSummary(hint_above=1.0)
+    from uv2.models import ModelConfig
+    from uv2.train.module import VideoClassifier
+
+    model = VideoClassifier(arch=ModelConfig(vit="tiny", num_frames=8, num_classes=10, global_layers="4",
+                                             local_type="none", vit_overrides={"img_size": 32}))
+    trainer = pl.Trainer(max_steps=3, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         default_root_dir=str(tmp_path),  # test_results.json goes there
+                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=1,
+                         limit_test_batches=1, callbacks=[seen, summary])
+    trainer.fit(model, datamodule=dm)
+    trainer.test(model, datamodule=dm)
+    assert seen.dtypes == {"train": {torch.float32}, "val": {torch.float32}, "test": {torch.float32}}
+    out = capsys.readouterr().out
+    match = re.search(r"fit throughput: (\d+) clips in [\d.]+ s of training steps, [\d.]+ clips/s, data wait \d+% "
+                      r"of the step time, (\d+) decode failures?", out)
+    assert match and int(match.group(1)) == 12 and int(match.group(2)) == 0, out
+    assert summary.line == match.group(0)
+
+
+def test_cli_fit_registers_the_summary(synth_root, tmp_path, capsys):
+    argv = ["--config", str(REPO / "experiments/temporal_tiny.yaml"),
+            "--data.init_args.synthetic_size", "micro", "--data.init_args.synthetic_root", str(synth_root),
+            "--data.init_args.num_workers", "0", "--data.init_args.crop_size", "32", "--model.init_from", "null",
+            "--data.init_args.batch_size", "4", "--trainer.max_steps", "2", "--trainer.limit_val_batches", "1",
+            "--trainer.enable_progress_bar", "false", "--run_dir", str(tmp_path / "run")]
+    assert run("fit", argv) == 0
+    assert "fit throughput: 8 clips in " in capsys.readouterr().out

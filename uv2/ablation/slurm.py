@@ -1,0 +1,49 @@
+"""SLURM for a whole table: an sbatch array with one cell per task and a merge job after it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from uv2.ablation.grid import Cell, Table
+from uv2.io import atomic_write_text
+
+
+def write_sbatch(table: Table, cells: list[Cell], out_dir: Path, argv: list[str], devices: int, num_nodes: int,
+                 time_limit: str = "48:00:00") -> Path:
+    """out_dir/slurm/{cells.sbatch, merge.sbatch, submit.sh}: the array (`--cell $SLURM_ARRAY_TASK_ID`), the merge
+    step (`--merge`) and the script that submits both; returns the path of submit.sh."""
+    slurm = out_dir / "slurm"
+    passthrough = " ".join(a for a in argv if a != "--slurm")
+    gpus = max(1, devices)
+    array = f"""#!/bin/bash
+# uv2 ablation table {table.name}: {len(cells)} cells, one per array task (written by ablations/run.py --slurm)
+#SBATCH --job-name=uv2-table-{table.name}
+#SBATCH --array=0-{len(cells) - 1}
+#SBATCH --nodes={num_nodes}
+#SBATCH --ntasks-per-node={gpus}
+#SBATCH --gpus-per-node={gpus}
+#SBATCH --cpus-per-task=10
+#SBATCH --time={time_limit}
+#SBATCH --output={slurm}/cell-%a.out
+# Lightning reads SLURM's environment: srun starts one process per GPU on every node
+srun python ablations/run.py {passthrough} --cell $SLURM_ARRAY_TASK_ID
+"""
+    merge = f"""#!/bin/bash
+#SBATCH --job-name=uv2-table-{table.name}-merge
+#SBATCH --ntasks=1
+#SBATCH --time=00:10:00
+#SBATCH --output={slurm}/merge.out
+python ablations/run.py {passthrough} --merge
+"""
+    submit = f"""#!/bin/bash
+# submit the array, then the merge step once every cell has ended (whatever its outcome)
+set -euo pipefail
+array_id=$(sbatch --parsable {slurm}/cells.sbatch)
+sbatch --dependency=afterany:$array_id {slurm}/merge.sbatch
+"""
+    atomic_write_text(slurm / "cells.sbatch", array)
+    atomic_write_text(slurm / "merge.sbatch", merge)
+    atomic_write_text(slurm / "submit.sh", submit)
+    os.chmod(slurm / "submit.sh", 0o755)
+    return slurm / "submit.sh"

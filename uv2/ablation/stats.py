@@ -1,0 +1,125 @@
+"""Statistics over a cell's seeds, shared by the grid's table.md and the analysis notebooks.
+
+- :class:`SeedSpread`: one cell's metric over its seeds: mean, sample standard deviation and the 95 % confidence
+  interval of the mean, mean ± t(0.975, n-1) * s / sqrt(n) (Student's t: a handful of seeds is a small sample).
+- :func:`paired_difference`: a row against the table's first row on the seeds both ran. The same seed means the
+  same data order, initialisation of the new modules and augmentation draws, so the per-seed differences cancel
+  what the two runs share and the interval is that of their mean (a paired t interval).
+- :func:`verdict`: our paired difference against the paper's: "agrees" / "differs" only when the interval excludes
+  zero, else "not resolved", with about how many seeds would resolve it at the measured spread.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+# t(0.975, df) for df = 1..30 (two-sided 95 %); larger df use the Cornish-Fisher expansion in t_quantile_975
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+_Z975 = 1.959964
+DIRECTION_TOLERANCE = 0.3  # paper differences smaller than this (points) carry no direction
+MAX_SEEDS_ADVISED = 100  # "needs about N seeds" is capped here ("more than 100")
+
+
+def t_quantile_975(df: int) -> float:
+    """The 0.975 quantile of Student's t with `df` degrees of freedom (two-sided 95 %)."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = _Z975  # Cornish-Fisher: within 1e-3 of the exact quantile from df 30 on
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+@dataclass(frozen=True)
+class SeedSpread:
+    """One cell's metric over its seeds."""
+
+    values: tuple[float, ...]  # one value per finished seed
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return statistics.mean(self.values) if self.values else math.nan
+
+    @property
+    def std(self) -> float:
+        """Sample standard deviation over the seeds (0 with one seed)."""
+        return statistics.stdev(self.values) if self.n > 1 else 0.0
+
+    @property
+    def half_width(self) -> float:
+        """Half-width of the 95 % confidence interval of the mean (nan with fewer than two seeds)."""
+        return t_quantile_975(self.n - 1) * self.std / math.sqrt(self.n) if self.n > 1 else math.nan
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return self.mean - self.half_width, self.mean + self.half_width
+
+    def text(self) -> str:
+        """'-' (no seed), '64.4' (one seed) or '64.4 ± 3.1' (mean ± std)."""
+        if not self.values:
+            return "-"
+        return f"{self.mean:.1f}" if self.n == 1 else f"{self.mean:.1f} ± {self.std:.1f}"
+
+    def interval_text(self) -> str:
+        """'-', '64.4 (1 seed)' or '64.4 [61.2, 67.6]' (mean [95 % CI])."""
+        if not self.values:
+            return "-"
+        if self.n == 1:
+            return f"{self.mean:.1f} (1 seed)"
+        low, high = self.interval
+        return f"{self.mean:.1f} [{low:.1f}, {high:.1f}]"
+
+
+def seed_spread(values: Iterable[float]) -> SeedSpread:
+    return SeedSpread(tuple(float(v) for v in values))
+
+
+def paired_difference(row: Mapping[int, float], base: Mapping[int, float]) -> SeedSpread:
+    """Per-seed differences row - base over the seeds both have ({seed: value} each), as a SeedSpread (its mean and
+    interval are the paired estimate)."""
+    return seed_spread(row[s] - base[s] for s in sorted(set(row) & set(base)))
+
+
+def seeds_needed(difference: SeedSpread) -> int | None:
+    """About how many seeds make the 95 % interval of this mean difference exclude zero, at its measured spread
+    (the smallest n with t(n-1) * s / sqrt(n) < |mean|); None when unknown (fewer than two seeds) or more than
+    MAX_SEEDS_ADVISED."""
+    if difference.n < 2:
+        return None
+    effect = abs(difference.mean)
+    if difference.std == 0:
+        return difference.n if effect > 0 else None
+    for n in range(2, MAX_SEEDS_ADVISED + 1):
+        if t_quantile_975(n - 1) * difference.std / math.sqrt(n) < effect:
+            return n
+    return None
+
+
+def verdict(difference: SeedSpread, paper_delta: float | None) -> str:
+    """How our paired difference (row - first row) compares with the paper's, in words.
+
+    "agrees with the paper" / "differs from the paper" only when our 95 % interval excludes zero; otherwise "not
+    resolved at this scale" with the seeds it would need; "the paper shows no direction" when the paper's
+    difference is within DIRECTION_TOLERANCE.
+    """
+    if paper_delta is None:
+        return ""
+    if abs(paper_delta) < DIRECTION_TOLERANCE:
+        return f"the paper shows no direction ({paper_delta:+.1f})"
+    if difference.n < 2:
+        return "one seed: no interval (run --seeds 1,2,3)"
+    low, high = difference.interval
+    if low > 0 or high < 0:
+        same = (difference.mean > 0) == (paper_delta > 0)
+        return f"{'agrees with' if same else 'differs from'} the paper ({paper_delta:+.1f})"
+    needed = seeds_needed(difference)
+    more = f"needs about {needed} seeds" if needed else f"needs more than {MAX_SEEDS_ADVISED} seeds"
+    return f"not resolved at this scale ({more})"

@@ -1,0 +1,124 @@
+"""The grid's outputs: results.csv (one row per cell x dataset x seed) and table.md (the paper's layout: our mean
+with its 95 % interval over seeds beside the paper's numbers, each row's paired difference from the first row, and
+whether it agrees with the paper where the interval can tell: uv2.ablation.stats)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+from uv2.ablation.grid import Table
+from uv2.ablation.stats import SeedSpread, paired_difference, seed_spread, verdict
+
+CSV_FIELDS = ["table", "row", "label", "dataset", "seed", "top1", "top5", "mean_class", "gflops", "params_m",
+              "train_s", "clips_per_s", "peak_mem_mb", "num_classes", "checkpoint", "checkpoint_step", "status",
+              "error", "config_hash", "git_commit"]
+
+
+def results_csv(records: list[dict[str, Any]]) -> str:
+    """results.csv's text: CSV_FIELDS of every record, floats rounded to 3 decimals."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for r in records:
+        writer.writerow({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()})
+    return buffer.getvalue()
+
+
+@dataclass
+class CellStatistics:
+    """One row x dataset of a table: ours over seeds, the paper's, and the row's difference from the first row."""
+
+    ours: SeedSpread  # top-1 of the finished seeds
+    paper: float | None  # the paper's top-1
+    difference: SeedSpread | None  # ours minus the first row's, paired by seed; None for the first row
+    paper_delta: float | None  # the paper's difference from its first row
+    verdict: str  # uv2.ablation.stats.verdict of the difference ("" for the first row)
+    problems: list[str] = field(default_factory=list)  # one note per seed that did not finish
+    chance: float | None = None  # 100 / classes, when known
+
+
+def table_statistics(table: Table, records: list[dict[str, Any]]) -> list[dict[str, CellStatistics]]:
+    """Per row of `table`, per dataset key: its CellStatistics from the cell records (results.csv rows). The one
+    place that computes a table's statistics: table.md and the report notebook (uv2.analysis.tables) render it."""
+    by_cell: dict[tuple[int, str], dict[int, dict[str, Any]]] = {}
+    for r in records:
+        by_cell.setdefault((int(r["row"]), r["dataset"]), {})[int(r["seed"])] = r
+
+    def done(row: int, key: str) -> dict[int, float]:
+        return {seed: float(r["top1"]) for seed, r in by_cell.get((row, key), {}).items() if r.get("status") == "done"}
+
+    rows = []
+    for i, row in enumerate(table.rows):
+        cells = {}
+        for key in table.datasets:
+            paper, base_paper = row.paper.get(key), table.rows[0].paper.get(key)
+            paper_delta = paper - base_paper if i and paper is not None and base_paper is not None else None
+            ours = done(i, key)
+            difference = paired_difference(ours, done(0, key)) if i else None
+            cell_records = by_cell.get((i, key), {}).values()
+            problems = [f"seed {r['seed']} {r['status']}" + (f" ({str(r['error'])[:120]})" if r.get("error") else "")
+                        for r in cell_records if r.get("status") != "done"]
+            classes = [int(r["num_classes"]) for r in cell_records if r.get("num_classes")]
+            cells[key] = CellStatistics(
+                ours=seed_spread(ours.values()), paper=paper, difference=difference, paper_delta=paper_delta,
+                verdict=verdict(difference, paper_delta) if difference is not None and difference.n else "",
+                problems=problems, chance=100.0 / classes[0] if classes else None)
+        rows.append(cells)
+    return rows
+
+
+def difference_text(cell: CellStatistics) -> str:
+    """'(reference)' for the first row, else ours paired '+3.2 [+0.5, +5.9]' / the paper's '+1.0'."""
+    if cell.difference is None:
+        return "(reference)"
+    d = cell.difference
+    if not d.n:
+        ours = "-"
+    elif d.n == 1:
+        ours = f"{d.mean:+.1f} (1 seed)"
+    else:
+        low, high = d.interval
+        ours = f"{d.mean:+.1f} [{low:+.1f}, {high:+.1f}]"
+    return f"{ours} / {'-' if cell.paper_delta is None else f'{cell.paper_delta:+.1f}'}"
+
+
+def cell_notes(key: str, cell: CellStatistics) -> list[str]:
+    """The notes of one row x dataset: unfinished seeds, near chance, the verdict against the paper."""
+    notes = [f"{key}: {problem}" for problem in cell.problems]
+    if cell.ours.n and cell.chance and cell.ours.mean < 2 * cell.chance:
+        notes.append(f"{key}: near chance ({cell.chance:.0f} %)")
+    if cell.verdict:
+        notes.append(f"{key}: {cell.verdict}")
+    return notes
+
+
+def render_table(table: Table, records: list[dict[str, Any]]) -> str:
+    """The paper's layout: one line per row; per dataset, ours (mean [95 % CI] over seeds) beside the paper's top-1,
+    and for every row after the first its difference from the first row, ours paired by seed [95 % CI] beside the
+    paper's; notes say whether each difference agrees with the paper, differs, or is not resolved at this scale."""
+    header = ["row"]
+    for key in table.datasets:
+        header += [f"{key} (ours)", f"{key} (paper)", f"{key} Δ (ours / paper)"]
+    header += ["GFLOPs", "notes"]
+    lines = [f"# Table {table.title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for i, (row, cells) in enumerate(zip(table.rows, table_statistics(table, records))):
+        cols, notes = [], []
+        for key, cell in cells.items():
+            cols += [cell.ours.interval_text(), "-" if cell.paper is None else f"{cell.paper}", difference_text(cell)]
+            notes += cell_notes(key, cell)
+        gflops = sorted({round(r["gflops"], 2) for r in records if int(r["row"]) == i and r.get("gflops")})
+        lines.append(f"| {row.label} | " + " | ".join(cols) + f" | {', '.join(str(g) for g in gflops)} | "
+                     + "; ".join(notes) + " |")
+    done_count = sum(r.get("status") == "done" for r in records)
+    seeds = sorted({int(r["seed"]) for r in records})
+    lines += ["", f"{done_count}/{len(records)} cells done, seeds {', '.join(map(str, seeds))}. {LEGEND.format(base=table.rows[0].label)}"]
+    return "\n".join(lines) + "\n"
+
+
+LEGEND = ("Top-1 (%) of the multi-view test, ours as mean [95 % confidence interval over seeds, Student's t]; Δ: "
+          "difference from '{base}', ours paired by seed [95 % CI]. A difference agrees with or differs from the "
+          "paper only when its interval excludes zero. The paper's numbers are CLIP ViT-B/16 on Kinetics / "
+          "Something-Something, ours at the scale the grid ran.")

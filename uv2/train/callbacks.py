@@ -1,0 +1,307 @@
+"""Callbacks of a uv2 run: throughput and data wait (per step, and fit's summary line), the head's balance,
+exporting the image ViT, and TensorBoard's HPARAMS tab (the run's switches beside its validation and test top-1)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from uv2.io import atomic_torch_save
+from uv2.models.convert import export_image_vit
+
+log = logging.getLogger(__name__)
+
+
+def batch_clips(batch: dict) -> int:
+    """Clips in a training batch (a plain batch, or a co-training batch {set: batch})."""
+    return len(batch["label"]) if "label" in batch else sum(len(b["label"]) for b in batch.values())
+
+
+class BalanceMonitor(pl.Callback):
+    """Every `every` steps, logs the head's balance w = sigmoid(b) between the global branch and the class token
+    (model/balance_weight_{mean,min,max}); nothing for models without it."""
+
+    def __init__(self, every: int = 50) -> None:
+        self.every = every
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        balance = pl_module.model.head.balance
+        if balance is not None and trainer.global_step % self.every == 0:
+            weight = torch.sigmoid(balance.detach())
+            pl_module.log_dict({"model/balance_weight_mean": weight.mean(), "model/balance_weight_min": weight.min(),
+                                "model/balance_weight_max": weight.max()}, on_step=True, on_epoch=False)
+
+
+class ExportImageViT(pl.Callback):
+    """At the end of fit, write the ViT part of the model (timm names, 2D stem) to RUN_DIR/`filename`, so an
+    image-pretrained preset initialises the video presets (model.init_from)."""
+
+    def __init__(self, filename: str = "vit.pth") -> None:
+        self.filename = filename
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module) -> None:
+        if trainer.is_global_zero:
+            path = Path(trainer.default_root_dir) / self.filename
+            atomic_torch_save(export_image_vit(pl_module.model), path)
+            log.info(f"exported the image ViT to {path}")
+
+
+# ------------------------------------------------------------------------------------------- TensorBoard HPARAMS
+HPARAMS_METRICS = {"hp/val_top1": "best validation top-1 (%) so far", "hp/test_top1": "multi-view test top-1 (%)"}
+
+
+def hparams_value(value: Any) -> bool | float | str:
+    """A hyperparameter as the HPARAMS tab holds it: booleans stay booleans (a switch, not 0/1), numbers become
+    floats, anything else (None, lists, dicts) its text."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    return str(value)
+
+
+def hparams_summaries(hparams: dict[str, Any], metrics: dict[str, str] = HPARAMS_METRICS) -> list:
+    """The summaries that open a session in TensorBoard's hparams plugin: the experiment (which hyperparameters and
+    metrics the tab has as columns) and the session start (this run's values)."""
+    from tensorboard.plugins.hparams import api_pb2, metadata
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData, SessionStartInfo
+
+    types = {bool: api_pb2.DATA_TYPE_BOOL, float: api_pb2.DATA_TYPE_FLOAT64, str: api_pb2.DATA_TYPE_STRING}
+    values = {name: hparams_value(v) for name, v in hparams.items()}
+    start = SessionStartInfo(start_time_secs=time.time())
+    for name, v in values.items():
+        setattr(start.hparams[name], {bool: "bool_value", float: "number_value", str: "string_value"}[type(v)], v)
+    experiment = api_pb2.Experiment(
+        hparam_infos=[api_pb2.HParamInfo(name=name, type=types[type(v)]) for name, v in values.items()],
+        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag), description=text)
+                      for tag, text in metrics.items()])
+    return [_hparams_summary(metadata.EXPERIMENT_TAG, HParamsPluginData(experiment=experiment)),
+            _hparams_summary(metadata.SESSION_START_INFO_TAG, HParamsPluginData(session_start_info=start))]
+
+
+def session_end_summary(status: str) -> Any:
+    """The summary that closes a session: status is "success", "failure" or "aborted"."""
+    from tensorboard.plugins.hparams import api_pb2, metadata
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData, SessionEndInfo
+
+    end = SessionEndInfo(status=api_pb2.Status.Value(f"STATUS_{status.upper()}"), end_time_secs=time.time())
+    return _hparams_summary(metadata.SESSION_END_INFO_TAG, HParamsPluginData(session_end_info=end))
+
+
+def _hparams_summary(tag: str, data) -> Any:
+    from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+    from tensorboard.plugins.hparams import metadata
+
+    data.version = metadata.PLUGIN_DATA_VERSION
+    plugin = SummaryMetadata.PluginData(plugin_name=metadata.PLUGIN_NAME, content=data.SerializeToString())
+    return Summary(value=[Summary.Value(tag=tag, metadata=SummaryMetadata(plugin_data=plugin))])
+
+
+class HParamsSummary(pl.Callback):
+    """TensorBoard's HPARAMS tab for a run: one session with the model's switches
+    (``VideoClassifier.hparams_for_logging``) and `hparams` (e.g. the grid's table, row, dataset and seed), and its
+    metrics ``hp/val_top1`` (best validation top-1 so far) and ``hp/test_top1`` (the multi-view test).
+
+    The session start is written once per run, at the start of the first fit, and flushed at once; a resumed fit
+    does not write it again (whether it was written travels in the checkpoint, with the best validation top-1).
+    The session end (success, failure, aborted) is written when the fit ends. The metrics are scalars written to
+    the run's event files when they are known, also by a later test stage (``python -m uv2 test``).
+
+    A co-training run also opens one session per set, in the sub-run ``<log dir>/<set>``, with that set's
+    validation and test top-1 and the set's entries of `set_hparams` ({set: {name: value}}) over `hparams`, so the
+    tab lists each set like a run of its own; the run's own session holds the mean over the sets.
+
+    Only a TensorBoard logger is written to; without one this callback does nothing.
+    """
+
+    def __init__(self, hparams: dict[str, Any] | None = None,
+                 set_hparams: dict[str, dict[str, Any]] | None = None) -> None:
+        self.run_hparams, self.set_hparams = dict(hparams or {}), dict(set_hparams or {})
+        self.started = False  # the session start of this run is written (restored on resume)
+        self.best_val: dict[str, float] = {}  # "" (the run) or a set -> best validation top-1
+        self._writers: dict[str, Any] = {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"started": self.started, "best_val": dict(self.best_val)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.started = bool(state_dict.get("started", False))
+        self.best_val = dict(state_dict.get("best_val", {}))
+
+    # --------------------------------------------------------------------------------------------- writers
+    @staticmethod
+    def _logger(trainer: pl.Trainer):
+        from pytorch_lightning.loggers import TensorBoardLogger
+
+        if not trainer.is_global_zero:
+            return None
+        return next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
+
+    def _sessions(self, pl_module) -> list[str]:
+        """"" (the run) and, when co-training, every set."""
+        return ["", *(getattr(pl_module, "set_sizes", None) or {})]
+
+    def _writer(self, trainer: pl.Trainer, session: str):
+        """The run's SummaryWriter ("") or a set's, in its sub-run (opened on first use)."""
+        logger = self._logger(trainer)
+        if logger is None:
+            return None
+        if not session:
+            return logger.experiment
+        if session not in self._writers:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writers[session] = SummaryWriter(str(Path(logger.log_dir) / session))
+        return self._writers[session]
+
+    def _close_set_writers(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
+
+    def _write(self, trainer: pl.Trainer, session: str, summaries: list) -> None:
+        writer = self._writer(trainer, session)
+        if writer is not None:
+            file_writer = writer._get_file_writer()  # the summary-level writer (what Lightning uses too)
+            for summary in summaries:
+                file_writer.add_summary(summary)
+            writer.flush()
+
+    def _scalar(self, trainer: pl.Trainer, session: str, tag: str, value: float) -> None:
+        writer = self._writer(trainer, session)
+        if writer is not None:
+            writer.add_scalar(tag, value, trainer.global_step)
+            writer.flush()
+
+    # ----------------------------------------------------------------------------------------------- hooks
+    def on_fit_start(self, trainer: pl.Trainer, pl_module) -> None:
+        if self.started or self._logger(trainer) is None:
+            return
+        switches = {**pl_module.hparams_for_logging(), **self.run_hparams}
+        for session in self._sessions(pl_module):
+            values = {**switches, **self.set_hparams.get(session, {})} if session else switches
+            self._write(trainer, session, hparams_summaries(values))
+        self.started = True
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":  # `validate` alone does not change the fit's best
+            return
+        for session in self._sessions(pl_module):
+            top1 = trainer.callback_metrics.get(f"val/{session}/top1" if session else "val/top1")
+            if top1 is not None:
+                self.best_val[session] = max(float(top1), self.best_val.get(session, float("-inf")))
+                self._scalar(trainer, session, "hp/val_top1", self.best_val[session])
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module) -> None:
+        for session in self._sessions(pl_module):
+            top1 = trainer.callback_metrics.get(f"test/{session}/top1" if session else "test/top1")
+            if top1 is not None:
+                self._scalar(trainer, session, "hp/test_top1", float(top1))
+        self._close_set_writers()
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module) -> None:
+        self._end(trainer, pl_module, "success")
+
+    def on_exception(self, trainer: pl.Trainer, pl_module, exception: BaseException) -> None:
+        self._end(trainer, pl_module, "aborted" if isinstance(exception, KeyboardInterrupt) else "failure")
+
+    def _end(self, trainer: pl.Trainer, pl_module, status: str) -> None:
+        if self.started:
+            for session in self._sessions(pl_module):
+                self._write(trainer, session, [session_end_summary(status)])
+        self._close_set_writers()
+
+
+def _decode_failures(batch) -> int:
+    """Failed decodes behind a training batch (plain, or co-training {set: batch})."""
+    batches = [batch] if "label" in batch else list(batch.values())
+    return int(sum(int(b["decode_failures"].sum()) for b in batches if "decode_failures" in b))
+
+
+class ThroughputSummary(pl.Callback):
+    """Throughput of the training loop: every step logs data/wait_s (the time from the end of the previous step to
+    the start of this one: fetching the batch, the transfer and the DataModule's ``on_after_batch_transfer``),
+    data/wait_fraction and perf/clips_per_s; the end of ``fit`` prints one line, e.g.::
+
+        fit throughput: 1280 clips in 61.2 s of training steps, 20.9 clips/s, data wait 63% of the step time, 0
+        decode failures; the model waited for data: raise data.num_workers (8 now, 16 CPUs), set data.num_repeats 2
+        (one decode, two augmented clips), or store the videos smaller (short side 320 px, ...)
+
+    Clips count every device (world size x local clips); the wait fraction and the decode failures are summed over
+    the devices.
+
+    Args:
+        hint_above: the wait fraction above which the line suggests how to feed the model faster.
+    """
+
+    def __init__(self, hint_above: float = 0.2) -> None:
+        self.hint_above = hint_above  # wait fraction above which a hint is printed
+        self.clips = 0  # training clips on this device
+        self.wait_s = 0.0  # seconds waited for batches on this device
+        self.step_s = 0.0  # seconds inside training steps on this device
+        self.failures = 0  # failed decodes behind this device's batches
+        self._last_end: float | None = None
+        self._start = 0.0
+        self._wait = 0.0
+        self.line: str | None = None  # the summary, once fit ended (global rank 0)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._last_end = time.perf_counter()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        self._start = time.perf_counter()
+        self._wait = self._start - self._last_end if self._last_end is not None else 0.0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        end = time.perf_counter()
+        clips, step = batch_clips(batch), end - self._start
+        self.clips += clips
+        self.wait_s += self._wait
+        self.step_s += step
+        self.failures += _decode_failures(batch)
+        total = step + self._wait
+        pl_module.log_dict({"data/wait_s": self._wait, "data/wait_fraction": self._wait / max(total, 1e-9),
+                            "perf/clips_per_s": clips * trainer.world_size / max(total, 1e-9)},
+                           on_step=True, on_epoch=True, batch_size=clips)
+        self._last_end = end
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        totals = torch.tensor([self.clips, self.wait_s, self.step_s, self.failures], dtype=torch.float64,
+                              device=pl_module.device)
+        if trainer.world_size > 1:  # every rank reaches on_fit_end: one all-reduce
+            totals = trainer.strategy.reduce(totals, reduce_op="sum")
+        clips, wait_s, step_s, failures = totals.tolist()
+        if trainer.is_global_zero:
+            self.line = self.summary(int(clips), wait_s, step_s, int(failures), trainer)
+            log.info(self.line)
+            print(self.line, flush=True)
+
+    def summary(self, clips: int, wait_s: float, step_s: float, failures: int, trainer: pl.Trainer) -> str:
+        """The line (wait and step seconds summed over the devices; the wall time is their mean per device)."""
+        devices = max(trainer.world_size, 1)
+        seconds = (wait_s + step_s) / devices
+        wait = wait_s / (wait_s + step_s) if wait_s + step_s > 0 else 0.0
+        line = (f"fit throughput: {clips} clips in {seconds:.1f} s of training steps, "
+                f"{clips / seconds if seconds > 0 else 0.0:.1f} clips/s, data wait {wait:.0%} of the step time, "
+                f"{failures} decode failure{'s' if failures != 1 else ''}")
+        if wait > self.hint_above:
+            line += "; " + self.hint(trainer)
+        return line
+
+    def hint(self, trainer: pl.Trainer) -> str:
+        datamodule = getattr(trainer, "datamodule", None)
+        hparams = getattr(datamodule, "hparams", {}) or {}
+        common = hparams.get("common") or {}  # MultiSetDataModule: the arguments every set shares
+        workers = hparams.get("num_workers", common.get("num_workers"))
+        repeats = hparams.get("num_repeats", common.get("num_repeats")) or 1
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        now = f" ({workers} now, {cpus} CPUs)" if workers is not None else f" ({cpus} CPUs)"
+        return (f"the model waited for data: raise data.num_workers{now}, set data.num_repeats {repeats + 1} "
+                f"(one decode, {repeats + 1} augmented clips), or store the videos smaller (short side 320 px, "
+                f"e.g. ffmpeg -vf scale=-2:320)")

@@ -1,0 +1,111 @@
+"""Checkpoints whose names mean what they say, written atomically.
+
+- ``checkpoints/last.ckpt`` is the newest state, always: written at the end of every training epoch, every
+  ``every_n_steps`` optimizer steps when asked, at the end of training, and when the run is stopped by Ctrl-C or
+  SIGTERM (at the next batch boundary, so the state is consistent and a resume continues exactly; a second Ctrl-C
+  stops at once without saving). One file, replaced in place: no ``last-v1.ckpt``.
+- ``checkpoints/best-epoch{E}-step{S}.ckpt`` is the best state by the monitored metric (val/top1), the only other
+  file.
+
+Every write goes through :class:`AtomicCheckpointIO` (temporary file + rename): a kill mid-save leaves the previous
+checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+from uv2.io import atomic_torch_save
+
+log = logging.getLogger(__name__)
+
+LAST = "last.ckpt"
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, made atomic: a SIGKILL mid-save leaves the previous checkpoint intact."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        atomic_torch_save(checkpoint, path)
+
+
+def best_checkpoint(ckpt_dir: Path, monitor: str = "val/top1") -> ModelCheckpoint:
+    """best-epoch{E}-step{S}.ckpt: the single best state by `monitor` (higher is better)."""
+    return ModelCheckpoint(dirpath=ckpt_dir, filename="best-epoch{epoch}-step{step}", auto_insert_metric_name=False,
+                           monitor=monitor, mode="max", save_top_k=1, save_last=False)
+
+
+class LastCheckpoint(pl.Callback):
+    """Keeps ckpt_dir/last.ckpt the newest state of the run (see the module docstring)."""
+
+    def __init__(self, ckpt_dir: Path, every_n_steps: int = 0) -> None:
+        self.path = Path(ckpt_dir) / LAST
+        self.every_n_steps = every_n_steps
+        self._saved_step: int | None = None  # global step of the last write (no double write at one step)
+        self._stop_requested = False
+        self._previous_sigint: Any = None
+
+    # ------------------------------------------------------------------------------------------------- writing
+    def save(self, trainer: pl.Trainer) -> None:
+        """Write last.ckpt now (every rank calls it; rank 0 writes)."""
+        trainer.save_checkpoint(self.path)
+        self._saved_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        step = trainer.global_step
+        if self._stop_wanted(trainer) or trainer.received_sigterm:
+            # a batch boundary: the state is consistent, so the run resumes exactly from here
+            if self._saved_step != step:
+                self.save(trainer)
+            log.warning(f"stopped at step {step}; {self.path} holds this state: rerun with --resume to continue")
+            if not trainer.received_sigterm:  # SIGTERM: Lightning raises its own exit after this batch
+                raise KeyboardInterrupt
+            return
+        if self.every_n_steps > 0 and step > 0 and step % self.every_n_steps == 0 and self._saved_step != step:
+            self.save(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module) -> None:
+        if self._saved_step != trainer.global_step or not self.path.exists():
+            self.save(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module) -> None:
+        if self._saved_step != trainer.global_step or not self.path.exists():
+            self.save(trainer)
+
+    # --------------------------------------------------------------------------------------- graceful Ctrl-C
+    def on_fit_start(self, trainer: pl.Trainer, pl_module) -> None:
+        self._stop_requested = False
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+            self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module) -> None:
+        self._restore_sigint()
+
+    def on_exception(self, trainer: pl.Trainer, pl_module, exception: BaseException) -> None:
+        self._restore_sigint()
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self._stop_requested:  # the second Ctrl-C: stop at once (last.ckpt keeps the previous state)
+            self._restore_sigint()
+            raise KeyboardInterrupt
+        self._stop_requested = True
+        log.warning("Ctrl-C: stopping after this batch and saving last.ckpt (press Ctrl-C again to stop at once)")
+
+    def _restore_sigint(self) -> None:
+        if self._previous_sigint is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self._previous_sigint)
+            self._previous_sigint = None
+
+    def _stop_wanted(self, trainer: pl.Trainer) -> bool:
+        """Whether any rank asked to stop (all ranks must save and stop at the same step)."""
+        if trainer.world_size > 1:
+            return bool(trainer.strategy.reduce_boolean_decision(self._stop_requested, all=False))
+        return self._stop_requested
