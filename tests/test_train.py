@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -352,3 +353,37 @@ def test_mixup_cutmix_training_step():
     trainer.fit(module, DataLoader(_Clips(8, set()), batch_size=4))
     assert module.mixup is not None and trainer.global_step == 2
     assert not torch.equal(before, module.model.head.fc.weight)
+
+
+@pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None,
+                    reason="torch.compile's default backend (inductor) builds C++ kernels on CPU and no C++ compiler "
+                           "(g++, or $CXX) is on PATH")
+def test_compile_equals_eager():
+    """model.compile: true compiles the model in place (same state dict keys); in fp32 the compiled model gives the
+    eager logits and gradients in training mode and the eager logits in eval mode."""
+    from benchmarks.official_layout import randomize_
+
+    arch = ModelConfig(vit="tiny", vit_overrides={"depth": 2}, num_frames=4, num_classes=5, global_layers="2",
+                       local_type="lmhra", local_dpe=True, t_down=True, head_dropout=0.0, global_mlp_dropout=0.0)
+    eager = VideoClassifier(arch=arch)
+    randomize_(eager.model, torch.Generator().manual_seed(0))
+    compiled = VideoClassifier(arch=arch, compile=True)
+    compiled.model.load_state_dict(eager.model.state_dict(), strict=True)  # the keys are unchanged
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    x = torch.randn(2, 3, 4, 32, 32)
+    results = []
+    for module in (eager, compiled):
+        module.train()
+        logits = module(x)
+        (logits * torch.linspace(-1, 1, 5)).sum().backward()
+        module.eval()
+        with torch.no_grad():
+            results.append((logits.detach(), module(x), {n: p.grad for n, p in module.model.named_parameters()}))
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 2, "the model was not compiled"
+    (train_eager, eval_eager, grads_eager), (train_compiled, eval_compiled, grads_compiled) = results
+    torch.testing.assert_close(train_compiled, train_eager, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(eval_compiled, eval_eager, rtol=1e-4, atol=1e-5)
+    for name, grad in grads_eager.items():  # fused kernels sum in another order: fp32 rounding at each tensor's scale
+        torch.testing.assert_close(grads_compiled[name], grad, rtol=1e-4, atol=1e-4 * grad.abs().max().item(),
+                                   msg=lambda m, n=name: f"{n}: {m}")
