@@ -23,13 +23,13 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
 
-## the decode tests under another Python / PyAV pair (torch-free): make test-pyav PYAV_PYTHON=python3.12 PYAV=19.0.2
+## the decode and frame-folder tests under another Python / PyAV pair (torch-free): make test-pyav PYAV_PYTHON=python3.12 PYAV=19.0.2
 PYAV_PYTHON ?= python3.12
 PYAV ?= 19.0.2
 test-pyav:
 	test -x .venv-pyav$(PYAV)/bin/python || $(PYAV_PYTHON) -m venv .venv-pyav$(PYAV)
 	.venv-pyav$(PYAV)/bin/python -m pip install -q --disable-pip-version-check "av==$(PYAV)" numpy pytest
-	PYTHONPATH=. .venv-pyav$(PYAV)/bin/python -m pytest -q --noconftest -p no:cacheprovider tests/test_data_decode.py
+	PYTHONPATH=. .venv-pyav$(PYAV)/bin/python -m pytest -q --noconftest -p no:cacheprovider tests/test_data_decode.py tests/test_data_frames.py
 
 ## reproduce one ablation table: make ablation TABLE=c [SCALE=tiny]
 ablation: $(STAMP)

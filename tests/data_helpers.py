@@ -162,3 +162,87 @@ def make_bad_files(directory: str | Path, good_video: str | Path) -> dict[str, P
     bad["truncated"].write_bytes(good[: len(good) // 2])  # moov atom at the end: cut off
     bad["garbage"].write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
     return bad
+
+
+def extract_packets(video: str | Path, folder: str | Path, template: str = "img_{:05d}.jpg", first: int = 1) -> Path:
+    """Write every video packet of an intra-only video (MJPEG, PNG) as one image file: the lossless frame extraction
+    of ``ffmpeg -i video -c copy folder/%05d.jpg`` (each packet of these codecs is a complete image file)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        packets = [bytes(p) for p in container.demux(stream) if p.size]
+    for i, data in enumerate(packets):
+        (folder / template.format(first + i)).write_bytes(data)
+    return folder
+
+
+def write_images(frames: np.ndarray, folder: str | Path, template: str = "{:05d}.jpg", first: int = 1) -> Path:
+    """uint8 RGB frames as numbered image files (JPEG by FFmpeg's mjpeg encoder, or PNG, by the template's
+    extension), without PIL (the decode tests run with PyAV and numpy alone)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    png = template.lower().endswith(".png")
+    for i, array in enumerate(frames):
+        codec = av.CodecContext.create("png" if png else "mjpeg", "w")
+        codec.width, codec.height = array.shape[1], array.shape[0]
+        codec.pix_fmt = "rgb24" if png else "yuvj420p"
+        codec.time_base = Fraction(1, 25)
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
+        if not png:
+            frame = frame.reformat(format="yuvj420p")
+        data = b"".join(bytes(p) for p in [*codec.encode(frame), *codec.encode(None)])
+        (folder / template.format(first + i)).write_bytes(data)
+    return folder
+
+
+def _set_lists(set_dir: Path) -> tuple[dict[str, list[tuple[str, int]]], list[str]]:
+    """A synthetic set's {split: [(video path relative to the set, label)]} and class names."""
+    splits = {}
+    for split in ("train", "val"):
+        rows = [line.rsplit(",", 1) for line in (set_dir / f"{split}.csv").read_text().splitlines() if line]
+        splits[split] = [(path, int(label)) for path, label in rows]
+    return splits, (set_dir / "classes.txt").read_text().splitlines()
+
+
+def write_ssv1_layout(set_dir: str | Path, out: str | Path) -> dict[str, str]:
+    """A synthetic set (its videos, lists and classes) as Something-Something V1 is released: frame folders
+    ``20bn-something-something-v1/<id>/00001.jpg``, ``id;class name`` split files and the labels file. Returns the
+    data module's arguments for it (list_format ssv1)."""
+    from uv2.data.decode import decode_all_frames
+
+    set_dir, out = Path(set_dir), Path(out)
+    splits, classes = _set_lists(set_dir)
+    frames_root = out / "20bn-something-something-v1"
+    video_id = 0
+    lists = {}
+    for split, name in (("train", "train"), ("val", "validation")):
+        lines = []
+        for path, label in splits[split]:
+            video_id += 1
+            write_images(decode_all_frames(set_dir / path), frames_root / str(video_id))
+            lines.append(f"{video_id};{classes[label]}")
+        lists[split] = out / f"something-something-v1-{name}.csv"
+        lists[split].write_text("\n".join(lines) + "\n")
+    labels = out / "something-something-v1-labels.csv"
+    labels.write_text("\n".join(classes) + "\n")
+    return {"list_format": "ssv1", "train_list": str(lists["train"]), "val_list": str(lists["val"]),
+            "test_list": str(lists["val"]), "classes_file": str(labels), "data_root": str(frames_root)}
+
+
+def write_mit_layout(set_dir: str | Path, out: str | Path) -> dict[str, str]:
+    """A synthetic set as Moments in Time is released: ``moments_categories.txt`` (``class,index``),
+    ``trainingSet.csv`` / ``validationSet.csv`` rows ``filename,class,votes,votes`` with the videos under
+    ``training/`` and ``validation/`` (links to the set's folder). Returns the data module's arguments (list_format
+    mit)."""
+    set_dir, out = Path(set_dir), Path(out)
+    splits, classes = _set_lists(set_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "moments_categories.txt").write_text("".join(f"{c},{i}\n" for i, c in enumerate(classes)))
+    lists = {}
+    for split, name, sub in (("train", "trainingSet.csv", "training"), ("val", "validationSet.csv", "validation")):
+        (out / sub).symlink_to(set_dir.resolve(), target_is_directory=True)
+        lists[split] = out / name
+        lists[split].write_text("".join(f"{path},{classes[label]},3,0\n" for path, label in splits[split]))
+    return {"list_format": "mit", "train_list": str(lists["train"]), "val_list": str(lists["val"]),
+            "test_list": str(lists["val"]), "classes_file": str(out / "moments_categories.txt"), "data_root": str(out)}

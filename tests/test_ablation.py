@@ -202,14 +202,10 @@ def test_only_keeps_the_row_index(micro, tmp_path):
 
 
 def test_image_pretraining_gets_the_grid_trainer_flags(monkeypatch, tmp_path):
-    """ablations/run.py trains the tiny ViT the cells arm, where they expect it, on the devices it was given."""
-    import importlib.util
-
+    """The grid trains the tiny ViT the cells arm, where they expect it, on the devices it was given."""
+    from uv2.ablation.pretrain import ensure_image_vit
     from uv2.train import cli
 
-    spec = importlib.util.spec_from_file_location("ablation_run", REPO / "ablations" / "run.py")
-    run_py = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run_py)
     calls = []
     monkeypatch.setattr(cli, "run", lambda subcommand, argv: calls.append((subcommand, argv)) or 0)
     vit_file = tmp_path / "pretrained" / "tiny_vit.pth"
@@ -218,7 +214,7 @@ def test_image_pretraining_gets_the_grid_trainer_flags(monkeypatch, tmp_path):
         config = {"model": {"init_from": str(vit_file), "arch": {"vit": "tiny"}}}
 
     with pytest.raises(FileNotFoundError, match="did not write"):  # the stand-in `run` wrote nothing
-        run_py.ensure_image_vit([NeedsViT()], {"accelerator": "gpu", "devices": 2, "num_nodes": 1})
+        ensure_image_vit([NeedsViT()], {"accelerator": "gpu", "devices": 2, "num_nodes": 1}, REPO)
     (subcommand, argv), = calls
     flags = dict(zip(argv[::2], argv[1::2]))
     assert subcommand == "fit" and flags["--config"] == "experiments/image_tiny.yaml"

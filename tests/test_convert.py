@@ -10,12 +10,14 @@ import pytest
 import torch
 from torch import nn
 
+from benchmarks.official_layout import OfficialLayoutUniFormerV2, official_layout_unsupported, randomize_
 from tests.helpers import REPO
 from uv2.io import CheckpointError, safe_load
 from uv2.labels import class_rows, union_classes
 from uv2.models import ModelConfig, build_model
 from uv2.models.arming import build_vit
 from uv2.models.convert import (
+    convert_official,
     from_official,
     infer_official_config,
     init_from_image_weights,
@@ -26,7 +28,7 @@ from uv2.models.convert import (
     slice_head,
 )
 from uv2.models.convert import main as convert_main
-from uv2.models.reference import OfficialLayoutUniFormerV2, randomize_
+from uv2.models.uniformerv2 import UniFormerV2
 
 
 # ------------------------------------------------------------------------------------------ the official fixture
@@ -101,6 +103,52 @@ def test_official_designs_parity_and_inference(design):
     x = torch.randn(2, 3, 8, design["img_size"], design["img_size"])
     with torch.no_grad():
         torch.testing.assert_close(model(x), reference(x), rtol=0, atol=1e-4)
+
+
+FROM_CONFIG = [
+    # K400-like: no local blocks at all (the official model's no_lmhra), global blocks on the last layers
+    dict(local_type="none", global_layers="3-4"),
+    # SSv2-like: local MHRA x2 everywhere, T-Down, with the training-time regularisation of the SSv2 recipe
+    dict(local_type="lmhra", local_double=True, t_down=True, global_layers="2-4", drop_path=0.2,
+         global_drop_path=0.4, checkpoint_blocks=2),
+    # single local MHRA, global blocks on non-contiguous layers (the official return_list can be any list)
+    dict(local_type="lmhra", local_double=False, local_reduction=2.0, global_layers="1,3"),
+]
+
+
+@pytest.mark.parametrize("arch", FROM_CONFIG, ids=["k400_like", "ssv2_like", "single_global_1_3"])
+def test_reference_from_config_matches_uv2(arch):
+    """OfficialLayoutUniFormerV2.from_config builds the design of a ModelConfig: its official state dict (no
+    lmhra keys when local_type is none) loads into uv2 strictly and both give the same logits."""
+    cfg = ModelConfig(vit="tiny", num_frames=4, num_classes=7, **arch)
+    reference = randomize_(OfficialLayoutUniFormerV2.from_config(cfg), torch.Generator().manual_seed(2)).eval()
+    state = reference.state_dict()
+    assert any(".lmhra" in k for k in state) == (arch["local_type"] != "none")
+    assert any(".lmhra2." in k for k in state) == arch.get("local_double", False)
+    assert reference.transformer.return_list == cfg.global_layer_ids
+    model = UniFormerV2(cfg).eval()
+    model.load_state_dict(convert_official(state, model), strict=True)
+    x = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch,words", [
+    (dict(local_type="st_adapter"), "local MHRA"),
+    (dict(local_type="lmhra", local_layers="1-2"), "every layer"),
+    (dict(local_type="lmhra", local_dpe=True), "no local DPE"),
+    (dict(global_layers="none"), "global blocks"),
+    (dict(global_dpe=False), "DPE"),
+    (dict(fusion="parallel"), "Sequential"),
+    (dict(num_queries=4), "one query"),
+    (dict(vit_overrides={"act": "gelu"}), "CLIP-style"),
+    (dict(frozen_backbone=True), "frozen"),
+])
+def test_reference_from_config_refuses_what_official_cannot_express(arch, words):
+    cfg = ModelConfig(**{"vit": "tiny", "num_frames": 4, "global_layers": "3-4", **arch})
+    assert words in official_layout_unsupported(cfg)
+    with pytest.raises(ValueError, match=words):
+        OfficialLayoutUniFormerV2.from_config(cfg)
 
 
 def test_heads_default_to_width_over_64():

@@ -1,4 +1,4 @@
-"""Data CLIs (python -m uv2 synth | check-videos | bench-data) and the data-wait measurement."""
+"""Data CLIs (python -m uv2 synth | check-videos | untrimmed-lists | bench-data) and the data-wait measurement."""
 
 import json
 import os
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.data_helpers import encode, make_bad_files, numbered_frames
+from tests.data_helpers import encode, make_bad_files, numbered_frames, write_images
 from uv2.data.bench import measure_data_wait_fraction
-from uv2.data.cli import bench_data_main, check_videos_main, synth_main
+from uv2.data.cli import bench_data_main, check_videos_main, synth_main, untrimmed_lists_main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -87,6 +87,79 @@ def test_check_videos_subprocess_last_line_is_json(mixed_list):
     assert [f["ok"] for f in files] == [True, True]
 
 
+def test_check_videos_reads_mit_rows(mixed_list, capsys):
+    """Moments in Time's `filename,class,votes,votes` rows: the filename is the video (the path,label reading took
+    `filename,class,votes` for a path)."""
+    d, good, _ = mixed_list
+    (d / "mit.csv").write_text("a.mp4,blocking,3,0\nb.mkv,walking,2,1\n")
+    assert check_videos_main([str(d / "mit.csv"), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert [f["path"] for f in _json_last_line(out)["files"]] == [str(p) for p in good]
+    assert "2 files, 2 ok, 0 bad (list format mit)" in out
+
+
+def test_check_videos_checks_frame_folders(tmp_path, capsys):
+    """Frame folders are checked frame by frame: a gap, a frame that does not decode, or fewer frames than the
+    rawframe list gives make a folder bad; SSv1 lists name their folders by id under --data-root."""
+    root = tmp_path / "frames"
+    for name, count in (("10", 6), ("11", 4), ("12", 5), ("13", 3)):
+        write_images(numbered_frames(count, 32, 48), root / name)
+    (root / "11" / "00002.jpg").unlink()
+    (root / "12" / "00005.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    (tmp_path / "ssv1.csv").write_text("10;Pushing something\n11;Pushing something\n12;Pulling something\n")
+    assert check_videos_main([str(tmp_path / "ssv1.csv"), "--data-root", str(root), "--json"]) == 1
+    out = capsys.readouterr().out
+    files = {Path(f["path"]).name: f for f in _json_last_line(out)["files"]}
+    assert files["10"] == {"path": str(root / "10"), "ok": True, "frames": 6, "fps": 0.0, "width": 48, "height": 32,
+                           "error": None, "header_frames": 0}
+    assert files["11"]["error"] == "frame 00002.jpg is missing (00001.jpg to 00004.jpg expected)"
+    assert files["12"]["error"].startswith("frame 00005.jpg: ") and files["12"]["frames"] == 4
+    assert "frame folder" in out and "3 files, 1 ok, 2 bad (list format ssv1)" in out
+    (tmp_path / "raw.txt").write_text(f"{root / '10'} 6 0\n{root / '13'} 4 1\n")
+    assert check_videos_main([str(tmp_path / "raw.txt"), "--json", "--workers", "2"]) == 1
+    files = _json_last_line(capsys.readouterr().out)["files"]
+    assert files[0]["ok"] and files[0]["header_frames"] == 6
+    assert files[1]["error"] == "the list gives 4 frames but the folder holds 3 (00001.jpg to 00003.jpg)"
+    assert check_videos_main([str(tmp_path / "raw.txt"), "--frame-template", "{:05d}.txt"]) == 2
+    assert "frame_template '{:05d}.txt' must name an image file" in capsys.readouterr().err
+
+
+def test_untrimmed_lists(tmp_path, capsys):
+    """ActivityNet / HACS: train.csv / val.csv of the downloaded videos (found by id, with or without the crawler's
+    v_ prefix, in any sub-folder), rows relative to the data root; missing videos are reported, and the lists are
+    what the csv reader and the anet recipes read."""
+    from uv2.data.lists import read_csv_list
+
+    root = tmp_path / "anet"
+    for rel in ("videos/v_abc.mp4", "videos/Shot put/jkl.mkv", "val/v_def.webm", "notes.txt"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"")
+    database = {
+        "abc": {"subset": "training", "annotations": [{"segment": [1.0, 9.0], "label": "Long jump"}]},
+        "xyz": {"subset": "training", "annotations": [{"segment": [1.0, 9.0], "label": "Long jump"}]},
+        "jkl": {"subset": "training", "annotations": [{"segment": [0.0, 3.0], "label": "Shot put"}]},
+        "def": {"subset": "validation", "annotations": [{"segment": [2.0, 4.0], "label": "Discus throw"}]},
+        "ghi": {"subset": "testing", "annotations": []},
+    }
+    (tmp_path / "anet.json").write_text(json.dumps({"database": database}))
+    assert untrimmed_lists_main(["--annotations", str(tmp_path / "anet.json"), "--data-root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "train.csv: 2 of the 3 training videos; 1 not found under" in out and "(xyz)" in out
+    assert (root / "train.csv").read_text() == "videos/v_abc.mp4,Long jump\nvideos/Shot put/jkl.mkv,Shot put\n"
+    assert (root / "val.csv").read_text() == "val/v_def.webm,Discus throw\n"
+    records, classes = read_csv_list(root / "train.csv", root / "classes.txt", data_root=root)
+    assert classes == ["Discus throw", "Long jump", "Shot put"]
+    assert records[1].path == str(root / "videos/Shot put/jkl.mkv") and records[1].label == 2
+    assert untrimmed_lists_main(["--annotations", str(tmp_path / "anet.json"), "--data-root", str(tmp_path / "e"),
+                                 "--out", str(tmp_path / "o")]) == 2
+    assert "data root not found" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert untrimmed_lists_main(["--annotations", str(tmp_path / "anet.json"), "--data-root",
+                                 str(tmp_path / "empty")]) == 1
+    assert "no annotated video found under" in capsys.readouterr().err
+    assert untrimmed_lists_main(["--annotations", str(tmp_path / "nope.json"), "--data-root", str(root)]) == 2
+
+
 def test_synth_cli(tmp_path, capsys):
     out = tmp_path / "synth"
     assert synth_main(["--out", str(out), "--size", "micro", "--sets", "temporal", "--workers", "1"]) == 0
@@ -111,7 +184,7 @@ def test_bench_data_prints_the_split(capsys):
              "--clips-per-video", "2", "--keyint", "6", "--batch-size", "2", "--json"]
     assert bench_data_main(small + ["--rand-augment", "rand-m7-n2"]) == 0
     out = capsys.readouterr().out
-    header = next(line for line in out.splitlines() if line.startswith("decoder"))
+    header = next(line for line in out.splitlines() if line.startswith("decoder") and "|" in line)  # not "skipped"
     assert header.split("|")[1].split()[3:] == list(SPLIT)  # "ms per clip:" then the stages
     usable = [d for d in DECODERS if backend_unavailable(d) is None]
     results = _json_last_line(out)["results"]

@@ -1,5 +1,7 @@
-"""VideoDataset / VideoDataModule: views, items, bad-video replacement and threshold, workers, repeats."""
+"""VideoDataset / VideoDataModule: views, items, bad-video replacement and threshold, workers, repeats; frame folders
+give the items of the video they were extracted from."""
 
+import json
 import logging
 
 import numpy as np
@@ -7,7 +9,15 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from tests.data_helpers import corrupt_last_packet, encode, make_bad_files, numbered_frames, read_frame_numbers
+from tests.data_helpers import (
+    corrupt_last_packet,
+    encode,
+    extract_packets,
+    make_bad_files,
+    numbered_frames,
+    read_frame_numbers,
+    write_images,
+)
 from uv2.data.dataset import (
     ImageDataset,
     TooManyBadVideos,
@@ -17,6 +27,7 @@ from uv2.data.dataset import (
     worker_init_fn,
 )
 from uv2.data.decode import count_decodable_frames, probe_video
+from uv2.data.frames import FrameFolderIndex
 from uv2.data.lists import VideoRecord, read_csv_list
 from uv2.data.sampling import dense_indices, uniform_indices
 from uv2.data.synthetic import TEMPORAL_CLASSES, generate
@@ -371,3 +382,138 @@ def test_train_items_follow_the_cpu_path(videos, scale, rand_augment):
             assert read_frame_numbers(_frames_of(got)).tolist() == indices.tolist()
         levels = (got - expected).abs() * torch.tensor(CLIP_STD).view(3, 1, 1, 1) * 255
         assert levels.mean() < 3.0, f"seed {seed}: mean difference {levels.mean():.2f} levels"
+
+
+# -- frame folders (uv2.data.frames): the same items as the video they were extracted from ----------------------------
+
+
+@pytest.fixture(scope="module")
+def mjpeg_and_frames(tmp_path_factory):
+    """An MJPEG video of numbered frames and its frames extracted losslessly (its packets as img_00001.jpg, ...)."""
+    d = tmp_path_factory.mktemp("mjpeg")
+    video = encode(d / "v.mkv", numbered_frames(LENGTHS[2]), codec="mjpeg", pix_fmt="yuvj420p")
+    return video, extract_packets(video, d / "v_frames", "img_{:05d}.jpg", first=1)
+
+
+@pytest.mark.parametrize("cache_decoded", [False, True])
+@pytest.mark.parametrize("mode", ["train", "val", "test"])
+def test_frame_folder_items_equal_the_videos(mjpeg_and_frames, mode, cache_decoded):
+    """A video and the folder of its losslessly extracted frames give the same items in every mode: the same test
+    views (clips x crops), the same validation view, and with one seed the same training clips (frames, crop boxes,
+    flips, RandAugment seeds; two repeats), read by the same sampling, crop and resize code."""
+    video, folder = mjpeg_and_frames
+    transform = TransformConfig(crop_size=32, rand_augment="rand-m7-n4-mstd0.5-inc1")
+    cfg = _cfg(num_test_clips=3, num_test_crops=3, num_repeats=2 if mode == "train" else 1,
+               cache_decoded=cache_decoded, transform=transform)
+    from_video = VideoDataset([VideoRecord(str(video), 3)], mode, cfg)
+    from_frames = VideoDataset([VideoRecord(str(folder), 3)], mode, cfg)
+    draws = 3 if mode == "train" else len(from_video)
+    assert len(from_frames) == len(from_video) == (9 if mode == "test" else 1)
+    for draw in range(draws):
+        item = draw if mode == "test" else 0
+        torch.manual_seed(100 + draw)
+        a = from_video[item]
+        torch.manual_seed(100 + draw)
+        b = from_frames[item]
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(torch.as_tensor(a[key]), torch.as_tensor(b[key])), (mode, draw, key)
+        assert b["decode_failures"] == 0 and b["label"] == 3
+        if mode != "train":  # the eval views' frames, by the numbers drawn into them
+            clips = 3 if mode == "test" else 1
+            expected = uniform_indices(LENGTHS[2], 4, train=False, clip_index=item // 3, num_clips=clips)
+            assert read_frame_numbers(_frames_of(b["video"])).tolist() == expected.tolist()
+    if cache_decoded:
+        assert len(from_frames._frame_cache[str(folder)]) == LENGTHS[2]
+    else:
+        assert isinstance(from_frames._index_cache[str(folder)], FrameFolderIndex)
+
+
+def test_frame_folder_lists_and_bad_folders(tmp_path, caplog):
+    """SSv1 lists (`id;label`, folders of 00001.jpg ...) and rawframe lists (`frame_dir total_frames label`) through the
+    data module; a folder with a missing frame, a listed count its folder cannot hold and a missing folder are bad
+    items, counted and replaced like bad videos."""
+    from uv2.data.datamodule import VideoDataModule
+
+    root = tmp_path / "20bn-something-something-v1"
+    for i, n in enumerate([12, 20, 9, 10]):
+        write_images(numbered_frames(n), root / str(100 + i))
+    (root / "102" / "00004.jpg").unlink()  # a gap
+    labels = tmp_path / "labels.csv"
+    labels.write_text("Pushing something\nPulling something, then letting go\n")
+    ssv1 = tmp_path / "train.csv"
+    ssv1.write_text("100;Pushing something\n101;Pulling something, then letting go\n102;Pushing something\n"
+                    "404;Pushing something\n")
+    dm = VideoDataModule(list_format="ssv1", train_list=str(ssv1), val_list=str(ssv1), classes_file=str(labels),
+                         data_root=str(root), num_frames=4, crop_size=32, num_workers=0, min_bad_attempts=1000,
+                         batch_size=2)
+    dm.setup("validate")
+    val = dm.val_dataset
+    with caplog.at_level(logging.WARNING, logger="uv2.data.dataset"):
+        items = [val[i] for i in range(4)]
+    assert [i["decode_failures"] for i in items[:2]] == [0, 0] and [i["label"] for i in items[:2]] == [0, 1]
+    assert read_frame_numbers(_frames_of(items[1]["video"])).tolist() == uniform_indices(20, 4, train=False).tolist()
+    assert all(i["decode_failures"] >= 1 and i["video_index"] in (0, 1) for i in items[2:])
+    assert val.bad_videos == {str(root / "102"): "frame 00004.jpg is missing (00001.jpg to 00009.jpg expected)",
+                              str(root / "404"): "frame folder does not exist"}
+    assert "bad video " + str(root / "102") in caplog.text
+    raw = tmp_path / "rawframes.txt"
+    raw.write_text(f"{root / '100'} 8 0\n{root / '101'} 20 1\n{root / '103'} 11 1\n")  # 103 holds 10 frames
+    dm = VideoDataModule(list_format="rawframes", val_list=str(raw), num_frames=4, crop_size=32, num_workers=0,
+                         min_bad_attempts=1000)
+    dm.setup("validate")
+    val = dm.val_dataset
+    first = val[0]  # the list's count (8 of the folder's 12 frames) is the video
+    assert read_frame_numbers(_frames_of(first["video"])).tolist() == uniform_indices(8, 4, train=False).tolist()
+    assert val[2]["decode_failures"] == 1
+    assert val.bad_videos == {str(root / "103"): "the list gives 11 frames but the folder holds 10 (00001.jpg to "
+                                                 "00010.jpg)"}
+    with pytest.raises(ValueError, match=r"frame_template 'img.jpg' must hold exactly one integer field"):
+        VideoDataModule(list_format="rawframes", val_list=str(raw), frame_template="img.jpg")
+
+
+@pytest.mark.parametrize("recipe", ["anet/anet_l14_16x224", "hacs/hacs_l14_32x224"])
+def test_untrimmed_recipes_sample_the_whole_video(tmp_path, recipe):
+    """ActivityNet / HACS as the official configs train them (kinetics_sparse on video-level lists): lists made by
+    `untrimmed-lists` from the annotations, the recipe's data settings; every training clip spans the whole untrimmed
+    video (one frame in each of T equal segments, frames before and after the annotated action included), and the
+    recipe's 10 test clips do too, at 10 evenly spaced offsets inside every segment."""
+    from tests.helpers import REPO
+    from uv2.data.cli import untrimmed_lists_main
+    from uv2.data.datamodule import VideoDataModule
+    from uv2.experiment import load_experiment
+
+    n = 200  # frames of the untrimmed video; its action is annotated over 40-60 % of it
+    video = encode(tmp_path / "anet" / "v_abc.mkv", numbered_frames(n), codec="mjpeg", pix_fmt="yuvj420p")
+    (tmp_path / "anet" / "v_def.mkv").write_bytes(video.read_bytes())
+    database = {vid: {"subset": subset, "duration": 20.0, "annotations": [{"segment": [8.0, 12.0], "label": "Shot put"}]}
+                for vid, subset in (("abc", "training"), ("def", "validation"))}
+    (tmp_path / "anet.json").write_text(json.dumps({"database": database}))
+    assert untrimmed_lists_main(["--annotations", str(tmp_path / "anet.json"), "--data-root", str(tmp_path / "anet")]) == 0
+    experiment = load_experiment(REPO / "experiments" / f"{recipe}.yaml")
+    args, frames = experiment["data"]["init_args"], experiment["model"]["arch"]["num_frames"]
+    assert (args["list_format"], args.get("sampling", "uniform"), args["num_test_clips"]) == ("csv", "uniform", 10)
+    root = tmp_path / "anet"
+    dm = VideoDataModule(**{**args, "data_root": str(root), "train_list": str(root / "train.csv"),
+                            "val_list": str(root / "val.csv"), "test_list": str(root / "val.csv"),
+                            "classes_file": str(root / "classes.txt"), "num_frames": frames, "num_workers": 0,
+                            "crop_size": 32, "short_side": 32, "num_test_crops": 1, "rand_augment": None,
+                            "scale_min": 1.0, "scale_max": 1.0, "ratio_min": 1.5, "ratio_max": 1.5})  # whole frames
+    dm.setup("fit")
+    dm.setup("test")
+    seg = (n - 1) / frames
+    starts, ends = np.round(seg * np.arange(frames)), np.round(seg * np.arange(1, frames + 1))
+    for draw in range(3):
+        torch.manual_seed(draw)
+        numbers = read_frame_numbers(_frames_of(dm.train_dataset[0]["video"]))
+        assert ((starts <= numbers) & (numbers <= ends)).all(), numbers.tolist()
+        assert numbers.min() < 0.4 * n and numbers.max() > 0.6 * n  # not only the annotated segment
+    test = dm.test_dataset
+    assert len(test) == 10 and test.num_videos == 1
+    clips = np.stack([read_frame_numbers(_frames_of(test[k]["video"])) for k in range(10)])
+    for k, clip in enumerate(clips):
+        assert clip.tolist() == uniform_indices(n, frames, train=False, clip_index=k, num_clips=10).tolist()
+    assert ((starts <= clips) & (clips <= ends)).all()  # every clip spans the whole video
+    # inside each segment the clips sit at offsets that grow with the clip (tied where a segment is shorter than 10)
+    assert (np.diff(clips, axis=0) >= 0).all() and (clips[-1] > clips[0]).all()
+    assert clips.min() <= seg / 10 and clips.max() >= n - 2 - seg / 10  # from the video's first frames to its last

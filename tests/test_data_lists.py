@@ -1,5 +1,6 @@
 """List formats (uv2.data.lists): Kinetics CSV (K400 / K600 / K700 class names), SSv2 JSON, Moments in Time and
-Something-Something V1 as released, folder tree; errors name file and line."""
+Something-Something V1 as released, mmaction2 rawframe lists, folder trees (of videos and frame folders), ActivityNet /
+HACS annotations to video-level lists, the path-only reading of check-videos; errors name file and line."""
 
 import json
 import os
@@ -9,15 +10,20 @@ import pytest
 from uv2.data.lists import (
     ListFormatError,
     VideoRecord,
+    guess_list_format,
     load_video_list,
     read_classes_file,
     read_csv_list,
     read_folder,
+    read_list_entries,
     read_mit_categories,
     read_mit_list,
+    read_rawframe_list,
     read_ssv1_list,
     read_ssv2_list,
+    read_untrimmed_annotations,
     read_video_paths,
+    write_csv_list,
 )
 
 
@@ -147,7 +153,7 @@ def test_folder_tree(tmp_path):
 
 
 def test_unknown_format_and_plain_path_lists(tmp_path):
-    with pytest.raises(ValueError, match="valid choices: csv, ssv2, folder, mit, ssv1"):
+    with pytest.raises(ValueError, match="valid choices: csv, ssv2, folder, mit, ssv1, rawframes"):
         load_video_list("tsv", tmp_path / "x")
     plain = _write(tmp_path / "paths.txt", "a.mp4\n/abs/b c.mp4\nd.mp4 3\ne.mp4,walking\n")
     assert read_video_paths(plain) == [
@@ -222,8 +228,8 @@ def test_ssv1_release_lists_point_at_frame_folders(tmp_path):
                    "100218;Putting something, something and something on the table\n\n7;Approaching something with your camera\n")
     records, names = load_video_list("ssv1", train, labels, "/data/ssv1/20bn-something-something-v1")
     assert names == ["Approaching something with your camera", "Putting something, something and something on the table"]
-    assert records == [VideoRecord("/data/ssv1/20bn-something-something-v1/100218", 1),
-                       VideoRecord("/data/ssv1/20bn-something-something-v1/7", 0)]
+    assert records == [VideoRecord("/data/ssv1/20bn-something-something-v1/100218", 1, frame_folder=True),
+                       VideoRecord("/data/ssv1/20bn-something-something-v1/7", 0, frame_folder=True)]
     assert read_ssv1_list(train, labels)[0][1].path == str(tmp_path / "7")
     unlabelled = _write(tmp_path / "something-something-v1-test.csv", "1420\n")
     with pytest.raises(ListFormatError, match=r"test.csv:1: expected 'id;class name'.*released test list has no labels"):
@@ -233,3 +239,101 @@ def test_ssv1_release_lists_point_at_frame_folders(tmp_path):
         read_ssv1_list(typo, labels)
     with pytest.raises(ValueError, match=r"list_format='ssv1' needs classes_file \(something-something-v1-labels.csv\)"):
         load_video_list("ssv1", train)
+
+
+def test_rawframe_lists(tmp_path):
+    """mmaction2's `frame_dir total_frames label` lines: integer labels or class names (with spaces), the count kept
+    in the record, frame folders by format."""
+    lst = _write(tmp_path / "train_rawframes.txt", "# mmaction2\nclimbing/v_001 120 0\n/abs/v_002 96 2\n\n")
+    records, names = read_rawframe_list(lst, data_root="/data/ucf")
+    assert records == [VideoRecord("/data/ucf/climbing/v_001", 0, 120, frame_folder=True),
+                       VideoRecord("/abs/v_002", 2, 96, frame_folder=True)]
+    assert names == ["0", "1", "2"]
+    classes = _write(tmp_path / "classes.txt", "rock climbing\nsurfing\n")
+    named = _write(tmp_path / "named.txt", "a 10 rock climbing\nb 7 1\n")
+    assert [(r.path, r.label, r.num_frames) for r in load_video_list("rawframes", named, classes)[0]] == \
+        [(str(tmp_path / "a"), 0, 10), (str(tmp_path / "b"), 1, 7)]
+
+
+@pytest.mark.parametrize("content,message", [
+    ("v_001 0\n", r"bad.txt:1: expected 'frame_dir total_frames label'"),
+    ("v_001 many 3\n", r"bad.txt:1: expected 'frame_dir total_frames label'"),
+    ("ok 5 0\nv_001 0 3\n", r"bad.txt:2: total_frames must be >= 1"),
+    ("v_001 40 3 7\n", r"bad.txt:1: .*several integers after the frame count .*one label per video"),
+    ("v_001 40 climbing\n", r"bad.txt:1: label 'climbing' is a class name but no classes file"),
+])
+def test_rawframe_errors_name_file_and_line(tmp_path, content, message):
+    with pytest.raises(ListFormatError, match=message):
+        read_rawframe_list(_write(tmp_path / "bad.txt", content))
+
+
+def test_folder_tree_of_frame_folders(tmp_path):
+    """root/<class>/<video>/ frame folders are videos of the tree too (UCF101-style extractions)."""
+    for path in ("jump/v1/img_00001.jpg", "jump/v2.mp4", "run/v3/img_00001.jpg", "run/.cache/x", "run/notes.txt"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(b"")
+    records, names = read_folder(tmp_path)
+    assert names == ["jump", "run"]
+    assert records == [VideoRecord(str(tmp_path / "jump/v1"), 0), VideoRecord(str(tmp_path / "jump/v2.mp4"), 0),
+                       VideoRecord(str(tmp_path / "run/v3"), 1)]
+    write_csv_list(tmp_path / "out.csv", records)  # records with their extra fields write as path,label
+    assert (tmp_path / "out.csv").read_text().splitlines()[0] == f"{tmp_path / 'jump/v1'},0"
+
+
+def test_paths_of_every_format_for_check_videos(tmp_path):
+    """check-videos reads only paths: each format's own field, the format guessed from the file when not given."""
+    mit = _write(tmp_path / "mit_val.csv", "filename,label,pos,neg\n\"blocking/a,b.mp4\",blocking,3,0\n"
+                                          "walking/c.mp4,walking,2,1\n")  # a quoted name with a comma
+    assert guess_list_format(mit) == "mit"
+    assert read_video_paths(mit, "/data/mit") == ["/data/mit/blocking/a,b.mp4", "/data/mit/walking/c.mp4"]
+    release = _write(tmp_path / "validationSet.csv", "adult+female+singing/vid_1.mp4,adult+female+singing,3,0\n")
+    assert read_video_paths(release, "/data/mit") == ["/data/mit/validation/adult+female+singing/vid_1.mp4"]
+    ssv1 = _write(tmp_path / "something-something-v1-validation.csv",
+                  "9223;Putting something, something and something on the table\n74225;Pushing something\n")
+    assert guess_list_format(ssv1) == "ssv1"
+    assert read_video_paths(ssv1, "/data/ssv1/frames") == ["/data/ssv1/frames/9223", "/data/ssv1/frames/74225"]
+    (tmp_path / "rgb" / "v_1").mkdir(parents=True)
+    raw = _write(tmp_path / "val_rawframes.txt", "rgb/v_1 40 3\nrgb/v_2 12 0\n")
+    assert guess_list_format(raw) == "rawframes"
+    assert read_list_entries(raw) == [(str(tmp_path / "rgb/v_1"), 40), (str(tmp_path / "rgb/v_2"), 12)]
+    kinetics = _write(tmp_path / "k400.csv", "path,label\nabseiling/x y.mp4,abseiling\nb.mp4 3\n")
+    assert guess_list_format(kinetics) == "csv"
+    assert read_list_entries(kinetics) == [(str(tmp_path / "abseiling/x y.mp4"), None), (str(tmp_path / "b.mp4"), None)]
+    assert read_video_paths(ssv1, "/r", list_format="csv") != read_video_paths(ssv1, "/r")  # a given format wins
+    assert guess_list_format(tmp_path) == "folder"
+    with pytest.raises(ValueError, match="unknown list_format 'tsv'; valid choices: auto, csv"):
+        read_list_entries(kinetics, list_format="tsv")
+    with pytest.raises(ListFormatError, match=r"bad_raw.txt:2: expected 'frame_dir total_frames label'"):
+        read_list_entries(_write(tmp_path / "bad_raw.txt", "a 1 0\nb x 0\n"), list_format="rawframes")
+
+
+def _activitynet(tmp_path, database):
+    return _write(tmp_path / "activity_net.v1-3.min.json", json.dumps({"version": "VERSION 1.3", "database": database}))
+
+
+def test_untrimmed_annotations_give_video_level_labels(tmp_path):
+    """ActivityNet / HACS Segments JSON: one (video, class) per annotated video of each labelled subset, in the
+    file's order; the class with the most annotated seconds when segments disagree; unlabelled test videos left
+    out; every class name, sorted."""
+    annotations = _activitynet(tmp_path, {
+        "abc": {"subset": "training", "duration": 120.0, "annotations": [
+            {"segment": [10.0, 20.0], "label": "Long jump"}, {"segment": [50.0, 55.0], "label": "Long jump"}]},
+        "def": {"subset": "validation", "duration": 60.0, "annotations": [
+            {"segment": [0.0, 5.0], "label": "Shot put"}, {"segment": [10.0, 40.0], "label": "Discus throw"}]},
+        "ghi": {"subset": "testing", "duration": 30.0, "annotations": []},
+        "jkl": {"subset": "training", "duration": 80.0, "annotations": [{"segment": [1, 79], "label": "Shot put"}]},
+    })
+    subsets, classes = read_untrimmed_annotations(annotations)
+    assert subsets == {"training": [("abc", "Long jump"), ("jkl", "Shot put")], "validation": [("def", "Discus throw")]}
+    assert classes == ["Discus throw", "Long jump", "Shot put"]
+
+
+@pytest.mark.parametrize("content,message", [
+    ("[1, 2]", r'no "database" object; expected ActivityNet / HACS Segments annotations'),
+    ('{"database": {"abc": {"subset": "training", "annotations": [{"segment": [1]}]}}}', r"video 'abc': annotation"),
+    ('{"database": {"abc": {"subset": "testing", "annotations": []}}}', "no annotated video"),
+    ('{"database": ', r"anet.json:1: invalid JSON"),
+])
+def test_untrimmed_annotation_errors(tmp_path, content, message):
+    with pytest.raises(ListFormatError, match=message):
+        read_untrimmed_annotations(_write(tmp_path / "anet.json", content))

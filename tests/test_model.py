@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from benchmarks.official_layout import randomize_
 from uv2.models import ConfigError, ModelConfig, build_model
 from uv2.models.arming import build_vit
-from uv2.models.reference import randomize_
 from uv2.models.uniformerv2 import UniFormerV2
 
 TINY = dict(vit="tiny", num_frames=4, num_classes=5, global_layers="3-4", head_dropout=0.0, global_mlp_dropout=0.0)

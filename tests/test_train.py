@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import get_args, get_type_hints
 
 import pytest
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from tests.data_helpers import write_mit_layout, write_ssv1_layout
 from tests.helpers import REPO, hparams_records, hparams_session
 from uv2.data.synthetic import ensure_synthetic
 from uv2.experiment import load_experiment
@@ -38,17 +39,32 @@ def synth_root(tmp_path_factory) -> Path:
     return parent
 
 
-def micro_data_args(root: Path, image: bool = False, crop: int = 32) -> list[str]:
-    """Overrides that point any experiment at the micro synthetic benchmark, small and single-process."""
+def micro_data_args(root: Path, image: bool = False, crop: int = 32, layout: dict[str, str] | None = None) -> list[str]:
+    """Overrides that point any experiment at the micro synthetic benchmark, small and single-process; ``layout``:
+    the benchmark's temporal set written in a dataset's release layout (list_format and lists, from
+    tests/data_helpers.py) instead of its own lists."""
     args = ["--data.init_args.synthetic_size", "micro", "--data.init_args.synthetic_root", str(root),
             "--data.init_args.num_workers", "0", "--data.init_args.crop_size", str(crop), "--model.init_from", "null"]
     if not image:
-        args += ["--data.init_args.synthetic_set", "temporal", "--data.init_args.short_side", str(crop),
+        args += ["--data.init_args.short_side", str(crop),
                  "--data.init_args.batch_size", "4", "--data.init_args.num_test_clips", "2",
                  "--data.init_args.num_test_crops", "1", "--data.init_args.rand_augment", "null"]
-        for key in ("train_list", "val_list", "test_list", "classes_file", "data_root"):
-            args += [f"--data.init_args.{key}", "null"]
+        sources = layout or {"synthetic_set": "temporal"}
+        for key in ("synthetic_set", "list_format", "train_list", "val_list", "test_list", "classes_file", "data_root"):
+            args += [f"--data.init_args.{key}", sources.get(key, "csv" if key == "list_format" else "null")]
     return args
+
+
+# list formats whose recipes run on the micro temporal set written in their dataset's release layout
+LAYOUTS = {"ssv1": write_ssv1_layout, "mit": write_mit_layout}
+
+
+@pytest.fixture(scope="session")
+def release_layouts(synth_root, tmp_path_factory) -> dict[str, dict[str, str]]:
+    """{list format: data module arguments}: the micro temporal set as Something-Something V1 (frame folders of
+    JPEGs, `id;label` lists) and as Moments in Time (4-field rows, videos under training/ and validation/)."""
+    set_dir = synth_root / f"micro_seed{SYNTH_SEED}" / "temporal"
+    return {name: write(set_dir, tmp_path_factory.mktemp(name)) for name, write in LAYOUTS.items()}
 
 
 def micro_multiset_args(root: Path) -> list[str]:
@@ -72,23 +88,6 @@ def tiny_size_args(config: Path) -> list[str]:
     return []
 
 
-def data_unavailable(config: Path) -> str | None:
-    """Why a recipe's data cannot be loaded yet (None when it can): its list format is read by uv2.data.lists but
-    not taken by the data module, or names frame folders, whose dataset is issue 15's phase 2."""
-    init_args = load_experiment(config)["data"].get("init_args", {})
-    list_format = init_args.get("list_format")
-    if list_format == "ssv1":
-        return ("Something-Something V1 lists name JPEG frame folders (list_format ssv1, uv2.data.lists); the dataset "
-                "that samples frame folders like videos is issue 15's phase 2")
-    from uv2.data.datamodule import VideoDataModule
-
-    choices = get_args(get_type_hints(VideoDataModule.__init__)["list_format"])
-    if list_format is not None and list_format not in choices:
-        return (f"list_format {list_format!r} is read by uv2.data.lists but VideoDataModule's list_format choices "
-                f"({', '.join(choices)}) lack it: uv2/data/datamodule.py (the data-pipeline rewrite) adds it")
-    return None
-
-
 @pytest.fixture
 def one_thread():
     """One intra-op thread: the CPU-size models' ops are too small to split, and on a shared 2-core machine a second
@@ -100,18 +99,19 @@ def one_thread():
 
 
 @pytest.mark.parametrize("config", EXPERIMENTS, ids=lambda p: p.stem)
-def test_every_experiment_fast_dev_run(config, synth_root, tmp_path, one_thread):
-    """Every experiment builds and trains one step and validates one batch on the micro synthetic set; the paper's
-    recipes with their design at CPU size (tiny_size_args), in fp32 (fast_dev_run logs and saves nothing)."""
-    reason = data_unavailable(config)
-    if reason:
-        pytest.skip(reason)
-    data = json.dumps(load_experiment(config)["data"])
+def test_every_experiment_fast_dev_run(config, synth_root, tmp_path, one_thread, request):
+    """Every experiment builds and trains one step and validates one batch on the micro synthetic set, in its
+    dataset's release layout where it names one (SSv1: frame folders; MiT: its lists); the paper's recipes with their
+    design at CPU size (tiny_size_args), in fp32 (fast_dev_run logs and saves nothing)."""
+    data = load_experiment(config)["data"]
     shrink = tiny_size_args(config)
-    if "MultiSetDataModule" in data:
+    if "MultiSetDataModule" in json.dumps(data):
         data_args = micro_multiset_args(synth_root)
     else:
-        data_args = micro_data_args(synth_root, "ImageDataModule" in data, crop=TINY_CROP if shrink else 32)
+        list_format = data.get("init_args", {}).get("list_format")
+        layout = request.getfixturevalue("release_layouts")[list_format] if list_format in LAYOUTS else None
+        data_args = micro_data_args(synth_root, "ImageDataModule" in json.dumps(data),
+                                    crop=TINY_CROP if shrink else 32, layout=layout)
     argv = ["--config", str(config), *data_args, *shrink,
             "--trainer.fast_dev_run", "1", "--trainer.accelerator", "cpu", "--trainer.devices", "1",
             "--trainer.num_nodes", "1", "--trainer.strategy", "auto", "--trainer.precision", "32-true",
@@ -167,14 +167,15 @@ def test_resume_after_sigkill_same_steps(synth_root, tmp_path):
     last = killed / "checkpoints" / "last.ckpt"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        step = safe_load(last)["global_step"] if last.exists() else 0
+        polled = safe_load(last) if last.exists() else {"global_step": 0}
+        step = polled["global_step"]
         if 4 <= step < reference["global_step"] and step % (reference["global_step"] // 3) != 0:  # mid-epoch
             break
         time.sleep(0.2)
     assert proc.poll() is None, "the run ended before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    interrupted = safe_load(last)
+    interrupted = polled  # the mid-epoch checkpoint seen before the kill (the run may have written one more after it)
     assert interrupted["global_step"] < reference["global_step"]
     # the sampler position travels in the checkpoint, at the batches already trained on (not the prefetched one),
     # so the resumed epoch serves exactly the batches the interrupted one had left
@@ -352,3 +353,37 @@ def test_mixup_cutmix_training_step():
     trainer.fit(module, DataLoader(_Clips(8, set()), batch_size=4))
     assert module.mixup is not None and trainer.global_step == 2
     assert not torch.equal(before, module.model.head.fc.weight)
+
+
+@pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None,
+                    reason="torch.compile's default backend (inductor) builds C++ kernels on CPU and no C++ compiler "
+                           "(g++, or $CXX) is on PATH")
+def test_compile_equals_eager():
+    """model.compile: true compiles the model in place (same state dict keys); in fp32 the compiled model gives the
+    eager logits and gradients in training mode and the eager logits in eval mode."""
+    from benchmarks.official_layout import randomize_
+
+    arch = ModelConfig(vit="tiny", vit_overrides={"depth": 2}, num_frames=4, num_classes=5, global_layers="2",
+                       local_type="lmhra", local_dpe=True, t_down=True, head_dropout=0.0, global_mlp_dropout=0.0)
+    eager = VideoClassifier(arch=arch)
+    randomize_(eager.model, torch.Generator().manual_seed(0))
+    compiled = VideoClassifier(arch=arch, compile=True)
+    compiled.model.load_state_dict(eager.model.state_dict(), strict=True)  # the keys are unchanged
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    x = torch.randn(2, 3, 4, 32, 32)
+    results = []
+    for module in (eager, compiled):
+        module.train()
+        logits = module(x)
+        (logits * torch.linspace(-1, 1, 5)).sum().backward()
+        module.eval()
+        with torch.no_grad():
+            results.append((logits.detach(), module(x), {n: p.grad for n, p in module.model.named_parameters()}))
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 2, "the model was not compiled"
+    (train_eager, eval_eager, grads_eager), (train_compiled, eval_compiled, grads_compiled) = results
+    torch.testing.assert_close(train_compiled, train_eager, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(eval_compiled, eval_eager, rtol=1e-4, atol=1e-5)
+    for name, grad in grads_eager.items():  # fused kernels sum in another order: fp32 rounding at each tensor's scale
+        torch.testing.assert_close(grads_compiled[name], grad, rtol=1e-4, atol=1e-4 * grad.abs().max().item(),
+                                   msg=lambda m, n=name: f"{n}: {m}")

@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "flops": ("uv2.models.flops:main", "GFLOPs (MACs of one view) and parameters of a config"),
     "synth": ("uv2.data.cli:synth_main", "generate the synthetic video benchmark"),
     "check-videos": ("uv2.data.cli:check_videos_main", "scan a video list and report decodable frames"),
+    "untrimmed-lists": ("uv2.data.cli:untrimmed_lists_main",
+                        "ActivityNet / HACS: video-level lists and classes from the annotation JSON"),
     "bench-data": ("uv2.data.cli:bench_data_main", "benchmark video decoding and augmentation"),
     "env": ("uv2.env:main", "versions, GPUs, FFmpeg codecs and a decode self-test, for bug reports"),
 }

@@ -2,11 +2,18 @@
 
 ``synth``         generate the synthetic benchmark (:mod:`uv2.data.synthetic`).
 ``check-videos``  fully decode every file of a list and report status, decodable frames, fps and size (WxH).
+                  Any list format (``--list-format``, guessed by default: :func:`~uv2.data.lists.guess_list_format`);
+                  frame folders are checked frame by frame (:func:`~uv2.data.frames.inspect_frame_folder`).
                   ``--json``: the last stdout line is ``{"files": [{"path", "ok", "frames", "fps", "width",
-                  "height", "error", "header_frames"}, ...]}`` (``header_frames``: what the container claims, 0 if
-                  nothing). A file is bad when it cannot be opened, has no video stream, no decodable frame, or the
-                  decoder fails mid-stream; a truncated file whose frames decode up to the cut is ok (its decodable
-                  count is reported). Exit code: 0 when every file is ok, 1 when any is bad, 2 for usage errors.
+                  "height", "error", "header_frames"}, ...]}`` (``header_frames``: what the container claims, or for
+                  a frame folder the count its list gives; 0 if nothing). A file is bad when it cannot be opened, has
+                  no video stream, no decodable frame, or the decoder fails mid-stream; a truncated file whose frames
+                  decode up to the cut is ok (its decodable count is reported). A frame folder is bad when a frame is
+                  missing (a gap, fewer than its list gives) or does not decode. Exit code: 0 when every file is ok, 1
+                  when any is bad, 2 for usage errors.
+``untrimmed-lists`` ActivityNet / HACS Segments: video-level ``path,class name`` lists (``train.csv``, ``val.csv``) and
+                  ``classes.txt`` from the annotation JSON and the downloaded videos, as the official configs train
+                  them (:func:`~uv2.data.lists.read_untrimmed_annotations`).
 ``bench-data``    training clips/s per worker and the per-stage split of a worker's time per clip (open + probe, seek,
                   decode, conversion + resize, augmentation, collate, transfer, device work), for each decoder
                   backend and for the CPU path it replaced (:mod:`uv2.data.bench`).
@@ -80,13 +87,20 @@ def synth_main(argv: list[str]) -> int:
 # check-videos
 
 
-def _inspect(path: str) -> dict:
+def _inspect(entry: tuple[str, int | None, str | None]) -> dict:
+    """check-videos' row of one list entry: (path, frame count the list gives, frame template)."""
     from uv2.data.decode import inspect_video
+    from uv2.data.frames import inspect_frame_folder
 
+    path, listed_frames, template = entry
+    if os.path.isdir(path):
+        return asdict(inspect_frame_folder(path, template, listed_frames))
     return asdict(inspect_video(path))
 
 
 def check_videos_main(argv: list[str]) -> int:
+    from uv2.data.lists import LIST_FORMATS
+
     parser = argparse.ArgumentParser(
         prog="python -m uv2 check-videos",
         description="Decode every video of a list and report its status. Exit code 0: all ok, 1: some bad, 2: usage.",
@@ -94,40 +108,123 @@ def check_videos_main(argv: list[str]) -> int:
     parser.add_argument(
         "list",
         metavar="LIST",
-        help="a CSV/space list (path[,label]), an SSv2 split .json, a folder, or a file of paths",
+        help="a list in any format (--list-format), a folder, or a file of paths",
     )
+    parser.add_argument("--list-format", default="auto", choices=["auto", *LIST_FORMATS],
+                        help="the list's format (default: auto, guessed from the file: a folder; an SSv2 .json; "
+                             "Moments in Time rows; SSv1 id;label lines; rawframe lines; else path[,label] lines)")
+    parser.add_argument("--frame-template", default=None,
+                        help="frame folders: the frames' file names, e.g. 'img_{:05d}.jpg' (default: read off each "
+                             "folder)")
     parser.add_argument("--workers", type=int, default=1, help="parallel processes (default: 1)")
     parser.add_argument("--json", action="store_true", help='print {"files": [...]} as the last stdout line')
     parser.add_argument("--data-root", default=None, help="prefix for relative paths (default: the list's directory)")
     parser.add_argument("--video-ext", default=".webm", help="video extension for SSv2 .json lists (default: .webm)")
     args = parser.parse_args(argv)
     _setup_logging(False)
-    from uv2.data.lists import ListFormatError, read_video_paths
+    from uv2.data.frames import parse_frame_template
+    from uv2.data.lists import guess_list_format, read_list_entries
 
     try:
-        paths = read_video_paths(args.list, args.data_root, args.video_ext)
-    except (OSError, ListFormatError) as e:
+        if args.frame_template is not None:
+            parse_frame_template(args.frame_template)
+        list_format = guess_list_format(args.list, args.data_root) if args.list_format == "auto" else args.list_format
+        entries = [(path, frames, args.frame_template)
+                   for path, frames in read_list_entries(args.list, args.data_root, args.video_ext, list_format)]
+    except (OSError, ValueError) as e:  # ListFormatError is a ValueError, as is a bad template
         print(f"check-videos: error: {e}", file=sys.stderr)
         return 2
-    if args.workers > 1 and len(paths) > 1:
+    if args.workers > 1 and len(entries) > 1:
         from uv2.data.synthetic import process_context
 
-        with process_context().Pool(min(args.workers, len(paths))) as pool:
-            results = pool.map(_inspect, paths, chunksize=max(1, len(paths) // (8 * args.workers)))
+        with process_context().Pool(min(args.workers, len(entries))) as pool:
+            results = pool.map(_inspect, entries, chunksize=max(1, len(entries) // (8 * args.workers)))
     else:
-        results = [_inspect(p) for p in paths]
+        results = [_inspect(e) for e in entries]
     for r in results:
         size = f"{r['width']}x{r['height']}"
         status = "ok " if r["ok"] else "BAD"
-        line = f"{status} {r['frames']:7d} frames {r['fps']:7.2f} fps {size:>11}  {r['path']}"
+        folder = os.path.isdir(r["path"])
+        rate = "frame folder" if folder else f"{r['fps']:7.2f} fps"
+        line = f"{status} {r['frames']:7d} frames {rate:>12} {size:>11}  {r['path']}"
         if r["ok"] and r["header_frames"] and r["header_frames"] != r["frames"]:
             line += f"  (header claims {r['header_frames']} frames)"
         print(line + ("" if r["ok"] else f"  ({r['error']})"))
     num_bad = sum(not r["ok"] for r in results)
-    print(f"{len(results)} files, {len(results) - num_bad} ok, {num_bad} bad")
+    print(f"{len(results)} files, {len(results) - num_bad} ok, {num_bad} bad (list format {list_format})")
     if args.json:
         print(json.dumps({"files": results}))
     return 1 if num_bad else 0
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# untrimmed-lists
+
+
+def _index_videos(root: str) -> dict[str, str]:
+    """{file stem: path relative to ``root``} of the video files under ``root`` (first in sorted order wins)."""
+    from uv2.data.lists import VIDEO_EXTENSIONS
+
+    found: dict[str, str] = {}
+    for directory, subdirs, files in os.walk(root):
+        subdirs.sort()
+        for name in sorted(files):
+            stem, ext = os.path.splitext(name)
+            if ext.lower() in VIDEO_EXTENSIONS:
+                found.setdefault(stem, os.path.relpath(os.path.join(directory, name), root))
+    return found
+
+
+def untrimmed_lists_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m uv2 untrimmed-lists",
+        description="ActivityNet v1.3 / HACS Segments: write the video-level lists the official configs train on "
+                    "(train.csv from the 'training' subset, val.csv from 'validation': one 'path,class name' row per "
+                    "downloaded video, the whole untrimmed video) and classes.txt (the annotations' classes, sorted).",
+    )
+    parser.add_argument("--annotations", required=True,
+                        help="the annotation JSON (activity_net.v1-3.min.json, HACS_segments_v1.1.1.json)")
+    parser.add_argument("--data-root", required=True,
+                        help="where the videos are (searched recursively for <id>.* or v_<id>.*); rows are relative "
+                             "to it, as the recipes' data_root expects")
+    parser.add_argument("--out", default=None, help="where to write train.csv, val.csv, classes.txt (default: "
+                                                    "--data-root)")
+    args = parser.parse_args(argv)
+    _setup_logging(False)
+    from uv2.data.lists import VIDEO_EXTENSIONS, ListFormatError, read_untrimmed_annotations, write_lines_atomic
+
+    try:
+        subsets, classes = read_untrimmed_annotations(args.annotations)
+    except (OSError, ListFormatError) as e:
+        print(f"untrimmed-lists: error: {e}", file=sys.stderr)
+        return 2
+    if not os.path.isdir(args.data_root):
+        print(f"untrimmed-lists: error: data root not found: {args.data_root}", file=sys.stderr)
+        return 2
+    videos = _index_videos(args.data_root)
+    out = args.out or args.data_root
+    os.makedirs(out, exist_ok=True)
+    written = 0
+    for subset, file_name in (("training", "train.csv"), ("validation", "val.csv")):
+        rows, missing = [], []
+        for video_id, label in subsets[subset]:
+            rel = videos.get(video_id) or videos.get(f"v_{video_id}")
+            if rel is None:
+                missing.append(video_id)
+            else:
+                rows.append(f"{rel},{label}")
+        write_lines_atomic(os.path.join(out, file_name), rows)
+        written += len(rows)
+        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+        print(f"{file_name}: {len(rows)} of the {len(subsets[subset])} {subset} videos"
+              + (f"; {len(missing)} not found under {args.data_root} ({shown})" if missing else ""))
+    write_lines_atomic(os.path.join(out, "classes.txt"), classes)
+    print(f"classes.txt: {len(classes)} classes")
+    if not written:
+        print(f"untrimmed-lists: error: no annotated video found under {args.data_root} (looked for <id>.<ext> and "
+              f"v_<id>.<ext>, <ext> one of {', '.join(VIDEO_EXTENSIONS)})", file=sys.stderr)
+        return 1
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -120,8 +120,10 @@ class VideoDataModule(pl.LightningDataModule):
 
     Args:
         list_format: "csv" (Kinetics-style), "ssv2" (SSv2 JSON; classes_file = labels.json), "folder", "mit"
-            (Moments in Time as released) or "ssv1" (Something-Something V1 id;label lists of frame folders).
-        train_list: training list (CSV file, SSv2 split JSON, or folder root).
+            (Moments in Time as released), "ssv1" (Something-Something V1 id;label lists of frame folders) or
+            "rawframes" (mmaction2's `frame_dir total_frames label` lists). Any format may list frame folders
+            (directories of numbered images), read like videos (uv2.data.frames).
+        train_list: training list (CSV file, SSv2 split JSON, folder root, ...).
         val_list: validation list.
         test_list: test list (default: val_list).
         classes_file: class names, one per line (csv; optional with integer labels), or SSv2 labels.json.
@@ -167,6 +169,8 @@ class VideoDataModule(pl.LightningDataModule):
             the synthetic benchmark, where it removes decoding from every epoch after the first).
         seed: seeds replacement choices and (with torch's seed) the augmentation RNGs.
         decoder: video decoder backend, "pyav" (default) or "torchcodec" (optional; see uv2.data.backends).
+        frame_template: file names of the frames in frame folders, one integer field (e.g. "img_{:05d}.jpg",
+            "{:05d}.jpg"); None: read off each folder (its one series of numbered images).
     """
 
     def __init__(
@@ -212,6 +216,7 @@ class VideoDataModule(pl.LightningDataModule):
         cache_decoded: bool = False,
         seed: int = 0,
         decoder: Literal["pyav", "torchcodec"] = "pyav",
+        frame_template: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -256,6 +261,7 @@ class VideoDataModule(pl.LightningDataModule):
             cache_decoded=cache_decoded,
             seed=seed,
             decoder=decoder,
+            frame_template=frame_template,
             transform=transform,
         )
         self.augment = BatchAugment(transform)  # the per-batch work on the device

@@ -45,7 +45,10 @@ deterministic.
 Decoding: frames are decoded by the configured backend (``decoder``: ``pyav``, the default, or ``torchcodec``; see
 :mod:`uv2.data.backends`) seeking and decoding only the needed frames; each file's
 :class:`~uv2.data.decode.VideoIndex` is cached per process. If decoding corrects a file's frame count (the packet
-count overstated what decodes), the clip's indices are re-sampled with the true count and decoded again.
+count overstated what decodes), the clip's indices are re-sampled with the true count and decoded again. A record
+that is a directory, or that its list format names one (ssv1, rawframes), is a frame folder (numbered images,
+:mod:`uv2.data.frames`), read by the frame-folder backend behind the same interface, so its clips are sampled, cropped
+and augmented by the code above, as a video's.
 
 Repeated augmentation (``num_repeats = R``): one decode of the union of the R clips' frames gives R clips, each with
 its own temporal offsets, crop, flip and RandAugment. With uniform sampling the R clips need about the frames one
@@ -70,6 +73,7 @@ from torch.utils.data import Dataset, default_collate
 from uv2.data.augment import BatchAugment
 from uv2.data.backends import DECODERS, DecoderName, VideoBackend, backend_unavailable, get_backend
 from uv2.data.decode import FrameSpec, StageTimer, VideoDecodeError, VideoIndex, decode_all_frames
+from uv2.data.frames import FrameFolderBackend, parse_frame_template
 from uv2.data.lists import VideoRecord
 from uv2.data.sampler import ItemKey
 from uv2.data.sampling import SAMPLING_MODES, SamplingMode, sample_indices
@@ -124,6 +128,8 @@ class VideoDatasetConfig:
     cache_decoded: bool = False  # keep every decoded video in memory (small sets: decode once, augment each epoch)
     seed: int = 0  # seeds the (deterministic) choice of replacement videos
     decoder: DecoderName = "pyav"  # video decoder backend: "pyav" or "torchcodec" (uv2.data.backends)
+    frame_template: str | None = None  # frame folders: frame file names, e.g. "img_{:05d}.jpg"; None: read off each
+    # folder (uv2.data.frames)
     transform: TransformConfig = field(default_factory=TransformConfig)  # crops, flips, RandAugment, normalisation
 
     def __post_init__(self) -> None:
@@ -143,6 +149,8 @@ class VideoDatasetConfig:
             raise ValueError(f"max_bad_fraction must be in [0, 1], got {self.max_bad_fraction}")
         if self.decoder not in DECODERS:
             raise ValueError(f"unknown decoder {self.decoder!r}; valid choices: {', '.join(DECODERS)}")
+        if self.frame_template is not None:
+            parse_frame_template(self.frame_template)
         if self.min_attempts < 1 or self.max_retries < 0:
             raise ValueError(
                 f"need min_attempts >= 1 and max_retries >= 0, got {self.min_attempts}, {self.max_retries}"
@@ -175,6 +183,10 @@ class VideoDataset(Dataset):
             raise RuntimeError(f"decoder {self.cfg.decoder!r} is not usable here: {reason}; or use decoder: pyav")
         self.train_transform = TrainClipTransform(self.cfg.transform) if mode == "train" else None
         self.eval_transform = EvalClipTransform(self.cfg.transform)
+        # frame folders (records that are directories, or that the list format names so) are read by this backend
+        self.frames = FrameFolderBackend(self.cfg.frame_template,
+                                         {r.path: r.num_frames for r in self.records if r.num_frames is not None},
+                                         [r.path for r in self.records if r.frame_folder])
         self.profile = False  # True: items carry "stage_s", the seconds of each of PROFILE_STAGES (bench-data)
         self._augment: BatchAugment | None = None  # the float work of load_view, made on first use
         self._index_cache: dict[str, VideoIndex] = {}
@@ -265,11 +277,16 @@ class VideoDataset(Dataset):
     def backend(self) -> VideoBackend:
         return get_backend(self.cfg.decoder)
 
+    def _backend_for(self, path: str) -> VideoBackend:
+        """The frame-folder backend for a folder of frame images, else the configured video decoder."""
+        return self.frames if self.frames.reads(path) else self.backend
+
     def _cached_frames(self, path: str, timer: StageTimer | None) -> torch.Tensor:
         """uint8 (N, C, H, W): every frame of ``path``, decoded once per process (``cache_decoded``)."""
         if path not in self._frame_cache:
             start = time.perf_counter()
-            self._frame_cache[path] = rearrange(torch.from_numpy(decode_all_frames(path)), "n h w c -> n c h w")
+            frames = self.frames.decode_all(path) if self.frames.reads(path) else decode_all_frames(path)
+            self._frame_cache[path] = rearrange(torch.from_numpy(frames), "n h w c -> n c h w")
             if timer is not None:
                 timer.add("decode", time.perf_counter() - start)
         return self._frame_cache[path]
@@ -284,7 +301,7 @@ class VideoDataset(Dataset):
     ) -> tuple[list[torch.Tensor], list[np.ndarray], VideoIndex]:
         """uint8 (T, C, H, W) clips (one per sampled index array) of ``path``, decoded as ``specs_of(index, clips)``
         says (one FrameSpec per frame index), re-sampled when decoding corrects the frame count."""
-        backend = self.backend
+        backend = self._backend_for(path)
         index = self._index_cache.get(path) or backend.probe(path, timer)
         clips = self._clip_indices(index.num_frames, view_index, rng)
         frames, new_index = backend.decode(path, np.concatenate(clips), index, specs_of(index, clips), timer)

@@ -1,8 +1,11 @@
 """Video lists: Kinetics-style CSV, Something-Something V2 JSON, Moments in Time and Something-Something V1 lists
-as released, folder-per-class trees.
+as released, mmaction2's rawframe lists, folder-per-class trees; ActivityNet / HACS annotation files to video-level
+lists.
 
-Every reader returns ``(records, class_names)``: a list of :class:`VideoRecord` (path, integer label) and the class
-names indexed by label.
+Every reader returns ``(records, class_names)``: a list of :class:`VideoRecord` (path, integer label, and the frame
+count when the list gives one) and the class names indexed by label. A record's path is a video file or a frame
+folder (a directory of numbered images, :mod:`uv2.data.frames`); the dataset tells them apart on disk, so any format
+may list either.
 
 ``csv`` (Kinetics style). One video per line, ``path,label`` or ``path label`` (when the line has a comma the text
 after the last comma is the label, otherwise the text after the last run of whitespace, so paths may contain spaces
@@ -27,12 +30,23 @@ sub-directory of the data root; any other list's filenames are relative to the d
 ``ssv1`` (Something-Something V1 as released: frame folders). A split file (``something-something-v1-train.csv`` /
 ``-validation.csv``) has one ``id;class name`` line per video; the labels file
 (``something-something-v1-labels.csv``) has one class name per line, the line order being the label index. A
-record's path is the video's frame folder ``<data root>/<id>`` (JPEG frames ``00001.jpg``, ...), not a video file:
-the frame-folder dataset that decodes it is issue 15's phase 2, so ``load_video_list`` reads these lists while the
-training data module does not load them yet.
+record's path is the video's frame folder ``<data root>/<id>`` (JPEG frames ``00001.jpg``, ...), counted when read.
 
-``folder``. ``root/<class name>/<video files>``; classes are the sorted sub-directory names, videos the files with a
-video extension, sorted.
+``rawframes`` (mmaction2's rawframe lists, any frame-folder layout). One ``frame_dir total_frames label`` line per
+video, whitespace-separated: the frame folder, its frame count (the frames the video has, as mmaction2 reads them:
+files numbered past it are ignored) and the label, an integer or a class name of the classes file (the rest of the
+line, so names may hold spaces). Blank lines and lines starting with ``#`` are skipped. mmaction2's variants with a
+frame offset or several labels per line are not read: their lines are reported.
+
+``folder``. ``root/<class name>/<videos>``; classes are the sorted sub-directory names, videos the files with a video
+extension and the sub-directories (frame folders, e.g. ``root/<class>/<video>/img_00001.jpg``) of each, sorted.
+
+ActivityNet v1.3 and HACS Segments (untrimmed videos) are released as an annotation JSON (``database``: per YouTube
+id its ``subset``, ``duration`` and annotated ``segment``/``label`` pairs). The official UniFormerV2 configs train and
+test them as Kinetics is trained (``TRAIN.DATASET: kinetics_sparse``): a video-level ``path label`` list, clips
+sampled over the whole untrimmed video. :func:`read_untrimmed_annotations` turns the JSON into such lists (one row
+per video of a subset, its class the label its segments carry), written as ``csv`` lists by ``python -m uv2
+untrimmed-lists``.
 
 Paths. Relative video paths are joined to ``data_root`` when given, else to the directory of the list file (for
 ``folder``: the root itself), so lists written next to their videos need no data root.
@@ -46,6 +60,7 @@ import csv
 import difflib
 import json
 import os
+import re
 from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
@@ -63,24 +78,30 @@ __all__ = [
     "read_mit_categories",
     "read_mit_list",
     "read_ssv1_list",
+    "read_rawframe_list",
+    "read_untrimmed_annotations",
     "load_video_list",
+    "guess_list_format",
+    "read_list_entries",
     "read_video_paths",
     "write_csv_list",
     "write_lines_atomic",
 ]
 
-ListFormat = Literal["csv", "ssv2", "folder", "mit", "ssv1"]
-LIST_FORMATS: tuple[str, ...] = ("csv", "ssv2", "folder", "mit", "ssv1")
+ListFormat = Literal["csv", "ssv2", "folder", "mit", "ssv1", "rawframes"]
+LIST_FORMATS: tuple[str, ...] = ("csv", "ssv2", "folder", "mit", "ssv1", "rawframes")
 # Moments in Time: the release's split file -> the sub-directory of the data root that holds its videos
 MIT_SPLIT_DIRS = {"trainingSet.csv": "training", "validationSet.csv": "validation"}
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".flv")
 
 
 class VideoRecord(NamedTuple):
-    """One video of a list: a ``(path, label)`` tuple."""
+    """One video of a list: ``(path, label)``; for frame folders, what the list format says of them."""
 
-    path: str  # path of the video file (data root already applied)
+    path: str  # path of the video file or frame folder (data root already applied)
     label: int  # class index into the list's class names
+    num_frames: int | None = None  # frames of a frame folder as the list gives them (rawframes); None: counted
+    frame_folder: bool = False  # the list format names frame folders (ssv1, rawframes); else told on disk (a directory)
 
 
 def _resolve(path: str, base: str | os.PathLike | None) -> str:
@@ -136,33 +157,39 @@ def read_csv_list(
             if split is None:
                 raise ListFormatError(f"{list_path}:{lineno}: {expected}; got {line!r}")
             path, label_text = split
-            if _is_int(label_text):
-                label = int(label_text)
-                if label < 0:
-                    raise ListFormatError(f"{list_path}:{lineno}: label must be >= 0, got {label}")
-                if class_names is not None and label >= len(class_names):
-                    raise ListFormatError(
-                        f"{list_path}:{lineno}: label {label} out of range for {len(class_names)} classes "
-                        f"in {classes_file} (valid: 0..{len(class_names) - 1})"
-                    )
-            elif class_names is None:
-                raise ListFormatError(
-                    f"{list_path}:{lineno}: label {label_text!r} is a class name but no classes file was given; "
-                    "pass classes_file (one class name per line) or use integer labels"
-                )
-            elif label_text in name_to_index:
-                label = name_to_index[label_text]
-            else:
-                raise ListFormatError(
-                    f"{list_path}:{lineno}: unknown class name {label_text!r}; not in {classes_file} "
-                    f"({len(class_names)} classes, e.g. {', '.join(map(repr, class_names[:5]))})"
-                )
+            label = _label(label_text, f"{list_path}:{lineno}", class_names, name_to_index, classes_file)
             records.append(VideoRecord(_resolve(path, base), label))
     if not records:
         raise ListFormatError(f"{list_path}: no videos listed ({expected})")
     if class_names is None:
         class_names = [str(i) for i in range(max(r.label for r in records) + 1)]
     return records, class_names
+
+
+def _label(
+    text: str,
+    where: str,
+    class_names: list[str] | None,
+    name_to_index: dict[str, int],
+    classes_file: str | os.PathLike | None,
+) -> int:
+    """A list's label field: an integer index (in range of the classes file when there is one) or a class name of
+    the classes file; ``where`` (``file:line``) starts the error."""
+    if _is_int(text):
+        label = int(text)
+        if label < 0:
+            raise ListFormatError(f"{where}: label must be >= 0, got {label}")
+        if class_names is not None and label >= len(class_names):
+            raise ListFormatError(f"{where}: label {label} out of range for {len(class_names)} classes in "
+                                  f"{classes_file} (valid: 0..{len(class_names) - 1})")
+        return label
+    if class_names is None:
+        raise ListFormatError(f"{where}: label {text!r} is a class name but no classes file was given; pass "
+                              "classes_file (one class name per line) or use integer labels")
+    if text not in name_to_index:
+        raise ListFormatError(f"{where}: unknown class name {text!r}; not in {classes_file} ({len(class_names)} "
+                              f"classes, e.g. {', '.join(map(repr, class_names[:5]))}{_closest(text, class_names)})")
+    return name_to_index[text]
 
 
 def _is_int(text: str) -> bool:
@@ -262,7 +289,8 @@ def read_ssv2_list(
 def read_folder(
     root: str | os.PathLike, extensions: Sequence[str] = VIDEO_EXTENSIONS
 ) -> tuple[list[VideoRecord], list[str]]:
-    """Read ``root/<class>/<video>`` (classes = sorted sub-directories, videos = sorted files with ``extensions``)."""
+    """Read ``root/<class>/<video>`` (classes = sorted sub-directories; videos = the files with ``extensions`` and the
+    frame folders (sub-directories, not hidden) of each class, sorted)."""
     root = os.fspath(root)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"video folder not found: {root}")
@@ -273,11 +301,13 @@ def read_folder(
     records = []
     for label, name in enumerate(class_names):
         folder = os.path.join(root, name)
-        for file in sorted(os.listdir(folder)):
-            if file.lower().endswith(exts) and os.path.isfile(os.path.join(folder, file)):
-                records.append(VideoRecord(os.path.join(folder, file), label))
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            video_file = entry.name.lower().endswith(exts) and entry.is_file()
+            if video_file or (entry.is_dir() and not entry.name.startswith(".")):
+                records.append(VideoRecord(os.path.join(folder, entry.name), label))
     if not records:
-        raise ListFormatError(f"{root}: no video files ({', '.join(exts)}) in its class sub-directories")
+        raise ListFormatError(f"{root}: no video files ({', '.join(exts)}) or frame folders in its class "
+                              "sub-directories")
     return records, class_names
 
 
@@ -375,10 +405,99 @@ def read_ssv1_list(
             if name not in name_to_index:
                 raise ListFormatError(f"{split_csv}:{lineno}: class {name!r} is not in {labels_file} "
                                       f"({len(class_names)} classes{_closest(name, class_names)})")
-            records.append(VideoRecord(_resolve(video_id, base), name_to_index[name]))
+            records.append(VideoRecord(_resolve(video_id, base), name_to_index[name], frame_folder=True))
     if not records:
         raise ListFormatError(f"{split_csv}: no videos listed ({expected})")
     return records, class_names
+
+
+def read_rawframe_list(
+    list_path: str | os.PathLike,
+    classes_file: str | os.PathLike | None = None,
+    data_root: str | os.PathLike | None = None,
+) -> tuple[list[VideoRecord], list[str]]:
+    """Read an mmaction2 rawframe list (``frame_dir total_frames label`` lines; see the module docstring). Without a
+    classes file the labels must be integers and the class names are ``"0" .. str(max label)``."""
+    list_path = os.fspath(list_path)
+    if not os.path.isfile(list_path):
+        raise FileNotFoundError(f"rawframe list not found: {list_path}")
+    class_names = read_classes_file(classes_file) if classes_file else None
+    name_to_index = {n: i for i, n in enumerate(class_names)} if class_names else {}
+    base = data_root if data_root else os.path.dirname(os.path.abspath(list_path))
+    expected = "expected 'frame_dir total_frames label' (mmaction2's rawframe list)"
+    records: list[VideoRecord] = []
+    with open(list_path, encoding="utf-8") as f:
+        for lineno, raw in enumerate(f, 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            fields = line.split(None, 2)
+            where = f"{list_path}:{lineno}"
+            if len(fields) != 3 or not fields[1].isdigit():
+                raise ListFormatError(f"{where}: {expected}; got {line!r}")
+            frame_dir, total, label_text = fields
+            if int(total) < 1:
+                raise ListFormatError(f"{where}: total_frames must be >= 1, got {total} ({expected})")
+            if all(_is_int(t) for t in label_text.split()) and len(label_text.split()) > 1:
+                raise ListFormatError(f"{where}: {expected}; got {line!r}: several integers after the frame count "
+                                      "(mmaction2's frame-offset or multi-label lines are not read; one label per "
+                                      "video)")
+            label = _label(label_text, where, class_names, name_to_index, classes_file)
+            records.append(VideoRecord(_resolve(frame_dir, base), label, int(total), frame_folder=True))
+    if not records:
+        raise ListFormatError(f"{list_path}: no videos listed ({expected})")
+    if class_names is None:
+        class_names = [str(i) for i in range(max(r.label for r in records) + 1)]
+    return records, class_names
+
+
+#: the subsets of an ActivityNet / HACS annotation file that have labels
+UNTRIMMED_SUBSETS: tuple[str, ...] = ("training", "validation")
+
+
+def read_untrimmed_annotations(path: str | os.PathLike) -> tuple[dict[str, list[tuple[str, str]]], list[str]]:
+    """An ActivityNet v1.3 / HACS Segments annotation JSON as video-level labels.
+
+    Returns ``({subset: [(video id, class name), ...]}, class names)``: for each labelled subset
+    (:data:`UNTRIMMED_SUBSETS`) its videos in the file's order, each labelled with the class of its annotated
+    segments (the class covering the most annotated seconds when a video's segments carry several: none do in
+    ActivityNet v1.3), and every class name of the annotations, sorted. Videos without segments (the unlabelled
+    ``testing`` subset) are left out. The official configs train and test on such video-level lists over the whole
+    untrimmed videos (``kinetics_sparse``); the segments' times are not used.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"annotation file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ListFormatError(f"{path}:{e.lineno}: invalid JSON ({e.msg}, column {e.colno})") from None
+    expected = ('expected ActivityNet / HACS Segments annotations: {"database": {"<video id>": {"subset": '
+                '"training", "annotations": [{"segment": [start, end], "label": "<class>"}, ...]}, ...}}')
+    database = data.get("database") if isinstance(data, dict) else None
+    if not isinstance(database, dict) or not database:
+        raise ListFormatError(f"{path}: no \"database\" object; {expected}")
+    subsets: dict[str, list[tuple[str, str]]] = {name: [] for name in UNTRIMMED_SUBSETS}
+    classes: set[str] = set()
+    for video_id, entry in database.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("annotations", []), list):
+            raise ListFormatError(f"{path}: video {video_id!r}: {expected}")
+        seconds: dict[str, float] = {}
+        for annotation in entry.get("annotations", []):
+            label, segment = (annotation.get("label"), annotation.get("segment")) if isinstance(annotation, dict) \
+                else (None, None)
+            if not isinstance(label, str) or not label or not (isinstance(segment, list) and len(segment) == 2):
+                raise ListFormatError(f"{path}: video {video_id!r}: annotation {annotation!r}; {expected}")
+            seconds[label] = seconds.get(label, 0.0) + max(float(segment[1]) - float(segment[0]), 0.0)
+        classes |= set(seconds)
+        subset = entry.get("subset")
+        if seconds and subset in subsets:
+            subsets[subset].append((video_id, max(seconds, key=seconds.__getitem__)))
+    if not classes:
+        raise ListFormatError(f"{path}: no annotated video; {expected}")
+    return subsets, sorted(classes)
 
 
 def _closest(name: str, class_names: Sequence[str]) -> str:
@@ -396,11 +515,12 @@ def load_video_list(
     """Read a list in any format.
 
     Args:
-        list_format: "csv", "ssv2", "folder", "mit" or "ssv1".
-        list_path: the CSV file, the SSv2 split JSON, the folder root, the MiT split CSV or the SSv1 split file.
-        classes_file: CSV: optional classes file; SSv2: ``labels.json``; MiT: ``moments_categories.txt``; SSv1: the
-            labels file (required for SSv2, MiT and SSv1); folder: unused.
-        data_root: prefix for relative video paths (CSV, SSv2, MiT, SSv1).
+        list_format: "csv", "ssv2", "folder", "mit", "ssv1" or "rawframes".
+        list_path: the CSV file, the SSv2 split JSON, the folder root, the MiT split CSV, the SSv1 split file or the
+            rawframe list.
+        classes_file: CSV, rawframes: optional classes file; SSv2: ``labels.json``; MiT: ``moments_categories.txt``;
+            SSv1: the labels file (required for SSv2, MiT and SSv1); folder: unused.
+        data_root: prefix for relative video paths (all but folder).
         video_ext: SSv2 video file extension.
     """
     if list_format == "csv":
@@ -417,53 +537,128 @@ def load_video_list(
             raise ValueError(f"list_format={list_format!r} needs classes_file ({what}) for {list_path}")
         reader = read_mit_list if list_format == "mit" else read_ssv1_list
         return reader(list_path, classes_file, data_root)
+    if list_format == "rawframes":
+        return read_rawframe_list(list_path, classes_file, data_root)
     raise ValueError(f"unknown list_format {list_format!r}; valid choices: {', '.join(LIST_FORMATS)}")
+
+
+def _content_lines(list_path: str) -> list[tuple[int, str]]:
+    """(line number, stripped line) of a list's lines that are neither blank nor ``#`` comments."""
+    with open(list_path, encoding="utf-8") as f:
+        lines = [(lineno, raw.strip()) for lineno, raw in enumerate(f, 1)]
+    return [(lineno, line) for lineno, line in lines if line and not line.startswith("#")]
+
+
+def _is_mit_row(line: str) -> bool:
+    """``filename,class name,positive votes,negative votes``."""
+    fields = next(csv.reader([line]), [])
+    return len(fields) == 4 and _is_int(fields[2].strip()) and _is_int(fields[3].strip())
+
+
+def guess_list_format(list_path: str | os.PathLike, data_root: str | os.PathLike | None = None) -> str:
+    """The format of a list for tools that read only its paths (``check-videos``): a directory is a ``folder`` tree,
+    ``*.json`` an ``ssv2`` split; a file whose every line is a Moments in Time row (4 CSV fields, the last two
+    integer votes) is ``mit``, one whose every line is ``id;...`` (an id without commas or spaces) ``ssv1``, one
+    whose every line is ``name N label`` with the first line's ``name`` an existing folder ``rawframes``; anything
+    else ``csv`` (lines of ``path``, ``path,label`` or ``path label``)."""
+    list_path = os.fspath(list_path)
+    if os.path.isdir(list_path):
+        return "folder"
+    if list_path.lower().endswith(".json"):
+        return "ssv2"
+    if not os.path.isfile(list_path):
+        raise FileNotFoundError(f"video list not found: {list_path}")
+    lines = [line for _, line in _content_lines(list_path)]
+    rows = lines[1:] if lines and lines[0].lower().startswith("filename,") else lines  # a header row
+    if rows and all(_is_mit_row(line) for line in rows):
+        return "mit"
+    if lines and all(";" in line and not re.search(r"[,\s]", line.partition(";")[0]) for line in lines):
+        return "ssv1"
+    rows = [line.split(None, 2) for line in lines]
+    base = data_root if data_root else os.path.dirname(os.path.abspath(list_path))
+    if rows and all(len(r) == 3 and r[1].isdigit() for r in rows) and os.path.isdir(_resolve(rows[0][0], base)):
+        return "rawframes"
+    return "csv"
+
+
+def read_list_entries(
+    list_path: str | os.PathLike,
+    data_root: str | os.PathLike | None = None,
+    video_ext: str = ".webm",
+    list_format: str = "auto",
+) -> list[tuple[str, int | None]]:
+    """``(path, frame count the list gives or None)`` of every video of a list, labels ignored (``check-videos``).
+
+    ``list_format``: one of :data:`LIST_FORMATS`, or ``"auto"`` (:func:`guess_list_format`). ``folder``: a folder
+    tree (or, without class sub-directories, the folder's video files); ``ssv2``: a split's ``id`` fields; ``mit``:
+    the first field of each row (under ``training/`` / ``validation/`` for the release's two split files);
+    ``ssv1``: the id before ``;``; ``rawframes``: the frame folder and its count; ``csv``: lines of ``path``,
+    ``path,label`` or ``path label`` (a trailing label is dropped only when it is an integer or the line has a
+    comma; a header ``path,label`` is skipped).
+    """
+    list_path = os.fspath(list_path)
+    if list_format == "auto":
+        list_format = guess_list_format(list_path, data_root)
+    if list_format not in LIST_FORMATS:
+        raise ValueError(f"unknown list_format {list_format!r}; valid choices: auto, {', '.join(LIST_FORMATS)}")
+    if list_format == "folder":
+        if not os.path.isdir(list_path):
+            raise FileNotFoundError(f"video folder not found: {list_path}")
+        subdirs = [d for d in os.scandir(list_path) if d.is_dir() and not d.name.startswith(".")]
+        if subdirs:
+            return [(r.path, None) for r in read_folder(list_path)[0]]
+        return [(os.path.join(list_path, f), None) for f in sorted(os.listdir(list_path))
+                if f.lower().endswith(VIDEO_EXTENSIONS)]
+    if not os.path.isfile(list_path):
+        raise FileNotFoundError(f"video list not found: {list_path}")
+    base = data_root if data_root else os.path.dirname(os.path.abspath(list_path))
+    if list_format == "ssv2":
+        entries = []
+        for lineno, item in _json_array_with_lines(list_path):
+            if not isinstance(item, dict) or "id" not in item:
+                raise ListFormatError(f'{list_path}:{lineno}: expected an object with an "id" field')
+            entries.append((_resolve(str(item["id"]) + video_ext, base), None))
+        return entries
+    if list_format == "rawframes":
+        entries = []
+        for lineno, line in _content_lines(list_path):
+            fields = line.split(None, 2)
+            if len(fields) != 3 or not fields[1].isdigit() or int(fields[1]) < 1:
+                raise ListFormatError(f"{list_path}:{lineno}: expected 'frame_dir total_frames label' (mmaction2's "
+                                      f"rawframe list, total_frames >= 1); got {line!r}")
+            entries.append((_resolve(fields[0], base), int(fields[1])))
+        return entries
+    if list_format == "mit":
+        base = os.path.join(base, MIT_SPLIT_DIRS.get(os.path.basename(list_path), ""))
+        entries = []
+        for _, line in _content_lines(list_path):
+            first = next(csv.reader([line]))[0].strip()
+            if first and not (not entries and first.lower() == "filename"):
+                entries.append((_resolve(first, base), None))
+        return entries
+    if list_format == "ssv1":
+        return [(_resolve(line.partition(";")[0].strip(), base), None) for _, line in _content_lines(list_path)]
+    entries = []
+    for _, line in _content_lines(list_path):
+        split = _split_line(line)
+        if split is not None and (split[0].lower(), split[1].lower()) == ("path", "label") and not entries:
+            continue
+        if split is not None and ("," in line or _is_int(split[1])):
+            line = split[0]
+        entries.append((_resolve(line, base), None))
+    return entries
 
 
 def read_video_paths(
     list_path: str | os.PathLike,
     data_root: str | os.PathLike | None = None,
     video_ext: str = ".webm",
+    list_format: str = "auto",
 ) -> list[str]:
-    """Video paths of any list, labels ignored (for ``check-videos``).
-
-    A directory is read as a folder tree (or, without class sub-directories, its video files); ``*.json`` as an SSv2
-    split (only ``id`` is needed); anything else as lines of ``path``, ``path,label`` or ``path label`` (a trailing
-    label is dropped only when it is an integer or the line has a comma; a header ``path,label`` is skipped).
-    """
-    list_path = os.fspath(list_path)
-    if os.path.isdir(list_path):
-        subdirs = [d for d in os.scandir(list_path) if d.is_dir() and not d.name.startswith(".")]
-        if subdirs:
-            return [r.path for r in read_folder(list_path)[0]]
-        return [
-            os.path.join(list_path, f) for f in sorted(os.listdir(list_path)) if f.lower().endswith(VIDEO_EXTENSIONS)
-        ]
-    if not os.path.isfile(list_path):
-        raise FileNotFoundError(f"video list not found: {list_path}")
-    base = data_root if data_root else os.path.dirname(os.path.abspath(list_path))
-    if list_path.lower().endswith(".json"):
-        paths = []
-        for lineno, item in _json_array_with_lines(list_path):
-            if not isinstance(item, dict) or "id" not in item:
-                raise ListFormatError(f'{list_path}:{lineno}: expected an object with an "id" field')
-            paths.append(_resolve(str(item["id"]) + video_ext, base))
-        return paths
-    paths = []
-    with open(list_path, encoding="utf-8") as f:
-        for raw in f:
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            split = _split_line(line)
-            if split is not None and (split[0].lower(), split[1].lower()) == ("path", "label") and not paths:
-                continue
-            if split is not None and ("," in line or _is_int(split[1])):
-                line = split[0]
-            paths.append(_resolve(line, base))
-    return paths
+    """Video paths (files or frame folders) of any list, labels ignored: :func:`read_list_entries`' paths."""
+    return [path for path, _ in read_list_entries(list_path, data_root, video_ext, list_format)]
 
 
 def write_csv_list(path: str | os.PathLike, records: Sequence[tuple[str, int]]) -> None:
     """Write ``path,label`` lines atomically (no header)."""
-    write_lines_atomic(path, [f"{p},{label}" for p, label in records])
+    write_lines_atomic(path, [f"{record[0]},{record[1]}" for record in records])

@@ -3,8 +3,10 @@
 Layout convention. Inside the ViT the tokens of a clip are batch-first, one row per frame: (B*T, 1+S, C) with S =
 h*w patches after the class token. The local modules see only the patch tokens, as a (B, T, S, C) view of that
 tensor, and work channels-last: a 1x1x1 Conv3d is a Linear over C, a depth-wise temporal conv is a weighted sum of
-frame-shifted copies, BatchNorm3d is BatchNorm over the C column. No (N, C, T, H, W) copies are made except inside
-the 3x3x3 DPE, which runs Conv3d on a channels-last view (no copy either).
+frame-shifted copies, BatchNorm3d is BatchNorm over the C column. On CPU no (N, C, T, H, W) copies are made at all
+(the 3x3x3 DPE runs Conv3d on a channels-last view). On GPUs the depth-wise convolutions take a contiguous (N, C, ...)
+copy instead, the layout cuDNN runs as one grouped kernel: see uv2.models.dispatch for the layers with a CPU and a GPU
+formulation.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from timm.layers import DropPath, QuickGELU
 from torch import nn
+
+from uv2.models.dispatch import path_for
 
 QUICK_GELU_SCALE = 1.702
 
@@ -35,7 +39,12 @@ def quick_gelu_mlp(fc1: nn.Linear, fc2: nn.Linear, x: torch.Tensor, dropout: nn.
 
 
 class DepthwiseTemporalConv(nn.Module):
-    """Depth-wise conv along T with zero padding: the official (k,1,1) grouped Conv3d, on (B, T, S, C) tensors."""
+    """Depth-wise conv along T with zero padding: the official (k,1,1) grouped Conv3d, on (B, T, S, C) tensors.
+
+    Dispatched by device (uv2.models.dispatch): on CPU a weighted sum of k frame-shifted copies, multiply-adds
+    vectorised along the contiguous C with no layout copy; on GPUs a depth-wise Conv2d on a contiguous (B, C, T, S)
+    copy, one kernel each way where the shifted sum is 2k element-wise passes forward and more backward.
+    """
 
     def __init__(self, dim: int, kernel: int = 3) -> None:
         super().__init__()
@@ -47,12 +56,23 @@ class DepthwiseTemporalConv(nn.Module):
         nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if path_for(x) == "cpu":
+            return self._shifted_sum(x)
+        return self._conv(x)
+
+    def _shifted_sum(self, x: torch.Tensor) -> torch.Tensor:
         T, pad = x.shape[1], self.kernel // 2
         padded = F.pad(x, (0, 0, 0, 0, pad, pad))  # (B, T + 2 pad, S, C)
         out = self.bias + padded[:, :T] * self.weight[:, 0]
         for k in range(1, self.kernel):
             out = out + padded[:, k : k + T] * self.weight[:, k]  # frame t sees t + k - pad
         return out
+
+    def _conv(self, x: torch.Tensor) -> torch.Tensor:
+        video = x.permute(0, 3, 1, 2).contiguous()  # (B, T, S, C) -> (B, C, T, S), a copy in the NCHW layout
+        weight = self.weight[:, None, :, None]  # (C, k) -> (C, 1, k, 1): one k x 1 filter per channel
+        out = F.conv2d(video, weight, self.bias, padding=(self.kernel // 2, 0), groups=video.shape[1])
+        return out.permute(0, 2, 3, 1)  # (B, T, S, C) view
 
 
 class _SameDepthwiseConv3d(torch.autograd.Function):
@@ -81,7 +101,14 @@ class _SameDepthwiseConv3d(torch.autograd.Function):
 
 
 class DepthwiseConv3d(nn.Module):
-    """Depth-wise k x k x k Conv3d over a (B, T, h, w, C) channels-last tensor (the DPE)."""
+    """Depth-wise k x k x k Conv3d over a (B, T, h, w, C) channels-last tensor (the DPE).
+
+    Dispatched by device (uv2.models.dispatch). CPU: Conv3d on the permuted view, which has channels-last-3d
+    strides and needs no copy, with the flipped-kernel input gradient of _SameDepthwiseConv3d. GPUs: Conv3d on a
+    contiguous (B, C, T, h, w) copy with autograd's own backward, as the official code runs it: on that layout
+    cuDNN computes the depth-wise weight gradient with one grouped kernel, on the channels-last view with one
+    kernel per channel (87.7 % of the SSv2 B/16 design's CUDA time per training step on an H200, in issue 11).
+    """
 
     def __init__(self, dim: int, kernel: int = 3, zero_init: bool = False) -> None:
         super().__init__()
@@ -91,9 +118,12 @@ class DepthwiseConv3d(nn.Module):
             nn.init.zeros_(self.conv.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # a permuted view: (B, C, T, h, w) with channels-last-3d strides, so Conv3d needs no copy
-        out = _SameDepthwiseConv3d.apply(x.permute(0, 4, 1, 2, 3), self.conv.weight, self.conv.bias)
-        return out.permute(0, 2, 3, 4, 1)  # (B, T, h, w, C)
+        video = x.permute(0, 4, 1, 2, 3)  # (B, C, T, h, w) view with channels-last-3d strides
+        if path_for(x) == "cpu":
+            out = _SameDepthwiseConv3d.apply(video, self.conv.weight, self.conv.bias)
+        else:
+            out = self.conv(video.contiguous())  # NCDHW copy, cuDNN's grouped kernels
+        return out.permute(0, 2, 3, 4, 1)  # (B, T, h, w, C) view
 
 
 # ----------------------------------------------------------------------------------------- local temporal modules
@@ -229,16 +259,24 @@ class CrossAttention(nn.Module):
 
     def _attend_raw(self, q: torch.Tensor, tokens: torch.Tensor, return_weights: bool):
         """Attention with the key / value projections moved onto the queries (see the class docstring)."""
-        w_k, w_v = rearrange(self.kv.weight, "(two h d) c -> two h d c", two=2, h=self.heads)
-        b_v = rearrange(self.kv.bias, "(two h d) -> two h 1 d", two=2, h=self.heads)[1]
+        # parameters are split with plain views, not einops (whose backend cache, filled per tensor type, would
+        # make torch.compile recompile once when it first meets an nn.Parameter)
+        w_k, w_v = self.kv.weight.unflatten(0, (2, self.heads, -1))  # (2C, C) -> 2 x (h, d, C)
+        b_v = self.kv.bias.view(2, self.heads, 1, -1)[1]  # value bias (h, 1, d)
         q_tokens = rearrange(torch.einsum("bhqd,hdc->bhqc", q, w_k.to(q.dtype)), "b h q c -> b 1 (h q) c")
-        x = tokens.unsqueeze(1)  # (B, 1, M, C): the heads' queries share one set of keys = values = tokens
+        # (B, 1, M, C): the heads' queries share one set of keys = values = tokens; under autocast the tokens (a
+        # LayerNorm output, fp32) are cast once here rather than by each matmul that reads them
+        x = tokens.unsqueeze(1).to(q_tokens.dtype)
         scale = q.shape[-1] ** -0.5  # of the head width d, as in the textbook form
         weights = None
-        if return_weights:  # explicit softmax, for attention maps in the analysis notebooks
+        # Dispatched by device (uv2.models.dispatch): CPU runs the fused attention; on GPUs the head width C is
+        # beyond the flash kernel's and the h*Q query rows fill one query tile per clip of the fallback kernel, so
+        # two batched matmuls and a softmax over the small (B, 1, h*Q, M) scores are used instead.
+        if return_weights or path_for(x) == "cuda":  # explicit softmax (also for the notebooks' attention maps)
             attention = (q_tokens @ x.transpose(-2, -1) * scale).softmax(-1)  # (B, 1, h*Q, M)
-            mixed = attention @ x
-            weights = rearrange(attention, "b 1 (h q) m -> b h q m", h=self.heads)
+            mixed = attention @ x  # (B, 1, h*Q, C)
+            if return_weights:
+                weights = rearrange(attention, "b 1 (h q) m -> b h q m", h=self.heads)
         else:
             mixed = F.scaled_dot_product_attention(q_tokens, x, x, scale=scale)  # (B, 1, h*Q, C)
         mixed = rearrange(mixed, "b 1 (h q) c -> b h q c", h=self.heads)

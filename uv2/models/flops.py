@@ -1,11 +1,12 @@
 """GFLOPs (multiply-accumulates of one view, attention matmuls included) and parameter counts.
 
 Counted with torch's FlopCounterMode on the meta device (no memory, no compute): every matmul, convolution and
-fused attention call. Two additions make the count complete: the CPU fused-attention kernel, which torch's table
-lacks, and the depth-wise temporal convolutions that uv2 writes as shifted multiply-adds (counted by a hook as
-the Conv3d they replace). The global blocks' cross-attention is counted in its textbook form (every token projected
-to a key and a value), the paper's convention, although uv2 computes it with fewer MACs (see
-uv2.models.blocks.CrossAttention). FlopCounterMode counts 2 FLOPs per MAC; GFLOPs here are MACs, as in the paper.
+fused attention call. The model runs its GPU formulation for the count (uv2.models.dispatch), where the depth-wise
+temporal convolutions are convolutions rather than the CPU's shifted multiply-adds, which no counter sees; the
+CPU fused-attention kernel, which torch's table lacks, is registered below. The global blocks' cross-attention is
+counted in its textbook form (every token projected to a key and a value), the paper's convention, although uv2
+computes it with fewer MACs (see uv2.models.blocks.CrossAttention). FlopCounterMode counts 2 FLOPs per MAC; GFLOPs
+here are MACs, as in the paper.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode, register_flop_formula, sdpa_flop_count
 
 from uv2.experiment import load_experiment, model_section
-from uv2.models.blocks import CrossAttention, DepthwiseTemporalConv
+from uv2.models.blocks import CrossAttention
 from uv2.models.config import ModelConfig
+from uv2.models.dispatch import force_path
 from uv2.models.uniformerv2 import UniFormerV2
 
 
@@ -39,14 +41,6 @@ _register_cpu_attention()
 def count_flops(model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict[str, Any]:
     """{"gflops": MACs / 1e9 of one forward on `input_shape`, "params_m": parameters / 1e6, "parts": GFLOPs of each
     top-level part (patch_embed, blocks.0, ..., fusion, head)}. Gradients are switched off for the count."""
-    names = {module: name for name, module in model.named_modules()}
-    extra: dict[str, int] = {}
-
-    def temporal_conv_hook(module: DepthwiseTemporalConv, inputs: Any, output: torch.Tensor) -> None:
-        extra[names[module]] = extra.get(names[module], 0) + output.numel() * module.kernel
-
-    hooks = [m.register_forward_hook(temporal_conv_hook) for m in model.modules()
-             if isinstance(m, DepthwiseTemporalConv)]
     cross_attention = {m: m.project_tokens for m in model.modules() if isinstance(m, CrossAttention)}
     for m in cross_attention:
         m.project_tokens = True
@@ -54,11 +48,9 @@ def count_flops(model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict[st
     requires_grad = {p: p.requires_grad for p in model.parameters()}
     model.requires_grad_(False)  # FlopCounterMode's module tracker needs no autograd graph
     try:
-        with FlopCounterMode(display=False) as counter:
+        with FlopCounterMode(display=False) as counter, force_path("cuda"):  # every conv a visible conv op
             model(torch.empty(input_shape, device=device))
     finally:
-        for hook in hooks:
-            hook.remove()
         for p, flag in requires_grad.items():
             p.requires_grad_(flag)
         for m, flag in cross_attention.items():
@@ -74,10 +66,8 @@ def count_flops(model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict[st
             prefix = f"{root}.{part}"
             keys = [k for k in per_module if k == prefix or k.startswith(prefix + ".")]
             outermost = [k for k in keys if not any(k.startswith(o + ".") for o in keys if o != k)]
-            macs = sum(sum(per_module[k].values()) for k in outermost) / 2
-            macs += sum(v for k, v in extra.items() if k == part or k.startswith(f"{part}."))
-            parts[part] = macs / 1e9
-    macs = counter.get_total_flops() / 2 + sum(extra.values())
+            parts[part] = sum(sum(per_module[k].values()) for k in outermost) / 2 / 1e9
+    macs = counter.get_total_flops() / 2
     return {"gflops": macs / 1e9, "params_m": sum(p.numel() for p in model.parameters()) / 1e6, "parts": parts}
 
 

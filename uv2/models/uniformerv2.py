@@ -38,6 +38,7 @@ class UniFormerV2(nn.Module):
         self.patch_embed = VideoPatchEmbed.from_2d(vit.patch_embed.proj, cfg.t_down)
         self.cls_token = vit.cls_token  # (1, 1, C)
         self.pos_embed = vit.pos_embed  # (1, 1+S, C) for the pretrained grid
+        self.pos_grid = vcfg.img_size // vcfg.patch_size  # its side (a plain int: torch.compile traces no config)
         self.norm_pre = vit.norm_pre
         # --- the armed blocks
         local_ids = set(cfg.local_layer_ids)
@@ -91,7 +92,7 @@ class UniFormerV2(nn.Module):
 
     # --------------------------------------------------------------------------------------------------- forward
     def _pos_embed(self, h: int, w: int) -> torch.Tensor:
-        grid = self.cfg.vit_cfg.img_size // self.cfg.vit_cfg.patch_size
+        grid = self.pos_grid
         if (h, w) == (grid, grid):
             return self.pos_embed
         return resample_abs_pos_embed(self.pos_embed, (h, w), (grid, grid), num_prefix_tokens=1)

@@ -64,6 +64,7 @@ class VideoClassifier(pl.LightningModule):
         max_nonfinite_steps: int = 20,
         class_names: list[str] | None = None,
         sets: dict[str, int] | None = None,
+        compile: bool = False,
     ) -> None:
         """
         Args:
@@ -78,6 +79,7 @@ class VideoClassifier(pl.LightningModule):
             class_names: label names (filled from the data module when omitted; stored in checkpoints).
             sets: co-training: {set name: its class count}, the heads stacked in the classifier in this order
                 (filled from a MultiSetDataModule; stored in checkpoints).
+            compile: torch.compile the model (training and evaluation; in place, so state dict keys are unchanged).
         """
         super().__init__()
         arch = arch if isinstance(arch, ModelConfig) else ModelConfig(**arch)
@@ -91,6 +93,8 @@ class VideoClassifier(pl.LightningModule):
                                   logger=False)
         self.arch, self.optim_cfg = arch, optim
         self.model, report = init_model(arch, init_from)
+        if compile:
+            self.model.compile()
         if report is not None:
             log.info(report.summary())
         self.class_names = class_names

@@ -1,0 +1,258 @@
+#!/usr/bin/env bash
+# The GPU figures of the README's Speed section in one run (issue 11), on a machine with one GPU and a copy of
+# this repository. Planned for 5-7 minutes on one H100 / H200 (not yet run on one); every stage is cut to what is
+# left of --budget (default 450 s), so the whole run stays under 8 minutes.
+#
+#   benchmarks/gpu_check.sh [--official-code CHECKOUT] [--compile] [--out DIR] [--wheels DIR] [--budget S]
+#   benchmarks/gpu_check.sh --cpu-smoke          # every stage at CPU size on this machine (checks the script)
+#   benchmarks/gpu_check.sh --fetch-wheels       # where pip reaches PyPI: download the wheels below into .whl/
+#
+# Stages, in this order (each under its own timeout; a failed or timed-out stage is reported and the others run):
+#   env      python, torch, the GPU; packages uv2 needs that are missing are installed from the wheels in
+#            --wheels (default .whl/: av, jsonargparse, docstring-parser, typeshed-client, torchdata) into a
+#            temporary folder on PYTHONPATH, with pip --no-index (nothing is fetched, nothing already there touched)
+#   k400     benchmarks/speed.py, K400 B/16 design (experiments/k400/k400_b16_8x224.yaml), 8x224, batch 32, bf16:
+#            uv2, the official layout and, with --official-code, the official repository's model
+#   ssv2     the same for the SSv2 B/16 design (experiments/ssv2/ssv2_b16_16x224.yaml), 16x224, batch 16
+#   fit      python -m uv2 fit of the SSv2 B/16 design on generated synthetic videos (the tiny temporal set,
+#            upscaled to 224), --trainer.accelerator gpu --trainer.precision bf16-mixed, 40 steps
+#   compile  (with --compile, if time is left) uv2 under torch.compile on the K400 design, against k400's uv2;
+#            compiling takes minutes: give --budget 540 with --compile when the 8-minute limit does not apply
+#   control  (if time is left) uv2 alone on the SSv2 design with --path cpu: the CPU formulations of the
+#            dispatched layers on the GPU, i.e. what the device dispatch gains there
+# then one summary table (also written to OUT/summary.txt). Output: OUT (default $OUT where set, else
+# gpu_check_out/) holds one log per stage (a speed stage's last line is speed.py's JSON) and summary.txt.
+#
+# On the device machine of this workplace (python3 with torch, timm, Lightning, torchmetrics, einops, tensorboard):
+#   carry [".whl"] (and the official checkout, e.g. ".official"), command:
+#   benchmarks/gpu_check.sh --official-code .official/UniFormerV2
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+PY="${PYTHON:-python3}"
+OUT_DIR="${OUT:-$REPO/gpu_check_out}"
+WHEELS="$REPO/.whl"
+OFFICIAL=""
+COMPILE=0
+SMOKE="${UV2_GPU_CHECK_CPU_SMOKE:-0}"
+BUDGET=450
+WHEEL_PINS=(av==19.0.2 jsonargparse==4.53.0 docstring-parser==0.18.0 typeshed-client==2.15.0 torchdata==0.11.0)
+
+usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; }
+while (($#)); do
+  case "$1" in
+    --official-code) OFFICIAL="$(cd "$2" && pwd)"; shift 2 ;;
+    --compile) COMPILE=1; shift ;;
+    --out) OUT_DIR="$2"; shift 2 ;;
+    --wheels) WHEELS="$2"; shift 2 ;;
+    --budget) BUDGET="$2"; shift 2 ;;
+    --cpu-smoke) SMOKE=1; shift ;;
+    --fetch-wheels)
+      # the device's python is 3.12 on x86-64 Linux; --no-deps: their own needs are already there
+      exec "$PY" -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+        -d "$WHEELS" "${WHEEL_PINS[@]}" ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "gpu_check.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+mkdir -p "$OUT_DIR"
+OUT_DIR="$(cd "$OUT_DIR" && pwd)"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/uv2_gpu_check.XXXXXX")"  # synthetic videos, the fit's run dir, wheels' site
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+START=$(date +%s)
+DEADLINE=$((START + BUDGET))
+STAGES="$WORK/stages"  # one line per stage: name|status|seconds
+: >"$STAGES"
+
+# --- sizes: the released designs on the GPU, or the same configs shrunk to CPU size (--cpu-smoke)
+if [[ "$SMOKE" == 1 ]]; then
+  TINY='{"vit_overrides": {"width": 64, "heads": 1, "img_size": 32, "patch_size": 8}, "num_frames": 4}'
+  SPEED_COMMON=(--device cpu --dtype bf16 --warmup 1 --iters 1 --rounds 1 --threads 1 --peak-tflops 1 --json
+                --arch "$TINY")
+  K400_BATCH=2; SSV2_BATCH=2
+  FIT_SIZE=(--data.init_args.synthetic_size micro --data.init_args.crop_size 32 --data.init_args.short_side 32
+            --data.init_args.num_frames 4 --data.init_args.num_workers 0 --data.init_args.batch_size 2
+            --data.init_args.rand_augment null --model.arch.num_frames 4
+            --model.arch.vit_overrides '{"width": 64, "heads": 1, "img_size": 32, "patch_size": 8}'
+            --trainer.accelerator cpu --trainer.max_steps 3 --trainer.limit_val_batches 1)
+  STAGE_LIMITS=(k400:240 ssv2:240 fit:240 control:240 compile:600)
+else
+  SPEED_COMMON=(--device cuda --dtype bf16 --warmup 3 --iters 10 --rounds 1 --json)
+  K400_BATCH=32; SSV2_BATCH=16
+  FIT_SIZE=(--data.init_args.synthetic_size tiny --data.init_args.num_workers 8 --data.init_args.batch_size 16
+            --trainer.accelerator gpu --trainer.max_steps 40 --trainer.limit_val_batches 2)
+  STAGE_LIMITS=(k400:150 ssv2:150 fit:120 control:60 compile:200)
+fi
+OFFICIAL_ARGS=()
+if [[ -n "$OFFICIAL" ]]; then OFFICIAL_ARGS=(--official-code "$OFFICIAL"); fi
+
+limit_of() {
+  local kv
+  for kv in "${STAGE_LIMITS[@]}"; do
+    if [[ "${kv%%:*}" == "$1" ]]; then echo "${kv#*:}"; fi
+  done
+}
+
+# run_stage NAME COMMAND...: the command under its stage's time limit (cut to what is left of the budget), its
+# output in OUT/NAME.log, its status recorded; never fails the script.
+run_stage() {
+  local name="$1"; shift
+  local limit left rc=0 start status
+  limit="$(limit_of "$name")"
+  left=$((DEADLINE - $(date +%s) - 10))  # 10 s kept for the summary
+  if ((left < 30)); then
+    echo "$name|skipped: the ${BUDGET}s budget is spent|0" >>"$STAGES"
+    echo "== $name: skipped (budget spent)"
+    return 0
+  fi
+  if ((limit > left)); then limit=$left; fi
+  echo "== $name (limit ${limit}s): $*"
+  start=$(date +%s)
+  timeout --kill-after=10 "$limit" "$@" >"$OUT_DIR/$name.log" 2>&1 || rc=$?
+  case $rc in
+    0) status="ok" ;;
+    124|137) status="TIMEOUT after ${limit}s" ;;
+    *) status="FAILED (exit $rc; see $name.log)" ;;
+  esac
+  echo "$name|$status|$(($(date +%s) - start))" >>"$STAGES"
+  echo "   $status in $(($(date +%s) - start))s"
+  return 0
+}
+
+summary() {
+  "$PY" - "$OUT_DIR" "$STAGES" "$WORK/fit" <<'EOF' | tee "$OUT_DIR/summary.txt" || true
+"""One summary table from the stage logs (speed.py's JSON lines) and the fit run's TensorBoard scalars."""
+import json
+import sys
+from pathlib import Path
+
+out, stages, fit_dir = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+print("\n## gpu_check summary")
+print("| stage | status | seconds |\n|---|---|---|")
+for line in stages.read_text().splitlines():
+    name, status, seconds = line.split("|")
+    print(f"| {name} | {status} | {seconds} |")
+
+
+def report(name):
+    log = out / f"{name}.log"
+    lines = log.read_text(errors="replace").strip().splitlines() if log.is_file() else []
+    try:
+        return json.loads(lines[-1]) if lines else None
+    except json.JSONDecodeError:
+        return None
+
+
+reports = {name: report(name) for name in ("k400", "ssv2", "control", "compile")}
+reports = {name: r for name, r in reports.items() if r is not None}
+notes = []
+for i, (name, r) in enumerate(reports.items()):
+    if i == 0:
+        print(f"\nmachine: {r['machine']}, {r['device']}, {r['dtype']}, MFU against {r['peak_tflops']} TFLOP/s")
+        print("| stage | impl | mode | batch | s/step | clips/s | MFU | peak MB | uv2 speed-up over |")
+        print("|---|---|---|---|---|---|---|---|---|")
+    for impl, modes in r["results"].items():
+        for mode, m in modes.items():
+            mfu = f"{100 * m['mfu']:.1f}%" if m["mfu"] is not None else "-"
+            ups = ", ".join(f"{k.split('_over_')[1]} {v[mode]:.2f}x" for k, v in r["speedup"].items()
+                            if k.startswith(f"{impl}_over_"))
+            print(f"| {name} | {impl} | {mode} | {r['batch']} | {m['s_per_step']:.4f} | {m['clips_per_s']:.1f} | "
+                  f"{mfu} | {m['peak_mb']:.0f} | {ups} |")
+    for other, diff in r["max_abs_diff"].items():
+        kind = f"{r['dtype']} as timed" if other == "uv2_compiled" else "fp32"
+        notes.append(f"{name}: max |logits uv2 - {other}| = {diff:.2e} ({kind})")
+if "k400" in reports and "compile" in reports:  # torch.compile against eager uv2, same design and batch
+    for mode in ("train", "eval"):
+        gain = reports["k400"]["results"]["uv2"][mode]["s_per_step"] / reports["compile"]["results"]["uv2_compiled"][mode]["s_per_step"]
+        notes.append(f"K400 design, uv2 {mode}: torch.compile is {gain:.2f}x eager")
+if "ssv2" in reports and "control" in reports:  # uv2 with the CPU formulations on the GPU vs the dispatch
+    for mode in ("train", "eval"):
+        gain = reports["control"]["results"]["uv2"][mode]["s_per_step"] / reports["ssv2"]["results"]["uv2"][mode]["s_per_step"]
+        notes.append(f"SSv2 design, uv2 {mode}: the CPU formulations (--path cpu) take {gain:.2f}x the time of the "
+                     f"device dispatch")
+if notes:
+    print("\n" + "\n".join(notes))
+
+if fit_dir.is_dir():
+    try:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        events = EventAccumulator(str(fit_dir))
+        events.Reload()
+        tags = events.Tags()["scalars"]
+
+        def last(tag, n=1):
+            values = [e.value for e in events.Scalars(tag)] if tag in tags else []
+            return sum(values[-n:]) / len(values[-n:]) if values else float("nan")
+
+        steps = max((e.step for e in events.Scalars("train/loss_step")), default=0) if "train/loss_step" in tags else 0
+        print(f"\nfit (SSv2 B/16 design, synthetic videos): {steps + 1 if steps else 0} logged steps, "
+              f"train loss {last('train/loss_step'):.3f} (last), {last('perf/clips_per_s_step', 5):.1f} clips/s and "
+              f"data wait {100 * last('data/wait_fraction_step', 5):.0f} % (mean of the last 5 logged steps), "
+              f"checkpoint {'written' if (fit_dir / 'checkpoints' / 'last.ckpt').is_file() else 'MISSING'}")
+    except Exception as err:  # the summary reports, it never fails the script
+        print(f"\nfit: no TensorBoard scalars read ({type(err).__name__}: {err})")
+EOF
+}
+trap 'summary; rm -rf "$WORK"' EXIT
+
+# --- env: versions, the device, missing packages from the carried wheels
+env_stage() {
+  local missing=() module pip_name
+  for pair in av:av jsonargparse:jsonargparse docstring_parser:docstring-parser typeshed_client:typeshed-client \
+              torchdata:torchdata; do
+    module="${pair%%:*}"; pip_name="${pair#*:}"
+    "$PY" -c "import $module" 2>/dev/null || missing+=("$pip_name")
+  done
+  if ((${#missing[@]})); then
+    echo "installing from $WHEELS (missing: ${missing[*]})"
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$WORK/site" \
+      --find-links "$WHEELS" "${missing[@]}"
+  else
+    echo "every package is already installed"
+  fi
+  "$PY" - <<'EOF'
+import platform
+import torch
+print(f"python {platform.python_version()}, torch {torch.__version__}, cuda {torch.version.cuda}, "
+      f"cudnn {torch.backends.cudnn.version()}")
+for i in range(torch.cuda.device_count()):
+    p = torch.cuda.get_device_properties(i)
+    print(f"GPU {i}: {p.name}, {p.total_memory / 2**30:.0f} GiB, {p.multi_processor_count} SMs")
+import av, jsonargparse, torchdata  # noqa: E401,F401  (the fit stage needs them)
+print(f"av {av.__version__}, jsonargparse {jsonargparse.__version__}")
+EOF
+}
+export -f env_stage
+export PY WHEELS WORK
+STAGE_LIMITS+=(env:90)
+run_stage env bash -c 'set -euo pipefail; env_stage'
+if [[ -d "$WORK/site" ]]; then export PYTHONPATH="$PYTHONPATH:$WORK/site"; fi
+
+# --- the two released designs
+run_stage k400 "$PY" benchmarks/speed.py --config experiments/k400/k400_b16_8x224.yaml --batch "$K400_BATCH" \
+  "${SPEED_COMMON[@]}" "${OFFICIAL_ARGS[@]}"
+run_stage ssv2 "$PY" benchmarks/speed.py --config experiments/ssv2/ssv2_b16_16x224.yaml --batch "$SSV2_BATCH" \
+  "${SPEED_COMMON[@]}" "${OFFICIAL_ARGS[@]}"
+
+# --- a short training run through Lightning on generated videos
+LISTS=()
+for key in train_list val_list test_list classes_file data_root; do LISTS+=("--data.init_args.$key" null); done
+run_stage fit "$PY" -m uv2 fit --config experiments/ssv2/ssv2_b16_16x224.yaml --model.init_from null \
+  --model.arch.num_classes 10 --data.init_args.synthetic_set temporal \
+  --data.init_args.synthetic_root "$WORK/synthetic" "${LISTS[@]}" "${FIT_SIZE[@]}" \
+  --trainer.devices 1 --trainer.precision bf16-mixed --trainer.max_epochs 1 --trainer.num_sanity_val_steps 0 \
+  --trainer.log_every_n_steps 1 --trainer.enable_progress_bar false --run_dir "$WORK/fit"
+
+# --- extras while time is left: torch.compile (asked for), then the dispatch's gain on the GPU
+if [[ "$COMPILE" == 1 ]]; then
+  run_stage compile "$PY" benchmarks/speed.py --config experiments/k400/k400_b16_8x224.yaml --batch "$K400_BATCH" \
+    --impl compiled "${SPEED_COMMON[@]}"
+fi
+run_stage control "$PY" benchmarks/speed.py --config experiments/ssv2/ssv2_b16_16x224.yaml --batch "$SSV2_BATCH" \
+  --impl uv2 --path cpu "${SPEED_COMMON[@]}"
+failed=$(grep -cE '\|(FAILED|TIMEOUT)' "$STAGES" || true)
+echo "== done in $(($(date +%s) - START))s; stages failed or timed out: $failed"
+exit $((failed > 0 ? 1 : 0))

@@ -1,0 +1,88 @@
+"""benchmarks/speed.py runs for both released designs' shapes (shrunk to CPU size) and reports clips/s and MFU.
+
+Nothing here is timed: the runs are 1 warm-up step, 1 timed step, 1 round, and only the report's content is checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import REPO
+
+# the released B/16 designs at CPU size: the experiments' switches, a 64-wide 12-layer ViT on 32px, 4 frames
+TINY_VIT = {"vit_overrides": {"width": 64, "heads": 1, "img_size": 32, "patch_size": 8}, "num_frames": 4}
+
+
+def speed(*args: str) -> dict:
+    """Run benchmarks/speed.py with --json; its last stdout line, parsed."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "speed.py"), "--warmup", "1", "--iters", "1",
+                           "--rounds", "1", "--threads", "1", "--batch", "2", "--json", *args],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("config,path,local", [
+    ("experiments/k400/k400_b16_8x224.yaml", "auto", "none"),  # K400 design: no local blocks at all
+    ("experiments/ssv2/ssv2_b16_16x224.yaml", "cuda", "lmhra"),  # SSv2 design (local MHRA x2, T-Down), GPU formulation
+], ids=["k400_local_none", "ssv2_lmhra_x2_tdown"])
+def test_speed_json(config, path, local):
+    report = speed("--config", config, "--arch", json.dumps(TINY_VIT), "--path", path, "--peak-tflops", "1")
+    assert report["arch"]["local_type"] == local and report["path"] == path
+    assert report["arch"]["t_down"] == (local == "lmhra") and report["frames"] == 4 and report["size"] == 32
+    assert report["device"] == "cpu" and report["peak_tflops"] == 1.0
+    assert set(report["results"]) == {"official", "uv2"}  # the official layout expresses both designs
+    macs = report["gmacs_per_clip"] * 1e9
+    assert macs > 0
+    for impl, modes in report["results"].items():
+        for mode, r in modes.items():
+            assert r["clips_per_s"] > 0 and r["s_per_step"] > 0 and r["peak_mb"] >= 0, (impl, mode)
+            assert r["clips_per_s"] == pytest.approx(2 / r["s_per_step"], rel=1e-3)
+            flops = (6 if mode == "train" else 2) * macs  # model FLOPs per clip
+            assert r["mfu"] == pytest.approx(flops * r["clips_per_s"] / 1e12, rel=1e-2, abs=1e-5), (impl, mode)
+    assert report["max_abs_diff"]["official"] < 1e-4  # same weights, same outputs
+    assert set(report["speedup"]["uv2_over_official"]) == {"train", "eval"}
+
+
+def test_speed_ablation_row_without_official_layout():
+    """A table row the official layout cannot express (table b: ST-Adapter) times uv2 alone, without MFU when no
+    peak is known."""
+    report = speed("--table", "b", "--row", "2", "--scale", "tiny", "--frames", "4")
+    assert report["arch"]["local_type"] == "st_adapter" and report["setting"].startswith("table (b) row 2")
+    assert set(report["results"]) == {"uv2"} and report["peak_tflops"] is None
+    assert report["results"]["uv2"]["train"]["mfu"] is None and report["speedup"] == {}
+
+
+def gpu_check(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHON": sys.executable}
+    env.pop("OUT", None)
+    return subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--cpu-smoke", "--out", str(tmp_path),
+                           *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
+
+
+def test_gpu_check_reports_every_stage_within_its_budget(tmp_path):
+    """With no time left every stage is skipped, not run, and the summary still lists each one."""
+    proc = gpu_check(tmp_path, "--budget", "0")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = (tmp_path / "summary.txt").read_text()
+    for stage in ("env", "k400", "ssv2", "fit", "control"):
+        assert f"| {stage} | skipped: the 0s budget is spent |" in summary
+
+
+@pytest.mark.slow
+def test_gpu_check_cpu_smoke(tmp_path):
+    """Every stage of benchmarks/gpu_check.sh at CPU size: both designs timed, the fit trained, one summary."""
+    proc = gpu_check(tmp_path, "--budget", "1500")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = (tmp_path / "summary.txt").read_text()
+    for stage in ("env", "k400", "ssv2", "fit", "control"):
+        assert f"| {stage} | ok |" in summary, summary
+    assert "| k400 | uv2 | train | 2 |" in summary and "| ssv2 | official | eval | 2 |" in summary
+    assert "max |logits uv2 - official|" in summary and "checkpoint written" in summary
+    assert json.loads((tmp_path / "k400.log").read_text().strip().splitlines()[-1])["arch"]["local_type"] == "none"

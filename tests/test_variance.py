@@ -1,0 +1,58 @@
+"""The variance decomposition tool (uv2/ablation/variance.py): which seeds each group varies, the bootstrap test-set
+spread, reuse of finished runs and the printed table."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from uv2.ablation import variance
+from uv2.ablation.grid import Cell
+
+
+def cell() -> Cell:
+    config = {"seed_everything": 7, "model": {"arch": {}}, "data": {"init_args": {"seed": 7}}}
+    return Cell(table="c", row=1, label="1-12, DPE", dataset="temporal", seed=1, config=config)
+
+
+@pytest.mark.parametrize("group, seeds", [("all", (3, 3)), ("augmentation", (1, 3)), ("init_order", (3, 1))])
+def test_each_group_varies_its_own_seeds(group, seeds):
+    config = variance.group_config(cell(), group, 3)
+    assert (config["seed_everything"], config["data"]["init_args"]["seed"]) == seeds
+    assert cell().config["seed_everything"] == 7  # the cell's own experiment is left alone
+
+
+def test_bootstrap_std_is_the_binomial_spread():
+    correct = torch.zeros(400, dtype=torch.bool)
+    correct[:240] = True  # 60 % of 400 videos: sqrt(.6 * .4 / 400) = 2.45 points
+    assert variance.bootstrap_std(correct) == pytest.approx(100 * math.sqrt(0.6 * 0.4 / 400), rel=0.08)
+    assert variance.bootstrap_std(torch.ones(50, dtype=torch.bool)) == 0.0
+
+
+def test_decompose_trains_each_run_once_and_reports_every_group(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_fit_and_test(config_path, run_dir, resume):
+        import yaml
+
+        config = yaml.safe_load(config_path.read_text())
+        calls.append((config["seed_everything"], config["data"]["init_args"]["seed"]))
+        labels = torch.arange(20) % 4
+        scores = torch.nn.functional.one_hot(labels, 4).float()
+        scores[: 2 * config["seed_everything"] + config["data"]["init_args"]["seed"]] *= -1  # a few wrong
+        torch.save({"scores": scores, "labels": labels}, run_dir / "test_predictions.pt")
+        return {"top1": 100 * float((scores.argmax(-1) == labels).float().mean())}
+
+    monkeypatch.setattr(variance, "fit_and_test", fake_fit_and_test)
+    summary = variance.decompose(cell(), [1, 2, 3], tmp_path)
+    assert len(calls) == 9
+    assert summary["groups"]["augmentation"]["top1"] == pytest.approx([85.0, 80.0, 75.0])  # 3, 4, 5 wrong of 20
+    assert summary["groups"]["init_order"]["std"] == pytest.approx(10.0)  # 3, 5, 7 wrong: 85, 75, 65
+    assert summary["test_set_std"] > 0
+    table = variance.render(summary)
+    assert "| augmentation only | 80.0 | 5.00 | 85.0, 80.0, 75.0 |" in table
+    assert "test set (bootstrap" in table
+    again = variance.decompose(cell(), [1, 2, 3], tmp_path)  # finished runs are read back, not trained again
+    assert len(calls) == 9 and again == summary
