@@ -31,7 +31,7 @@ from uv2.experiment import load_experiment
 from uv2.train.callbacks import BalanceMonitor, HParamsSummary, ThroughputSummary
 from uv2.train.checkpointing import AtomicCheckpointIO, LastCheckpoint, best_checkpoint
 from uv2.train.module import VideoClassifier
-from uv2.train.resume import EpochMetricSums, RandomStates
+from uv2.train.resume import EpochMetricSums, RandomStates, TrainLoaderPosition
 
 
 class UV2CLI(LightningCLI):
@@ -58,10 +58,10 @@ class UV2CLI(LightningCLI):
         trainer_cfg = config.get("trainer", {})
         if trainer_cfg.get("logger") in (None, True):
             kwargs["logger"] = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False)
-        # RandomStates and EpochMetricSums put what Lightning leaves out into every checkpoint (uv2.train.resume);
+        # RandomStates, TrainLoaderPosition and EpochMetricSums restore what Lightning leaves out (uv2.train.resume);
         # EpochMetricSums before LastCheckpoint: after a resume it merges the epoch sums before the next write
         callbacks = [ThroughputSummary(), BalanceMonitor(), LearningRateMonitor(logging_interval="step"),
-                     self.hparams_summary, RandomStates(), EpochMetricSums()]
+                     self.hparams_summary, RandomStates(), TrainLoaderPosition(), EpochMetricSums()]
         if trainer_cfg.get("enable_checkpointing", True) is not False:  # uv2.train.checkpointing: what each file is
             ckpt_dir = run_dir / "checkpoints"
             callbacks += [best_checkpoint(ckpt_dir),

@@ -6,7 +6,7 @@ Where each part of the state comes from:
 
 - Weights, optimizer, LR schedule, step and epoch counters, the best-checkpoint callback: Lightning.
 - The position in the training data: the training loader's state (uv2.data.sampler.ResumableDataLoader), which
-  Lightning keeps in the fit loop's ``combined_loader``; the order and every item's augmentation draws are pure
+  Lightning keeps in the fit loop's ``combined_loader`` (restored by :class:`TrainLoaderPosition`); the order and every item's augmentation draws are pure
   functions of (seed, epoch, pass, position), so nothing of the DataLoader workers or of the dataset's generators
   needs carrying. The seed itself travels in the DataModule's ``state_dict``.
 - The global random generators of every rank (torch CPU / CUDA / MPS, numpy's legacy generator, Python's
@@ -35,7 +35,7 @@ import torch
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RandomStates", "EpochMetricSums", "collect_random_states", "restore_random_states"]
+__all__ = ["RandomStates", "EpochMetricSums", "TrainLoaderPosition", "collect_random_states", "restore_random_states"]
 
 
 def collect_random_states() -> dict[str, Any]:
@@ -111,6 +111,21 @@ class RandomStates(pl.Callback):
                         f"differ from the uninterrupted run's)")
             return
         restore_random_states(loaded["ranks"][trainer.global_rank])
+
+
+class TrainLoaderPosition(pl.Callback):
+    """Hands the training loaders the position a checkpoint holds, where Lightning built them too early to do so.
+
+    Lightning loads the saved loader states in ``FitLoop.setup_data``, which builds the training loaders once; but
+    VideoClassifier.configure_optimizers asks for ``trainer.estimated_stepping_batches`` (the schedule's length),
+    which builds them before the checkpoint's loop state is restored, so Lightning's load finds nothing to load then
+    and never runs again (Lightning 2.6): the resumed epoch would start its pass over. Loading here, at
+    ``on_train_start``, is still in time: uv2.data.sampler.ResumableDataLoader creates its iterator at the first batch.
+    A no-op where Lightning did load them (its list of states to load is empty then).
+    """
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        trainer.fit_loop._load_combined_loader_states()
 
 
 class EpochMetricSums(pl.Callback):
