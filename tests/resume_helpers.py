@@ -18,9 +18,9 @@ class KillAfterCheckpoint(pl.Callback):
 
     Args:
         step: the optimizer step.
-        write: False: wait until the run's LastCheckpoint has written that step (`--checkpoint_every_n_steps`, an epoch
-            end); True: write last.ckpt at that step's batch end itself, as `--checkpoint_every_n_steps` would (for
-            runs whose interval a test cannot set: the ablation grid's cells).
+        write: False: wait until the run's LastCheckpoint writes that step (`--checkpoint_every_n_steps`, an epoch
+            end); True: set the LastCheckpoint's interval to `step` first, for runs whose interval a test cannot set
+            (the ablation grid's cells).
         marker: a file; the process kills itself only while it does not exist, and creates it first, so that a rerun
             of the same config (the grid resumes a cell only when its config is unchanged) runs on.
     """
@@ -28,22 +28,24 @@ class KillAfterCheckpoint(pl.Callback):
     def __init__(self, step: int, write: bool = False, marker: str | None = None) -> None:
         self.step, self.write, self.marker = step, write, marker
 
-    def _armed(self, trainer: pl.Trainer) -> bool:
-        return trainer.global_step == self.step and not (self.marker and Path(self.marker).exists())
+    def _disarmed(self) -> bool:
+        return bool(self.marker) and Path(self.marker).exists()
 
     @staticmethod
     def _last(trainer: pl.Trainer) -> LastCheckpoint:
         return next(c for c in trainer.callbacks if isinstance(c, LastCheckpoint))
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self.write and not self._disarmed():
+            self._last(trainer).every_n_steps = self.step
+
     def _kill_if_written(self, trainer: pl.Trainer) -> None:
-        if self._armed(trainer) and self._last(trainer)._saved_step == self.step:
+        if trainer.global_step == self.step and self._last(trainer)._saved_step == self.step and not self._disarmed():
             if self.marker:
                 Path(self.marker).write_text(str(self.step))
             os.kill(os.getpid(), signal.SIGKILL)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.write and self._armed(trainer):
-            self._last(trainer).save(trainer)
         self._kill_if_written(trainer)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
