@@ -121,14 +121,17 @@ def _tail(log: Path) -> str:
     return log.read_text()[-3000:]
 
 
-def _killed_and_resumed(args: list[str], kill_step: int) -> dict:
-    """Run `args` killed by SIGKILL once last.ckpt holds step `kill_step`, then resume it; the final last.ckpt."""
+def _killed_and_resumed(args: list[str], kill_steps: list[int]) -> dict:
+    """Run `args` killed by SIGKILL once last.ckpt holds the first of `kill_steps`, resumed and killed again at the
+    next one, ..., and resumed to the end; the final last.ckpt."""
     run_dir = Path(args[args.index("--run_dir") + 1])
     run_dir.mkdir(parents=True, exist_ok=True)
-    killed = _uv2_fit([*args, f"--trainer.callbacks+={KILLER}", f"--trainer.callbacks.step={kill_step}"],
-                      run_dir / "killed.log")
-    assert killed == -signal.SIGKILL, _tail(run_dir / "killed.log")
-    assert safe_load(run_dir / "checkpoints" / "last.ckpt")["global_step"] == kill_step
+    for n, step in enumerate(kill_steps):
+        log = run_dir / f"killed{n}.log"
+        resume = ["--resume"] if n else []
+        killed = _uv2_fit([*args, *resume, f"--trainer.callbacks+={KILLER}", f"--trainer.callbacks.step={step}"], log)
+        assert killed == -signal.SIGKILL, _tail(log)
+        assert safe_load(run_dir / "checkpoints" / "last.ckpt")["global_step"] == step
     assert _uv2_fit([*args, "--resume"], run_dir / "resumed.log") == 0, _tail(run_dir / "resumed.log")
     return safe_load(run_dir / "checkpoints" / "last.ckpt")
 
@@ -155,23 +158,23 @@ def uninterrupted(synth_root, tmp_path_factory) -> dict[bool, Path]:
     return runs
 
 
-@pytest.mark.parametrize(("num_workers", "cache", "kill_step"), [
-    (0, True, 3),  # mid first epoch
-    (2, False, 7),  # mid second epoch, worker processes, seek-and-decode
-    (2, True, STEPS_PER_EPOCH),  # at the end of the first epoch (after its validation)
-], ids=["workers0-cached-mid-epoch", "workers2-decoded-mid-epoch", "workers2-cached-epoch-end"])
-def test_killed_run_resumes_bit_identically(synth_root, uninterrupted, tmp_path, num_workers, cache, kill_step):
-    """Killed with SIGKILL once last.ckpt holds `kill_step`, resumed with --resume: the same final weights and
+@pytest.mark.parametrize(("num_workers", "cache", "kill_steps"), [
+    (0, True, [3]),  # mid first epoch
+    (2, False, [STEPS_PER_EPOCH, 7]),  # at the end of the first epoch (after its validation), then mid second epoch
+], ids=["workers0-cached", "workers2-decoded"])
+def test_killed_run_resumes_bit_identically(synth_root, uninterrupted, tmp_path, num_workers, cache, kill_steps):
+    """Killed with SIGKILL once last.ckpt holds a chosen step, resumed with --resume: the same final weights and
     optimizer state as the uninterrupted run (torch.equal), the same logged training losses, epoch metrics and
-    validation from the resume point on, one HPARAMS session, as a run with another worker count."""
+    validation from the (last) resume point on, one HPARAMS session; with worker processes and without, the decode
+    cache on and off (the uninterrupted run has no workers: the batches do not depend on them)."""
     run_dir = tmp_path / "killed"
-    resumed = _killed_and_resumed(_fit_args(synth_root, run_dir, num_workers, cache), kill_step)
+    resumed = _killed_and_resumed(_fit_args(synth_root, run_dir, num_workers, cache), kill_steps)
     reference_dir = uninterrupted[cache]
     _assert_same_state(resumed, safe_load(reference_dir / "checkpoints" / "last.ckpt"))
 
     logged, expected = logged_scalars(run_dir, newest_only=True), logged_scalars(reference_dir)
     for tag in ("train/loss_step", "train/loss_epoch", "train/top1", "val/top1", "val/loss"):
-        after = {step: v for step, v in expected[tag].items() if step >= kill_step}
+        after = {step: v for step, v in expected[tag].items() if step >= kill_steps[-1]}
         assert after and {step: logged[tag][step] for step in after} == after, tag
     # TensorBoard's HPARAMS session is written once per run, and the best validation top-1 carries over the kill
     assert len(hparams_records(run_dir)["_hparams_/session_start_info"]) == 1
@@ -185,20 +188,20 @@ def test_cotraining_resumes_bit_identically(synth_root, tmp_path):
     killed mid-epoch in that second pass: the resumed run ends with the uninterrupted run's weights."""
     common = {"synthetic_size": "micro", "synthetic_root": str(synth_root), "num_workers": 0, "crop_size": 32,
               "short_side": 32, "cache_decoded": True}
-    sets = {"scene_a": {"synthetic_set": "scene_a", "batch_size": 4},  # 8 videos: 2 batches per pass
-            "scene_b": {"synthetic_set": "scene_b", "batch_size": 2}}  # 4 batches: the epoch's length
+    sets = {"scene_a": {"synthetic_set": "scene_a", "batch_size": 4},  # 16 videos: 4 batches per pass
+            "scene_b": {"synthetic_set": "scene_b", "batch_size": 2}}  # 8 batches: the epoch's length
 
     def args(run_dir: Path) -> list[str]:
         return ["--config", str(REPO / "experiments/cotrain_tiny.yaml"), "--data.init_args.common", json.dumps(common),
                 "--data.init_args.sets", json.dumps(sets), "--model.arch.num_classes", "16", "--model.init_from", "null",
-                "--model.arch.head_dropout", "0.5", "--trainer.max_epochs", "2", "--trainer.limit_val_batches", "1",
+                "--model.arch.head_dropout", "0.5", "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "1",
                 "--checkpoint_every_n_steps", "1", "--trainer.enable_progress_bar", "false",
                 "--trainer.enable_model_summary", "false", "--run_dir", str(run_dir)]
 
     assert _uv2_fit(args(tmp_path / "uninterrupted"), tmp_path / "uninterrupted.log") == 0, \
         _tail(tmp_path / "uninterrupted.log")
     reference = safe_load(tmp_path / "uninterrupted" / "checkpoints" / "last.ckpt")
-    resumed = _killed_and_resumed(args(tmp_path / "killed"), kill_step=3)  # scene_a's second pass, first batch done
+    resumed = _killed_and_resumed(args(tmp_path / "killed"), [5])  # scene_a's second pass, its first batch done
     assert resumed["global_step"] == reference["global_step"] == 8
     different = [k for k, v in reference["state_dict"].items() if not torch.equal(v, resumed["state_dict"][k])]
     assert not different, f"weights differ from the uninterrupted run's: {different[:5]}"
