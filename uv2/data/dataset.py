@@ -424,18 +424,18 @@ class VideoDataset(Dataset):
         return rearrange(clip, "t c h w -> c t h w"), torch.tensor(False), torch.tensor(-1, dtype=torch.int64)
 
     def __getitem__(self, item: int | ItemKey) -> dict:
-        """Item ``item``; an :class:`~uv2.data.sampler.ItemKey` also gives the generator of its training draws."""
+        """Item ``item``; an :class:`~uv2.data.sampler.ItemKey` also gives the generator of its training draws (a
+        fresh one per attempt: a replacement draws the same whether this process knew the bad video before or not)."""
         start = time.perf_counter()
         timer = StageTimer() if self.profile else None
-        rng = None
-        if isinstance(item, ItemKey):
-            item, rng = item.index, item.rng() if self.mode == "train" else None
-        video_index, view_index = self.locate(item)
+        key = item if isinstance(item, ItemKey) else None
+        video_index, view_index = self.locate(key.index if key is not None else item)
         candidate, failures = video_index, 0
         for attempt in range(self.cfg.max_retries + 1):
             first_try = candidate not in self._attempted
             self._attempted.add(candidate)
             if candidate not in self._bad:
+                rng = key.rng() if key is not None and self.mode == "train" else None
                 try:
                     video, flip, seed = self._load(candidate, view_index, timer, rng)
                 except VideoDecodeError as e:
