@@ -56,3 +56,13 @@ def test_decompose_trains_each_run_once_and_reports_every_group(monkeypatch, tmp
     assert "test set (bootstrap" in table
     again = variance.decompose(cell(), [1, 2, 3], tmp_path)  # finished runs are read back, not trained again
     assert len(calls) == 9 and again == summary
+
+
+def test_settings_change_a_copy_of_the_experiment():
+    config = variance.with_settings(cell().config, ["model.optim.lr=1e-3", "data.init_args.batch_size=8"])
+    assert config["model"]["optim"] == {"lr": 1e-3} and config["data"]["init_args"] == {"seed": 7, "batch_size": 8}
+    assert "optim" not in cell().config["model"]
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        variance.with_settings(cell().config, ["model.optim.lr"])
+    with pytest.raises(ValueError, match="'seed_everything' is not a section"):
+        variance.with_settings(cell().config, ["seed_everything.x=1"])

@@ -37,6 +37,34 @@ GROUPS = ("all", "augmentation", "init_order")
 BOOTSTRAP_SAMPLES = 2000
 
 
+def with_settings(config: dict[str, Any], settings: list[str]) -> dict[str, Any]:
+    """`config` with each "dotted.key=YAML value" of `settings` set (a recipe variant to measure)."""
+    config = json.loads(json.dumps(config))
+    for setting in settings:
+        key, sep, value = setting.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {setting!r}: expected KEY=VALUE, e.g. model.optim.lr=1e-3")
+        *parents, leaf = key.split(".")
+        node = config
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--set {setting!r}: {part!r} is not a section of the experiment")
+        node[leaf] = _yaml_value(value)
+    return config
+
+
+def _yaml_value(text: str) -> Any:
+    """A YAML scalar or collection; numbers like 1e-3, which YAML 1.1 reads as strings, as floats."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
 def group_config(cell: Cell, group: str, seed: int) -> dict[str, Any]:
     """The cell's experiment with the seeds of one group's run."""
     config = json.loads(json.dumps(cell.config))
