@@ -20,7 +20,7 @@ sys.path.insert(0, str(REPO))
 
 from uv2.ablation.grid import TableError, expand_cells, load_datasets, load_table  # noqa: E402
 from uv2.ablation.pretrain import ensure_image_vit  # noqa: E402
-from uv2.ablation.variance import GROUPS, decompose, render  # noqa: E402
+from uv2.ablation.variance import GROUPS, decompose, render, with_settings  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", required=True, help="a dataset key of the table (e.g. temporal, scene)")
     parser.add_argument("--seeds", type=int, default=5, help="runs per group (seeds 1..N)")
     parser.add_argument("--groups", default=",".join(GROUPS), help=f"comma-separated, of {', '.join(GROUPS)}")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change the cell's experiment, e.g. --set model.optim.lr=1e-3 (a dotted key, a YAML value)")
     parser.add_argument("--out", type=Path, default=Path("results/variance"))
     parser.add_argument("--datasets", type=Path, default=REPO / "ablations" / "datasets.yaml")
     args = parser.parse_args(argv)
@@ -50,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         table.rows = [table.rows[rows[0]]]
         (cell,) = [c for c in expand_cells(table, load_datasets(args.datasets), "tiny", [1], repo=REPO)
                    if c.dataset == args.dataset]
+        cell.config = with_settings(cell.config, args.set)
     except (TableError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -47,7 +47,7 @@ def test_decompose_trains_each_run_once_and_reports_every_group(monkeypatch, tmp
 
     monkeypatch.setattr(variance, "fit_and_test", fake_fit_and_test)
     summary = variance.decompose(cell(), [1, 2, 3], tmp_path)
-    assert len(calls) == 9
+    assert len(calls) == 7  # seed 1's run (1, 1) is every group's first, trained once
     assert summary["groups"]["augmentation"]["top1"] == pytest.approx([85.0, 80.0, 75.0])  # 3, 4, 5 wrong of 20
     assert summary["groups"]["init_order"]["std"] == pytest.approx(10.0)  # 3, 5, 7 wrong: 85, 75, 65
     assert summary["test_set_std"] > 0
@@ -55,4 +55,14 @@ def test_decompose_trains_each_run_once_and_reports_every_group(monkeypatch, tmp
     assert "| augmentation only | 80.0 | 5.00 | 85.0, 80.0, 75.0 |" in table
     assert "test set (bootstrap" in table
     again = variance.decompose(cell(), [1, 2, 3], tmp_path)  # finished runs are read back, not trained again
-    assert len(calls) == 9 and again == summary
+    assert len(calls) == 7 and again == summary
+
+
+def test_settings_change_a_copy_of_the_experiment():
+    config = variance.with_settings(cell().config, ["model.optim.lr=1e-3", "data.init_args.batch_size=8"])
+    assert config["model"]["optim"] == {"lr": 1e-3} and config["data"]["init_args"] == {"seed": 7, "batch_size": 8}
+    assert "optim" not in cell().config["model"]
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        variance.with_settings(cell().config, ["model.optim.lr"])
+    with pytest.raises(ValueError, match="'seed_everything' is not a section"):
+        variance.with_settings(cell().config, ["seed_everything.x=1"])

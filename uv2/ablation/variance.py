@@ -14,8 +14,9 @@ different draw of as many test videos would give), averaged over the runs of ``a
 it is about sqrt(p (1 - p) / n).
 
 ``python ablations/variance.py --table c --row 1 --dataset temporal --seeds 5`` prints the standard deviation of
-each group, the test-set part and the mean top-1 per group; the runs live in results/variance/<cell>/<group>/seed<s>
-and are reused when the command is run again.
+each group, the test-set part and the mean top-1 per group. A run is named by its two seeds,
+results/variance/<cell>/seed_everything<e>_data<d>, so the groups share their common runs (seed 1's, in all three)
+and a second command reuses every finished one.
 """
 
 from __future__ import annotations
@@ -35,6 +36,34 @@ from uv2.io import atomic_write_text
 
 GROUPS = ("all", "augmentation", "init_order")
 BOOTSTRAP_SAMPLES = 2000
+
+
+def with_settings(config: dict[str, Any], settings: list[str]) -> dict[str, Any]:
+    """`config` with each "dotted.key=YAML value" of `settings` set (a recipe variant to measure)."""
+    config = json.loads(json.dumps(config))
+    for setting in settings:
+        key, sep, value = setting.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {setting!r}: expected KEY=VALUE, e.g. model.optim.lr=1e-3")
+        *parents, leaf = key.split(".")
+        node = config
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--set {setting!r}: {part!r} is not a section of the experiment")
+        node[leaf] = _yaml_value(value)
+    return config
+
+
+def _yaml_value(text: str) -> Any:
+    """A YAML scalar or collection; numbers like 1e-3, which YAML 1.1 reads as strings, as floats."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
 
 
 def group_config(cell: Cell, group: str, seed: int) -> dict[str, Any]:
@@ -69,16 +98,17 @@ class GroupResult:
 
 
 def run_group(cell: Cell, group: str, seeds: list[int], out_dir: Path) -> tuple[GroupResult, list[float]]:
-    """Train and test the cell once per seed (reusing finished runs); (the group's top-1s, each run's bootstrap
-    test-set std)."""
+    """Train and test the cell once per seed (reusing finished runs, also those of other groups with the same
+    seeds); (the group's top-1s, each run's bootstrap test-set std)."""
     top1, test_std = [], []
     for seed in seeds:
-        run_dir = out_dir / group / f"seed{seed}"
+        config = group_config(cell, group, seed)
+        run_dir = out_dir / f"seed_everything{config['seed_everything']}_data{config['data']['init_args']['seed']}"
         result_file = run_dir / "variance_result.json"
         if not result_file.exists():
             run_dir.mkdir(parents=True, exist_ok=True)
             config_path = run_dir / "cell.yaml"
-            atomic_write_text(config_path, yaml.safe_dump(group_config(cell, group, seed), sort_keys=False))
+            atomic_write_text(config_path, yaml.safe_dump(config, sort_keys=False))
             result = fit_and_test(config_path, run_dir, resume=True)
             predictions = torch.load(run_dir / "test_predictions.pt", weights_only=True)
             correct = predictions["scores"].argmax(-1) == predictions["labels"]
