@@ -29,6 +29,7 @@ from uv2.data.dataset import (
 from uv2.data.decode import count_decodable_frames, probe_video
 from uv2.data.frames import FrameFolderIndex
 from uv2.data.lists import VideoRecord, read_csv_list
+from uv2.data.sampler import ItemKey
 from uv2.data.sampling import dense_indices, uniform_indices
 from uv2.data.synthetic import TEMPORAL_CLASSES, generate
 from uv2.data.transforms import CLIP_MEAN, CLIP_STD, TransformConfig
@@ -135,6 +136,18 @@ def test_bad_files_are_replaced_and_counted(videos, bad_files, caplog):
             assert str(path) in caplog.text, kind
         assert "mid-stream" in ds.bad_videos[str(bad_files["mid_decode"])]
         caplog.clear()
+
+
+def test_keyed_item_draws_do_not_depend_on_known_bad_videos(videos, bad_files):
+    """A training item asked for by an ItemKey whose video fails mid-decode is replaced with the same draws whether
+    the process meets the bad video for the first time (after drawing for it) or knows it already (a resumed run,
+    another worker): its draws come from a fresh generator per attempt."""
+    records = [VideoRecord(str(p), i) for i, p in enumerate(videos)] + [VideoRecord(str(bad_files["mid_decode"]), 7)]
+    ds = VideoDataset(records, "train", _cfg(min_attempts=1000))
+    key = ItemKey(len(videos), (5, 1, 0, 0, 3))
+    first, again = ds[key], ds[key]
+    assert first["decode_failures"] >= 1 and first["video_index"] == again["video_index"] < len(videos)
+    assert torch.equal(first["video"], again["video"]) and torch.equal(first["aug_seed"], again["aug_seed"])
 
 
 def test_replacement_is_deterministic_and_never_itself(videos):

@@ -2,8 +2,10 @@
 
 - Every cell has its own directory (config, TensorBoard logs, checkpoints) and a status file cell.json written
   atomically when the cell ends: done (with metrics), failed (with the error) or interrupted.
-- A rerun skips done cells whose config is unchanged and resumes an unfinished cell from its last checkpoint
-  (checkpoints are also written every few optimizer steps); --fresh starts over.
+- A rerun skips done cells whose config is unchanged and resumes an unfinished cell (interrupted, failed, or killed
+  mid-run: started.json holds the config it started with) from its last checkpoint, continuing exactly as the
+  uninterrupted run would (uv2.train.resume; checkpoints are also written every few optimizer steps); --fresh
+  starts over.
 - A failing cell is recorded and the grid goes on; Ctrl-C stops after recording the cell as interrupted.
 - results.csv and table.md (uv2.ablation.table) are rewritten atomically after every cell.
 - Progress (uv2.ablation.progress): one line per cell, updating in a terminal, one line per epoch elsewhere; every
@@ -32,6 +34,8 @@ from uv2.ablation.table import render_table, results_csv
 from uv2.io import atomic_write_text
 from uv2.models import ModelConfig
 from uv2.models.flops import model_flops
+
+STARTED = "started.json"  # a cell's config hash, written when it starts: a cell killed mid-run resumes from last.ckpt
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +86,12 @@ class GridRunner:
             self.progress.finish_cell(trained=False)
             self.say(f"{where}: done before (top1 {previous['top1']:.1f}), skipped")
             return previous
-        resume = bool(previous) and previous.get("config_hash") == cell.config_hash
+        started = folder / STARTED
+        known = previous or (json.loads(started.read_text()) if started.exists() else None)  # None: never run
+        resume = bool(known) and known.get("config_hash") == cell.config_hash
         self.say(f"{where}: {'resuming' if resume and (folder / 'checkpoints/last.ckpt').exists() else 'running'}")
+        folder.mkdir(parents=True, exist_ok=True)  # a cell killed before it ends resumes when its config is unchanged
+        atomic_write_text(started, json.dumps({"config_hash": cell.config_hash}))
         record = self.base_record(cell)
         try:
             with PeakMemory() as memory:

@@ -31,12 +31,12 @@ from typing import Any, Literal
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
-from torchdata.stateful_dataloader import StatefulDataLoader
 
 from uv2.data.augment import BatchAugment
 from uv2.data.backends import DECODERS
 from uv2.data.dataset import ImageDataset, VideoDataset, VideoDatasetConfig, collate_clips, worker_init_fn
 from uv2.data.lists import LIST_FORMATS, ListFormat, VideoRecord, load_video_list, read_csv_list
+from uv2.data.sampler import ResumableDataLoader, ShuffleSampler, derive_seed
 from uv2.data.synthetic import (
     ALL_SETS,
     DEFAULT_ROOT,
@@ -70,38 +70,49 @@ def synthetic_set_dir(init_args: dict) -> Path:
     return root / init_args["synthetic_set"]
 
 
-class ResumableDataLoader(StatefulDataLoader):
-    """torchdata's StatefulDataLoader whose state is that of the batches the training loop has *consumed*.
+def eval_generator(seed: int) -> torch.Generator:
+    """The generator of an evaluation loader's base seeds: iterating it draws nothing from torch's global generator,
+    whose state (dropout masks) a resumed run restores (uv2.train.resume.RandomStates)."""
+    return torch.Generator().manual_seed(seed)
 
-    Lightning fetches one batch ahead of the step it runs (to know which batch is the last), so when it saves a
-    checkpoint the loader has already produced the next batch; its plain state would make a resumed run skip
-    that batch. This loader snapshots its state before every fetch and reports the snapshot taken before the
-    latest one: mid-epoch that is the state after the batches already trained on, and at the end of an epoch
-    (the fetch that found no batch) the state after the whole epoch.
+
+class TrainSeed:
+    """The seed of a DataModule's training order and draws, kept in checkpoints (DataModule.state_dict).
+
+    Derived from torch's seed when the DataModule is built (LightningCLI seeds before it builds: seed_everything),
+    the DataModule's ``seed`` and a stream number (co-training gives each set its own); a checkpoint's seed wins, so a
+    resumed run keeps its order even when its seed_everything was drawn at random (``seed_everything: true``).
     """
 
-    def __iter__(self):
-        self._state_before_fetch = None
-        return _SnapshotIterator(self, super().__iter__())
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.initial = torch.initial_seed()
+        self.stream = 0
+        self.restored: int | None = None
+        self.sampler: ShuffleSampler | None = None
 
-    def state_dict(self) -> dict:
-        state = getattr(self, "_state_before_fetch", None)
-        return state if state is not None else super().state_dict()
+    @property
+    def value(self) -> int:
+        return self.restored if self.restored is not None else derive_seed(self.initial, self.seed, self.stream)
 
+    def state_dict(self) -> dict[str, int]:
+        return {"train_seed": self.value}
 
-class _SnapshotIterator:
-    def __init__(self, loader: ResumableDataLoader, iterator) -> None:
-        self.loader, self.iterator = loader, iterator
+    def loader(self, datamodule: pl.LightningDataModule, dataset, **kwargs: Any) -> ResumableDataLoader:
+        """The training loader of ``datamodule``: a ResumableDataLoader over a ShuffleSampler of this seed, split
+        across the Trainer's ranks under DDP (uv2.data.sampler: order and draws are pure functions of seed, epoch,
+        pass, position)."""
+        trainer = datamodule.trainer
+        split = (trainer.distributed_sampler_kwargs if trainer is not None else None) or {}
+        self.sampler = ShuffleSampler(dataset, self.value, num_replicas=split.get("num_replicas", 1),
+                                      rank=split.get("rank", 0))
+        return ResumableDataLoader(dataset, sampler=self.sampler, **kwargs)
 
-    def __iter__(self):
-        return self
-
-    def __len__(self) -> int:
-        return len(self.iterator)
-
-    def __next__(self):
-        self.loader._state_before_fetch = StatefulDataLoader.state_dict(self.loader)
-        return next(self.iterator)
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "train_seed" in state:
+            self.restored = int(state["train_seed"])
+            if self.sampler is not None:  # a loader built before the restore (strategies that restore after setup)
+                self.sampler.seed = self.restored
 
 
 class VideoDataModule(pl.LightningDataModule):
@@ -254,6 +265,7 @@ class VideoDataModule(pl.LightningDataModule):
             transform=transform,
         )
         self.augment = BatchAugment(transform)  # the per-batch work on the device
+        self.train_seed = TrainSeed(seed)  # the training order and draws (uv2.data.sampler), kept in checkpoints
         self.class_names: list[str] | None = None
         self.train_dataset: VideoDataset | None = None
         self.val_dataset: VideoDataset | None = None
@@ -360,14 +372,7 @@ class VideoDataModule(pl.LightningDataModule):
         if dataset is None:
             raise RuntimeError("call setup() with the matching stage before asking for its DataLoader")
         hp = self.hparams
-        # training uses a StatefulDataLoader: Lightning saves its sampler position in every checkpoint, so a run
-        # resumed mid-epoch sees exactly the batches the interrupted one had left
-        loader_class = ResumableDataLoader if train else DataLoader
-        return loader_class(
-            dataset,
-            batch_size=hp.batch_size if train else (hp.eval_batch_size or hp.batch_size),
-            shuffle=train,
-            drop_last=train and len(dataset) >= hp.batch_size,
+        common = dict(
             num_workers=hp.num_workers,
             pin_memory=_pin(hp.pin_memory),
             persistent_workers=hp.num_workers > 0,
@@ -375,6 +380,11 @@ class VideoDataModule(pl.LightningDataModule):
             worker_init_fn=worker_init_fn if hp.num_workers > 0 else None,
             collate_fn=collate_clips,
         )
+        if train:  # Lightning saves its position in every checkpoint: a resumed run continues exactly
+            return self.train_seed.loader(self, dataset, batch_size=hp.batch_size,
+                                          drop_last=len(dataset) >= hp.batch_size, **common)
+        return DataLoader(dataset, batch_size=hp.eval_batch_size or hp.batch_size, shuffle=False,
+                          generator=eval_generator(hp.seed), **common)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_dataset, train=True)
@@ -387,6 +397,13 @@ class VideoDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.test_dataset, train=False)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Kept in checkpoints: the seed of the training order and draws."""
+        return self.train_seed.state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.train_seed.load_state_dict(state_dict)
 
     # -- the per-batch work on the device -------------------------------------------------------------------------
 
@@ -455,6 +472,7 @@ class ImageDataModule(pl.LightningDataModule):
             std=tuple(std) if std is not None else CLIP_STD,
         )
         self.augment = BatchAugment(self.transform)  # flip + normalisation on the device
+        self.train_seed = TrainSeed(seed)  # the training order and draws (uv2.data.sampler), kept in checkpoints
         self.class_names: list[str] | None = None
         self.train_dataset: ImageDataset | None = None
         self.val_dataset: ImageDataset | None = None
@@ -497,23 +515,30 @@ class ImageDataModule(pl.LightningDataModule):
         if dataset is None:
             raise RuntimeError("call setup() before asking for a DataLoader")
         hp = self.hparams
-        return DataLoader(
-            dataset,
+        common = dict(
             batch_size=hp.batch_size,
-            shuffle=train,
-            drop_last=train and len(dataset) >= hp.batch_size,
             num_workers=hp.num_workers,
             pin_memory=_pin(None),
             persistent_workers=hp.num_workers > 0,
             multiprocessing_context=hp.worker_start_method if hp.num_workers > 0 else None,
             worker_init_fn=worker_init_fn if hp.num_workers > 0 else None,
         )
+        if train:
+            return self.train_seed.loader(self, dataset, drop_last=len(dataset) >= hp.batch_size, **common)
+        return DataLoader(dataset, shuffle=False, generator=eval_generator(hp.seed), **common)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_dataset, True)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_dataset, False)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Kept in checkpoints: the seed of the training order and draws."""
+        return self.train_seed.state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.train_seed.load_state_dict(state_dict)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """On the device: uint8 images -> the model's float input (flip, normalisation)."""

@@ -34,10 +34,13 @@ The bad fraction is measured per process (each DataLoader worker counts for itse
 least ``min_attempts`` distinct videos were attempted, a fraction above ``max_bad_fraction`` raises
 :class:`TooManyBadVideos` naming the first bad files and their errors; so does running out of retries.
 
-Randomness. Training draws (temporal offsets, crops, flips, RandAugment seeds) come from a ``numpy.random.Generator``
-created lazily in each process from ``torch.initial_seed()`` (which PyTorch sets to ``base_seed + worker_id`` in
-DataLoader workers, ``base_seed`` being drawn from the main process RNG), so workers differ and a run seeded with
-``seed_everything`` is reproducible. Val/test items are deterministic.
+Randomness. Training draws (temporal offsets, crops, flips, RandAugment seeds) of an item asked for by an
+:class:`~uv2.data.sampler.ItemKey` (what the DataModules' training sampler hands out) come from that key's own
+generator: a pure function of (seed, epoch, pass, position), whatever process loads the item and whatever it loaded
+before, so a resumed run draws exactly what the uninterrupted one did (:mod:`uv2.data.sampler`). An item asked for by
+a plain index (tools, tests) draws from a ``numpy.random.Generator`` created lazily in each process from
+``torch.initial_seed()`` (which PyTorch sets to ``base_seed + worker_id`` in DataLoader workers). Val/test items are
+deterministic.
 
 Decoding: frames are decoded by the configured backend (``decoder``: ``pyav``, the default, or ``torchcodec``; see
 :mod:`uv2.data.backends`) seeking and decoding only the needed frames; each file's
@@ -72,6 +75,7 @@ from uv2.data.backends import DECODERS, DecoderName, VideoBackend, backend_unava
 from uv2.data.decode import FrameSpec, StageTimer, VideoDecodeError, VideoIndex, decode_all_frames
 from uv2.data.frames import FrameFolderBackend, parse_frame_template
 from uv2.data.lists import VideoRecord
+from uv2.data.sampler import ItemKey
 from uv2.data.sampling import SAMPLING_MODES, SamplingMode, sample_indices
 from uv2.data.transforms import (
     ClipDraw,
@@ -248,10 +252,9 @@ class VideoDataset(Dataset):
 
     # -- loading --------------------------------------------------------------------------------------------------
 
-    def _clip_indices(self, num_frames: int, view_index: int) -> list[np.ndarray]:
+    def _clip_indices(self, num_frames: int, view_index: int, rng: np.random.Generator | None) -> list[np.ndarray]:
         cfg = self.cfg
         if self.mode == "train":
-            rng = self.rng
             return [
                 sample_indices(cfg.sampling, num_frames, cfg.num_frames, stride=cfg.frame_stride, train=True, rng=rng)
                 for _ in range(cfg.num_repeats)
@@ -294,12 +297,13 @@ class VideoDataset(Dataset):
         view_index: int,
         specs_of: Callable[[VideoIndex, list[np.ndarray]], FrameSpec | list[FrameSpec] | None],
         timer: StageTimer | None,
+        rng: np.random.Generator | None = None,
     ) -> tuple[list[torch.Tensor], list[np.ndarray], VideoIndex]:
         """uint8 (T, C, H, W) clips (one per sampled index array) of ``path``, decoded as ``specs_of(index, clips)``
         says (one FrameSpec per frame index), re-sampled when decoding corrects the frame count."""
         backend = self._backend_for(path)
         index = self._index_cache.get(path) or backend.probe(path, timer)
-        clips = self._clip_indices(index.num_frames, view_index)
+        clips = self._clip_indices(index.num_frames, view_index, rng)
         frames, new_index = backend.decode(path, np.concatenate(clips), index, specs_of(index, clips), timer)
         if new_index.num_frames != index.num_frames:  # the true frame count differs: sample again with it
             log.info(
@@ -308,19 +312,21 @@ class VideoDataset(Dataset):
                 new_index.num_frames,
                 index.num_frames,
             )
-            clips = self._clip_indices(new_index.num_frames, view_index)
+            clips = self._clip_indices(new_index.num_frames, view_index, rng)
             frames, new_index = backend.decode(path, np.concatenate(clips), new_index, specs_of(new_index, clips),
                                                timer)
         self._index_cache[path] = new_index
         video = rearrange(torch.from_numpy(frames), "n h w c -> n c h w")
         return list(video.split([len(c) for c in clips])), clips, new_index
 
-    def _train_clips(self, path: str, timer: StageTimer | None) -> tuple[list[torch.Tensor], list[ClipDraw]]:
-        """uint8 (T, C, crop, crop) training clips (one per repeat) and their random choices."""
-        transform, rng = self.train_transform, self.rng
+    def _train_clips(self, path: str, timer: StageTimer | None,
+                     rng: np.random.Generator) -> tuple[list[torch.Tensor], list[ClipDraw]]:
+        """uint8 (T, C, crop, crop) training clips (one per repeat) and their random choices, drawn from ``rng``
+        (frame indices first, then the crop boxes, with the decode cache or without)."""
+        transform = self.train_transform
         if self.cfg.cache_decoded:
             video = self._cached_frames(path, timer)
-            indices = self._clip_indices(len(video), 0)
+            indices = self._clip_indices(len(video), 0, rng)
             start = time.perf_counter()
             draws = [transform.draw(*video.shape[-2:], rng) for _ in indices]
             clips = [transform.crop(video[torch.from_numpy(np.asarray(c, dtype=np.int64))], d.box)
@@ -344,7 +350,7 @@ class VideoDataset(Dataset):
                 timer.add("augment", time.perf_counter() - start)
             return [FrameSpec(d.box, (size, size)) for d, c in zip(draws, clips) for _ in c]
 
-        clips, _, index = self._decode(path, 0, specs_of, timer)
+        clips, _, index = self._decode(path, 0, specs_of, timer, rng)
         if not draws:  # the index had no frame size: crop the full frames here
             start = time.perf_counter()
             draws = [transform.draw(*clip.shape[-2:], rng) for clip in clips]
@@ -359,7 +365,7 @@ class VideoDataset(Dataset):
         crop_index = view_index % self.cfg.num_test_crops if self.mode == "test" else 0
         if self.cfg.cache_decoded:
             video = self._cached_frames(path, timer)
-            (indices,) = self._clip_indices(len(video), view_index)
+            (indices,) = self._clip_indices(len(video), view_index, None)
             start = time.perf_counter()
             clip = self.eval_transform.crop(video[torch.from_numpy(np.asarray(indices, dtype=np.int64))], crop_index,
                                             crops)
@@ -400,12 +406,14 @@ class VideoDataset(Dataset):
         return out[0] if len(out) == 1 else out
 
     def _load(
-        self, video_index: int, view_index: int, timer: StageTimer | None = None
+        self, video_index: int, view_index: int, timer: StageTimer | None = None,
+        rng: np.random.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(video, aug_flip, aug_seed) of an item: uint8 (3, T, H, W) or (R, 3, T, H, W), bool, int64."""
+        """(video, aug_flip, aug_seed) of an item: uint8 (3, T, H, W) or (R, 3, T, H, W), bool, int64; training
+        draws from ``rng`` (default: this process's generator)."""
         path = self.records[video_index].path
         if self.mode == "train":
-            clips, draws = self._train_clips(path, timer)
+            clips, draws = self._train_clips(path, timer, rng if rng is not None else self.rng)
             videos = [rearrange(clip, "t c h w -> c t h w") for clip in clips]
             flips = torch.tensor([d.flip for d in draws])
             seeds = torch.tensor([d.seed for d in draws], dtype=torch.int64)
@@ -415,17 +423,21 @@ class VideoDataset(Dataset):
         clip = self._eval_clip(path, view_index, timer)
         return rearrange(clip, "t c h w -> c t h w"), torch.tensor(False), torch.tensor(-1, dtype=torch.int64)
 
-    def __getitem__(self, item: int) -> dict:
+    def __getitem__(self, item: int | ItemKey) -> dict:
+        """Item ``item``; an :class:`~uv2.data.sampler.ItemKey` also gives the generator of its training draws (a
+        fresh one per attempt: a replacement draws the same whether this process knew the bad video before or not)."""
         start = time.perf_counter()
         timer = StageTimer() if self.profile else None
-        video_index, view_index = self.locate(item)
+        key = item if isinstance(item, ItemKey) else None
+        video_index, view_index = self.locate(key.index if key is not None else item)
         candidate, failures = video_index, 0
         for attempt in range(self.cfg.max_retries + 1):
             first_try = candidate not in self._attempted
             self._attempted.add(candidate)
             if candidate not in self._bad:
+                rng = key.rng() if key is not None and self.mode == "train" else None
                 try:
-                    video, flip, seed = self._load(candidate, view_index, timer)
+                    video, flip, seed = self._load(candidate, view_index, timer, rng)
                 except VideoDecodeError as e:
                     self._bad[candidate] = e.reason
                     log.warning("bad video %s: %s", e.path, e.reason)
@@ -514,11 +526,16 @@ class ImageDataset(Dataset):
             self._rng_owner = owner
         return self._rng
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int | ItemKey) -> dict:
+        """Image ``index``; an :class:`~uv2.data.sampler.ItemKey` (the training sampler's) also gives the generator of
+        its training draws (else this process's generator)."""
         from PIL import Image
         from torchvision.transforms import InterpolationMode
         from torchvision.transforms.v2 import functional as TF
 
+        rng = None
+        if isinstance(index, ItemKey):
+            index, rng = index.index, index.rng()
         record = self.records[index]
         try:
             with Image.open(record.path) as img:
@@ -528,7 +545,8 @@ class ImageDataset(Dataset):
         image = rearrange(torch.from_numpy(array.copy()), "h w c -> 1 c h w")
         cfg = self.cfg
         if self.train:
-            top, left, h, w = random_resized_crop_box(*image.shape[-2:], cfg.scale, cfg.ratio, self.rng)
+            rng = rng if rng is not None else self.rng
+            top, left, h, w = random_resized_crop_box(*image.shape[-2:], cfg.scale, cfg.ratio, rng)
             image = TF.resized_crop(
                 image,
                 top,
@@ -539,7 +557,7 @@ class ImageDataset(Dataset):
                 interpolation=InterpolationMode.BILINEAR,
                 antialias=True,
             )
-            flip = bool(cfg.flip and self.rng.random() < 0.5)
+            flip = bool(cfg.flip and rng.random() < 0.5)
         else:
             image = uniform_crop(resize_short_side(image, cfg.eval_short_side), cfg.crop_size, 0, 1)
             flip = False

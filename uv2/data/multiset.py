@@ -7,7 +7,9 @@ prefixed by the set ("scene_a/juggling"), in set order, so the classifier of a c
 stacked: set k owns the rows ``slices[k]``. Loaders:
 
 - train: a dict {set: loader}; Lightning combines them ("max_size_cycle": each step has one batch of every set,
-  shorter sets start over), and saves every loader's position in checkpoints, so resume stays exact;
+  shorter sets start over, each start a new pass with its own order: uv2.data.sampler), and saves every loader's
+  position in checkpoints, so resume stays exact; each set has its own seed (its position in ``sets``), kept in
+  checkpoints;
 - val / test: a list of loaders in set order (Lightning runs them one after the other, ``dataloader_idx`` = set).
 
 Each set's batches reach the device as uint8 and become the model's input there by that set's own
@@ -49,6 +51,8 @@ class MultiSetDataModule(pl.LightningDataModule):
         # hyperparameters of the module being instantiated (this one), which the sets' modules must not inherit
         self.datamodules = {name: contextvars.Context().run(VideoDataModule, **{**(common or {}), **(args or {})})
                             for name, args in sets.items()}
+        for k, datamodule in enumerate(self.datamodules.values()):
+            datamodule.train_seed.stream = k  # each set its own training order and draws, not the same permutation
         self.class_names: list[str] | None = None
         self.set_sizes: dict[str, int] | None = None
 
@@ -77,6 +81,14 @@ class MultiSetDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> dict[str, DataLoader]:
         return {name: dm.train_dataloader() for name, dm in self.datamodules.items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Kept in checkpoints: each set's seed of its training order and draws."""
+        return {name: dm.state_dict() for name, dm in self.datamodules.items()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        for name, dm in self.datamodules.items():
+            dm.load_state_dict(state_dict.get(name, {}))
 
     def val_dataloader(self) -> list[DataLoader]:
         return [dm.val_dataloader() for dm in self.datamodules.values()]

@@ -3,12 +3,20 @@
 - ``checkpoints/last.ckpt`` is the newest state, always: written at the end of every training epoch, every
   ``every_n_steps`` optimizer steps when asked, at the end of training, and when the run is stopped by Ctrl-C or
   SIGTERM (at the next batch boundary, so the state is consistent and a resume continues exactly; a second Ctrl-C
-  stops at once without saving). One file, replaced in place: no ``last-v1.ckpt``.
+  stops at once without saving). One file, replaced in place: no ``last-v1.ckpt``. What it holds beyond Lightning's
+  state, so that a resumed run is the uninterrupted one bit for bit: uv2.train.resume.
 - ``checkpoints/best-epoch{E}-step{S}.ckpt`` is the best state by the monitored metric (val/top1), the only other
   file.
 
 Every write goes through :class:`AtomicCheckpointIO` (temporary file + rename): a kill mid-save leaves the previous
 checkpoint intact.
+
+Where a step's state is written. A step checkpoint (every N steps, Ctrl-C) is written at the end of a training batch,
+except at a batch that validation or the end of the epoch follows: Lightning resumes a checkpoint written there by
+skipping that validation and the epoch's end (its epoch metrics, its last.ckpt), which the uninterrupted run did
+not skip. There the write moves to the end of the epoch (after validation; same step) or, mid-epoch, to the end of
+the next batch. SIGTERM mid-epoch before a validation is the exception: Lightning ends the run right after that
+validation, so the state is written before it, and the resumed run does not repeat that one validation.
 """
 
 from __future__ import annotations
@@ -50,7 +58,9 @@ class LastCheckpoint(pl.Callback):
         self.path = Path(ckpt_dir) / LAST
         self.every_n_steps = every_n_steps
         self._saved_step: int | None = None  # global step of the last write (no double write at one step)
+        self._due = False  # a step checkpoint waits for a batch that validation does not follow
         self._stop_requested = False
+        self._stop_after_epoch = False  # Ctrl-C at an epoch's last batch: stop once the epoch has ended
         self._previous_sigint: Any = None
 
     # ------------------------------------------------------------------------------------------------- writing
@@ -59,30 +69,66 @@ class LastCheckpoint(pl.Callback):
         trainer.save_checkpoint(self.path)
         self._saved_step = trainer.global_step
 
+    @staticmethod
+    def _epoch_end_follows(trainer: pl.Trainer) -> bool:
+        return bool(trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)
+
+    @staticmethod
+    def _validation_follows(trainer: pl.Trainer) -> bool:
+        """Whether Lightning validates after this batch (its own test, run at on_train_batch_end instead of after)."""
+        loop = trainer.fit_loop.epoch_loop
+        should_check = getattr(loop, "_should_check_val_fx", None)
+        fetcher = getattr(trainer.fit_loop, "_data_fetcher", None)
+        return bool(should_check(fetcher)) if callable(should_check) and fetcher is not None else False
+
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         step = trainer.global_step
-        if self._stop_wanted(trainer) or trainer.received_sigterm:
-            # a batch boundary: the state is consistent, so the run resumes exactly from here
-            if self._saved_step != step:
-                self.save(trainer)
-            log.warning(f"stopped at step {step}; {self.path} holds this state: rerun with --resume to continue")
-            if not trainer.received_sigterm:  # SIGTERM: Lightning raises its own exit after this batch
+        epoch_end, validation = self._epoch_end_follows(trainer), self._validation_follows(trainer)
+        if self.every_n_steps > 0 and step > 0 and step % self.every_n_steps == 0:
+            self._due = True
+        if trainer.received_sigterm and not epoch_end:
+            # SIGTERM: Lightning ends the run after this batch (after its validation, if one follows): write now
+            self._stop_here(trainer, step)
+            return
+        if self._stop_wanted(trainer) and not trainer.received_sigterm:  # Ctrl-C
+            if epoch_end:  # written at the epoch's end, after its validation; stop at the next epoch's start
+                self._stop_after_epoch = True
+            elif not validation:
+                self._stop_here(trainer, step)
                 raise KeyboardInterrupt
             return
-        if self.every_n_steps > 0 and step > 0 and step % self.every_n_steps == 0 and self._saved_step != step:
+        if self._due and not (epoch_end or validation):
+            if self._saved_step != step:
+                self.save(trainer)
+            self._due = False
+
+    def _stop_here(self, trainer: pl.Trainer, step: int) -> None:
+        # a batch boundary: the state is consistent, so the run resumes exactly from here
+        if self._saved_step != step:
             self.save(trainer)
+        log.warning(f"stopped at step {step}; {self.path} holds this state: rerun with --resume to continue")
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module) -> None:
         if self._saved_step != trainer.global_step or not self.path.exists():
             self.save(trainer)
+        self._due = False
+        if self._stop_after_epoch:
+            log.warning(f"stopped at the end of epoch {trainer.current_epoch} (step {trainer.global_step}); "
+                        f"{self.path} holds this state: rerun with --resume to continue")
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module) -> None:
+        if self._stop_after_epoch:  # the previous epoch ended and logged its metrics; last.ckpt holds its end
+            raise KeyboardInterrupt
 
     def on_train_end(self, trainer: pl.Trainer, pl_module) -> None:
         if self._saved_step != trainer.global_step or not self.path.exists():
             self.save(trainer)
+        if self._stop_after_epoch:  # Ctrl-C during the last epoch's last batch: the fit is complete, stop here
+            raise KeyboardInterrupt
 
     # --------------------------------------------------------------------------------------- graceful Ctrl-C
     def on_fit_start(self, trainer: pl.Trainer, pl_module) -> None:
-        self._stop_requested = False
+        self._stop_requested = self._stop_after_epoch = False
         if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
             self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
 

@@ -6,7 +6,9 @@ LightningCLI conventions hold (YAML sections model / data / trainer, dotted over
 - `--run_dir DIR` (default runs/<config name>) receives the resolved config.yaml, the TensorBoard logs and
   checkpoints/: best-*.ckpt (by val/top1) and last.ckpt, the newest state (every epoch end, every
   `--checkpoint_every_n_steps` optimizer steps, the end of training, Ctrl-C / SIGTERM: uv2.train.checkpointing);
-- `--resume` continues the run in run_dir from last.ckpt (same step, optimizer, scheduler, sampler).
+- `--resume` continues the run in run_dir from last.ckpt, bit-identically to the uninterrupted run (same step,
+  optimizer, scheduler, data position and augmentation draws, random generators, epoch metric sums:
+  uv2.train.resume).
 Checkpoints are written atomically (temporary file + rename), so a killed run never leaves a half-written one.
 """
 
@@ -29,6 +31,7 @@ from uv2.experiment import load_experiment
 from uv2.train.callbacks import BalanceMonitor, HParamsSummary, ThroughputSummary
 from uv2.train.checkpointing import AtomicCheckpointIO, LastCheckpoint, best_checkpoint
 from uv2.train.module import VideoClassifier
+from uv2.train.resume import EpochMetricSums, RandomStates, TrainLoaderPosition
 
 
 class UV2CLI(LightningCLI):
@@ -55,8 +58,10 @@ class UV2CLI(LightningCLI):
         trainer_cfg = config.get("trainer", {})
         if trainer_cfg.get("logger") in (None, True):
             kwargs["logger"] = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False)
+        # RandomStates, TrainLoaderPosition and EpochMetricSums restore what Lightning leaves out (uv2.train.resume);
+        # EpochMetricSums before LastCheckpoint: after a resume it merges the epoch sums before the next write
         callbacks = [ThroughputSummary(), BalanceMonitor(), LearningRateMonitor(logging_interval="step"),
-                     self.hparams_summary]
+                     self.hparams_summary, RandomStates(), TrainLoaderPosition(), EpochMetricSums()]
         if trainer_cfg.get("enable_checkpointing", True) is not False:  # uv2.train.checkpointing: what each file is
             ckpt_dir = run_dir / "checkpoints"
             callbacks += [best_checkpoint(ckpt_dir),

@@ -325,7 +325,11 @@ class VideoClassifier(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._loaded_step = checkpoint.get("global_step")
+        counts = checkpoint.get("uv2_nonfinite_steps")
+        if counts:  # a resumed run counts on (train/nonfinite_steps, the stop after too many in a row)
+            self.nonfinite_in_a_row, self.nonfinite_total = counts["in_a_row"], counts["total"]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["hyper_parameters"]["class_names"] = self.class_names
         checkpoint["hyper_parameters"]["sets"] = self.set_sizes
+        checkpoint["uv2_nonfinite_steps"] = {"in_a_row": self.nonfinite_in_a_row, "total": self.nonfinite_total}
