@@ -17,7 +17,7 @@ def cell() -> Cell:
     return Cell(table="c", row=1, label="1-12, DPE", dataset="temporal", seed=1, config=config)
 
 
-@pytest.mark.parametrize("group, seeds", [("all", (3, 3)), ("augmentation", (1, 3)), ("init_order", (3, 1))])
+@pytest.mark.parametrize("group, seeds", [("all", (3, 3)), ("data", (1, 3)), ("init", (3, 1))])
 def test_each_group_varies_its_own_seeds(group, seeds):
     config = variance.group_config(cell(), group, 3)
     assert (config["seed_everything"], config["data"]["init_args"]["seed"]) == seeds
@@ -48,11 +48,11 @@ def test_decompose_trains_each_run_once_and_reports_every_group(monkeypatch, tmp
     monkeypatch.setattr(variance, "fit_and_test", fake_fit_and_test)
     summary = variance.decompose(cell(), [1, 2, 3], tmp_path)
     assert len(calls) == 7  # seed 1's run (1, 1) is every group's first, trained once
-    assert summary["groups"]["augmentation"]["top1"] == pytest.approx([85.0, 80.0, 75.0])  # 3, 4, 5 wrong of 20
-    assert summary["groups"]["init_order"]["std"] == pytest.approx(10.0)  # 3, 5, 7 wrong: 85, 75, 65
+    assert summary["groups"]["data"]["top1"] == pytest.approx([85.0, 80.0, 75.0])  # 3, 4, 5 wrong of 20
+    assert summary["groups"]["init"]["std"] == pytest.approx(10.0)  # 3, 5, 7 wrong: 85, 75, 65
     assert summary["test_set_std"] > 0
     table = variance.render(summary)
-    assert "| augmentation only | 80.0 | 5.00 | 85.0, 80.0, 75.0 |" in table
+    assert "| the data module's seed (order, augmentation) | 80.0 | 5.00 | 85.0, 80.0, 75.0 |" in table
     assert "test set (bootstrap" in table
     again = variance.decompose(cell(), [1, 2, 3], tmp_path)  # finished runs are read back, not trained again
     assert len(calls) == 7 and again == summary

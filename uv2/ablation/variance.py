@@ -4,10 +4,10 @@ randomness at a time, and its test set resampled.
 Groups of runs (seeds 1..n each):
 
 - ``all``: every source varies with the seed (``seed_everything`` and the data module's ``seed``), as in the grid;
-- ``augmentation``: only the data module's seed varies (the training clips' temporal offsets, crops, flips and
-  RandAugment draws); initialisation, data order and dropout stay those of seed 1;
-- ``init_order``: only ``seed_everything`` varies (the new modules' initialisation, the order of the training
-  videos, dropout and drop-path masks; the augmentation streams also change, as workers seed from torch's seed).
+- ``data``: only the data module's seed varies: the training order and every training item's draws (temporal
+  offsets, crops, flips, RandAugment); the initialisation and the dropout and drop-path masks stay seed 1's;
+- ``init``: only ``seed_everything`` varies: the new modules' initialisation, the dropout and drop-path masks, and
+  with them the data stream (the training order and draws derive from both seeds, uv2.data.datamodule.TrainSeed).
 
 And the test set: the standard deviation of each run's top-1 under bootstrap resampling of the test videos (what a
 different draw of as many test videos would give), averaged over the runs of ``all``; with n videos at accuracy p
@@ -34,7 +34,7 @@ from uv2.ablation.grid import Cell
 from uv2.ablation.launch import fit_and_test
 from uv2.io import atomic_write_text
 
-GROUPS = ("all", "augmentation", "init_order")
+GROUPS = ("all", "data", "init")
 BOOTSTRAP_SAMPLES = 2000
 
 
@@ -69,7 +69,7 @@ def _yaml_value(text: str) -> Any:
 def group_config(cell: Cell, group: str, seed: int) -> dict[str, Any]:
     """The cell's experiment with the seeds of one group's run."""
     config = json.loads(json.dumps(cell.config))
-    everything, data = {"all": (seed, seed), "augmentation": (1, seed), "init_order": (seed, 1)}[group]
+    everything, data = {"all": (seed, seed), "data": (1, seed), "init": (seed, 1)}[group]
     config["seed_everything"] = everything
     config["data"]["init_args"]["seed"] = data
     return config
@@ -138,8 +138,8 @@ def decompose(cell: Cell, seeds: list[int], out_dir: Path, groups: tuple[str, ..
 def render(summary: dict[str, Any]) -> str:
     lines = [f"{summary['cell']}: top-1 over seeds {', '.join(map(str, summary['seeds']))}", "",
              "| varied | mean | std over seeds | runs |", "|---|---|---|---|"]
-    names = {"all": "everything (as the grid)", "augmentation": "augmentation only",
-             "init_order": "initialisation, order, dropout"}
+    names = {"all": "everything (as the grid)", "data": "the data module's seed (order, augmentation)",
+             "init": "seed_everything (initialisation, dropout; data stream)"}
     for group, r in summary["groups"].items():
         lines.append(f"| {names[group]} | {r['mean']:.1f} | {r['std']:.2f} | {', '.join(f'{v:.1f}' for v in r['top1'])} |")
     if summary["test_set_std"] is not None:
