@@ -66,7 +66,7 @@ class LastCheckpoint(pl.Callback):
     # ------------------------------------------------------------------------------------------------- writing
     def save(self, trainer: pl.Trainer) -> None:
         """Write last.ckpt now (every rank calls it; rank 0 writes)."""
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)  # said: Lightning logs the default at each save
         self._saved_step = trainer.global_step
 
     @staticmethod
