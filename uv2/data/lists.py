@@ -196,15 +196,20 @@ def _is_int(text: str) -> bool:
     return text.isdigit() or (text[:1] in "+-" and text[1:].isdigit())
 
 
-def _json_array_with_lines(path: str) -> list[tuple[int, object]]:
-    """Parse a JSON array file, returning (line number, element) pairs."""
+def _read_json(path: str) -> tuple[str, object]:
+    """(the file's text, its JSON value); invalid JSON is a ListFormatError naming the file, line and column."""
     with open(path, encoding="utf-8") as f:
         text = f.read()
-    decoder = json.JSONDecoder()
     try:
-        json.loads(text)
+        return text, json.loads(text)
     except json.JSONDecodeError as e:
         raise ListFormatError(f"{path}:{e.lineno}: invalid JSON ({e.msg}, column {e.colno})") from None
+
+
+def _json_array_with_lines(path: str) -> list[tuple[int, object]]:
+    """Parse a JSON array file, returning (line number, element) pairs."""
+    text, _ = _read_json(path)
+    decoder = json.JSONDecoder()
     pos = _skip_ws(text, 0)
     if pos >= len(text) or text[pos] != "[":
         raise ListFormatError(f"{path}:{text.count(chr(10), 0, pos) + 1}: expected a JSON list of videos")
@@ -230,12 +235,7 @@ def read_ssv2_labels(labels_json: str | os.PathLike) -> list[str]:
     labels_json = os.fspath(labels_json)
     if not os.path.isfile(labels_json):
         raise FileNotFoundError(f"SSv2 labels file not found: {labels_json}")
-    with open(labels_json, encoding="utf-8") as f:
-        text = f.read()
-    try:
-        mapping = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ListFormatError(f"{labels_json}:{e.lineno}: invalid JSON ({e.msg}, column {e.colno})") from None
+    text, mapping = _read_json(labels_json)
     if not isinstance(mapping, dict) or not mapping:
         raise ListFormatError(f'{labels_json}:1: expected a JSON object {{"class name": "index", ...}}')
     names: dict[int, str] = {}
@@ -468,12 +468,7 @@ def read_untrimmed_annotations(path: str | os.PathLike) -> tuple[dict[str, list[
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"annotation file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ListFormatError(f"{path}:{e.lineno}: invalid JSON ({e.msg}, column {e.colno})") from None
+    _, data = _read_json(path)
     expected = ('expected ActivityNet / HACS Segments annotations: {"database": {"<video id>": {"subset": '
                 '"training", "annotations": [{"segment": [start, end], "label": "<class>"}, ...]}, ...}}')
     database = data.get("database") if isinstance(data, dict) else None
