@@ -141,7 +141,8 @@ def render(summary: dict[str, Any]) -> str:
     names = {"all": "everything (as the grid)", "data": "the data module's seed (order, augmentation)",
              "init": "seed_everything (initialisation, dropout; data stream)"}
     for group, r in summary["groups"].items():
-        lines.append(f"| {names[group]} | {r['mean']:.1f} | {r['std']:.2f} | {', '.join(f'{v:.1f}' for v in r['top1'])} |")
+        runs = ", ".join(f"{v:.1f}" for v in r["top1"])
+        lines.append(f"| {names[group]} | {r['mean']:.1f} | {r['std']:.2f} | {runs} |")
     if summary["test_set_std"] is not None:
         lines.append(f"| test set (bootstrap of the videos) | | {summary['test_set_std']:.2f} | |")
     return "\n".join(lines)

@@ -6,9 +6,10 @@ Where each part of the state comes from:
 
 - Weights, optimizer, LR schedule, step and epoch counters, the best-checkpoint callback: Lightning.
 - The position in the training data: the training loader's state (uv2.data.sampler.ResumableDataLoader), which
-  Lightning keeps in the fit loop's ``combined_loader`` (restored by :class:`TrainLoaderPosition`); the order and every item's augmentation draws are pure
-  functions of (seed, epoch, pass, position), so nothing of the DataLoader workers or of the dataset's generators
-  needs carrying. The seed itself travels in the DataModule's ``state_dict``.
+  Lightning keeps in the fit loop's ``combined_loader`` (restored by :class:`TrainLoaderPosition`); the order and
+  every item's augmentation draws are pure functions of (seed, epoch, pass, position), so nothing of the DataLoader
+  workers or of the dataset's generators needs carrying. The seed itself travels in the DataModule's
+  ``state_dict``.
 - The global random generators of every rank (torch CPU / CUDA / MPS, numpy's legacy generator, Python's
   ``random``): :class:`RandomStates`. They drive dropout, drop-path and timm's mixup / cutmix; the data pipeline
   draws nothing from them (its loaders have their own generators), so their state at a checkpoint is the state the
