@@ -126,6 +126,11 @@ def _split_line(line: str) -> tuple[str, str] | None:
     return (path, label) if path and label else None
 
 
+def _base_dir(list_path: str, data_root: str | os.PathLike | None) -> str | os.PathLike:
+    """Where a list's relative paths start: the data root when given, else the list's own folder."""
+    return data_root if data_root else os.path.dirname(os.path.abspath(list_path))
+
+
 def read_csv_list(
     list_path: str | os.PathLike,
     classes_file: str | os.PathLike | None = None,
@@ -140,7 +145,7 @@ def read_csv_list(
         raise FileNotFoundError(f"video list not found: {list_path}")
     class_names = read_classes_file(classes_file) if classes_file else None
     name_to_index = {n: i for i, n in enumerate(class_names)} if class_names else {}
-    base = data_root if data_root else os.path.dirname(os.path.abspath(list_path))
+    base = _base_dir(list_path, data_root)
     expected = "expected 'path,label' or 'path label' with an integer label or a class name"
     records: list[VideoRecord] = []
     first_content = True
@@ -266,7 +271,7 @@ def read_ssv2_list(
         raise FileNotFoundError(f"SSv2 split file not found: {split_json}")
     class_names = read_ssv2_labels(labels_json)
     name_to_index = {n: i for i, n in enumerate(class_names)}
-    base = data_root if data_root else os.path.dirname(os.path.abspath(split_json))
+    base = _base_dir(split_json, data_root)
     expected = 'expected an object {"id": "<video id>", "template": "<class with [brackets]>", ...}'
     records = []
     for lineno, item in _json_array_with_lines(split_json):
@@ -354,7 +359,7 @@ def read_mit_list(
         raise FileNotFoundError(f"Moments in Time split file not found: {split_csv}")
     class_names = read_mit_categories(categories_file)
     name_to_index = {n: i for i, n in enumerate(class_names)}
-    root = data_root if data_root else os.path.dirname(os.path.abspath(split_csv))
+    root = _base_dir(split_csv, data_root)
     base = os.path.join(root, MIT_SPLIT_DIRS.get(os.path.basename(split_csv), ""))
     expected = "expected 'filename,class name[,positive votes,negative votes]'"
     records: list[VideoRecord] = []
@@ -389,7 +394,7 @@ def read_ssv1_list(
         raise FileNotFoundError(f"Something-Something V1 split file not found: {split_csv}")
     class_names = read_classes_file(labels_file)
     name_to_index = {n: i for i, n in enumerate(class_names)}
-    base = data_root if data_root else os.path.dirname(os.path.abspath(split_csv))
+    base = _base_dir(split_csv, data_root)
     expected = "expected 'id;class name' (something-something-v1-train.csv / -validation.csv)"
     records: list[VideoRecord] = []
     with open(split_csv, encoding="utf-8") as f:
@@ -423,7 +428,7 @@ def read_rawframe_list(
         raise FileNotFoundError(f"rawframe list not found: {list_path}")
     class_names = read_classes_file(classes_file) if classes_file else None
     name_to_index = {n: i for i, n in enumerate(class_names)} if class_names else {}
-    base = data_root if data_root else os.path.dirname(os.path.abspath(list_path))
+    base = _base_dir(list_path, data_root)
     expected = "expected 'frame_dir total_frames label' (mmaction2's rawframe list)"
     records: list[VideoRecord] = []
     with open(list_path, encoding="utf-8") as f:
@@ -570,7 +575,7 @@ def guess_list_format(list_path: str | os.PathLike, data_root: str | os.PathLike
     if lines and all(";" in line and not re.search(r"[,\s]", line.partition(";")[0]) for line in lines):
         return "ssv1"
     rows = [line.split(None, 2) for line in lines]
-    base = data_root if data_root else os.path.dirname(os.path.abspath(list_path))
+    base = _base_dir(list_path, data_root)
     if rows and all(len(r) == 3 and r[1].isdigit() for r in rows) and os.path.isdir(_resolve(rows[0][0], base)):
         return "rawframes"
     return "csv"
@@ -606,7 +611,7 @@ def read_list_entries(
                 if f.lower().endswith(VIDEO_EXTENSIONS)]
     if not os.path.isfile(list_path):
         raise FileNotFoundError(f"video list not found: {list_path}")
-    base = data_root if data_root else os.path.dirname(os.path.abspath(list_path))
+    base = _base_dir(list_path, data_root)
     if list_format == "ssv2":
         entries = []
         for lineno, item in _json_array_with_lines(list_path):
