@@ -5,6 +5,7 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 TABLE ?= c
 SCALE ?= tiny
+SEEDS ?= 1,2,3
 PYTEST_ARGS ?=
 
 .PHONY: venv test test-slow test-pyav ablation tensorboard bench lint clean
@@ -31,9 +32,9 @@ test-pyav:
 	.venv-pyav$(PYAV)/bin/python -m pip install -q --disable-pip-version-check "av==$(PYAV)" numpy pytest
 	PYTHONPATH=. .venv-pyav$(PYAV)/bin/python -m pytest -q --noconftest -p no:cacheprovider tests/test_data_decode.py tests/test_data_frames.py
 
-## reproduce one ablation table: make ablation TABLE=c [SCALE=tiny]
+## reproduce one ablation table: make ablation TABLE=c [SCALE=tiny] [SEEDS=1,2,3] (3 seeds: intervals, paired differences)
 ablation: $(STAMP)
-	$(PYTHON) ablations/run.py --table $(TABLE) --scale $(SCALE)
+	$(PYTHON) ablations/run.py --table $(TABLE) --scale $(SCALE) --seeds $(SEEDS)
 
 ## TensorBoard over every run of a table (or all results)
 tensorboard: $(STAMP)

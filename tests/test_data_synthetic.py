@@ -9,6 +9,8 @@ from uv2.data.decode import decode_all_frames
 from uv2.data.lists import read_csv_list
 from uv2.data.synthetic import (
     APPEARANCES,
+    GENERATOR_VERSION,
+    IMAGE_APPEARANCES,
     SCENE_SETS,
     SIZES,
     TEMPORAL_CLASSES,
@@ -105,7 +107,33 @@ def test_adding_a_set_keeps_the_others(tmp_path):
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert set(manifest["sets"]) == {"scene_c", "images"}
     assert (tmp_path / "scene_c" / "train.csv").read_bytes() == first
-    assert len(list((tmp_path / "images").rglob("*.png"))) == 10 * (3 + 1)
+    assert len(list((tmp_path / "images").rglob("*.png"))) == len(IMAGE_APPEARANCES) * (1 + 1)
+
+
+def test_image_classes_are_no_video_class():
+    """The image pretraining set is other data than the videos (as CLIP is for the paper's ViTs): no image class is
+    a scene class by name or by definition, and its appearances use only the video sets' shapes, colours, textures
+    and backgrounds."""
+    assert not set(IMAGE_APPEARANCES) & (set(APPEARANCES) | set(TEMPORAL_CLASSES))
+    assert not set(IMAGE_APPEARANCES.values()) & set(APPEARANCES.values())
+    for attribute in ("shape", "colour", "texture", "background"):
+        scene_values = {getattr(a, attribute) for a in APPEARANCES.values()}
+        image_values = {getattr(a, attribute) for a in IMAGE_APPEARANCES.values()}
+        assert image_values - scene_values <= ({"L", "T", "half_disc"} if attribute == "shape" else set())
+
+
+def test_an_older_generator_version_is_generated_again(tmp_path, caplog):
+    generate(tmp_path, size="micro", seed=3, sets=["scene_c", "images"], workers=1)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest | {"generator_version": GENERATOR_VERSION - 1}))
+    with pytest.raises(ValueError, match="generator_version"):  # generate() never overwrites another benchmark
+        generate(tmp_path, size="micro", seed=3, sets=["scene_c"], workers=1)
+    with caplog.at_level("WARNING"):
+        ensure_synthetic(tmp_path, size="micro", seed=3, sets=["scene_c"], workers=1)  # a cache: made again
+    assert f"generator version {GENERATOR_VERSION - 1}" in caplog.text
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["generator_version"] == GENERATOR_VERSION
+    assert set(manifest["sets"]) == {"scene_c"}  # the stale images set is no longer listed as complete
 
 
 @pytest.mark.parametrize("forward, backward", TEMPORAL_PAIRS)

@@ -29,19 +29,23 @@ Three 8-class scene sets drawn from one catalogue of 16 appearance classes: a an
 b and c share 2; the rest are unique. A shared name has the identical generative definition in every set (the
 videos themselves differ: every set has its own seeds).
 
-``images``. Single frames (PNG) of the ``scene`` classes at the video resolution, to pretrain small image ViTs;
-read by :class:`uv2.data.dataset.ImageDataset`.
+``images``. Single frames (PNG) at the video resolution, to pretrain small image ViTs (read by
+:class:`uv2.data.dataset.ImageDataset`), as CLIP pretrains the paper's ViTs on other data than the videos': the class
+is an appearance as in the scene sets (shape - the temporal set's shapes too -, colour, texture, background), but
+combined otherwise: none of the 16 :data:`IMAGE_APPEARANCES` is a class of a video set, so fine-tuning on ``scene``
+learns its classes rather than finding them already learnt.
 
 Sizes (per class, train/val videos; the frame count is that of every video)::
 
     size    resolution  frames  fps  scene,temporal  scene_a/b/c  images
-    micro   32x32       8       8    2/1             2/1          3/1       (tests)
-    tiny    48x48       16      15   64/16           32/8         100/20    (CI, default ablations)
-    small   64x64       16      15   200/40          100/20       400/80
-    medium  112x112     32      15   500/100         250/50       1000/100
+    micro   32x32       8       8    2/1             2/1          1/1       (tests)
+    tiny    48x48       16      15   64/64           32/8         70/14     (CI, default ablations)
+    small   64x64       16      15   200/80          100/20       250/50
+    medium  112x112     32      15   500/100         250/50       600/60
 
-tiny: 10 scene classes (640 train / 160 val), 10 temporal classes (640 / 160), 3 x 8 classes (256 / 64 each),
-1000 / 200 images. Objects have a radius of ~15-23 % of the frame, so a model cropping 32x32 from the 48x48 frames
+tiny: 10 scene classes (640 train / 640 val), 10 temporal classes (640 / 640), 3 x 8 classes (256 / 64 each),
+16 image classes (1120 / 224 images). The scene and temporal sets have as many validation videos as training videos: the
+ablation tables compare runs on them, and with 160 videos the test set alone moved a cell by ~3.6 points. Objects have a radius of ~15-23 % of the frame, so a model cropping 32x32 from the 48x48 frames
 (crop scale >= ~0.4) still sees them; motions span 30-45 % of the frame (translation), a 2-3x scale change,
 70-140 degrees of rotation or a full fade over the clip, so 8 frames sampled from 16 show them clearly. tiny
 generates in ~15-20 s on 2 cores (~47 MB). Sanity check (8 centre frames at 32x32, plain PyTorch, 2 shared CPU
@@ -87,6 +91,7 @@ __all__ = [
     "SCENE_SETS",
     "TEMPORAL_PAIRS",
     "TEMPORAL_CLASSES",
+    "IMAGE_APPEARANCES",
     "reversal_partner",
     "TemporalParams",
     "sample_temporal_params",
@@ -100,7 +105,9 @@ __all__ = [
     "set_dir",
 ]
 
-GENERATOR_VERSION = 2  # 2: temporal nuisance level per size (SizeSpec.temporal_nuisance)
+# 2: temporal nuisance level per size (SizeSpec.temporal_nuisance); 3: image classes of their own (not the scene
+# classes), scene / temporal validation sets as large as their training sets at tiny
+GENERATOR_VERSION = 3
 MANIFEST = "manifest.json"
 
 
@@ -122,12 +129,12 @@ class SizeSpec:
 
 
 SIZES: dict[str, SizeSpec] = {
-    "micro": SizeSpec(32, 8, 8, 2, 1, 2, 1, 3, 1, temporal_nuisance=0.0),
+    "micro": SizeSpec(32, 8, 8, 2, 1, 2, 1, 1, 1, temporal_nuisance=0.0),
     # tiny trains in about a minute per run on 2 cores, so its temporal set is the clean one: a from-scratch-sized
     # ViT learns motion from it in a few epochs (measured: with the full nuisances it stays at chance for 10+ epochs)
-    "tiny": SizeSpec(48, 16, 15, 64, 16, 32, 8, 100, 20, temporal_nuisance=0.0),
-    "small": SizeSpec(64, 16, 15, 200, 40, 100, 20, 400, 80, temporal_nuisance=0.5),
-    "medium": SizeSpec(112, 32, 15, 500, 100, 250, 50, 1000, 100, temporal_nuisance=1.0),
+    "tiny": SizeSpec(48, 16, 15, 64, 64, 32, 8, 70, 14, temporal_nuisance=0.0),
+    "small": SizeSpec(64, 16, 15, 200, 80, 100, 20, 250, 50, temporal_nuisance=0.5),
+    "medium": SizeSpec(112, 32, 15, 500, 100, 250, 50, 600, 60, temporal_nuisance=1.0),
 }
 
 # Fixed options => deterministic output. mbtree=0: with macroblock-tree rate control x264 (core 165) encodes the same
@@ -200,6 +207,29 @@ TEMPORAL_PAIRS: list[tuple[str, str]] = [
     ("appear", "disappear"),
 ]
 TEMPORAL_CLASSES: list[str] = [c for pair in TEMPORAL_PAIRS for c in pair]
+# image pretraining classes (the images set): appearances like the scene classes' - the same shapes (the temporal
+# set's too), colours, textures and backgrounds - combined otherwise, so that none is a class of a video set
+IMAGE_APPEARANCES: dict[str, Appearance] = {
+    name: Appearance(*attrs)
+    for name, *attrs in [
+        ("green_circle", "circle", "green", "solid", "light"),
+        ("blue_triangle", "triangle", "blue", "solid", "dark"),
+        ("red_diamond_on_grid", "diamond", "red", "solid", "grid"),
+        ("yellow_striped_ring", "ring", "yellow", "stripes", "dark"),
+        ("white_square", "square", "white", "solid", "gradient"),
+        ("orange_checker_cross", "cross", "orange", "checker", "light"),
+        ("purple_dotted_circle", "circle", "purple", "dots", "gradient"),
+        ("cyan_square_on_grid", "square", "cyan", "solid", "grid"),
+        ("blue_striped_diamond", "diamond", "blue", "stripes", "light"),
+        ("green_ring_on_noise", "ring", "green", "solid", "noise"),
+        ("red_checker_triangle", "triangle", "red", "checker", "gradient"),
+        ("yellow_cross", "cross", "yellow", "solid", "dark"),
+        ("white_dotted_triangle", "triangle", "white", "dots", "noise"),
+        ("orange_L", "L", "orange", "solid", "dark"),
+        ("cyan_T", "T", "cyan", "solid", "light"),
+        ("purple_striped_half_disc", "half_disc", "purple", "stripes", "gradient"),
+    ]
+}
 _PARTNER = {a: b for a, b in TEMPORAL_PAIRS} | {b: a for a, b in TEMPORAL_PAIRS}
 _FORWARD = {a for a, _ in TEMPORAL_PAIRS}
 ALL_SETS: tuple[str, ...] = ("scene", "temporal", "scene_a", "scene_b", "scene_c", "images")
@@ -221,7 +251,7 @@ def set_classes(set_name: str) -> list[str]:
     if set_name == "temporal":
         return list(TEMPORAL_CLASSES)
     if set_name == "images":
-        return list(SCENE_SETS["scene"])
+        return list(IMAGE_APPEARANCES)
     raise ValueError(f"unknown synthetic set {set_name!r}; valid: {', '.join(ALL_SETS)}")
 
 
@@ -508,11 +538,14 @@ class SceneParams:
 
 
 def sample_scene_params(
-    appearance: str, rng: np.random.Generator, size: int, frames: int, noise: float = 4.0
+    appearance: str, rng: np.random.Generator, size: int, frames: int, noise: float = 4.0,
+    look: Appearance | None = None,
 ) -> SceneParams:
-    """Draw nuisance parameters for one video of an appearance class."""
-    if appearance not in APPEARANCES:
+    """Draw nuisance parameters for one video of an appearance class (``look``: its definition, default
+    ``APPEARANCES[appearance]``)."""
+    if look is None and appearance not in APPEARANCES:
         raise ValueError(f"unknown appearance class {appearance!r}; valid: {', '.join(APPEARANCES)}")
+    look = look or APPEARANCES[appearance]
     radius = size * rng.uniform(0.17, 0.23)
     start = rng.uniform(radius, size - radius, 2)
     velocity = rng.uniform(-0.2, 0.2, 2) * size
@@ -521,7 +554,7 @@ def sample_scene_params(
         appearance=appearance,
         size=size,
         frames=frames,
-        colour=(np.asarray(COLOURS[APPEARANCES[appearance].colour]) + rng.uniform(-20, 20, 3)).tolist(),
+        colour=(np.asarray(COLOURS[look.colour]) + rng.uniform(-20, 20, 3)).tolist(),
         background_seed=int(rng.integers(2**31)),
         radius=float(radius),
         scale_change=float(rng.uniform(0.85, 1.15)),
@@ -536,10 +569,10 @@ def sample_scene_params(
     )
 
 
-def render_scene(params: SceneParams) -> np.ndarray:
-    """uint8 (T, H, W, 3) frames of a scene video."""
+def render_scene(params: SceneParams, look: Appearance | None = None) -> np.ndarray:
+    """uint8 (T, H, W, 3) frames of a scene video (``look``: as given to :func:`sample_scene_params`)."""
     p = params
-    look = APPEARANCES[p.appearance]
+    look = look or APPEARANCES[p.appearance]
     steps, size = p.frames, p.size
     t = np.arange(steps) / max(steps - 1, 1)
     jitter = np.asarray(p.jitter, dtype=np.float32)
@@ -661,8 +694,9 @@ def _run_job(job: _Job, root: str, size_name: str, seed: int) -> None:
         params = sample_temporal_params(rng, spec.resolution, spec.frames, spec.noise, spec.temporal_nuisance)
         write_video(out, render_temporal(job.class_name, params), spec.fps)
     elif job.set_name == "images":
-        params = sample_scene_params(job.class_name, rng, spec.resolution, 1, spec.noise)
-        _write_png(out, render_scene(params)[0])
+        look = IMAGE_APPEARANCES[job.class_name]
+        params = sample_scene_params(job.class_name, rng, spec.resolution, 1, spec.noise, look)
+        _write_png(out, render_scene(params, look)[0])
     else:
         params = sample_scene_params(job.class_name, rng, spec.resolution, spec.frames, spec.noise)
         write_video(out, render_scene(params), spec.fps)
@@ -841,6 +875,7 @@ def ensure_synthetic(
     """Make sure ``root`` holds the (size, seed) benchmark with ``sets`` (default all); generate what is missing.
 
     Safe to call from several processes at once (an exclusive lock file serialises generation). Returns ``root``.
+    A root an older generator wrote (same size and seed) is a cache of this one: it is generated again, with a warning.
     """
     import fcntl
 
@@ -862,8 +897,14 @@ def ensure_synthetic(
                     f"the main script runs again in every spawned worker; put its code under "
                     f"`if __name__ == \"__main__\":`") from None
             fcntl.flock(lock, fcntl.LOCK_EX)  # another run generates the same set: wait for it
+        manifest = read_manifest(root)  # again: another process may have generated it while this one waited
+        stale = manifest is not None and manifest.get("generator_version") != GENERATOR_VERSION and all(
+            manifest.get(k) == v for k, v in (("size", size), ("seed", seed)))
+        if stale:
+            log.warning("%s was generated by synthetic generator version %s; generating version %d again in its place",
+                        root, manifest.get("generator_version"), GENERATOR_VERSION)
         try:
-            generate(root, size=size, seed=seed, sets=wanted, workers=workers)
+            generate(root, size=size, seed=seed, sets=wanted, workers=workers, force=stale)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return root
