@@ -44,10 +44,11 @@ Sizes (per class, train/val videos; the frame count is that of every video)::
     medium  112x112     32      15   500/100         250/50       600/60
 
 tiny: 10 scene classes (640 train / 640 val), 10 temporal classes (640 / 640), 3 x 8 classes (256 / 64 each),
-16 image classes (1120 / 224 images). The scene and temporal sets have as many validation videos as training videos: the
-ablation tables compare runs on them, and with 160 videos the test set alone moved a cell by ~3.6 points. Objects have a radius of ~15-23 % of the frame, so a model cropping 32x32 from the 48x48 frames
-(crop scale >= ~0.4) still sees them; motions span 30-45 % of the frame (translation), a 2-3x scale change,
-70-140 degrees of rotation or a full fade over the clip, so 8 frames sampled from 16 show them clearly. tiny
+16 image classes (1120 / 224 images). The scene and temporal sets have as many validation videos as training
+videos: the ablation tables test on them, and with 160 the test set alone moved a cell by ~3.6 points. Objects have
+a radius of ~15-23 % of the frame, so a model cropping 32x32 from the 48x48 frames (crop scale >= ~0.4) still sees
+them; motions span 30-45 % of the frame (translation), a 2-3x scale change, 70-140 degrees of rotation or a full
+fade over the clip, so the 4 or 8 frames the presets sample from 16 show them clearly. tiny
 generates in ~15-20 s on 2 cores (~47 MB). Sanity check (8 centre frames at 32x32, plain PyTorch, 2 shared CPU
 cores): a 3-conv-layer early-fusion CNN (frames stacked as channels, so order-aware) reached 92 % val accuracy on
 temporal after 90 s of training, 85 % on scene after 50 s and 94 % on scene_a after 35 s.
@@ -171,9 +172,13 @@ class Appearance:
     background: str  # one of BACKGROUNDS
 
 
-APPEARANCES: dict[str, Appearance] = {
-    name: Appearance(*attrs)
-    for name, *attrs in [
+def _appearances(rows: list[tuple[str, str, str, str, str]]) -> dict[str, Appearance]:
+    """Classes by name from (name, shape, colour, texture, background) rows."""
+    return {name: Appearance(*attrs) for name, *attrs in rows}
+
+
+APPEARANCES: dict[str, Appearance] = _appearances(
+    [
         ("red_circle", "circle", "red", "solid", "dark"),
         ("red_striped_circle", "circle", "red", "stripes", "dark"),
         ("red_square", "square", "red", "solid", "light"),
@@ -191,7 +196,7 @@ APPEARANCES: dict[str, Appearance] = {
         ("cyan_checker_triangle", "triangle", "cyan", "checker", "noise"),
         ("white_ring_on_grid", "ring", "white", "solid", "grid"),
     ]
-}
+)
 _CATALOGUE = list(APPEARANCES)
 SCENE_SETS: dict[str, list[str]] = {
     "scene": _CATALOGUE[:10],
@@ -209,9 +214,8 @@ TEMPORAL_PAIRS: list[tuple[str, str]] = [
 TEMPORAL_CLASSES: list[str] = [c for pair in TEMPORAL_PAIRS for c in pair]
 # image pretraining classes (the images set): appearances like the scene classes' - the same shapes (the temporal
 # set's too), colours, textures and backgrounds - combined otherwise, so that none is a class of a video set
-IMAGE_APPEARANCES: dict[str, Appearance] = {
-    name: Appearance(*attrs)
-    for name, *attrs in [
+IMAGE_APPEARANCES: dict[str, Appearance] = _appearances(
+    [
         ("green_circle", "circle", "green", "solid", "light"),
         ("blue_triangle", "triangle", "blue", "solid", "dark"),
         ("red_diamond_on_grid", "diamond", "red", "solid", "grid"),
@@ -229,7 +233,7 @@ IMAGE_APPEARANCES: dict[str, Appearance] = {
         ("cyan_T", "T", "cyan", "solid", "light"),
         ("purple_striped_half_disc", "half_disc", "purple", "stripes", "gradient"),
     ]
-}
+)
 _PARTNER = {a: b for a, b in TEMPORAL_PAIRS} | {b: a for a, b in TEMPORAL_PAIRS}
 _FORWARD = {a for a, _ in TEMPORAL_PAIRS}
 ALL_SETS: tuple[str, ...] = ("scene", "temporal", "scene_a", "scene_b", "scene_c", "images")
