@@ -63,7 +63,8 @@ show(report.overview(results))'''),
 
 WALKTHROUGH = [
     new_markdown_cell("# A video through UniFormerV2, step by step\n\nThe tiny CPU preset (width 128, 4 layers, "
-                      "patch 8, 32px, 8 frames) with T-Down, local MHRA x2 and three global blocks: the tokens, one "
+                      "patch 8, 32px) on 8 frames with T-Down (the T-Down rows' clips), local MHRA x2 and three "
+                      "global blocks: the tokens, one "
                       "local UniBlock, the global blocks and their fusion, the head; shapes at every step and the "
                       "FLOPs of every part."),
     new_code_cell(SETUP),

@@ -31,7 +31,7 @@ from uv2.data.frames import FrameFolderIndex
 from uv2.data.lists import VideoRecord, read_csv_list
 from uv2.data.sampler import ItemKey
 from uv2.data.sampling import dense_indices, uniform_indices
-from uv2.data.synthetic import TEMPORAL_CLASSES, generate
+from uv2.data.synthetic import IMAGE_APPEARANCES, TEMPORAL_CLASSES, generate
 from uv2.data.transforms import CLIP_MEAN, CLIP_STD, TransformConfig
 
 LENGTHS = [20, 25, 30]
@@ -325,7 +325,7 @@ def test_image_dataset_on_synthetic_images(tmp_path):
         item = ds[5]
         assert item["image"].shape == (3, 24, 24) and item["image"].dtype == torch.uint8
         assert isinstance(item["aug_flip"], bool) and (train or not item["aug_flip"])
-        assert item["label"] == records[5].label and 0 <= item["label"] < len(names) == 10
+        assert item["label"] == records[5].label and 0 <= item["label"] < len(names) == len(IMAGE_APPEARANCES)
 
 
 def test_load_view_matches_items_and_raises_for_bad_videos(videos, bad_files):

@@ -93,6 +93,7 @@ __all__ = [
     "TEMPORAL_PAIRS",
     "TEMPORAL_CLASSES",
     "IMAGE_APPEARANCES",
+    "appearance_of",
     "reversal_partner",
     "TemporalParams",
     "sample_temporal_params",
@@ -541,15 +542,19 @@ class SceneParams:
     noise: float  # noise std
 
 
+def appearance_of(name: str) -> Appearance:
+    """The definition of a scene class (:data:`APPEARANCES`) or an image class (:data:`IMAGE_APPEARANCES`)."""
+    look = APPEARANCES.get(name) or IMAGE_APPEARANCES.get(name)
+    if look is None:
+        raise ValueError(f"unknown appearance class {name!r}; valid: {', '.join([*APPEARANCES, *IMAGE_APPEARANCES])}")
+    return look
+
+
 def sample_scene_params(
-    appearance: str, rng: np.random.Generator, size: int, frames: int, noise: float = 4.0,
-    look: Appearance | None = None,
+    appearance: str, rng: np.random.Generator, size: int, frames: int, noise: float = 4.0
 ) -> SceneParams:
-    """Draw nuisance parameters for one video of an appearance class (``look``: its definition, default
-    ``APPEARANCES[appearance]``)."""
-    if look is None and appearance not in APPEARANCES:
-        raise ValueError(f"unknown appearance class {appearance!r}; valid: {', '.join(APPEARANCES)}")
-    look = look or APPEARANCES[appearance]
+    """Draw nuisance parameters for one video (or image) of an appearance class."""
+    look = appearance_of(appearance)
     radius = size * rng.uniform(0.17, 0.23)
     start = rng.uniform(radius, size - radius, 2)
     velocity = rng.uniform(-0.2, 0.2, 2) * size
@@ -573,10 +578,10 @@ def sample_scene_params(
     )
 
 
-def render_scene(params: SceneParams, look: Appearance | None = None) -> np.ndarray:
-    """uint8 (T, H, W, 3) frames of a scene video (``look``: as given to :func:`sample_scene_params`)."""
+def render_scene(params: SceneParams) -> np.ndarray:
+    """uint8 (T, H, W, 3) frames of a scene video (one frame: an image of the images set)."""
     p = params
-    look = look or APPEARANCES[p.appearance]
+    look = appearance_of(p.appearance)
     steps, size = p.frames, p.size
     t = np.arange(steps) / max(steps - 1, 1)
     jitter = np.asarray(p.jitter, dtype=np.float32)
@@ -698,9 +703,8 @@ def _run_job(job: _Job, root: str, size_name: str, seed: int) -> None:
         params = sample_temporal_params(rng, spec.resolution, spec.frames, spec.noise, spec.temporal_nuisance)
         write_video(out, render_temporal(job.class_name, params), spec.fps)
     elif job.set_name == "images":
-        look = IMAGE_APPEARANCES[job.class_name]
-        params = sample_scene_params(job.class_name, rng, spec.resolution, 1, spec.noise, look)
-        _write_png(out, render_scene(params, look)[0])
+        params = sample_scene_params(job.class_name, rng, spec.resolution, 1, spec.noise)
+        _write_png(out, render_scene(params)[0])
     else:
         params = sample_scene_params(job.class_name, rng, spec.resolution, spec.frames, spec.noise)
         write_video(out, render_scene(params), spec.fps)
