@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Reproduce one of the paper's ablation tables: `python ablations/run.py --table c`.
 
-    python ablations/run.py --table c                      # tiny scale on CPU (synthetic benchmark), ~10 min
+    python ablations/run.py --table c                      # tiny scale on CPU (synthetic benchmark)
     python ablations/run.py --table a --seeds 1,2,3 --only 3
     python ablations/run.py --table c --scale paper --data-root /datasets --devices 8 --accelerator gpu
     python ablations/run.py --table c --scale paper --devices 8 --num-nodes 2 --slurm   # writes sbatch scripts
@@ -14,16 +14,16 @@ and resumes an interrupted one; --fresh starts over. Tables are data: ablations/
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
-import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from uv2.ablation.grid import SCALES, TableError, expand_cells, load_datasets, load_table  # noqa: E402
+from uv2.ablation.launch import quiet_warnings  # noqa: E402
+from uv2.ablation.parallel import default_jobs, why_one_at_a_time  # noqa: E402
 from uv2.ablation.pretrain import ensure_image_vit  # noqa: E402
 from uv2.ablation.runner import GridRunner  # noqa: E402
 from uv2.ablation.slurm import write_sbatch  # noqa: E402
@@ -45,12 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cell", type=int, default=None, help="run only cell i (what each sbatch task does)")
     parser.add_argument("--merge", action="store_true", help="only rewrite results.csv and table.md")
     parser.add_argument("--fresh", action="store_true", help="discard earlier results of the cells that run")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="cells at a time, each in its own process (default: one per core at tiny scale on CPU, "
+                             "as memory allows; else 1)")
     parser.add_argument("--datasets", type=Path, default=REPO / "ablations" / "datasets.yaml",
                         help="dataset definitions (default ablations/datasets.yaml)")
     args = parser.parse_args(argv)
     os.chdir(REPO)  # experiment files, data/ and runs/ are relative to the repository
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    warnings.filterwarnings("ignore", module="pytorch_lightning|lightning_fabric|torchdata")
+    quiet_warnings()
 
     try:
         table = load_table(args.table, REPO / "ablations" / "tables")
@@ -81,11 +83,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.cell is not None and not 0 <= args.cell < len(cells):
         print(f"error: --cell {args.cell}: the grid has cells 0-{len(cells) - 1}", file=sys.stderr)
         return 2
+    jobs = default_jobs(cells) if args.jobs is None else args.jobs
+    if jobs < 1:
+        parser.error(f"--jobs {jobs}: at least 1")
+    if jobs > 1 and (reason := why_one_at_a_time(cells)):
+        parser.error(f"--jobs {jobs}: these cells run one at a time: {reason}")
     ensure_image_vit(cells, trainer, REPO)
     print(f"table {table.name}: {len(rows)} rows x {len(table.datasets)} datasets x {len(seeds)} seeds = "
           f"{len(cells)} cells -> {out_dir}", flush=True)
     try:
-        records = runner.run(args.cell)
+        records = runner.run(args.cell, jobs)
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished cells are kept in {out_dir}; rerun the same command to resume")
         return 130

@@ -132,7 +132,7 @@ def read_results(out: Path, table: str) -> list[dict]:
 
 def test_micro_table_end_to_end(micro, tmp_path):
     table = write_table(tmp_path, "m2", ["temporal"], MICRO_ROWS)
-    result = grid(table, micro, tmp_path / "results", timeout=600)
+    result = grid(table, micro, tmp_path / "results", "--jobs", "1", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = read_results(tmp_path / "results", "m2")
     assert [(r["label"], r["dataset"], r["status"]) for r in rows] == [("no local", "temporal", "done"),
@@ -175,6 +175,48 @@ def test_micro_table_end_to_end(micro, tmp_path):
 
     again = grid(table, micro, tmp_path / "results", timeout=600)  # a rerun redoes nothing
     assert again.returncode == 0 and again.stdout.count("done before") == 2
+
+
+def test_cells_side_by_side(micro, tmp_path):
+    """--jobs 2: two worker processes run the cells as the grid's process would (same records on the same threads),
+    each line whole, the grid's count from the grid's process."""
+    table = write_table(tmp_path, "mj", ["temporal"], MICRO_ROWS)
+    one_thread = {**os.environ, "OMP_NUM_THREADS": "1"}
+    alone = grid(table, micro, tmp_path / "alone", "--jobs", "1", timeout=600, env=one_thread)
+    side = grid(table, micro, tmp_path / "side", "--jobs", "2", timeout=600, env={**one_thread, "OMP_NUM_THREADS": "2"})
+    assert alone.returncode == 0 and side.returncode == 0, alone.stderr[-3000:] + side.stderr[-3000:]
+    keys = ("row", "label", "status", "top1", "top5", "checkpoint_step", "config_hash")
+    assert [{k: r[k] for k in keys} for r in read_results(tmp_path / "side", "mj")] == \
+        [{k: r[k] for k in keys} for r in read_results(tmp_path / "alone", "mj")]
+    assert [r["status"] for r in read_results(tmp_path / "side", "mj")] == ["done", "done"]
+    assert "2 cells at a time, 1 thread each (--jobs)" in side.stdout  # OMP_NUM_THREADS=2 shared out
+    for n, label in enumerate(("no local", "local MHRA"), 1):
+        assert re.search(rf"^\[{n}/2\] table mj \| {label} \| temporal \| seed 1: top1 [\d.]+  top5 [\d.]+  \(\d+ s\)$",
+                         side.stdout, re.M), side.stdout
+    assert re.findall(r"^grid (\d)/2 done \(2 cells at a time\)", side.stdout, re.M) == ["1", "2"]
+    assert "2/2 cells done" in (tmp_path / "side" / "table_mj" / "table.md").read_text()
+
+
+def test_side_by_side_refused_where_cells_share_a_device(tmp_path):
+    """Cells on GPUs (paper scale) or sharing runs (table (e)) run one at a time: --jobs 2 says why and runs nothing."""
+    result = subprocess.run([sys.executable, "ablations/run.py", "--table", "c", "--scale", "paper", "--jobs", "2",
+                             "--data-root", "/datasets", "--out", str(tmp_path)], cwd=REPO, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2 and "--jobs 2: these cells run one at a time" in result.stderr
+    assert "accelerator 'gpu'" in result.stderr and not (tmp_path / "table_c").exists()
+
+
+def test_default_jobs():
+    from uv2.ablation.parallel import default_jobs, usable_cores, why_one_at_a_time
+
+    def cell(accelerator="cpu", devices=1, script=None):
+        return Cell("t", 0, "row", "set", 1, {"trainer": {"accelerator": accelerator, "devices": devices}}, script)
+
+    cpu = [cell(), cell()]
+    assert why_one_at_a_time(cpu) is None and default_jobs(cpu) == min(usable_cores(), 2)
+    assert default_jobs([cell()]) == 1  # never more jobs than cells
+    for one_at_a_time in ([cell(), cell("gpu")], [cell(devices=2)], [cell(script="union_cotrain")]):
+        assert why_one_at_a_time(one_at_a_time) and default_jobs(one_at_a_time) == 1
 
 
 def test_failing_cell_is_recorded_and_grid_continues(micro, tmp_path):
@@ -228,7 +270,7 @@ def test_resume_after_kill_keeps_finished_cells(micro, tmp_path):
     table = write_table(tmp_path, "mk", ["temporal"], MICRO_ROWS)
     out = tmp_path / "results"
     cmd = [sys.executable, "ablations/run.py", "--table", str(table), "--datasets", str(micro / "datasets.yaml"),
-           "--out", str(out)]
+           "--out", str(out), "--jobs", "1"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = out / "table_mk" / "cells" / "r00-no-local__temporal__seed1" / "cell.json"
     results = out / "table_mk" / "results.csv"
@@ -247,6 +289,31 @@ def test_resume_after_kill_keeps_finished_cells(micro, tmp_path):
     assert "no local | temporal | seed 1: done before" in result.stdout
     assert first.stat().st_mtime == finished_at
     assert [r["status"] for r in read_results(out, "mk")] == ["done", "done"]
+
+
+def test_killed_side_by_side_grid_leaves_no_worker(micro, tmp_path):
+    """SIGKILL of a --jobs 2 grid ends its worker processes too (nothing trains on unseen); a rerun finishes."""
+    table = write_table(tmp_path, "mw", ["temporal"], MICRO_ROWS)
+    out = tmp_path / "results"
+    proc = subprocess.Popen([sys.executable, "ablations/run.py", "--table", str(table), "--datasets",
+                             str(micro / "datasets.yaml"), "--out", str(out), "--jobs", "2"], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started = [out / "table_mw" / "cells" / f"{slug}__temporal__seed1" / "started.json"
+               for slug in ("r00-no-local", "r01-local-mhra")]
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not all(p.exists() for p in started):
+        time.sleep(0.2)
+    workers = [int(pid) for pid in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 5  # SIGKILLed with the grid: gone at once (a worker that finished its cell takes longer)
+    while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
+        time.sleep(0.2)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()
+                and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]]  # gone (or a zombie of init's)
+    result = grid(table, micro, out, "--jobs", "2", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [r["status"] for r in read_results(out, "mw")] == ["done", "done"]
 
 
 def test_sbatch_script(tmp_path):

@@ -1,6 +1,9 @@
 """Synthetic benchmark (uv2.data.synthetic): determinism, idempotence, time-reversal pairs, set layout."""
 
 import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pytest
@@ -17,6 +20,7 @@ from uv2.data.synthetic import (
     TEMPORAL_PAIRS,
     ensure_synthetic,
     generate,
+    read_manifest,
     render_temporal,
     reversal_partner,
     sample_temporal_params,
@@ -197,8 +201,31 @@ def test_worker_that_reruns_the_main_script_gets_an_error_not_a_deadlock(tmp_pat
 
     root = tmp_path / "synthetic"
     root.mkdir()
-    with open(root / ".generate.lock", "w") as lock:
+    with open(root / ".generate.lock", "w") as lock:  # as ensure_synthetic holds it: locked, with its pid
         fcntl.flock(lock, fcntl.LOCK_EX)
+        lock.write(str(os.getpid()))
+        lock.flush()
         with multiprocessing.get_context("spawn").Pool(1) as pool:
             message = pool.apply(_ensure_in_child, (str(root),))
     assert 'if __name__ == "__main__":' in message
+
+
+def test_worker_waits_for_a_sibling_that_generates(tmp_path):
+    """Workers of one parent (the ablation grid's cells side by side) that need the same set: the one that finds
+    another process generating it waits for it, as another run would, instead of taking it for its parent."""
+    import fcntl
+    import multiprocessing
+
+    root = tmp_path / "synthetic"
+    root.mkdir()
+    # the grid's kind of worker (not daemonic: generating a set starts processes of its own)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with open(root / ".generate.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            lock.write("1")  # held by a process that is not the worker's parent
+            lock.flush()
+            pending = pool.submit(_ensure_in_child, str(root))
+            time.sleep(2.0)
+            assert not pending.done()  # waiting, not failing
+        assert pending.result(timeout=120) == "no error"  # the lock released: it generated the set
+    assert read_manifest(root)["sets"].keys() == {"temporal"}

@@ -34,3 +34,37 @@ def test_floor_above_the_peak_lr_is_an_error():
         _lrs(OptimConfig(lr=1e-6, min_lr=2e-6), 1e-6)
     with pytest.raises(ValueError, match=r"optim.warmup_start_lr must be >= 0"):
         OptimConfig(warmup_start_lr=-1.0)
+
+
+def test_fused_adamw_on_cpu_matches_the_loop():
+    """CPU parameters get AdamW's fused kernel, whose steps are the per-parameter loop's up to rounding (decay and
+    no-decay groups, new-module lr scale)."""
+    import torch
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.LayerNorm(5), nn.Linear(5, 3))
+    cfg = OptimConfig(lr=1e-2, new_module_lr_scale=3.0, warmup_epochs=0)
+    new = {id(p) for p in model[2].parameters()}
+    fused, _ = build_optimizer(model, cfg, cfg.lr, new, total_steps=10, steps_per_epoch=5)
+    assert all(group["fused"] for group in fused.param_groups)
+    reference = nn.Sequential(nn.Linear(6, 5), nn.LayerNorm(5), nn.Linear(5, 3))
+    reference.load_state_dict(model.state_dict())
+    loop = torch.optim.AdamW([{**g, "params": [dict(reference.named_parameters())[n] for n in names], "fused": None,
+                               "foreach": False} for g, names in zip(fused.param_groups, _names(model, fused))])
+    assert not any(group["fused"] for group in loop.param_groups)
+    x, y = torch.randn(16, 6), torch.randint(0, 3, (16,))
+    for _ in range(5):
+        for net, opt in ((model, fused), (reference, loop)):
+            opt.zero_grad()
+            nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
+    for (name, p), q in zip(model.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
+    mixed, _ = build_optimizer(model, cfg, cfg.lr, new, 10, 5, mixed_precision=True)  # Lightning clips these
+    assert not any(group["fused"] for group in mixed.param_groups)
+
+
+def _names(model: nn.Module, optimizer) -> list[list[str]]:
+    """The parameter names of each of the optimizer's groups."""
+    by_id = {id(p): n for n, p in model.named_parameters()}
+    return [[by_id[id(p)] for p in g["params"]] for g in optimizer.param_groups]

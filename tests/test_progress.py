@@ -126,6 +126,21 @@ def test_grid_estimate_from_finished_cells():
     assert grid.grid_status() == "grid 5/5 done"
 
 
+def test_grid_estimate_side_by_side():
+    """Cells in worker processes: the grid's process counts the cells that end; the time left divides the cells still
+    to run among the jobs; a worker's lines carry no grid count (it sees only its own cells)."""
+    grid = GridProgress(5, io.StringIO(), interactive=False, jobs=2)
+    assert grid.grid_status() == "grid 0/5 done (2 cells at a time), time left after the first cell"
+    grid.cell_ended(20.0)
+    grid.cell_ended(None)  # done before, failed or interrupted: counted, its time not
+    grid.cell_ended(40.0)
+    assert grid.grid_left() == 30.0 * 1  # two cells left, two at a time: one more mean cell
+    assert grid.grid_status() == "grid 3/5 done (2 cells at a time), ~30s left"
+    assert grid.grid_suffix() == " | " + grid.grid_status()
+    worker = GridProgress(1, io.StringIO(), interactive=False, show_grid=False)
+    assert worker.grid_suffix() == ""
+
+
 def test_format_duration():
     assert [format_duration(s) for s in (0, 45.4, 60, 750, 3600, 11100)] == ["0s", "45s", "1m00s", "12m30s", "1h00m",
                                                                             "3h05m"]

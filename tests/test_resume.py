@@ -206,10 +206,13 @@ def test_cotraining_resumes_bit_identically(synth_root, tmp_path):
 
 
 # -------------------------------------------------------------------------------------------- the ablation grid
-def test_grid_killed_mid_cell_and_rerun_gives_the_same_results(synth_root, tmp_path):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_grid_killed_mid_cell_and_rerun_gives_the_same_results(synth_root, tmp_path, jobs):
     """A grid of two cells killed mid-cell (SIGKILL in the first cell's epoch) and rerun writes the same results.csv
     numbers (top-1, top-5, tested checkpoint step) and test scores for that cell as an uninterrupted run of it, the
-    killed cell resumed, not restarted (the second cell runs once, from the start, in either grid)."""
+    killed cell resumed, not restarted (the second cell runs once, from the start, in either grid). With --jobs 2
+    the kill hits a worker process: the grid records its cells as failed and ends, and the rerun resumes them (on
+    one thread per cell, as the uninterrupted --jobs 1 run on one thread)."""
     spec = micro_grid_spec(tmp_path)
     spec["data"].update(synthetic_root=str(synth_root), num_test_clips=1, num_test_crops=1)
     table = tmp_path / "mr.yaml"
@@ -223,17 +226,21 @@ def test_grid_killed_mid_cell_and_rerun_gives_the_same_results(synth_root, tmp_p
         datasets = tmp_path / f"datasets_{name}.yaml"
         datasets.write_text(json.dumps({"temporal": {"name": "SSv2", "tiny": cell_spec, "paper": None}}))
         out = tmp_path / name
+        threads = {"OMP_NUM_THREADS": str(jobs if name == "killed" else 1)}  # one thread per cell in every run
         return subprocess.run([sys.executable, "ablations/run.py", "--table", str(table), "--datasets",
                                str(datasets), "--out", str(out), *extra], cwd=REPO, capture_output=True, text=True,
-                              timeout=600), out / "table_mr"
+                              timeout=600, env={**os.environ, **threads}), out / "table_mr"
 
     disarmed = tmp_path / "never-kill"
     disarmed.write_text("")
     straight, straight_out = grid("straight", disarmed, "--only", "0")  # the row the kill hits, uninterrupted
     assert straight.returncode == 0, straight.stderr[-3000:]
-    killed, killed_out = grid("killed", tmp_path / "killed.marker")
-    assert killed.returncode == -9, killed.stderr[-3000:]
-    rerun, _ = grid("killed", tmp_path / "killed.marker")
+    killed, killed_out = grid("killed", tmp_path / "killed.marker", "--jobs", str(jobs))
+    if jobs == 1:
+        assert killed.returncode == -9, killed.stderr[-3000:]
+    else:  # the worker was killed; the grid says so and ends
+        assert killed.returncode == 1 and "a worker process of the grid died" in killed.stdout, killed.stdout[-3000:]
+    rerun, _ = grid("killed", tmp_path / "killed.marker", "--jobs", str(jobs))
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "no local | temporal | seed 1: resuming" in rerun.stdout
 

@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,13 @@ if TYPE_CHECKING:
     from uv2.train.callbacks import HParamsSummary
 
 CHECKPOINT_EVERY = 50  # optimizer steps between mid-epoch checkpoints (resume after a kill loses at most this many)
+
+
+def quiet_warnings() -> None:
+    """A grid process's log: warnings and errors only, and none of the libraries' own warnings (Lightning's advice
+    on worker counts and small batches does not apply to tiny cells). The grid's and each worker process's."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    warnings.filterwarnings("ignore", module="pytorch_lightning|lightning_fabric|torchdata")
 
 
 def quiet_lightning() -> None:

@@ -5,6 +5,9 @@ left estimated from the cells this invocation finished.
   42%|#####       | 101/240 steps [01:10<01:37, epoch 5/12, val top-1 31.2 | grid 2/8 done, ~14m left]``; the
   test stage then counts its batches on the same line. When the cell ends, the runner's result line replaces it.
 - Elsewhere (CI, SLURM logs, a pipe) nothing is redrawn: one plain line per training epoch, and nothing else.
+- Cells run side by side (``--jobs N``, uv2.ablation.runner): each worker process writes its cells' plain lines
+  without the grid's count (it sees only its own cells); the runner's process adds the count and time left as
+  cells end.
 
 Lightning's own progress bar is off in grid cells (uv2.ablation.launch), so the two never fight. Only the process
 of global rank 0 reports (Lightning's rank, from the launcher's environment).
@@ -53,11 +56,13 @@ class GridProgress:
         stream: where lines go.
         interactive: redraw a line per cell (default: whether `stream` is a terminal).
         clock: seconds, monotonic (time.monotonic; tests give their own).
+        jobs: cells that run at the same time (the time left divides by it).
+        show_grid: end lines with the grid's count and time left (False in a worker process of a parallel grid).
     """
 
     def __init__(self, total: int, stream: TextIO | None = None, interactive: bool | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.total, self.stream, self.clock = total, stream or sys.stdout, clock
+                 clock: Callable[[], float] = time.monotonic, jobs: int = 1, show_grid: bool = True) -> None:
+        self.total, self.stream, self.clock, self.jobs, self.show_grid = total, stream or sys.stdout, clock, jobs, show_grid
         self.interactive = self.stream.isatty() if interactive is None else interactive
         self.finished = 0  # cells done, failed or skipped
         self.durations: list[float] = []  # seconds of the cells that trained to the end in this invocation
@@ -78,24 +83,38 @@ class GridProgress:
         self.finished += 1
         self._cell_start = None
 
+    def cell_ended(self, seconds: float | None) -> None:
+        """A cell run elsewhere (a worker of a parallel grid) ended, after `seconds` of training to its end (None:
+        skipped, failed or interrupted)."""
+        if seconds is not None:
+            self.durations.append(seconds)
+        self.finished += 1
+
     def grid_left(self) -> float | None:
         """Seconds until the grid ends: the mean time of the cells finished so far for every cell still to run
-        (the running one counted by what it has left of that mean); None before any cell finished."""
+        (the running one counted by what it has left of that mean; cells side by side: the cells not ended, in
+        rounds of `jobs`); None before any cell finished."""
         if not self.durations:
             return None
         mean = sum(self.durations) / len(self.durations)
         to_run = self.total - self.finished
+        if self.jobs > 1:
+            return mean * math.ceil(to_run / self.jobs)
         if self._cell_start is None or to_run == 0:
             return mean * to_run
         return mean * (to_run - 1) + max(mean - (self.clock() - self._cell_start), 0.0)
 
     def grid_status(self) -> str:
         """'grid 2/8 done, ~14m left', 'grid 0/8 done, time left after the first cell' or 'grid 8/8 done'."""
-        done = f"grid {self.finished}/{self.total} done"
+        done = f"grid {self.finished}/{self.total} done" + (f" ({self.jobs} cells at a time)" if self.jobs > 1 else "")
         if self.finished == self.total:
             return done
         left = self.grid_left()
         return f"{done}, ~{format_duration(left)} left" if left is not None else f"{done}, time left after the first cell"
+
+    def grid_suffix(self) -> str:
+        """' | ' and the grid's status, to end a line with; empty where the grid is not shown (a worker)."""
+        return f" | {self.grid_status()}" if self.show_grid else ""
 
     # ------------------------------------------------------------------------------------------------ output
     def print(self, line: str) -> None:
@@ -160,13 +179,13 @@ class CellProgress(pl.Callback):
         self._start_time, self._start_step = self.grid.clock(), trainer.global_step
         if self.grid.interactive:
             self.grid.open_bar(self._label(), self._total, trainer.global_step, "steps",
-                               f"{self._epoch_text(trainer, trainer.current_epoch + 1)} | {self.grid.grid_status()}")
+                               f"{self._epoch_text(trainer, trainer.current_epoch + 1)}{self.grid.grid_suffix()}")
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         if trainer.is_global_zero and self.grid.interactive:
-            self.grid.update_bar(trainer.global_step, f"{self._epoch_text(trainer, trainer.current_epoch + 1)} | "
-                                                      f"{self.grid.grid_status()}")
+            self.grid.update_bar(trainer.global_step, f"{self._epoch_text(trainer, trainer.current_epoch + 1)}"
+                                                      f"{self.grid.grid_suffix()}")
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero or self.grid.interactive:
@@ -178,7 +197,7 @@ class CellProgress(pl.Callback):
         if done > 0 and self._total > step:
             cell_left = f", ~{format_duration(elapsed / done * (self._total - step))} left in the cell"
         self.grid.print(f"{self._label()}: {self._epoch_text(trainer, trainer.current_epoch + 1)}, step "
-                        f"{step}{total}, {format_duration(elapsed)} elapsed{cell_left} | {self.grid.grid_status()}")
+                        f"{step}{total}, {format_duration(elapsed)} elapsed{cell_left}{self.grid.grid_suffix()}")
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.grid.close_bar()
@@ -187,12 +206,12 @@ class CellProgress(pl.Callback):
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero and self.grid.interactive:
             batches = sum(b for b in trainer.num_test_batches if math.isfinite(b))
-            self.grid.open_bar(self._label(), int(batches), 0, "test batches", f"multi-view test | {self.grid.grid_status()}")
+            self.grid.open_bar(self._label(), int(batches), 0, "test batches", f"multi-view test{self.grid.grid_suffix()}")
 
     def on_test_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                           batch_idx: int, dataloader_idx: int = 0) -> None:
         if trainer.is_global_zero and self.grid.bar is not None:
-            self.grid.update_bar(self.grid.bar.n + 1, f"multi-view test | {self.grid.grid_status()}")
+            self.grid.update_bar(self.grid.bar.n + 1, f"multi-view test{self.grid.grid_suffix()}")
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.grid.close_bar()

@@ -7,6 +7,7 @@
   uninterrupted run would (uv2.train.resume; checkpoints are also written every few optimizer steps); --fresh
   starts over.
 - A failing cell is recorded and the grid goes on; Ctrl-C stops after recording the cell as interrupted.
+- Small CPU cells run several at a time in worker processes (uv2.ablation.parallel; --jobs).
 - results.csv and table.md (uv2.ablation.table) are rewritten atomically after every cell.
 - Progress (uv2.ablation.progress): one line per cell, updating in a terminal, one line per epoch elsewhere; every
   run's TensorBoard HPARAMS entry holds the cell's table, row, dataset and seed beside the model's switches.
@@ -21,6 +22,8 @@ import logging
 import shutil
 import subprocess
 import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ import yaml
 
 from uv2.ablation.grid import Cell, Table, grid_hparams
 from uv2.ablation.launch import PeakMemory, fit_and_test
+from uv2.ablation.parallel import why_one_at_a_time, worker_pool
 from uv2.ablation.progress import GridProgress
 from uv2.ablation.scripts import COTRAINED, TrainingScripts
 from uv2.ablation.table import render_table, results_csv
@@ -49,25 +53,35 @@ def git_commit(repo: Path) -> str:
 
 
 class GridRunner:
-    def __init__(self, table: Table, cells: list[Cell], out_dir: Path, repo: Path, fresh: bool = False) -> None:
+    def __init__(self, table: Table, cells: list[Cell], out_dir: Path, repo: Path, fresh: bool = False,
+                 progress: GridProgress | None = None) -> None:
         self.table, self.cells, self.out_dir, self.repo, self.fresh = table, cells, out_dir, repo, fresh  # noqa
         self.commit = git_commit(repo)
-        self.progress = GridProgress(len(cells))
+        self.progress = progress or GridProgress(len(cells))
         self.scripts = TrainingScripts(cells, out_dir, repo, self.cell_dir, self.launch, self.say)
         self._flops: dict[str, dict[str, Any]] = {}  # arch (JSON) -> model_flops: results are rewritten often
 
     def cell_dir(self, cell: Cell) -> Path:
         return self.out_dir / "cells" / cell.slug
 
-    def run(self, only_index: int | None = None) -> list[dict[str, Any]]:
-        """Run every cell (or cell `only_index`); return the records of the cells this call ran or skipped."""
+    def run(self, only_index: int | None = None, jobs: int = 1) -> list[dict[str, Any]]:
+        """Run every cell (or cell `only_index`), `jobs` cells at a time; return the records of the cells this call
+        ran or skipped, in grid order."""
         todo = self.cells if only_index is None else [self.cells[only_index]]
         if self.fresh:  # start the cells that run from scratch (the others keep their results)
             for cell in todo:
                 shutil.rmtree(self.cell_dir(cell), ignore_errors=True)
                 self.scripts.forget(cell)
         self.write_outputs()  # results.csv and table.md exist (all pending) from the start
-        self.progress = GridProgress(len(todo))
+        jobs = min(jobs, len(todo))
+        self.progress = GridProgress(len(todo), jobs=jobs)
+        if jobs > 1:
+            if reason := why_one_at_a_time(todo):
+                raise ValueError(f"--jobs {jobs}: these cells run one at a time: {reason}")
+            try:
+                return self.run_side_by_side(todo, jobs)
+            finally:
+                self.write_outputs()
         records = []
         try:
             for n, cell in enumerate(todo, 1):
@@ -75,6 +89,36 @@ class GridRunner:
         finally:
             self.write_outputs()
         return records
+
+    def run_side_by_side(self, todo: list[Cell], jobs: int) -> list[dict[str, Any]]:
+        """Run `todo`, `jobs` cells at a time in worker processes (uv2.ablation.parallel); their records, in order."""
+        pool, threads = worker_pool(jobs)
+        self.say(f"{jobs} cells at a time, {threads} thread{'s' if threads > 1 else ''} each (--jobs)")
+        index = {cell.slug: i for i, cell in enumerate(self.cells)}
+        queue = list(enumerate(todo, 1))
+        records: dict[int, dict[str, Any]] = {}
+        running: dict[Future, tuple[int, Cell]] = {}
+        with pool:
+            while queue or running:
+                while queue and len(running) < jobs:  # a cell per free worker: nothing queued that Ctrl-C must cancel
+                    n, cell = queue.pop(0)
+                    running[pool.submit(_run_cell_in_worker, self.table, self.cells, index[cell.slug], self.out_dir,
+                                        self.repo, f"[{n}/{len(todo)}]")] = (n, cell)
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    n, cell = running.pop(future)
+                    try:
+                        records[n], seconds = future.result()
+                    except BrokenProcessPool:  # a worker was killed (out of memory?): the pool ends every worker
+                        records[n] = self.record_lost_cell(cell, "a worker process of the grid died (killed, or out of "
+                                                                 "memory?); rerun to resume, --jobs 1 for one cell at a "
+                                                                 "time")
+                        queue.clear()
+                        continue
+                    self.progress.cell_ended(seconds)
+                    self.say(self.progress.grid_status())
+                    self.write_outputs()
+        return [records[n] for n in sorted(records)]
 
     def run_cell(self, cell: Cell, position: str) -> dict[str, Any]:
         folder = self.cell_dir(cell)
@@ -98,8 +142,8 @@ class GridRunner:
                 record.update(self.execute(cell, folder, resume))
             record.update(status="done", peak_mem_mb=round(memory.peak, 1))
             self.progress.finish_cell(trained=True)
-            self.say(f"{where}: top1 {record['top1']:.1f}  top5 {record['top5']:.1f}  ({record['train_s']:.0f} s) | "
-                     f"{self.progress.grid_status()}")
+            self.say(f"{where}: top1 {record['top1']:.1f}  top5 {record['top5']:.1f}  ({record['train_s']:.0f} s)"
+                     f"{self.progress.grid_suffix()}")
         except KeyboardInterrupt:
             self.progress.finish_cell(trained=False)
             record.update(status="interrupted", error="interrupted (Ctrl-C); rerun to resume")
@@ -114,6 +158,13 @@ class GridRunner:
             self.say(f"{where}: FAILED: {record['error']} (traceback in {folder / 'error.log'})")
         atomic_write_text(status_file, json.dumps(record, indent=2))
         self.write_outputs()
+        return record
+
+    def record_lost_cell(self, cell: Cell, error: str) -> dict[str, Any]:
+        """Record `cell` as failed when the process running it died before it could say so itself."""
+        record = {**self.base_record(cell), "status": "failed", "error": error}
+        atomic_write_text(self.cell_dir(cell) / "cell.json", json.dumps(record, indent=2))
+        self.say(f"{cell.label} | {cell.dataset} | seed {cell.seed}: FAILED: {error}")
         return record
 
     def say(self, line: str) -> None:
@@ -163,3 +214,12 @@ class GridRunner:
         atomic_write_text(self.out_dir / "results.csv", results_csv(records))
         atomic_write_text(self.out_dir / f"{self.table.name}.yaml", self.table.path.read_text())  # for the notebooks
         atomic_write_text(self.out_dir / "table.md", render_table(self.table, records))
+
+
+def _run_cell_in_worker(table: Table, cells: list[Cell], index: int, out_dir: Path, repo: Path,
+                        position: str) -> tuple[dict[str, Any], float | None]:
+    """In a worker process: run cells[index] as a sequential grid would (its lines without the grid's count); its
+    record, and its duration when it trained to the end."""
+    runner = GridRunner(table, cells, out_dir, repo, progress=GridProgress(1, interactive=False, show_grid=False))
+    record = runner.run_cell(cells[index], position)
+    return record, (runner.progress.durations[-1] if runner.progress.durations else None)

@@ -893,18 +893,24 @@ def ensure_synthetic(
     manifest = read_manifest(root)
     if all(_set_complete(root, s, manifest, size, seed) for s in wanted):
         return root
-    with open(root / ".generate.lock", "w") as lock:
+    with open(root / ".generate.lock", "a+") as lock:  # holds the generating process's pid
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            if multiprocessing.parent_process() is not None:
+            lock.seek(0)
+            parent = multiprocessing.parent_process()
+            if parent is not None and lock.read().strip() == str(parent.pid):
                 # a helper process re-running the main script of the process that holds the lock (multiprocessing's
-                # spawn re-imports __main__): waiting would deadlock both, so say what to fix instead
+                # spawn re-imports __main__): waiting would deadlock both, so say what to fix instead. A sibling
+                # that holds it (the ablation grid's workers) is waited for, as another run is.
                 raise RuntimeError(
                     f"ensure_synthetic({root}) was called in a worker process while its parent generates the set: "
                     f"the main script runs again in every spawned worker; put its code under "
                     f"`if __name__ == \"__main__\":`") from None
             fcntl.flock(lock, fcntl.LOCK_EX)  # another run generates the same set: wait for it
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
         manifest = read_manifest(root)  # again: another process may have generated it while this one waited
         stale = manifest is not None and manifest.get("generator_version") != GENERATOR_VERSION and all(
             manifest.get(k) == v for k, v in (("size", size), ("seed", seed)))

