@@ -3,6 +3,7 @@
 
     python ablations/run.py --table c                      # tiny scale on CPU (synthetic benchmark)
     python ablations/run.py --table a --seeds 1,2,3 --only 3
+    python ablations/run.py --table c --jobs 1             # one cell at a time (tiny scale default: one per core)
     python ablations/run.py --table c --scale paper --data-root /datasets --devices 8 --accelerator gpu
     python ablations/run.py --table c --scale paper --devices 8 --num-nodes 2 --slurm   # writes sbatch scripts
 

@@ -7,8 +7,8 @@ threads: one thread per cell by default, so a cell's numbers do not depend on th
 
 Each worker process runs whole cells through the same GridRunner.run_cell as a sequential grid (its own status
 file, checkpoints, resume); the grid's process (GridRunner.run_side_by_side) hands out one cell per free worker,
-counts the cells that end and rewrites results.csv and table.md. Cells that share a run (table (e)'s co-training and union-label scripts), and
-cells on GPUs or several devices, run one at a time.
+counts the cells that end and rewrites results.csv and table.md. Cells that share a run (table (e)'s co-training
+and union-label scripts), and cells on GPUs or several devices, run one at a time.
 """
 
 from __future__ import annotations

@@ -62,7 +62,8 @@ class GridProgress:
 
     def __init__(self, total: int, stream: TextIO | None = None, interactive: bool | None = None,
                  clock: Callable[[], float] = time.monotonic, jobs: int = 1, show_grid: bool = True) -> None:
-        self.total, self.stream, self.clock, self.jobs, self.show_grid = total, stream or sys.stdout, clock, jobs, show_grid
+        self.total, self.stream, self.clock = total, stream or sys.stdout, clock
+        self.jobs, self.show_grid = jobs, show_grid
         self.interactive = self.stream.isatty() if interactive is None else interactive
         self.finished = 0  # cells done, failed or skipped
         self.durations: list[float] = []  # seconds of the cells that trained to the end in this invocation
@@ -206,7 +207,8 @@ class CellProgress(pl.Callback):
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero and self.grid.interactive:
             batches = sum(b for b in trainer.num_test_batches if math.isfinite(b))
-            self.grid.open_bar(self._label(), int(batches), 0, "test batches", f"multi-view test{self.grid.grid_suffix()}")
+            self.grid.open_bar(self._label(), int(batches), 0, "test batches",
+                               f"multi-view test{self.grid.grid_suffix()}")
 
     def on_test_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                           batch_idx: int, dataloader_idx: int = 0) -> None:

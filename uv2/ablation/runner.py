@@ -39,6 +39,8 @@ from uv2.io import atomic_write_text
 from uv2.models import ModelConfig
 from uv2.models.flops import model_flops
 
+LOST_WORKER = ("a worker process of the grid died (killed, or out of memory?); rerun to resume, --jobs 1 for one "
+               "cell at a time")
 STARTED = "started.json"  # a cell's config hash, written when it starts: a cell killed mid-run resumes from last.ckpt
 
 log = logging.getLogger(__name__)
@@ -110,9 +112,7 @@ class GridRunner:
                     try:
                         records[n], seconds = future.result()
                     except BrokenProcessPool:  # a worker was killed (out of memory?): the pool ends every worker
-                        records[n] = self.record_lost_cell(cell, "a worker process of the grid died (killed, or out of "
-                                                                 "memory?); rerun to resume, --jobs 1 for one cell at a "
-                                                                 "time")
+                        records[n] = self.record_lost_cell(cell, LOST_WORKER)
                         queue.clear()
                         continue
                     self.progress.cell_ended(seconds)
