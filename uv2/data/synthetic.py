@@ -50,8 +50,9 @@ a radius of ~15-23 % of the frame, so a model cropping 32x32 from the 48x48 fram
 them; motions span 30-45 % of the frame (translation), a 2-3x scale change, 70-140 degrees of rotation or a full
 fade over the clip, so the 4 or 8 frames the presets sample from 16 show them clearly. tiny's
 scene, temporal and image sets take 44 MB. Sanity check (generator version 2, 160 validation videos; 8 centre
-frames at 32x32, plain PyTorch, 2 shared CPU cores): a 3-conv-layer early-fusion CNN (frames stacked as channels, so order-aware) reached 92 % val accuracy on
-temporal after 90 s of training, 85 % on scene after 50 s and 94 % on scene_a after 35 s.
+frames at 32x32, plain PyTorch, 2 shared CPU cores): a 3-conv-layer early-fusion CNN (frames stacked as channels,
+so order-aware) reached 92 % val accuracy on temporal after 90 s of training, 85 % on scene after 50 s and 94 % on
+scene_a after 35 s.
 
 Layout: ``DIR/<set>/{train.csv,val.csv,classes.txt,videos/<split>/<class>/<n>.mp4}`` (``images/...png`` for the
 image set), ``DIR/temporal/reversal_pairs.json``, and ``DIR/manifest.json`` (generator version, size, seed,

@@ -99,8 +99,7 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, lr: float, new_params: s
                     steps_per_epoch: float, mixed_precision: bool = False):
     groups = param_groups(model, lr, cfg, new_params)
     # AdamW's fused kernels (CPU since torch 2.4, CUDA): one pass over all parameters per step instead of a loop of
-    # small ops per parameter; the tiny temporal preset's step on one CPU thread 80.7 -> 75.5 ms, same update up to
-    # rounding. Not under mixed precision (Lightning refuses to clip the gradients of an optimizer that unscales
+    # small ops per parameter (tests/test_optim.py: the same update up to rounding). Not under mixed precision (Lightning refuses to clip the gradients of an optimizer that unscales
     # them itself, as a fused one does) nor on devices without them: the default implementation there.
     fused = not mixed_precision and all(p.device.type in FUSED_ADAMW_DEVICES and p.is_floating_point()
                                         for g in groups for p in g["params"])
