@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", required=True, help="a, b, c, d, e (ablations/tables/<t>.yaml) or a table file")
     parser.add_argument("--scale", choices=SCALES, default="tiny")
     parser.add_argument("--seeds", default="1", help="comma-separated seeds, e.g. 1,2,3")
-    parser.add_argument("--only", default=None, help="run only this row (its index or label)")
+    parser.add_argument("--only", default=None, help="run only this row (its index or label); the table keeps the other rows' results")
     parser.add_argument("--out", type=Path, default=Path("results"), help="results root (default results/)")
     parser.add_argument("--devices", type=int, default=None, help="devices per node")
     parser.add_argument("--accelerator", default=None, help="cpu, gpu, auto")
@@ -66,13 +66,13 @@ def main(argv: list[str] | None = None) -> int:
         trainer = {k: v for k, v in (("devices", args.devices), ("accelerator", args.accelerator),
                                      ("num_nodes", args.num_nodes)) if v is not None}
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-        cells = [c for c in expand_cells(table, load_datasets(args.datasets), args.scale, seeds, trainer,
-                                         args.data_root, REPO) if c.row in rows]
+        grid_cells = expand_cells(table, load_datasets(args.datasets), args.scale, seeds, trainer, args.data_root, REPO)
+        cells = [c for c in grid_cells if c.row in rows]  # the ones to run; results.csv and table.md show them all
     except (TableError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     out_dir = args.out / f"table_{table.name}"
-    runner = GridRunner(table, cells, out_dir, REPO, fresh=args.fresh)
+    runner = GridRunner(table, grid_cells, out_dir, REPO, fresh=args.fresh)
     if args.slurm:
         script = write_sbatch(table, cells, out_dir, argv, args.devices or 1, args.num_nodes or 1)
         print(f"wrote {script} ({len(cells)} cells); submit with: bash {script}")
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"table {table.name}: {len(rows)} rows x {len(table.datasets)} datasets x {len(seeds)} seeds = "
           f"{len(cells)} cells -> {out_dir}", flush=True)
     try:
-        records = runner.run(args.cell, jobs)
+        records = runner.run(cells if args.cell is None else [cells[args.cell]], jobs)
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished cells are kept in {out_dir}; rerun the same command to resume")
         return 130

@@ -232,15 +232,21 @@ def test_failing_cell_is_recorded_and_grid_continues(micro, tmp_path):
     assert only_ok.returncode == 0, only_ok.stderr[-3000:]
 
 
-def test_only_keeps_the_row_index(micro, tmp_path):
-    """--only runs one row as the row of the whole table: same cell folders, results.csv row and table.md line."""
+def test_only_keeps_the_row_index_and_the_other_rows(micro, tmp_path):
+    """--only runs one row as the row of the whole table (same cell folder, results.csv row and table.md line), and
+    the table keeps what the other rows have: a row run alone later does not drop a finished one."""
     table = write_table(tmp_path, "mo", ["temporal"], MICRO_ROWS)
-    result = grid(table, micro, tmp_path / "results", "--only", "local MHRA", "--merge", timeout=300)
+    first = grid(table, micro, tmp_path / "results", "--only", "1", timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (tmp_path / "results" / "table_mo" / "cells" / "r01-local-mhra__temporal__seed1" / "cell.json").exists()
+    result = grid(table, micro, tmp_path / "results", "--only", "no local", "--merge", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    (row,) = read_results(tmp_path / "results", "mo")
-    assert (row["row"], row["label"], row["status"]) == ("1", "local MHRA", "pending")
+    rows = read_results(tmp_path / "results", "mo")
+    assert [(r["row"], r["label"], r["status"]) for r in rows] == [("0", "no local", "pending"),
+                                                                    ("1", "local MHRA", "done")]
     table_md = (tmp_path / "results" / "table_mo" / "table.md").read_text()
-    assert "| no local | - | 60.0 |" in table_md and "| local MHRA | - | 65.0 |" in table_md
+    assert "| no local | - | 60.0 |" in table_md
+    assert f"| local MHRA | {float(rows[1]['top1']):.1f} (1 seed) | 65.0 |" in table_md
 
 
 def test_image_pretraining_gets_the_grid_trainer_flags(monkeypatch, tmp_path):

@@ -66,10 +66,10 @@ class GridRunner:
     def cell_dir(self, cell: Cell) -> Path:
         return self.out_dir / "cells" / cell.slug
 
-    def run(self, only_index: int | None = None, jobs: int = 1) -> list[dict[str, Any]]:
-        """Run every cell (or cell `only_index`), `jobs` cells at a time; return the records of the cells this call
-        ran or skipped, in grid order."""
-        todo = self.cells if only_index is None else [self.cells[only_index]]
+    def run(self, todo: list[Cell] | None = None, jobs: int = 1) -> list[dict[str, Any]]:
+        """Run the cells `todo` (default: every cell), `jobs` at a time; return the records of the cells this call
+        ran or skipped, in grid order. results.csv and table.md hold every cell of the grid, finished or not."""
+        todo = self.cells if todo is None else todo
         if self.fresh:  # start the cells that run from scratch (the others keep their results)
             for cell in todo:
                 shutil.rmtree(self.cell_dir(cell), ignore_errors=True)
