@@ -197,6 +197,38 @@ def test_cells_side_by_side(micro, tmp_path):
     assert "2/2 cells done" in (tmp_path / "side" / "table_mj" / "table.md").read_text()
 
 
+def test_repeated_rows_of_the_paper_tables():
+    """Rows that list one model twice (spelled alike, or with the defaults written out) are one run per seed."""
+    from uv2.ablation.grid import expand_cells, load_datasets, repeated_runs
+
+    datasets = load_datasets(REPO / "ablations" / "datasets.yaml")
+    found = {}
+    for name in "abcde":
+        cells = expand_cells(load_table(name, REPO / "ablations" / "tables"), datasets, "tiny", [1, 2], repo=REPO)
+        found[name] = {slug: (earlier.label, earlier.seed) for slug, earlier in repeated_runs(cells).items()}
+    assert found["d"] == {f"r04-sequential-1-query__temporal__seed{s}": ("Sequential", s) for s in (1, 2)}
+    assert found["b"] == {f"r08-1-12-r-1-5__temporal__seed{s}": ("Local MHRA x2", s) for s in (1, 2)}
+    assert found["a"] == found["c"] == found["e"] == {}
+
+
+def test_a_repeated_row_is_not_trained_again(micro, tmp_path):
+    """Side by side, the row that repeats a run waits for it and takes its result and predictions."""
+    rows = [*MICRO_ROWS, {"label": "local MHRA, all layers", "arch": {"local_type": "lmhra", "local_layers": "1-12"},
+                          "paper": {"temporal": 65.0}}]
+    table = write_table(tmp_path, "mr", ["temporal"], rows)
+    result = grid(table, micro, tmp_path / "results", "--jobs", "2", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = read_results(tmp_path / "results", "mr")
+    assert [r["status"] for r in records] == ["done"] * 3
+    assert records[2]["top1"] == records[1]["top1"] and records[2]["label"] == "local MHRA, all layers"
+    assert result.stdout.count("(top1 ") == 1 and "the run of 'local MHRA' (top1" in result.stdout
+    cells = tmp_path / "results" / "table_mr" / "cells"
+    predictions = [torch.load(cells / f"{slug}__temporal__seed1" / "test_predictions.pt", weights_only=True)["scores"]
+                   for slug in ("r01-local-mhra", "r02-local-mhra-all-layers")]
+    assert torch.equal(*predictions)
+    assert not (cells / "r02-local-mhra-all-layers__temporal__seed1" / "checkpoints").exists()  # nothing trained
+
+
 def test_side_by_side_refused_where_cells_share_a_device(tmp_path):
     """Cells on GPUs (paper scale) or sharing runs (table (e)) run one at a time: --jobs 2 says why and runs nothing."""
     result = subprocess.run([sys.executable, "ablations/run.py", "--table", "c", "--scale", "paper", "--jobs", "2",

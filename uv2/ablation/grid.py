@@ -78,6 +78,28 @@ class Cell:
     def arch(self) -> dict[str, Any]:
         return self.config["model"]["arch"]
 
+    @property
+    def run_key(self) -> str:
+        """What the cell's training depends on: its config with the model resolved (defaults filled in, layer specs
+        as the layers they arm), so two rows that spell one model differently have the same key."""
+        model = ModelConfig(**self.arch)
+        resolved = {**model.to_dict(), "local_layers": model.local_layer_ids, "global_layers": model.global_layer_ids}
+        config = {**self.config, "model": {**self.config["model"], "arch": resolved}}
+        return json.dumps([config, self.script, self.finetune], sort_keys=True, default=str)
+
+
+def repeated_runs(cells: list[Cell]) -> dict[str, Cell]:
+    """slug -> the cell of an earlier row whose run this cell repeats (the same run_key: the same model, data,
+    recipe and seed), where a table lists one model twice, as table (d)'s "Sequential" and "Sequential, 1 query"
+    or table (b)'s "Local MHRA x2" and "1-12, r=1.5". The grid trains such a run once. Training scripts (table (e))
+    share runs their own way and are left out."""
+    first: dict[str, Cell] = {}
+    repeats = {}
+    for cell in cells:
+        if cell.script is None and (earlier := first.setdefault(cell.run_key, cell)) is not cell:
+            repeats[cell.slug] = earlier
+    return repeats
+
 
 def grid_hparams(cell: Cell, **changes: Any) -> dict[str, Any]:
     """The cell's place in the grid, as TensorBoard's HPARAMS tab shows it beside the model's switches (`changes`

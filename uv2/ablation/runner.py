@@ -7,6 +7,8 @@
   uninterrupted run would (uv2.train.resume; checkpoints are also written every few optimizer steps); --fresh
   starts over.
 - A failing cell is recorded and the grid goes on; Ctrl-C stops after recording the cell as interrupted.
+- A row that lists a model another row already has (the same run: uv2.ablation.grid.repeated_runs) is not trained
+  again: its cells take the earlier row's results.
 - Small CPU cells run several at a time in worker processes (uv2.ablation.parallel; --jobs).
 - results.csv and table.md (uv2.ablation.table) are rewritten atomically after every cell.
 - Progress (uv2.ablation.progress): one line per cell, updating in a terminal, one line per epoch elsewhere; every
@@ -29,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from uv2.ablation.grid import Cell, Table, grid_hparams
+from uv2.ablation.grid import Cell, Table, grid_hparams, repeated_runs
 from uv2.ablation.launch import PeakMemory, fit_and_test
 from uv2.ablation.parallel import why_one_at_a_time, worker_pool
 from uv2.ablation.progress import GridProgress
@@ -62,6 +64,7 @@ class GridRunner:
         self.progress = progress or GridProgress(len(cells))
         self.scripts = TrainingScripts(cells, out_dir, repo, self.cell_dir, self.launch, self.say)
         self._flops: dict[str, dict[str, Any]] = {}  # arch (JSON) -> model_flops: results are rewritten often
+        self.repeats = repeated_runs(cells)  # slug -> the earlier cell whose run a cell repeats (trained once)
 
     def cell_dir(self, cell: Cell) -> Path:
         return self.out_dir / "cells" / cell.slug
@@ -97,13 +100,19 @@ class GridRunner:
         pool, threads = worker_pool(jobs)
         self.say(f"{jobs} cells at a time, {threads} thread{'s' if threads > 1 else ''} each (--jobs)")
         index = {cell.slug: i for i, cell in enumerate(self.cells)}
-        queue = list(enumerate(todo, 1))
+        # a cell that repeats another's run waits for it (and goes last), then takes its result
+        queue = sorted(enumerate(todo, 1), key=lambda item: item[1].slug in self.repeats)
         records: dict[int, dict[str, Any]] = {}
         running: dict[Future, tuple[int, Cell]] = {}
         with pool:
             while queue or running:
-                while queue and len(running) < jobs:  # a cell per free worker: nothing queued that Ctrl-C must cancel
-                    n, cell = queue.pop(0)
+                while len(running) < jobs:  # a cell per free worker: nothing queued that Ctrl-C must cancel
+                    busy = {c.slug for _, c in running.values()}
+                    ready = [(n, c) for n, c in queue if getattr(self.repeats.get(c.slug), "slug", None) not in busy]
+                    if not ready:
+                        break
+                    queue.remove(ready[0])
+                    n, cell = ready[0]
                     running[pool.submit(_run_cell_in_worker, self.table, self.cells, index[cell.slug], self.out_dir,
                                         self.repo, f"[{n}/{len(todo)}]")] = (n, cell)
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -130,6 +139,12 @@ class GridRunner:
             self.progress.finish_cell(trained=False)
             self.say(f"{where}: done before (top1 {previous['top1']:.1f}), skipped")
             return previous
+        if (record := self.result_of_repeated_run(cell)) is not None:
+            self.progress.finish_cell(trained=False)
+            self.say(f"{where}: the run of '{record['same_run_as']}' (top1 {record['top1']:.1f}), not trained again")
+            atomic_write_text(status_file, json.dumps(record, indent=2))
+            self.write_outputs()
+            return record
         started = folder / STARTED
         known = previous or (json.loads(started.read_text()) if started.exists() else None)  # None: never run
         resume = bool(known) and known.get("config_hash") == cell.config_hash
@@ -159,6 +174,22 @@ class GridRunner:
         atomic_write_text(status_file, json.dumps(record, indent=2))
         self.write_outputs()
         return record
+
+    def result_of_repeated_run(self, cell: Cell) -> dict[str, Any] | None:
+        """`cell`'s record taken from the finished cell whose run it repeats (uv2.ablation.grid.repeated_runs), its
+        test predictions copied beside it; None when it repeats none, or that cell has not finished."""
+        earlier = self.repeats.get(cell.slug)
+        status_file = self.cell_dir(earlier) / "cell.json" if earlier else None
+        if status_file is None or not status_file.exists():
+            return None
+        record = json.loads(status_file.read_text())
+        if record.get("status") != "done" or record.get("config_hash") != earlier.config_hash:
+            return None
+        folder = self.cell_dir(cell)
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.cell_dir(earlier) / "test_predictions.pt", folder / "test_predictions.pt")
+        return {**record, "row": cell.row, "label": cell.label, "config_hash": cell.config_hash,
+                "same_run_as": earlier.label}
 
     def record_lost_cell(self, cell: Cell, error: str) -> dict[str, Any]:
         """Record `cell` as failed when the process running it died before it could say so itself."""
