@@ -238,14 +238,18 @@ def test_side_by_side_refused_where_cells_share_a_device(tmp_path):
     assert "accelerator 'gpu'" in result.stderr and not (tmp_path / "table_c").exists()
 
 
-def test_default_jobs():
+def test_default_jobs(monkeypatch):
+    from uv2.ablation import parallel
     from uv2.ablation.parallel import default_jobs, usable_cores, why_one_at_a_time
 
     def cell(accelerator="cpu", devices=1, script=None):
         return Cell("t", 0, "row", "set", 1, {"trainer": {"accelerator": accelerator, "devices": devices}}, script)
 
     cpu = [cell(), cell()]
+    monkeypatch.setattr(parallel, "available_memory_gb", lambda: 64.0)
     assert why_one_at_a_time(cpu) is None and default_jobs(cpu) == min(usable_cores(), 2)
+    monkeypatch.setattr(parallel, "available_memory_gb", lambda: 1.5 * parallel.JOB_MEMORY_GB)
+    assert default_jobs(cpu) == 1  # memory for one cell only
     assert default_jobs([cell()]) == 1  # never more jobs than cells
     for one_at_a_time in ([cell(), cell("gpu")], [cell(devices=2)], [cell(script="union_cotrain")]):
         assert why_one_at_a_time(one_at_a_time) and default_jobs(one_at_a_time) == 1
