@@ -187,10 +187,12 @@ def test_last_checkpoint_is_the_final_state(synth_root, tmp_path):
 
 
 def test_bf16_mixed_precision_fit_on_cpu(synth_root, tmp_path):
-    """--trainer.precision bf16-mixed trains on CPU: finite losses, fp32 weights in the checkpoint."""
+    """--trainer.precision bf16-mixed trains on CPU: finite losses, fp32 weights in the checkpoint; every step logs
+    the gradients' norm as it was before clipping."""
     run_dir = tmp_path / "bf16"
     assert run("fit", _fit_argv(synth_root, run_dir, "--trainer.precision", "bf16-mixed", "--trainer.limit_train_batches", "3",
-                                "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "1")) == 0
+                                "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "1",
+                                "--trainer.log_every_n_steps", "1", "--trainer.gradient_clip_val", "1e-4")) == 0
     checkpoint = safe_load(run_dir / "checkpoints" / "last.ckpt")
     assert checkpoint["global_step"] == 3
     weights = checkpoint["state_dict"]
@@ -200,6 +202,8 @@ def test_bf16_mixed_precision_fit_on_cpu(synth_root, tmp_path):
     events = EventAccumulator(str(run_dir))
     events.Reload()
     assert all(torch.isfinite(torch.tensor(e.value)) for e in events.Scalars("val/loss"))
+    grad_norms = [e.value for e in events.Scalars("train/grad_norm")]
+    assert len(grad_norms) == 3 and all(1e-4 < g < float("inf") for g in grad_norms)  # clipped to 1e-4 after
 
 
 def test_predict_cli(synth_root, tmp_path):

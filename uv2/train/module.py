@@ -194,6 +194,13 @@ class VideoClassifier(pl.LightningModule):
                      reduce_fx="sum", batch_size=len(correct))
         return loss
 
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """train/grad_norm: the global L2 norm of the gradients before clipping (what trainer.gradient_clip_val
+        compares against; unscaled under AMP), logged as train/loss is."""
+        norms = [torch.linalg.vector_norm(p.grad) for p in self.parameters() if p.grad is not None]
+        if norms:
+            self.log("train/grad_norm", torch.linalg.vector_norm(torch.stack(norms)), on_step=True, on_epoch=False)
+
     def _loss(self, batches: dict[str, dict]) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss of a step and which clips the model got right. One batch of every set goes through the model at
         once; each set's cross-entropy sees only its own head's rows, and the sets' losses are averaged (each set
