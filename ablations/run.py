@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", required=True, help="a, b, c, d, e (ablations/tables/<t>.yaml) or a table file")
     parser.add_argument("--scale", choices=SCALES, default="tiny")
     parser.add_argument("--seeds", default="1", help="comma-separated seeds, e.g. 1,2,3")
-    parser.add_argument("--only", default=None, help="run only this row (its index or label); the table keeps the other rows' results")
+    parser.add_argument("--only", default=None,
+                        help="run only this row (its index or label); the table keeps the other rows' results")
     parser.add_argument("--out", type=Path, default=Path("results"), help="results root (default results/)")
     parser.add_argument("--devices", type=int, default=None, help="devices per node")
     parser.add_argument("--accelerator", default=None, help="cpu, gpu, auto")

@@ -177,7 +177,8 @@ class GridRunner:
 
     def result_of_repeated_run(self, cell: Cell) -> dict[str, Any] | None:
         """`cell`'s record taken from the finished cell whose run it repeats (uv2.ablation.grid.repeated_runs), its
-        test predictions copied beside it; None when it repeats none, or that cell has not finished."""
+        test predictions copied beside it (when they are there); None when it repeats none, or that cell has not
+        finished."""
         earlier = self.repeats.get(cell.slug)
         status_file = self.cell_dir(earlier) / "cell.json" if earlier else None
         if status_file is None or not status_file.exists():
@@ -187,7 +188,8 @@ class GridRunner:
             return None
         folder = self.cell_dir(cell)
         folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(self.cell_dir(earlier) / "test_predictions.pt", folder / "test_predictions.pt")
+        if (predictions := self.cell_dir(earlier) / "test_predictions.pt").exists():
+            shutil.copyfile(predictions, folder / "test_predictions.pt")
         return {**record, "row": cell.row, "label": cell.label, "config_hash": cell.config_hash,
                 "same_run_as": earlier.label}
 
