@@ -87,3 +87,23 @@ def run_config(cell: Any) -> dict[str, Any] | None:
 def load_predictions(cell_dir: str | Path) -> dict:
     """Per-video scores, labels and class names of a finished cell's multi-view test."""
     return torch.load(Path(cell_dir) / "test_predictions.pt", weights_only=True)
+
+
+def per_class_top1(results: pd.DataFrame) -> pd.DataFrame:
+    """Top-1 (%) per class of every finished cell that kept its test predictions: one row per cell and class
+    (table, row, label, dataset, seed, class, videos, top1). It shows what a run has not learnt, e.g. a pair of the
+    temporal set's time-reversed classes at 50 % or less (chance within the pair) while the rest are near 100 %."""
+    columns = ["table", "row", "label", "dataset", "seed", "class", "videos", "top1"]
+    rows = []
+    for cell in finished(results).itertuples():
+        if not (Path(cell.cell_dir) / "test_predictions.pt").is_file():
+            continue
+        predictions = load_predictions(cell.cell_dir)
+        predicted, labels = predictions["scores"].argmax(-1), predictions["labels"]
+        for index, name in enumerate(predictions["class_names"]):
+            of_class = labels == index
+            if of_class.any():
+                top1 = 100 * (predicted[of_class] == index).float().mean().item()
+                rows.append([cell.table, cell.row, cell.label, cell.dataset, cell.seed, name, int(of_class.sum()), top1])
+    return pd.DataFrame(rows, columns=columns)
+
