@@ -197,9 +197,10 @@ class VideoClassifier(pl.LightningModule):
     def on_before_optimizer_step(self, optimizer) -> None:
         """train/grad_norm: the global L2 norm of the gradients before clipping (what trainer.gradient_clip_val
         compares against; unscaled under AMP), logged as train/loss is."""
-        norms = [torch.linalg.vector_norm(p.grad) for p in self.parameters() if p.grad is not None]
-        if norms:
-            self.log("train/grad_norm", torch.linalg.vector_norm(torch.stack(norms)), on_step=True, on_epoch=False)
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if grads:  # every step (Lightning keeps the steps it writes): one fused kernel, as clip_grad_norm_ uses
+            norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+            self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
 
     def _loss(self, batches: dict[str, dict]) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss of a step and which clips the model got right. One batch of every set goes through the model at
