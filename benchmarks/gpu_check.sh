@@ -14,14 +14,18 @@
 #   k400     benchmarks/speed.py, K400 B/16 design (experiments/k400/k400_b16_8x224.yaml), 8x224, batch 32, bf16:
 #            uv2, the official layout and, with --official-code, the official repository's model
 #   ssv2     the same for the SSv2 B/16 design (experiments/ssv2/ssv2_b16_16x224.yaml), 16x224, batch 16
-#   fit      python -m uv2 fit of the SSv2 B/16 design on generated synthetic videos (the tiny temporal set,
-#            upscaled to 224), --trainer.accelerator gpu --trainer.precision bf16-mixed, 40 steps
-#   compile  (with --compile, if time is left) uv2 under torch.compile on the K400 design, against k400's uv2;
-#            compiling takes minutes: give --budget 540 with --compile when the 8-minute limit does not apply
+#   feed     benchmarks/feed_check.py: python -m uv2 fit of the K400 B/16 design, bf16-mixed, batch 32, 14 workers,
+#            on generated 320x240 H.264 videos, with num_repeats 1 and 2: the data wait fraction and clips/s
 #   control  (if time is left) uv2 alone on the SSv2 design with --path cpu: the CPU formulations of the
 #            dispatched layers on the GPU, i.e. what the device dispatch gains there
+#   bench    (if time is left) python -m uv2 bench-data --workers 14 on generated 604x340 H.264 videos: per-worker
+#            clips/s and the split of a clip's time, the per-batch work on the GPU
+#   fit      (if time is left) python -m uv2 fit of the SSv2 B/16 design on generated synthetic videos (the tiny
+#            temporal set, upscaled to 224), --trainer.accelerator gpu --trainer.precision bf16-mixed, 40 steps
+#   compile  (with --compile, if time is left) uv2 under torch.compile on the K400 design, against k400's uv2;
+#            compiling takes minutes: give --budget 540 with --compile when the 8-minute limit does not apply
 # then one summary table (also written to OUT/summary.txt). Output: OUT (default $OUT where set, else
-# gpu_check_out/) holds one log per stage (a speed stage's last line is speed.py's JSON) and summary.txt.
+# gpu_check_out/) holds one log per stage (a speed stage's and feed's last line is their JSON) and summary.txt.
 #
 # On the device machine of this workplace (python3 with torch, timm, Lightning, torchmetrics, einops, tensorboard):
 #   carry [".whl"] (and the official checkout, e.g. ".official"), command:
@@ -77,13 +81,18 @@ if [[ "$SMOKE" == 1 ]]; then
             --data.init_args.rand_augment null --model.arch.num_frames 4
             --model.arch.vit_overrides '{"width": 64, "heads": 1, "img_size": 32, "patch_size": 8}'
             --trainer.accelerator cpu --trainer.max_steps 3 --trainer.limit_val_batches 1)
-  STAGE_LIMITS=(k400:240 ssv2:240 fit:240 control:240 compile:600)
+  FEED=(--cpu-smoke)
+  BENCH=(--workers 2 --videos 2 --seconds 2 --width 64 --height 48 --size 32 --frames 4 --clips-per-video 2
+         --batch-size 2)
+  STAGE_LIMITS=(k400:240 ssv2:240 feed:240 bench:240 fit:240 control:240 compile:600)
 else
   SPEED_COMMON=(--device cuda --dtype bf16 --warmup 3 --iters 10 --rounds 1 --json)
   K400_BATCH=32; SSV2_BATCH=16
   FIT_SIZE=(--data.init_args.synthetic_size tiny --data.init_args.num_workers 8 --data.init_args.batch_size 16
             --trainer.accelerator gpu --trainer.max_steps 40 --trainer.limit_val_batches 2)
-  STAGE_LIMITS=(k400:150 ssv2:150 fit:120 control:60 compile:200)
+  FEED=(--workers 14 --repeats 1,2 --steps 60)
+  BENCH=(--workers 14 --videos 8 --clips-per-video 8 --batch-size 16)
+  STAGE_LIMITS=(k400:150 ssv2:150 feed:180 bench:90 fit:120 control:60 compile:200)
 fi
 OFFICIAL_ARGS=()
 if [[ -n "$OFFICIAL" ]]; then OFFICIAL_ARGS=(--official-code "$OFFICIAL"); fi
@@ -146,6 +155,7 @@ def report(name):
 
 
 reports = {name: report(name) for name in ("k400", "ssv2", "control", "compile")}
+feed = report("feed")
 reports = {name: r for name, r in reports.items() if r is not None}
 notes = []
 for i, (name, r) in enumerate(reports.items()):
@@ -174,6 +184,16 @@ if "ssv2" in reports and "control" in reports:  # uv2 with the CPU formulations 
                      f"device dispatch")
 if notes:
     print("\n" + "\n".join(notes))
+if feed is not None:
+    print(f"\nfeed (K400 B/16 design, {feed['workers']} workers, {feed['cpus']} CPUs, {feed['videos']} videos "
+          f"{feed['size'][0]}x{feed['size'][1]} H.264; {feed['results'][0]['steps']} steps): after the first step")
+    print("| num_repeats | batch | clips/s | data wait | first step (s) | decode failures |\n|---|---|---|---|---|---|")
+    for r in feed["results"]:
+        print(f"| {r['repeats']} | {r['batch_size']} x {r['repeats']} | {r['clips_per_s']:.1f} | "
+              f"{100 * r['wait_fraction']:.0f}% | {r['first_step_s']:.1f} | {r['decode_failures']} |")
+if (out / "bench.log").is_file():
+    lines = (out / "bench.log").read_text(errors="replace").splitlines()
+    print("\nbench-data:\n" + "\n".join(line for line in lines if line.startswith(("bench-data", "clips:", "decoder", "pyav"))))
 
 if fit_dir.is_dir():
     try:
@@ -210,6 +230,7 @@ env_stage() {
     echo "installing from $WHEELS (missing: ${missing[*]})"
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$WORK/site" \
       --find-links "$WHEELS" "${missing[@]}"
+    export PYTHONPATH="$PYTHONPATH:$WORK/site"  # for the check below (the later stages add it the same way)
   else
     echo "every package is already installed"
   fi
@@ -237,7 +258,14 @@ run_stage k400 "$PY" benchmarks/speed.py --config experiments/k400/k400_b16_8x22
 run_stage ssv2 "$PY" benchmarks/speed.py --config experiments/ssv2/ssv2_b16_16x224.yaml --batch "$SSV2_BATCH" \
   "${SPEED_COMMON[@]}" "${OFFICIAL_ARGS[@]}"
 
-# --- a short training run through Lightning on generated videos
+# --- feeding the GPU (issue 12): K400 B/16 training from real-size videos, 14 workers
+run_stage feed "$PY" benchmarks/feed_check.py --work "$WORK/feed" "${FEED[@]}" --json
+
+# --- extras while time is left: the dispatch's gain on the GPU, the per-worker split of the data pipeline, the
+# SSv2 design through Lightning, torch.compile (asked for)
+run_stage control "$PY" benchmarks/speed.py --config experiments/ssv2/ssv2_b16_16x224.yaml --batch "$SSV2_BATCH" \
+  --impl uv2 --path cpu "${SPEED_COMMON[@]}"
+run_stage bench "$PY" -m uv2 bench-data "${BENCH[@]}" --sampling uniform --no-float-path --decoders pyav
 LISTS=()
 for key in train_list val_list test_list classes_file data_root; do LISTS+=("--data.init_args.$key" null); done
 run_stage fit "$PY" -m uv2 fit --config experiments/ssv2/ssv2_b16_16x224.yaml --model.init_from null \
@@ -246,13 +274,10 @@ run_stage fit "$PY" -m uv2 fit --config experiments/ssv2/ssv2_b16_16x224.yaml --
   --trainer.devices 1 --trainer.precision bf16-mixed --trainer.max_epochs 1 --trainer.num_sanity_val_steps 0 \
   --trainer.log_every_n_steps 1 --trainer.enable_progress_bar false --run_dir "$WORK/fit"
 
-# --- extras while time is left: torch.compile (asked for), then the dispatch's gain on the GPU
 if [[ "$COMPILE" == 1 ]]; then
   run_stage compile "$PY" benchmarks/speed.py --config experiments/k400/k400_b16_8x224.yaml --batch "$K400_BATCH" \
     --impl compiled "${SPEED_COMMON[@]}"
 fi
-run_stage control "$PY" benchmarks/speed.py --config experiments/ssv2/ssv2_b16_16x224.yaml --batch "$SSV2_BATCH" \
-  --impl uv2 --path cpu "${SPEED_COMMON[@]}"
 failed=$(grep -cE '\|(FAILED|TIMEOUT)' "$STAGES" || true)
 echo "== done in $(($(date +%s) - START))s; stages failed or timed out: $failed"
 exit $((failed > 0 ? 1 : 0))

@@ -71,7 +71,7 @@ def test_gpu_check_reports_every_stage_within_its_budget(tmp_path):
     proc = gpu_check(tmp_path, "--budget", "0")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = (tmp_path / "summary.txt").read_text()
-    for stage in ("env", "k400", "ssv2", "fit", "control"):
+    for stage in ("env", "k400", "ssv2", "feed", "control", "bench", "fit"):
         assert f"| {stage} | skipped: the 0s budget is spent |" in summary
 
 
@@ -81,8 +81,9 @@ def test_gpu_check_cpu_smoke(tmp_path):
     proc = gpu_check(tmp_path, "--budget", "1500")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = (tmp_path / "summary.txt").read_text()
-    for stage in ("env", "k400", "ssv2", "fit", "control"):
+    for stage in ("env", "k400", "ssv2", "feed", "control", "bench", "fit"):
         assert f"| {stage} | ok |" in summary, summary
+    assert "| 1 | 4 x 1 |" in summary and "| 2 | 2 x 2 |" in summary  # feed: one fit per num_repeats
     assert "| k400 | uv2 | train | 2 |" in summary and "| ssv2 | official | eval | 2 |" in summary
     assert "max |logits uv2 - official|" in summary and "checkpoint written" in summary
     assert json.loads((tmp_path / "k400.log").read_text().strip().splitlines()[-1])["arch"]["local_type"] == "none"

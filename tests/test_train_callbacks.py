@@ -13,7 +13,7 @@ import torch
 
 from tests.helpers import REPO
 from uv2.data.synthetic import ensure_synthetic
-from uv2.train.callbacks import ThroughputSummary
+from uv2.train.callbacks import StepClock, ThroughputSummary
 from uv2.train.cli import run
 
 
@@ -37,6 +37,53 @@ def test_summary_line_and_hint():
     multiset = SimpleNamespace(world_size=2, datamodule=SimpleNamespace(hparams={"common": {"num_workers": 4}}))
     line = summary.summary(clips=100, wait_s=10.0, step_s=10.0, failures=0, trainer=multiset)
     assert "in 10.0 s" in line and "10.0 clips/s" in line and "num_workers (4 now," in line  # two devices
+
+
+class _LateClock(StepClock):
+    """A device whose marks pass only when the test says so: a mark is the step count at which it passes."""
+
+    def __init__(self) -> None:
+        super().__init__(torch.device("cpu"))
+        self.now, self.times, self.marks = 0, {}, 0
+
+    def mark(self) -> int:
+        self.marks += 1
+        return self.marks
+
+    def passed(self, mark: int) -> bool:
+        return mark in self.times and self.times[mark] <= self.now
+
+    def seconds(self, start: int, end: int) -> float:
+        return self.times[end] - self.times[start]
+
+
+def test_summary_reads_the_device_timeline_without_waiting():
+    """Steps are read only once the device has passed their end mark (per-step scalars lag behind, nothing waits);
+    the first step is reported apart; at the end of fit the rest is read. Wait = previous end -> start, step =
+    start -> end, on the device's timeline."""
+    summary, clock = ThroughputSummary(hint_above=1.0), _LateClock()
+    logged = []
+    module = SimpleNamespace(device=torch.device("cpu"), log_dict=lambda values, **kw: logged.append(values))
+    trainer = SimpleNamespace(world_size=1, is_global_zero=True, datamodule=None)
+    batch = {"label": torch.zeros(4), "decode_failures": torch.tensor([0, 1, 0, 0])}
+    summary._clock = clock
+    summary.on_train_epoch_start(trainer, module)  # mark 1
+    # device times of the marks: epoch start 0; step k starts at 10 + 3k (the first after a 10 s start-up) and
+    # ends 2 s later: 1 s of data wait before every later step
+    clock.times[1] = 0.0
+    for k in range(3):
+        summary.on_train_batch_start(trainer, module, batch, k)
+        clock.times[clock.marks] = 10.0 + 3 * k
+        clock.times[clock.marks + 1] = 12.0 + 3 * k
+        clock.now = 12.0 + 3 * (k - 1)  # the device is one step behind the host
+        summary.on_train_batch_end(trainer, module, None, batch, k)
+    assert [v["data/wait_s"] for v in logged] == [10.0, 1.0]  # steps 0 and 1 read, step 2 still running
+    assert logged[1]["data/wait_fraction"] == pytest.approx(1 / 3) and logged[1]["perf/clips_per_s"] == 4 / 3
+    summary.on_fit_end(trainer, module)
+    assert (summary.first_s, summary.first_clips, summary.clips, summary.wait_s, summary.step_s) == (12.0, 4, 8, 2.0,
+                                                                                                      4.0)
+    assert summary.line == ("fit throughput: 12 clips, the first step after 12.0 s (worker start-up); then 8 clips in "
+                            "6.0 s of training steps, 1.3 clips/s, data wait 33% of the step time, 3 decode failures")
 
 
 class _SeenBatches(pl.Callback):
@@ -89,9 +136,10 @@ def test_fit_prints_the_summary_and_models_see_float(synth_root, tmp_path, capsy
     trainer.test(model, datamodule=dm)
     assert seen.dtypes == {"train": {torch.float32}, "val": {torch.float32}, "test": {torch.float32}}
     out = capsys.readouterr().out
-    match = re.search(r"fit throughput: (\d+) clips in [\d.]+ s of training steps, [\d.]+ clips/s, data wait \d+% "
-                      r"of the step time, (\d+) decode failures?", out)
-    assert match and int(match.group(1)) == 12 and int(match.group(2)) == 0, out
+    match = re.search(r"fit throughput: (\d+) clips, the first step after [\d.]+ s \(worker start-up\); then (\d+) "
+                      r"clips in [\d.]+ s of training steps, [\d.]+ clips/s, data wait \d+% of the step time, "
+                      r"(\d+) decode failures?", out)
+    assert match and int(match.group(1)) == 12 and int(match.group(2)) == 8 and int(match.group(3)) == 0, out
     assert summary.line == match.group(0)
 
 
@@ -102,4 +150,31 @@ def test_cli_fit_registers_the_summary(synth_root, tmp_path, capsys):
             "--data.init_args.batch_size", "4", "--trainer.max_steps", "2", "--trainer.limit_val_batches", "1",
             "--trainer.enable_progress_bar", "false", "--run_dir", str(tmp_path / "run")]
     assert run("fit", argv) == 0
-    assert "fit throughput: 8 clips in " in capsys.readouterr().out
+    assert "fit throughput: 8 clips, the first step after " in capsys.readouterr().out
+
+
+class BarProbe(pl.Callback):
+    """Records the progress bar a CLI fit runs with (class path tests.test_train_callbacks.BarProbe)."""
+
+    seen: list = []
+
+    def on_fit_start(self, trainer, pl_module):
+        bar = trainer.progress_bar_callback
+        BarProbe.seen.append(None if bar is None else (type(bar).__name__, bar.refresh_rate))
+
+
+def test_cli_progress_bar_refreshes_every_few_steps(synth_root, tmp_path):
+    """The bar of a CLI fit reads the logged values back (a wait for the GPU) every PROGRESS_REFRESH_STEPS steps,
+    not every step; no bar when it is switched off."""
+    from uv2.train.cli import PROGRESS_REFRESH_STEPS
+
+    argv = ["--config", str(REPO / "experiments/temporal_tiny.yaml"),
+            "--data.init_args.synthetic_size", "micro", "--data.init_args.synthetic_root", str(synth_root),
+            "--data.init_args.num_workers", "0", "--data.init_args.crop_size", "32", "--model.init_from", "null",
+            "--data.init_args.batch_size", "4", "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0",
+            "--trainer.callbacks+=tests.test_train_callbacks.BarProbe"]
+    BarProbe.seen.clear()
+    assert run("fit", [*argv, "--run_dir", str(tmp_path / "bar")]) == 0
+    assert run("fit", [*argv, "--trainer.enable_progress_bar", "false", "--run_dir", str(tmp_path / "none")]) == 0
+    assert BarProbe.seen == [("TQDMProgressBar", PROGRESS_REFRESH_STEPS), None]
+    assert PROGRESS_REFRESH_STEPS > 1

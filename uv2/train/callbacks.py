@@ -218,20 +218,61 @@ class HParamsSummary(pl.Callback):
         self._close_set_writers()
 
 
-def _decode_failures(batch) -> int:
-    """Failed decodes behind a training batch (plain, or co-training {set: batch})."""
+def _decode_failures(batch) -> torch.Tensor:
+    """Failed decodes behind a training batch (plain, or co-training {set: batch}), as a tensor where the batch is:
+    reading it would wait for the device."""
     batches = [batch] if "label" in batch else list(batch.values())
-    return int(sum(int(b["decode_failures"].sum()) for b in batches if "decode_failures" in b))
+    counts = [b["decode_failures"].sum() for b in batches if "decode_failures" in b]
+    return torch.stack(counts).sum() if counts else torch.zeros((), dtype=torch.int64)
+
+
+class StepClock:
+    """Time marks on the timeline where the training steps run, read without waiting for the device.
+
+    On a CPU a mark is ``time.perf_counter()``. On a CUDA device it is an event recorded on the current stream: the
+    time at which the GPU gets there. The host runs ahead of the GPU (kernels are queued), so host time between two
+    hooks says when the host got there, not what the GPU did: a host that waits for the GPU at some point of one
+    step (reading a value back) charges the GPU's unfinished work to whatever it measures next. Marks on the GPU's
+    own timeline do not depend on where the host waits. ``passed`` never blocks; ``seconds`` needs both marks
+    passed.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+
+    def mark(self) -> Any:
+        if not self.cuda:
+            return time.perf_counter()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def passed(self, mark: Any) -> bool:
+        return mark.query() if self.cuda else True
+
+    def seconds(self, start: Any, end: Any) -> float:
+        return start.elapsed_time(end) / 1000.0 if self.cuda else end - start
+
+    def synchronize(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
 
 
 class ThroughputSummary(pl.Callback):
-    """Throughput of the training loop: every step logs data/wait_s (the time from the end of the previous step to
-    the start of this one: fetching the batch, the transfer and the DataModule's ``on_after_batch_transfer``),
-    data/wait_fraction and perf/clips_per_s; the end of ``fit`` prints one line, e.g.::
+    """Throughput of the training loop. Every step logs data/wait_s, data/wait_fraction and perf/clips_per_s, and
+    the end of ``fit`` prints one line, e.g.::
 
-        fit throughput: 1280 clips in 61.2 s of training steps, 20.9 clips/s, data wait 63% of the step time, 0
-        decode failures; the model waited for data: raise data.num_workers (8 now, 16 CPUs), set data.num_repeats 2
-        (one decode, two augmented clips), or store the videos smaller (short side 320 px, ...)
+        fit throughput: 1280 clips, the first step after 14.2 s (worker start-up); then 1248 clips in 61.2 s of
+        training steps, 20.4 clips/s, data wait 63% of the step time, 0 decode failures; the model waited for data:
+        raise data.num_workers (8 now, 16 CPUs), set data.num_repeats 2 (one decode, 2 augmented clips), or store
+        the videos smaller (short side 320 px, ...)
+
+    A step's data wait is the time between the end of the previous step and the start of this one where the step
+    runs (:class:`StepClock`: on a GPU, on the GPU's timeline): fetching the batch, the transfer, the DataModule's
+    ``on_after_batch_transfer`` (the batch's augmentation on the device) and any time the device sat idle in
+    between. On a GPU the values are read once the GPU has passed them, so the per-step scalars lag a step or two
+    behind the step they are logged at; nothing waits for the GPU until the end of ``fit``. The first step of the fit
+    (worker start-up, the first batch, lazy initialisation) is reported on its own and left out of the rates.
 
     Clips count every device (world size x local clips); the wait fraction and the decode failures are summed over
     the devices.
@@ -242,52 +283,84 @@ class ThroughputSummary(pl.Callback):
 
     def __init__(self, hint_above: float = 0.2) -> None:
         self.hint_above = hint_above  # wait fraction above which a hint is printed
-        self.clips = 0  # training clips on this device
-        self.wait_s = 0.0  # seconds waited for batches on this device
-        self.step_s = 0.0  # seconds inside training steps on this device
-        self.failures = 0  # failed decodes behind this device's batches
-        self._last_end: float | None = None
-        self._start = 0.0
-        self._wait = 0.0
+        self.first_s = 0.0  # seconds of the fit's first step, wait included (start-up)
+        self.first_clips = 0  # its clips on this device
+        self.clips = 0  # training clips on this device after the first step
+        self.wait_s = 0.0  # seconds waited for batches on this device after the first step
+        self.step_s = 0.0  # seconds inside training steps on this device after the first step
+        self._failures: torch.Tensor | None = None  # failed decodes behind this device's batches (on the device)
+        self._clock: StepClock | None = None
+        self._previous_end: Any = None  # mark at the end of the previous step (or the start of the epoch)
+        self._start: Any = None  # mark at the start of the current step
+        self._pending: list[tuple[Any, Any, Any, int]] = []  # (previous end, start, end, clips) not yet read
+        self._steps = 0  # steps read so far
         self.line: str | None = None  # the summary, once fit ended (global rank 0)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._last_end = time.perf_counter()
+        if self._clock is None:
+            self._clock = StepClock(pl_module.device)
+        self._previous_end = self._clock.mark()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
-        self._start = time.perf_counter()
-        self._wait = self._start - self._last_end if self._last_end is not None else 0.0
+        self._start = self._clock.mark()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        end = time.perf_counter()
-        clips, step = batch_clips(batch), end - self._start
-        self.clips += clips
-        self.wait_s += self._wait
-        self.step_s += step
-        self.failures += _decode_failures(batch)
-        total = step + self._wait
-        pl_module.log_dict({"data/wait_s": self._wait, "data/wait_fraction": self._wait / max(total, 1e-9),
-                            "perf/clips_per_s": clips * trainer.world_size / max(total, 1e-9)},
-                           on_step=True, on_epoch=True, batch_size=clips)
-        self._last_end = end
+        end = self._clock.mark()
+        self._pending.append((self._previous_end, self._start, end, batch_clips(batch)))
+        self._previous_end = end
+        failures = _decode_failures(batch)
+        self._failures = failures if self._failures is None else self._failures + failures.to(self._failures)
+        latest = self._read(self._clock.passed)
+        if latest is not None:
+            wait, step, clips = latest
+            pl_module.log_dict({"data/wait_s": wait, "data/wait_fraction": wait / max(wait + step, 1e-9),
+                                "perf/clips_per_s": clips * trainer.world_size / max(wait + step, 1e-9)},
+                               on_step=True, on_epoch=True, batch_size=clips)
+
+    def _read(self, passed) -> tuple[float, float, int] | None:
+        """Read the pending steps whose end mark has passed, in order; the last one's (wait, step, clips)."""
+        latest = None
+        while self._pending and passed(self._pending[0][2]):
+            previous_end, start, end, clips = self._pending.pop(0)
+            wait, step = self._clock.seconds(previous_end, start), self._clock.seconds(start, end)
+            if self._steps == 0:
+                self.first_s, self.first_clips = wait + step, clips
+            else:
+                self.clips += clips
+                self.wait_s += wait
+                self.step_s += step
+            self._steps += 1
+            latest = wait, step, clips
+        return latest
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        totals = torch.tensor([self.clips, self.wait_s, self.step_s, self.failures], dtype=torch.float64,
-                              device=pl_module.device)
+        if self._clock is not None:
+            self._clock.synchronize()
+            self._read(lambda mark: True)
+        failures = 0.0 if self._failures is None else float(self._failures)
+        totals = torch.tensor([self.first_clips, self.first_s, self.clips, self.wait_s, self.step_s, failures],
+                              dtype=torch.float64, device=pl_module.device)
         if trainer.world_size > 1:  # every rank reaches on_fit_end: one all-reduce
             totals = trainer.strategy.reduce(totals, reduce_op="sum")
-        clips, wait_s, step_s, failures = totals.tolist()
+        first_clips, first_s, clips, wait_s, step_s, failures = totals.tolist()
         if trainer.is_global_zero:
-            self.line = self.summary(int(clips), wait_s, step_s, int(failures), trainer)
+            devices = max(trainer.world_size, 1)
+            self.line = self.summary(int(clips), wait_s, step_s, int(failures), trainer,
+                                     first=(int(first_clips), first_s / devices))
             log.info(self.line)
             print(self.line, flush=True)
 
-    def summary(self, clips: int, wait_s: float, step_s: float, failures: int, trainer: pl.Trainer) -> str:
-        """The line (wait and step seconds summed over the devices; the wall time is their mean per device)."""
+    def summary(self, clips: int, wait_s: float, step_s: float, failures: int, trainer: pl.Trainer,
+                first: tuple[int, float] | None = None) -> str:
+        """The line (wait and step seconds summed over the devices; the wall time is their mean per device).
+        ``first``: the first step's clips (all devices) and seconds, reported apart from the rates."""
         devices = max(trainer.world_size, 1)
         seconds = (wait_s + step_s) / devices
         wait = wait_s / (wait_s + step_s) if wait_s + step_s > 0 else 0.0
-        line = (f"fit throughput: {clips} clips in {seconds:.1f} s of training steps, "
+        head = "fit throughput: "
+        if first is not None:
+            head += f"{clips + first[0]} clips, the first step after {first[1]:.1f} s (worker start-up); then "
+        line = (f"{head}{clips} clips in {seconds:.1f} s of training steps, "
                 f"{clips / seconds if seconds > 0 else 0.0:.1f} clips/s, data wait {wait:.0%} of the step time, "
                 f"{failures} decode failure{'s' if failures != 1 else ''}")
         if wait > self.hint_above:
