@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The GPU figures of the README's Speed section in one run (issue 11), on a machine with one GPU and a copy of
-# this repository. Planned for 5-7 minutes on one H100 / H200 (not yet run on one); every stage is cut to what is
-# left of --budget (default 450 s), so the whole run stays under 8 minutes.
+# The GPU figures of the README (Speed, issue 11; Feeding the GPU, issue 12) in one run, on a machine with one GPU
+# and a copy of this repository. About 7 minutes on one H200 (2026-11-26); every stage is cut to what is left of
+# --budget (default 450 s), so the whole run stays under 8 minutes.
 #
 #   benchmarks/gpu_check.sh [--official-code CHECKOUT] [--compile] [--out DIR] [--wheels DIR] [--budget S]
 #   benchmarks/gpu_check.sh --cpu-smoke          # every stage at CPU size on this machine (checks the script)
@@ -90,9 +90,9 @@ else
   K400_BATCH=32; SSV2_BATCH=16
   FIT_SIZE=(--data.init_args.synthetic_size tiny --data.init_args.num_workers 8 --data.init_args.batch_size 16
             --trainer.accelerator gpu --trainer.max_steps 40 --trainer.limit_val_batches 2)
-  FEED=(--workers 14 --repeats 1,2 --steps 60)
+  FEED=(--workers 14 --repeats 1,2 --steps 40)
   BENCH=(--workers 14 --videos 8 --clips-per-video 8 --batch-size 16)
-  STAGE_LIMITS=(k400:150 ssv2:150 feed:180 bench:90 fit:120 control:60 compile:200)
+  STAGE_LIMITS=(k400:150 ssv2:150 feed:200 bench:90 fit:120 control:60 compile:200)
 fi
 OFFICIAL_ARGS=()
 if [[ -n "$OFFICIAL" ]]; then OFFICIAL_ARGS=(--official-code "$OFFICIAL"); fi
