@@ -218,12 +218,12 @@ class HParamsSummary(pl.Callback):
         self._close_set_writers()
 
 
-def _decode_failures(batch) -> torch.Tensor:
-    """Failed decodes behind a training batch (plain, or co-training {set: batch}), as a tensor where the batch is:
-    reading it would wait for the device."""
+def _decode_failures(batch) -> torch.Tensor | None:
+    """Failed decodes behind a training batch (plain, or co-training {set: batch}), as a tensor where the batch is
+    (reading it would wait for the device); None for batches that carry no counts."""
     batches = [batch] if "label" in batch else list(batch.values())
     counts = [b["decode_failures"].sum() for b in batches if "decode_failures" in b]
-    return torch.stack(counts).sum() if counts else torch.zeros((), dtype=torch.int64)
+    return torch.stack(counts).sum() if counts else None
 
 
 class StepClock:
@@ -309,7 +309,8 @@ class ThroughputSummary(pl.Callback):
         self._pending.append((self._previous_end, self._start, end, batch_clips(batch)))
         self._previous_end = end
         failures = _decode_failures(batch)
-        self._failures = failures if self._failures is None else self._failures + failures.to(self._failures)
+        if failures is not None:
+            self._failures = failures if self._failures is None else self._failures + failures
         latest = self._read(self._clock.passed)
         if latest is not None:
             wait, step, clips = latest
