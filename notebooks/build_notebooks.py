@@ -28,8 +28,8 @@ def plot_cell(source: str) -> nbformat.NotebookNode:
 REPORT = [
     new_markdown_cell("# Ablation report\n\nThe results of `python ablations/run.py` (one table or all, any number of "
                       "cells, finished or not): every table beside the paper's numbers, accuracy against compute, "
-                      "training curves, a confusion matrix and what the global blocks attend to. Each section says "
-                      "why it is skipped when these results have nothing for it. Figures are also saved under "
+                      "training curves, a confusion matrix, top-1 per class and what the global blocks attend to. Each "
+                      "section says why it is skipped when these results have nothing for it. Figures are also saved under "
                       "`<results>/figures/`; `UV2_RESULTS=path` points the report at another results folder (a "
                       "results root or one table's folder)."),
     new_code_cell(SETUP),
@@ -53,6 +53,10 @@ show(report.overview(results))'''),
                       "set (else on any set); time-reversed classes sit next to each other, so an order-blind model "
                       "shows 2x2 blocks."),
     plot_cell('''show(report.confusion(results, FIGURES))'''),
+    new_markdown_cell("## Top-1 per class\n\nEach table's rows against the classes of each dataset (mean over the "
+                      "finished seeds), and the classes lowest over all rows: what none of the designs learnt (on "
+                      "the temporal set, a time-reversed pair near 50 % is a coin flip between its two classes)."),
+    plot_cell('''show(report.per_class(results, FIGURES))'''),
     new_markdown_cell("## What the global blocks look at\n\nThe cross-attention of each global block's query over "
                       "the patches of every frame of one validation video (heads and queries averaged), in the best "
                       "finished cell that has global blocks (on the temporal set when one does), and the head's "

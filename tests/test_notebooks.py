@@ -91,11 +91,18 @@ def test_report_on_two_tables(results, monkeypatch):
     notebook = execute("ablation_report.ipynb", results["all"], monkeypatch)
     plots = plot_cells(notebook)
     assert list(plots) == ["Every table beside the paper", "Accuracy against compute", "Training curves",
-                           "Confusion matrix", "What the global blocks look at"]
+                           "Confusion matrix", "Top-1 per class", "What the global blocks look at"]
     for heading, cell in plots.items():
         assert images(cell) >= 1, heading
         assert "skipped" not in text(cell), heading
     assert images(plots["Every table beside the paper"]) == 2 and images(plots["Training curves"]) == 2
+    # per class: one heatmap per table and dataset with predictions (a: scene, temporal; me: scene_a, scene_b). The
+    # helper's predictions get the first top1 % of the 20 videos (classes 0-9, then 0-9 again) right; on temporal
+    # disappear (class 9) is 0 % in row 0's seeds (40, 44 %: 8 and 9 right), 50 % in row 1's (70, 75 %) and row 2's
+    # (60 %): 33.3 over the rows; appear (class 8) 0 and 50 in row 0, 50 in rows 1 and 2: 41.7
+    assert images(plots["Top-1 per class"]) == 4
+    assert ("table a | temporal: lowest classes over the rows: disappear 33.3 %, appear 41.7 %, "
+            in text(plots["Top-1 per class"]))
     tables = text(plots["Every table beside the paper"])
     # row 0 on temporal over seeds 1 and 2 (40, 44): mean 42, 95 % interval 42 +- 12.706 * 2.83 / sqrt(2)
     assert "42.0 [16.6, 67.4]" in tables
@@ -111,7 +118,8 @@ def test_report_on_two_tables(results, monkeypatch):
     figures = {p.name for p in (results["all"] / "figures").glob("*.png")}
     assert figures == {"table_a_bars.png", "table_me_bars.png", "accuracy_vs_gflops.png", "table_a_curves.png",
                        "table_me_curves.png", "confusion_temporal.png", "attention_block1.png",
-                       "attention_block2.png", "attention_block3.png"}
+                       "attention_block2.png", "attention_block3.png", "per_class_a_scene.png",
+                       "per_class_a_temporal.png", "per_class_me_scene_a.png", "per_class_me_scene_b.png"}
 
 
 def test_report_on_a_cotraining_table(results, monkeypatch):
@@ -124,7 +132,8 @@ def test_report_on_a_cotraining_table(results, monkeypatch):
     assert "table me | co-training | scene_b | seed 1 (top-1 70.0 %)" in attention
     figures = {p.name for p in (results["cotrain"] / "figures").glob("*.png")}
     assert figures == {"table_me_bars.png", "accuracy_vs_gflops.png", "table_me_curves.png", "confusion_scene_b.png",
-                       "attention_block1.png", "attention_block2.png", "attention_block3.png"}
+                       "attention_block1.png", "attention_block2.png", "attention_block3.png",
+                       "per_class_me_scene_a.png", "per_class_me_scene_b.png"}
 
 
 def test_report_on_a_single_failed_cell(results, monkeypatch):
@@ -138,6 +147,7 @@ def test_report_on_a_single_failed_cell(results, monkeypatch):
     assert "skipped: no finished cell (1 failed)" in reasons["Accuracy against compute"]
     assert "skipped: table f has no finished cell (1 failed)" in reasons["Training curves"]
     assert "skipped: no finished cell (1 failed)" in reasons["Confusion matrix"]
+    assert "skipped: no finished cell (1 failed)" in reasons["Top-1 per class"]
     assert "skipped: no finished cell (1 failed)" in reasons["What the global blocks look at"]
 
 

@@ -106,6 +106,24 @@ def confusion_matrix(scores: torch.Tensor, labels: torch.Tensor, class_names: li
     return _save(fig, path)
 
 
+def per_class_heatmap(top1: pd.DataFrame, title: str = "", path: str | Path | None = None) -> Figure:
+    """Top-1 (%) per class (columns) of each row (index), written in the cells: what no row learns shows as a dark
+    column (e.g. both classes of a time-reversed pair near 50 %)."""
+    rows, cols = top1.shape
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * cols + 2.5), max(2.0, 0.35 * rows + 1.5)))
+    image = ax.imshow(top1.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    for (i, j), value in np.ndenumerate(top1.to_numpy(dtype=float)):
+        if not np.isnan(value):
+            ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=6,
+                    color="black" if value > 60 else "white")
+    ax.set_xticks(range(cols), list(top1.columns), rotation=90, fontsize=7)
+    ax.set_yticks(range(rows), list(top1.index), fontsize=7)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def attention_over_frames(frames: torch.Tensor, attention: torch.Tensor, title: str = "",
                           path: str | Path | None = None) -> Figure:
     """Frames (T, 3, H, W) in [0, 1] with a global block's attention over their patches (T, h, w) on top."""

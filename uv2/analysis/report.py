@@ -19,7 +19,14 @@ import torch
 from matplotlib.figure import Figure
 
 from uv2.analysis import plots
-from uv2.analysis.results import checkpoint_path, finished, load_predictions, run_config, table_definition
+from uv2.analysis.results import (
+    checkpoint_path,
+    finished,
+    load_predictions,
+    per_class_top1,
+    run_config,
+    table_definition,
+)
 from uv2.analysis.tables import markdown, summary, summary_table
 from uv2.models import ModelConfig
 
@@ -150,6 +157,27 @@ def confusion(results: pd.DataFrame, figures: Path, prefer: str = TEMPORAL) -> I
     predictions = load_predictions(cell.cell_dir)
     return plots.confusion_matrix(predictions["scores"], predictions["labels"], predictions["class_names"],
                                   f"{_where(cell)}: top-1 {cell.top1:.1f} %", figures / f"confusion_{cell.dataset}.png")
+
+
+def per_class(results: pd.DataFrame, figures: Path, lowest: int = 3) -> list[Item] | Skipped:
+    """Top-1 per class of every table's finished cells that kept their predictions, per dataset: one heatmap of rows
+    x classes (mean over the seeds; classes in the dataset's order, so time-reversed pairs sit side by side), and
+    the `lowest` classes over all rows: what the table's models did not learn, whatever the design."""
+    frame = per_class_top1(results)
+    if frame.empty:
+        reason = "no finished cell" if finished(results).empty else "no finished cell has test_predictions.pt"
+        return Skipped(f"{reason} ({_status_counts(results)})")
+    items: list[Item] = []
+    for (table, dataset), group in frame.groupby(["table", "dataset"], sort=True):
+        means = group.pivot_table(index=["row", "label"], columns="class", values="top1", aggfunc="mean")
+        means = means.droplevel("row")[list(pd.unique(group["class"]))]  # table's row order, dataset's class order
+        seeds = ", ".join(str(s) for s in sorted(group["seed"].unique()))
+        items.append(plots.per_class_heatmap(means, f"table {table} | {dataset}: top-1 per class (%), mean over "
+                                                    f"seeds {seeds}", figures / f"per_class_{table}_{dataset}.png"))
+        worst = means.mean().nsmallest(lowest)
+        items.append(f"table {table} | {dataset}: lowest classes over the rows: "
+                     + ", ".join(f"{name} {value:.1f} %" for name, value in worst.items()))
+    return items
 
 
 def _global_layers(cell: Any) -> list[int] | None:
