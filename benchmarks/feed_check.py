@@ -9,7 +9,8 @@ crop, flip, RandAugment, bf16-mixed), batch 32 on one GPU, ``--workers`` DataLoa
 H.264 mp4 files of ``--width`` x ``--height`` (default 320x240, 10 s at 30 fps, x264 veryfast with B-frames;
 ``uv2.data.bench.make_bench_videos``, written in parallel) listed over and over in a Kinetics-style csv with
 random labels. For each ``--repeats`` value R the fit runs with ``num_repeats R`` and ``batch_size 32 / R`` (the
-model sees 32 clips per step either way) for ``--steps`` steps, no validation, and the script reads fit's summary
+model sees 32 clips per step either way) for ``--steps`` steps, no validation (``--plain``: one more fit with
+num_repeats 1 and no RandAugment, to see what the augmentation costs), and the script reads fit's summary
 line (``uv2.train.callbacks.ThroughputSummary``): clips/s and the data wait after the first step, on the GPU's
 timeline, and the first step's seconds (worker start-up). Arguments it does not know go to the fit, e.g.
 ``--data.init_args.rand_augment null``.
@@ -62,8 +63,8 @@ LINE = re.compile(r"fit throughput: (?P<all>\d+) clips, the first step after (?P
                   r"clips/s, data wait (?P<wait>\d+)% of the step time, (?P<failures>\d+) decode failures?")
 
 
-def fit(data: Path, run_dir: Path, repeats: int, args: argparse.Namespace) -> dict:
-    """One fit with num_repeats ``repeats``; its throughput line and the per-step means after --skip steps."""
+def fit(data: Path, run_dir: Path, repeats: int, augment: bool, args: argparse.Namespace) -> dict:
+    """One fit with num_repeats ``repeats``, with the recipe's RandAugment or none; what its throughput line says."""
     per_step = args.batch // repeats
     cmd = [sys.executable, "-m", "uv2", "fit", "--config", CONFIG, "--model.init_from", "null",
            "--data.init_args.data_root", str(data), "--data.init_args.train_list", str(data / "train.csv"),
@@ -74,7 +75,7 @@ def fit(data: Path, run_dir: Path, repeats: int, args: argparse.Namespace) -> di
            "--trainer.max_steps", str(args.steps), "--trainer.limit_val_batches", "0",
            "--trainer.num_sanity_val_steps", "0",
            "--trainer.enable_progress_bar", "false", "--run_dir", str(run_dir), *(SMOKE_ARGS if args.cpu_smoke else []),
-           *args.fit_args]
+           *([] if augment else ["--data.init_args.rand_augment", "null"]), *args.fit_args]
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -86,7 +87,7 @@ def fit(data: Path, run_dir: Path, repeats: int, args: argparse.Namespace) -> di
     if match is None:
         raise SystemExit(f"feed_check: no throughput line in the output of the fit with num_repeats {repeats}:\n"
                          f"{proc.stdout[-2000:]}")
-    return dict(repeats=repeats, batch_size=per_step, clips_per_step=per_step * repeats, steps=args.steps,
+    return dict(repeats=repeats, rand_augment=augment, batch_size=per_step, clips_per_step=per_step * repeats, steps=args.steps,
                 first_step_s=float(match["first_s"]), clips_per_s=float(match["clips_per_s"]),
                 wait_fraction=int(match["wait"]) / 100, decode_failures=int(match["failures"]), fit_seconds=seconds,
                 summary_line=line)
@@ -103,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=32, help="clips per step (default 32)")
     parser.add_argument("--repeats", default="1,2", help="num_repeats values, one fit each (default 1,2)")
     parser.add_argument("--steps", type=int, default=60, help="training steps per fit (default 60)")
+    parser.add_argument("--plain", action="store_true",
+                        help="one more fit: num_repeats 1 without RandAugment (what the augmentation costs)")
     parser.add_argument("--cpu-smoke", action="store_true", help="CPU size: tiny model and videos, 2 workers")
     parser.add_argument("--json", action="store_true", help="one JSON line at the end")
     args, args.fit_args = parser.parse_known_args(argv)  # the rest goes to fit (e.g. --data.init_args.rand_augment null)
@@ -119,10 +122,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{time.perf_counter() - start:.1f} s; {CONFIG}, {args.batch} clips per step, {args.workers} workers, "
           f"{os.cpu_count()} CPUs", flush=True)
     results = []
-    for r in repeats:
-        result = fit(data, work / f"run_r{r}", r, args)
+    for r, augment in [(r, True) for r in repeats] + ([(1, False)] if args.plain else []):
+        result = fit(data, work / f"run_r{r}{'' if augment else '_plain'}", r, augment, args)
         results.append(result)
-        print(f"num_repeats {r} (batch {result['batch_size']} x {r}): {result['clips_per_s']:.1f} clips/s, data wait "
+        print(f"num_repeats {r} (batch {result['batch_size']} x {r}{'' if augment else ', no RandAugment'}): "
+              f"{result['clips_per_s']:.1f} clips/s, data wait "
               f"{result['wait_fraction']:.0%} of the step time after the first step ({result['first_step_s']:.1f} s); "
               f"the fit took {result['fit_seconds']:.0f} s", flush=True)
     if args.json:

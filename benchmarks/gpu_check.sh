@@ -15,11 +15,12 @@
 #            uv2, the official layout and, with --official-code, the official repository's model
 #   ssv2     the same for the SSv2 B/16 design (experiments/ssv2/ssv2_b16_16x224.yaml), 16x224, batch 16
 #   feed     benchmarks/feed_check.py: python -m uv2 fit of the K400 B/16 design, bf16-mixed, batch 32, 14 workers,
-#            on generated 320x240 H.264 videos, with num_repeats 1 and 2: the data wait fraction and clips/s
+#            on generated 320x240 H.264 videos, with num_repeats 1 and 2, and 1 without RandAugment: the data wait
+#            fraction (on the GPU's timeline) and clips/s
 #   control  (if time is left) uv2 alone on the SSv2 design with --path cpu: the CPU formulations of the
 #            dispatched layers on the GPU, i.e. what the device dispatch gains there
 #   bench    (if time is left) python -m uv2 bench-data --workers 14 on generated 604x340 H.264 videos: per-worker
-#            clips/s and the split of a clip's time, the per-batch work on the GPU
+#            clips/s and the split of a clip's time, the per-batch work (RandAugment included) on the GPU
 #   fit      (if time is left) python -m uv2 fit of the SSv2 B/16 design on generated synthetic videos (the tiny
 #            temporal set, upscaled to 224), --trainer.accelerator gpu --trainer.precision bf16-mixed, 40 steps
 #   compile  (with --compile, if time is left) uv2 under torch.compile on the K400 design, against k400's uv2;
@@ -81,7 +82,7 @@ if [[ "$SMOKE" == 1 ]]; then
             --data.init_args.rand_augment null --model.arch.num_frames 4
             --model.arch.vit_overrides '{"width": 64, "heads": 1, "img_size": 32, "patch_size": 8}'
             --trainer.accelerator cpu --trainer.max_steps 3 --trainer.limit_val_batches 1)
-  FEED=(--cpu-smoke)
+  FEED=(--cpu-smoke --plain)
   BENCH=(--workers 2 --videos 2 --seconds 2 --width 64 --height 48 --size 32 --frames 4 --clips-per-video 2
          --batch-size 2)
   STAGE_LIMITS=(k400:240 ssv2:240 feed:240 bench:240 fit:240 control:240 compile:600)
@@ -90,9 +91,9 @@ else
   K400_BATCH=32; SSV2_BATCH=16
   FIT_SIZE=(--data.init_args.synthetic_size tiny --data.init_args.num_workers 8 --data.init_args.batch_size 16
             --trainer.accelerator gpu --trainer.max_steps 40 --trainer.limit_val_batches 2)
-  FEED=(--workers 14 --repeats 1,2 --steps 40)
-  BENCH=(--workers 14 --videos 8 --clips-per-video 8 --batch-size 16)
-  STAGE_LIMITS=(k400:150 ssv2:150 feed:200 bench:90 fit:120 control:60 compile:200)
+  FEED=(--workers 14 --repeats 1,2 --plain --steps 40)
+  BENCH=(--workers 14 --videos 8 --clips-per-video 8 --batch-size 16 --rand-augment rand-m7-n4-mstd0.5-inc1)
+  STAGE_LIMITS=(k400:150 ssv2:150 feed:240 bench:90 fit:120 control:60 compile:200)
 fi
 OFFICIAL_ARGS=()
 if [[ -n "$OFFICIAL" ]]; then OFFICIAL_ARGS=(--official-code "$OFFICIAL"); fi
@@ -187,9 +188,11 @@ if notes:
 if feed is not None:
     print(f"\nfeed (K400 B/16 design, {feed['workers']} workers, {feed['cpus']} CPUs, {feed['videos']} videos "
           f"{feed['size'][0]}x{feed['size'][1]} H.264; {feed['results'][0]['steps']} steps): after the first step")
-    print("| num_repeats | batch | clips/s | data wait | first step (s) | decode failures |\n|---|---|---|---|---|---|")
+    print("| num_repeats | RandAugment | batch | clips/s | data wait | first step (s) | decode failures |\n"
+          "|---|---|---|---|---|---|---|")
     for r in feed["results"]:
-        print(f"| {r['repeats']} | {r['batch_size']} x {r['repeats']} | {r['clips_per_s']:.1f} | "
+        print(f"| {r['repeats']} | {'yes' if r['rand_augment'] else 'no'} | {r['batch_size']} x {r['repeats']} | "
+              f"{r['clips_per_s']:.1f} | "
               f"{100 * r['wait_fraction']:.0f}% | {r['first_step_s']:.1f} | {r['decode_failures']} |")
 if (out / "bench.log").is_file():
     lines = (out / "bench.log").read_text(errors="replace").splitlines()

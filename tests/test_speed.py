@@ -83,7 +83,8 @@ def test_gpu_check_cpu_smoke(tmp_path):
     summary = (tmp_path / "summary.txt").read_text()
     for stage in ("env", "k400", "ssv2", "feed", "control", "bench", "fit"):
         assert f"| {stage} | ok |" in summary, summary
-    assert "| 1 | 4 x 1 |" in summary and "| 2 | 2 x 2 |" in summary  # feed: one fit per num_repeats
+    # feed: one fit per num_repeats, and one without RandAugment
+    assert "| 1 | yes | 4 x 1 |" in summary and "| 2 | yes | 2 x 2 |" in summary and "| 1 | no | 4 x 1 |" in summary
     assert "| k400 | uv2 | train | 2 |" in summary and "| ssv2 | official | eval | 2 |" in summary
     assert "max |logits uv2 - official|" in summary and "checkpoint written" in summary
     assert json.loads((tmp_path / "k400.log").read_text().strip().splitlines()[-1])["arch"]["local_type"] == "none"
