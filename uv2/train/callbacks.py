@@ -302,6 +302,9 @@ class ThroughputSummary(pl.Callback):
         self._previous_end = self._clock.mark()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if self._clock is None:  # a run resumed mid-epoch starts without on_train_epoch_start
+            self._clock = StepClock(pl_module.device)
+            self._previous_end = self._clock.mark()
         self._start = self._clock.mark()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
