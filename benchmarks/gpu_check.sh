@@ -12,7 +12,8 @@
 #            --wheels (default .whl/: av, jsonargparse, docstring-parser, typeshed-client, torchdata) into a
 #            temporary folder on PYTHONPATH, with pip --no-index (nothing is fetched, nothing already there touched)
 #   k400     benchmarks/speed.py, K400 B/16 design (experiments/k400/k400_b16_8x224.yaml), 8x224, batch 32, bf16:
-#            uv2, the official layout and, with --official-code, the official repository's model
+#            uv2, the official layout and, with --official-code, the official repository's model; then uv2's
+#            costliest kernels of one profiled training step (--profile)
 #   ssv2     the same for the SSv2 B/16 design (experiments/ssv2/ssv2_b16_16x224.yaml), 16x224, batch 16
 #   feed     benchmarks/feed_check.py: python -m uv2 fit of the K400 B/16 design, bf16-mixed, batch 32, 14 workers,
 #            on generated 320x240 H.264 videos, with num_repeats 1 and 2, and 1 without RandAugment: the data wait
@@ -75,7 +76,7 @@ STAGES="$WORK/stages"  # one line per stage: name|status|seconds
 if [[ "$SMOKE" == 1 ]]; then
   TINY='{"vit_overrides": {"width": 64, "heads": 1, "img_size": 32, "patch_size": 8}, "num_frames": 4}'
   SPEED_COMMON=(--device cpu --dtype bf16 --warmup 1 --iters 1 --rounds 1 --threads 1 --peak-tflops 1 --json
-                --arch "$TINY")
+                --profile 5 --arch "$TINY")
   K400_BATCH=2; SSV2_BATCH=2
   FIT_SIZE=(--data.init_args.synthetic_size micro --data.init_args.crop_size 32 --data.init_args.short_side 32
             --data.init_args.num_frames 4 --data.init_args.num_workers 0 --data.init_args.batch_size 2
@@ -87,7 +88,7 @@ if [[ "$SMOKE" == 1 ]]; then
          --batch-size 2)
   STAGE_LIMITS=(k400:240 ssv2:240 feed:240 bench:240 fit:240 control:240 compile:600)
 else
-  SPEED_COMMON=(--device cuda --dtype bf16 --warmup 3 --iters 10 --rounds 1 --json)
+  SPEED_COMMON=(--device cuda --dtype bf16 --warmup 3 --iters 10 --rounds 1 --json --profile 12)
   K400_BATCH=32; SSV2_BATCH=16
   FIT_SIZE=(--data.init_args.synthetic_size tiny --data.init_args.num_workers 8 --data.init_args.batch_size 16
             --trainer.accelerator gpu --trainer.max_steps 40 --trainer.limit_val_batches 2)
@@ -185,6 +186,12 @@ if "ssv2" in reports and "control" in reports:  # uv2 with the CPU formulations 
                      f"device dispatch")
 if notes:
     print("\n" + "\n".join(notes))
+for name, r in reports.items():  # where a uv2 training step's device time goes (speed.py --profile)
+    if r.get("profile"):
+        print(f"\n{name}: uv2 training step, costliest kernels by own device time")
+        print("| ms | share | calls | kernel |\n|---|---|---|---|")
+        for k in r["profile"]:
+            print(f"| {k['ms']:.3f} | {100 * k['share']:.1f}% | {k['calls']} | {k['name'][:90].replace('|', '/')} |")
 if feed is not None:
     print(f"\nfeed (K400 B/16 design, {feed['workers']} workers, {feed['cpus']} CPUs, {feed['videos']} videos "
           f"{feed['size'][0]}x{feed['size'][1]} H.264; {feed['results'][0]['steps']} steps): after the first step")

@@ -5,6 +5,7 @@
     python benchmarks/speed.py --table c --row 1    # a row of an ablation table (paper scale, its first dataset)
     python benchmarks/speed.py --official-code ~/src/UniFormerV2   # time the official repository's own model too
     python benchmarks/speed.py --compile --json     # add torch.compile'd uv2; one JSON line at the end
+    python benchmarks/speed.py --impl uv2 --profile 15   # then uv2's 15 costliest kernels / ops of a training step
 
 Default setting, from the reference: width 384, 12 layers, 6 heads, T-Down, local MHRA x2 in all layers, 8 global
 blocks, 16x112x112 input, batch 4, 174 classes, fp32. "official" is benchmarks/official_layout.py (the official layout:
@@ -148,10 +149,34 @@ def measure(impl: str, mode: str, cfg_dict: dict, args: dict) -> dict:
     peak_mb = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
                else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024)
     result = dict(impl=impl, mode=mode, seconds=statistics.median(times), peak_mb=peak_mb)
+    if args["profile"] and impl == "uv2" and mode == "train":
+        result["profile"] = profile_step(step, device, args["profile"])
     if mode == "eval" and args["check"]:
         result["timed_outputs"] = logits[:2].float().cpu().tolist()  # as timed (dtype, compiled)
         result["fp32_outputs"] = fp32_outputs(eager, x[:2])
     return result
+
+
+def profile_step(step, device: torch.device, top: int) -> list[dict[str, Any]]:
+    """One more step under torch.profiler: the `top` operations (CPU) or kernels (CUDA) by their own time on the
+    device, each with its milliseconds, calls and share of the step's device time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        step()
+
+    def own_us(event) -> float:  # self time where the work runs (the attribute is self_cuda_* before torch 2.4)
+        if not cuda:
+            return event.self_cpu_time_total
+        return getattr(event, "self_device_time_total", None) or getattr(event, "self_cuda_time_total", 0.0)
+
+    events = [e for e in prof.key_averages() if own_us(e) > 0]
+    total = sum(own_us(e) for e in events) or 1.0
+    events.sort(key=own_us, reverse=True)
+    return [dict(name=e.key[:120], ms=round(own_us(e) / 1000, 3), calls=e.count, share=round(own_us(e) / total, 4))
+            for e in events[:top]]
 
 
 def fp32_outputs(model: torch.nn.Module, x: torch.Tensor) -> list:
@@ -252,6 +277,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     how.add_argument("--peak-tflops", type=float, default=None,
                      help="peak TFLOP/s for MFU (default: the dense bf16 peak of a known GPU with --dtype bf16)")
     how.add_argument("--json", action="store_true", help="print the results as one JSON line at the end")
+    how.add_argument("--profile", type=int, default=0, metavar="N",
+                     help="after timing, profile one uv2 training step: its N costliest kernels (CUDA) or "
+                          "operations (CPU) by own device time")
     args = parser.parse_args(argv)
     args.compile = args.compile or args.impl == "compiled"
     if args.warmup < 1 and args.compile:
@@ -329,6 +357,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"speed-up of {impl} over {other} {mode}: {speedup:.2f}x (rounds: {each})")
     if peak is None:
         print("MFU: no peak known for this device and dtype (give --peak-tflops)")
+    profiled = next((r[("uv2", "train")].get("profile") for r in rounds if ("uv2", "train") in r), None)
+    if profiled:
+        print(f"uv2 training step, its {len(profiled)} costliest {'kernels' if args.device.startswith('cuda') else 'operations'} "
+              f"(own time on the device, share of the step's):")
+        for p in profiled:
+            print(f"  {p['ms']:>9.3f} ms {100 * p['share']:>5.1f} % {p['calls']:>5}x  {p['name']}")
 
     if args.json:
         print(json.dumps({
@@ -343,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
                                       "peak_mb": round(results[(impl, mode)]["peak_mb"], 1)}
                                 for mode in ("train", "eval")} for impl in impls},
             "speedup": speedups, "max_abs_diff": {k: float(f"{v:.3g}") for k, v in diffs.items()},
+            "profile": profiled or None,
         }))
     return 0
 

@@ -48,6 +48,18 @@ def test_speed_json(config, path, local):
             assert r["mfu"] == pytest.approx(flops * r["clips_per_s"] / 1e12, rel=1e-2, abs=1e-5), (impl, mode)
     assert report["max_abs_diff"]["official"] < 1e-4  # same weights, same outputs
     assert set(report["speedup"]["uv2_over_official"]) == {"train", "eval"}
+    assert report["profile"] is None  # only with --profile
+
+
+def test_speed_profiles_a_training_step():
+    """--profile N: uv2's N costliest operations of a training step (CPU here), by own time, with their shares."""
+    report = speed("--config", "experiments/ssv2/ssv2_b16_16x224.yaml", "--arch", json.dumps(TINY_VIT),
+                   "--impl", "uv2", "--profile", "5")
+    profile = report["profile"]
+    assert len(profile) == 5 and all(p["name"] and p["calls"] >= 1 for p in profile)
+    assert [p["ms"] for p in profile] == sorted((p["ms"] for p in profile), reverse=True)
+    assert all(0 < p["share"] <= 1 for p in profile) and sum(p["share"] for p in profile) <= 1 + 1e-6
+    assert any(p["name"] in ("aten::mm", "aten::addmm", "aten::bmm") for p in profile)  # the matrix products
 
 
 def test_speed_ablation_row_without_official_layout():
@@ -87,4 +99,5 @@ def test_gpu_check_cpu_smoke(tmp_path):
     assert "| 1 | yes | 4 x 1 |" in summary and "| 2 | yes | 2 x 2 |" in summary and "| 1 | no | 4 x 1 |" in summary
     assert "| k400 | uv2 | train | 2 |" in summary and "| ssv2 | official | eval | 2 |" in summary
     assert "max |logits uv2 - official|" in summary and "checkpoint written" in summary
+    assert "ssv2: uv2 training step, costliest kernels by own device time" in summary
     assert json.loads((tmp_path / "k400.log").read_text().strip().splitlines()[-1])["arch"]["local_type"] == "none"
