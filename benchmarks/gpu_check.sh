@@ -94,7 +94,7 @@ else
             --trainer.accelerator gpu --trainer.max_steps 40 --trainer.limit_val_batches 2)
   FEED=(--workers 14 --repeats 1,2 --plain --steps 40)
   BENCH=(--workers 14 --videos 8 --clips-per-video 8 --batch-size 16 --rand-augment rand-m7-n4-mstd0.5-inc1)
-  STAGE_LIMITS=(k400:150 ssv2:150 feed:240 bench:90 fit:120 control:60 compile:200)
+  STAGE_LIMITS=(k400:150 ssv2:150 feed:300 bench:90 fit:120 control:60 compile:200)
 fi
 OFFICIAL_ARGS=()
 if [[ -n "$OFFICIAL" ]]; then OFFICIAL_ARGS=(--official-code "$OFFICIAL"); fi
