@@ -256,12 +256,11 @@ def _affine(x: torch.Tensor, matrix: Sequence[float], fill: Sequence[int]) -> to
     ya = y0.clamp(0, h - 1)
     yb = torch.where(y0 + 1 < h, y0 + 1, ya)  # PIL: the second row is the first one below the frame
     flat = x.reshape(n, c, h * w).to(dtype)  # (N, C, H*W): pixels addressed by y * W + x
-
-    def at(yy: torch.Tensor, xx: torch.Tensor) -> torch.Tensor:
-        return flat[:, :, (yy * w + xx).view(-1)].view(n, c, h, w)
-
-    top = at(ya, xa) + (at(ya, xb) - at(ya, xa)) * dx
-    bottom = at(yb, xa) + (at(yb, xb) - at(yb, xa)) * dx
+    # the four neighbours of every output pixel in one gather (few, large kernels: on a GPU each op is a launch)
+    corners = torch.stack([ya * w + xa, ya * w + xb, yb * w + xa, yb * w + xb])  # (4, H, W) flat input indices
+    top_left, top_right, bottom_left, bottom_right = flat[:, :, corners.view(-1)].view(n, c, 4, h, w).unbind(2)
+    top = top_left + (top_right - top_left) * dx
+    bottom = bottom_left + (bottom_right - bottom_left) * dx
     value = (top + (bottom - top) * dy).clamp_(0, 255).to(torch.uint8)  # PIL truncates
     fill_t = _on_device(list(fill)[:c], x.device, torch.uint8).view(1, c, 1, 1)
     return torch.where(inside, value, fill_t)
