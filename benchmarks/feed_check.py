@@ -74,8 +74,9 @@ def fit(data: Path, run_dir: Path, repeats: int, augment: bool, args: argparse.N
            "--data.init_args.num_repeats", str(repeats), "--trainer.devices", "1",
            "--trainer.max_steps", str(args.steps), "--trainer.limit_val_batches", "0",
            "--trainer.num_sanity_val_steps", "0",
-           "--trainer.enable_progress_bar", "false", "--run_dir", str(run_dir), *(SMOKE_ARGS if args.cpu_smoke else []),
-           *([] if augment else ["--data.init_args.rand_augment", "null"]), *args.fit_args]
+           "--trainer.enable_progress_bar", "false", "--run_dir", str(run_dir),
+           *(SMOKE_ARGS if args.cpu_smoke else []), *([] if augment else ["--data.init_args.rand_augment", "null"]),
+           *args.fit_args]
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -87,8 +88,8 @@ def fit(data: Path, run_dir: Path, repeats: int, augment: bool, args: argparse.N
     if match is None:
         raise SystemExit(f"feed_check: no throughput line in the output of the fit with num_repeats {repeats}:\n"
                          f"{proc.stdout[-2000:]}")
-    return dict(repeats=repeats, rand_augment=augment, batch_size=per_step, clips_per_step=per_step * repeats, steps=args.steps,
-                first_step_s=float(match["first_s"]), clips_per_s=float(match["clips_per_s"]),
+    return dict(repeats=repeats, rand_augment=augment, batch_size=per_step, clips_per_step=per_step * repeats,
+                steps=args.steps, first_step_s=float(match["first_s"]), clips_per_s=float(match["clips_per_s"]),
                 wait_fraction=int(match["wait"]) / 100, decode_failures=int(match["failures"]), fit_seconds=seconds,
                 summary_line=line)
 
