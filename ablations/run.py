@@ -15,6 +15,7 @@ and resumes an interrupted one; --fresh starts over. Tables are data: ablations/
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import sys
 from pathlib import Path
@@ -35,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--table", required=True, help="a, b, c, d, e (ablations/tables/<t>.yaml) or a table file")
     parser.add_argument("--scale", choices=SCALES, default="tiny")
-    parser.add_argument("--seeds", default="1", help="comma-separated seeds, e.g. 1,2,3")
+    parser.add_argument("--seeds", default="1", help="comma-separated seeds to run, e.g. 1,2,3 (results.csv and "
+                        "table.md keep the seeds of earlier runs of the table too)")
     parser.add_argument("--only", default=None,
                         help="run only this row (its index or label); the table keeps the other rows' results")
     parser.add_argument("--out", type=Path, default=Path("results"), help="results root (default results/)")
@@ -67,12 +69,16 @@ def main(argv: list[str] | None = None) -> int:
         trainer = {k: v for k, v in (("devices", args.devices), ("accelerator", args.accelerator),
                                      ("num_nodes", args.num_nodes)) if v is not None}
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-        grid_cells = expand_cells(table, load_datasets(args.datasets), args.scale, seeds, trainer, args.data_root, REPO)
-        cells = [c for c in grid_cells if c.row in rows]  # the ones to run; results.csv and table.md show them all
+        out_dir = args.out / f"table_{table.name}"
+        # the grid holds the seeds given and those of earlier runs of this table (a later --seeds 4 adds to 1,2,3)
+        grid_seeds = sorted(set(seeds) | recorded_seeds(out_dir))
+        grid_cells = expand_cells(table, load_datasets(args.datasets), args.scale, grid_seeds, trainer, args.data_root,
+                                  REPO)
+        # the ones to run; results.csv and table.md show them all
+        cells = [c for c in grid_cells if c.row in rows and c.seed in seeds]
     except (TableError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    out_dir = args.out / f"table_{table.name}"
     runner = GridRunner(table, grid_cells, out_dir, REPO, fresh=args.fresh)
     if args.slurm:
         script = write_sbatch(table, cells, out_dir, argv, args.devices or 1, args.num_nodes or 1)
@@ -106,6 +112,15 @@ def main(argv: list[str] | None = None) -> int:
               + "; ".join(f"{r['label']} | {r['dataset']} | seed {r['seed']}" for r in failed), file=sys.stderr)
         return 1
     return 0
+
+
+def recorded_seeds(out_dir: Path) -> set[int]:
+    """The seeds in a table folder's results.csv (none when there is none yet)."""
+    path = out_dir / "results.csv"
+    if not path.is_file():
+        return set()
+    with path.open(newline="") as f:
+        return {int(row["seed"]) for row in csv.DictReader(f) if row.get("seed", "").strip()}
 
 
 if __name__ == "__main__":

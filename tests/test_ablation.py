@@ -283,6 +283,14 @@ def test_only_keeps_the_row_index_and_the_other_rows(micro, tmp_path):
     table_md = (tmp_path / "results" / "table_mo" / "table.md").read_text()
     assert "| no local | - | 60.0 |" in table_md
     assert f"| local MHRA | {float(rows[1]['top1']):.1f} (1 seed) | 65.0 |" in table_md
+    # a later run of another seed adds to the table: seed 1 stays (and is not run again)
+    later = grid(table, micro, tmp_path / "results", "--only", "1", "--seeds", "2", timeout=600)
+    assert later.returncode == 0, later.stderr[-3000:]
+    assert "1 rows x 1 datasets x 1 seeds = 1 cells" in later.stdout
+    rows = read_results(tmp_path / "results", "mo")
+    assert sorted((r["row"], r["seed"], r["status"]) for r in rows) == [
+        ("0", "1", "pending"), ("0", "2", "pending"), ("1", "1", "done"), ("1", "2", "done")]
+    assert "2/4 cells done, seeds 1, 2." in (tmp_path / "results" / "table_mo" / "table.md").read_text()
 
 
 def test_image_pretraining_gets_the_grid_trainer_flags(monkeypatch, tmp_path):
