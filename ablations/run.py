@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                                      ("num_nodes", args.num_nodes)) if v is not None}
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
         out_dir = args.out / f"table_{table.name}"
-        # the grid holds the seeds given and those of earlier runs of this table (a later --seeds 4 adds to 1,2,3)
+        # the grid holds the seeds given and those run before in this table (a later --seeds 4 adds to 1,2,3)
         grid_seeds = sorted(set(seeds) | recorded_seeds(out_dir))
         grid_cells = expand_cells(table, load_datasets(args.datasets), args.scale, grid_seeds, trainer, args.data_root,
                                   REPO)
@@ -115,12 +115,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def recorded_seeds(out_dir: Path) -> set[int]:
-    """The seeds in a table folder's results.csv (none when there is none yet)."""
+    """The seeds of a table folder's results.csv that have a cell run (done or failed): a seed that only ever stood
+    pending does not stay in the table."""
     path = out_dir / "results.csv"
     if not path.is_file():
         return set()
     with path.open(newline="") as f:
-        return {int(row["seed"]) for row in csv.DictReader(f) if row.get("seed", "").strip()}
+        return {int(row["seed"]) for row in csv.DictReader(f) if row.get("status", "pending") != "pending"}
 
 
 if __name__ == "__main__":

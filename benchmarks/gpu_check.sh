@@ -199,8 +199,8 @@ if feed is not None:
           "|---|---|---|---|---|---|---|")
     for r in feed["results"]:
         print(f"| {r['repeats']} | {'yes' if r['rand_augment'] else 'no'} | {r['batch_size']} x {r['repeats']} | "
-              f"{r['clips_per_s']:.1f} | "
-              f"{100 * r['wait_fraction']:.0f}% | {r['first_step_s']:.1f} | {r['decode_failures']} |")
+              f"{r['clips_per_s']:.1f} | {100 * r['wait_fraction']:.0f}% | {r['first_step_s']:.1f} | "
+              f"{r['decode_failures']} |")
 if (out / "bench.log").is_file():
     lines = (out / "bench.log").read_text(errors="replace").splitlines()
     print("\nbench-data:\n" + "\n".join(line for line in lines if line.startswith(("bench-data", "clips:", "decoder", "pyav"))))

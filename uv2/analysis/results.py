@@ -106,4 +106,3 @@ def per_class_top1(results: pd.DataFrame) -> pd.DataFrame:
                 top1 = 100 * (predicted[of_class] == index).float().mean().item()
                 rows.append([cell.table, cell.row, cell.label, cell.dataset, cell.seed, name, int(of_class.sum()), top1])
     return pd.DataFrame(rows, columns=columns)
-
