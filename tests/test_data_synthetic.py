@@ -164,7 +164,7 @@ def test_temporal_classes_are_motion_not_appearance():
     params = sample_temporal_params(np.random.default_rng(3), 48, 16)
     params.jitter = np.zeros((16, 2)).tolist()
     params.drift = [0.0, 0.0]
-    starts = {c: render_temporal(c, params) for c in ("move_right", "move_down", "rotate_cw")}
+    starts = {c: render_temporal(c, params) for c in ("move_right", "move_down", "right_then_down")}
     mids = {c: v[8].astype(np.float32) for c, v in starts.items()}
     ends = {c: v[-1].astype(np.float32) for c, v in starts.items()}
     assert np.abs(mids["move_right"] - mids["move_down"]).mean() < 8  # near mid-clip the poses agree
