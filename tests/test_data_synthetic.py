@@ -173,6 +173,21 @@ def test_temporal_classes_are_motion_not_appearance():
         render_temporal("jump", params)
 
 
+def test_right_then_down_moves_right_then_down():
+    """The L-shaped pair: across first, then down (its partner, up then across to the left, is the reversal)."""
+    params = sample_temporal_params(np.random.default_rng(5), 48, 16, noise=0.0, nuisance=0.0)
+    frames = render_temporal("right_then_down", params).astype(np.int32)
+    background = np.median(frames.reshape(-1, 3), axis=0)
+    centres = []
+    for frame in frames:
+        ys, xs = np.nonzero(np.abs(frame - background).sum(-1) > 60)  # the object's pixels
+        centres.append((xs.mean(), ys.mean()))
+    (x0, y0), (x7, y7), (x8, y8), (x15, y15) = (centres[k] for k in (0, 7, 8, 15))
+    step = params.amplitude / 2
+    assert x7 - x0 > step and abs(y7 - y0) < 1  # first half: to the right, level
+    assert y15 - y8 > step and abs(x15 - x8) < 1  # second half: down, in one column
+
+
 def test_scene_sets_overlap_by_name_with_identical_definitions():
     a, b, c = (set(SCENE_SETS[s]) for s in ("scene_a", "scene_b", "scene_c"))
     assert len(a) == len(b) == len(c) == 8
