@@ -11,19 +11,22 @@
 #   env      python, torch, the GPU; packages uv2 needs that are missing are installed from the wheels in
 #            --wheels (default .whl/: av, jsonargparse, docstring-parser, typeshed-client, torchdata) into a
 #            temporary folder on PYTHONPATH, with pip --no-index (nothing is fetched, nothing already there touched)
+#   augment  tests/test_data_augment.py's batch-path tests (on the GPU: its passes give the CPU's values), then
+#            benchmarks/augment_cost.py --device cuda: operations, host and GPU time of a batch's augmentation
+#            (32 clips of 8x224, rand-m7-n4), grouped passes against clip by clip
+#   feed     benchmarks/feed_check.py: python -m uv2 fit of the K400 B/16 design, bf16-mixed, batch 32, 14 workers,
+#            on generated 320x240 H.264 videos, with num_repeats 1 and 2, and 1 without RandAugment: the data wait
+#            fraction (on the GPU's timeline) and clips/s
 #   k400     benchmarks/speed.py, K400 B/16 design (experiments/k400/k400_b16_8x224.yaml), 8x224, batch 32, bf16:
 #            uv2, the official layout and, with --official-code, the official repository's model; then uv2's
 #            costliest kernels of one profiled training step (--profile)
 #   ssv2     the same for the SSv2 B/16 design (experiments/ssv2/ssv2_b16_16x224.yaml), 16x224, batch 16
-#   feed     benchmarks/feed_check.py: python -m uv2 fit of the K400 B/16 design, bf16-mixed, batch 32, 14 workers,
-#            on generated 320x240 H.264 videos, with num_repeats 1 and 2, and 1 without RandAugment: the data wait
-#            fraction (on the GPU's timeline) and clips/s
-#   control  (if time is left) uv2 alone on the SSv2 design with --path cpu: the CPU formulations of the
-#            dispatched layers on the GPU, i.e. what the device dispatch gains there
 #   bench    (if time is left) python -m uv2 bench-data --workers 14 on generated 604x340 H.264 videos: per-worker
 #            clips/s and the split of a clip's time, the per-batch work (RandAugment included) on the GPU
 #   fit      (if time is left) python -m uv2 fit of the SSv2 B/16 design on generated synthetic videos (the tiny
 #            temporal set, upscaled to 224), --trainer.accelerator gpu --trainer.precision bf16-mixed, 40 steps
+#   control  (if time is left) uv2 alone on the SSv2 design with --path cpu: the CPU formulations of the
+#            dispatched layers on the GPU, i.e. what the device dispatch gains there
 #   compile  (with --compile, if time is left) uv2 under torch.compile on the K400 design, against k400's uv2;
 #            compiling takes minutes: give --budget 540 with --compile when the 8-minute limit does not apply
 # then one summary table (also written to OUT/summary.txt). Output: OUT (default $OUT where set, else
@@ -86,7 +89,8 @@ if [[ "$SMOKE" == 1 ]]; then
   FEED=(--cpu-smoke --plain)
   BENCH=(--workers 2 --videos 2 --seconds 2 --width 64 --height 48 --size 32 --frames 4 --clips-per-video 2
          --batch-size 2)
-  STAGE_LIMITS=(k400:240 ssv2:240 feed:240 bench:240 fit:240 control:240 compile:600)
+  STAGE_LIMITS=(augment:240 k400:240 ssv2:240 feed:240 bench:240 fit:240 control:240 compile:600)
+  AUG_DEVICE=cpu; AUG_SIZE=(--batch 4 --size 32 --repeats 1)
 else
   SPEED_COMMON=(--device cuda --dtype bf16 --warmup 3 --iters 10 --rounds 1 --json --profile 12)
   K400_BATCH=32; SSV2_BATCH=16
@@ -94,7 +98,8 @@ else
             --trainer.accelerator gpu --trainer.max_steps 40 --trainer.limit_val_batches 2)
   FEED=(--workers 14 --repeats 1,2 --plain --steps 40)
   BENCH=(--workers 14 --videos 8 --clips-per-video 8 --batch-size 16 --rand-augment rand-m7-n4-mstd0.5-inc1)
-  STAGE_LIMITS=(k400:150 ssv2:150 feed:300 bench:90 fit:120 control:60 compile:200)
+  STAGE_LIMITS=(augment:60 k400:150 ssv2:150 feed:300 bench:90 fit:120 control:60 compile:200)
+  AUG_DEVICE=cuda; AUG_SIZE=(--repeats 20)
 fi
 OFFICIAL_ARGS=()
 if [[ -n "$OFFICIAL" ]]; then OFFICIAL_ARGS=(--official-code "$OFFICIAL"); fi
@@ -201,6 +206,10 @@ if feed is not None:
         print(f"| {r['repeats']} | {'yes' if r['rand_augment'] else 'no'} | {r['batch_size']} x {r['repeats']} | "
               f"{r['clips_per_s']:.1f} | {100 * r['wait_fraction']:.0f}% | {r['first_step_s']:.1f} | "
               f"{r['decode_failures']} |")
+if (out / "augment.log").is_file():
+    lines = (out / "augment.log").read_text(errors="replace").splitlines()
+    keep = ("BatchAugment", "batched passes", "clip by clip", "outputs equal")
+    print("\naugment:\n" + "\n".join(line for line in lines if line.startswith(keep) or " passed" in line))
 if (out / "bench.log").is_file():
     lines = (out / "bench.log").read_text(errors="replace").splitlines()
     print("\nbench-data:\n" + "\n".join(line for line in lines if line.startswith(("bench-data", "clips:", "decoder", "pyav"))))
@@ -262,19 +271,21 @@ STAGE_LIMITS+=(env:90)
 run_stage env bash -c 'set -euo pipefail; env_stage'
 if [[ -d "$WORK/site" ]]; then export PYTHONPATH="$PYTHONPATH:$WORK/site"; fi
 
+# --- the batch augmentation on the device (issue 12): the GPU gives the CPU's values; its cost per batch
+run_stage augment bash -c "$PY -m pytest -q -p no:cacheprovider tests/test_data_augment.py -k 'program or batch_path' \
+  && $PY benchmarks/augment_cost.py --device $AUG_DEVICE ${AUG_SIZE[*]}"
+
+# --- feeding the GPU (issue 12): K400 B/16 training from real-size videos, 14 workers
+run_stage feed "$PY" benchmarks/feed_check.py --work "$WORK/feed" "${FEED[@]}" --json
+
 # --- the two released designs
 run_stage k400 "$PY" benchmarks/speed.py --config experiments/k400/k400_b16_8x224.yaml --batch "$K400_BATCH" \
   "${SPEED_COMMON[@]}" "${OFFICIAL_ARGS[@]}"
 run_stage ssv2 "$PY" benchmarks/speed.py --config experiments/ssv2/ssv2_b16_16x224.yaml --batch "$SSV2_BATCH" \
   "${SPEED_COMMON[@]}" "${OFFICIAL_ARGS[@]}"
 
-# --- feeding the GPU (issue 12): K400 B/16 training from real-size videos, 14 workers
-run_stage feed "$PY" benchmarks/feed_check.py --work "$WORK/feed" "${FEED[@]}" --json
-
-# --- extras while time is left: the dispatch's gain on the GPU, the per-worker split of the data pipeline, the
-# SSv2 design through Lightning, torch.compile (asked for)
-run_stage control "$PY" benchmarks/speed.py --config experiments/ssv2/ssv2_b16_16x224.yaml --batch "$SSV2_BATCH" \
-  --impl uv2 --path cpu "${SPEED_COMMON[@]}"
+# --- extras while time is left: the per-worker split of the data pipeline, the SSv2 design through Lightning, the
+# dispatch's gain on the GPU, torch.compile (asked for)
 run_stage bench "$PY" -m uv2 bench-data "${BENCH[@]}" --sampling uniform --no-float-path --decoders pyav
 LISTS=()
 for key in train_list val_list test_list classes_file data_root; do LISTS+=("--data.init_args.$key" null); done
@@ -283,6 +294,9 @@ run_stage fit "$PY" -m uv2 fit --config experiments/ssv2/ssv2_b16_16x224.yaml --
   --data.init_args.synthetic_root "$WORK/synthetic" "${LISTS[@]}" "${FIT_SIZE[@]}" \
   --trainer.devices 1 --trainer.precision bf16-mixed --trainer.max_epochs 1 --trainer.num_sanity_val_steps 0 \
   --trainer.log_every_n_steps 1 --trainer.enable_progress_bar false --run_dir "$WORK/fit"
+
+run_stage control "$PY" benchmarks/speed.py --config experiments/ssv2/ssv2_b16_16x224.yaml --batch "$SSV2_BATCH" \
+  --impl uv2 --path cpu "${SPEED_COMMON[@]}"
 
 if [[ "$COMPILE" == 1 ]]; then
   run_stage compile "$PY" benchmarks/speed.py --config experiments/k400/k400_b16_8x224.yaml --batch "$K400_BATCH" \

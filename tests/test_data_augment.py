@@ -11,7 +11,7 @@ from einops import rearrange
 from PIL import Image
 from timm.data import auto_augment as timm_aa
 
-from uv2.data.augment import RAND_AUGMENT_OPS, BatchAugment, BatchRandAugment, normalize
+from uv2.data.augment import AugmentProgram, BatchAugment, BatchRandAugment, apply_plan, normalize
 from uv2.data.transforms import (
     CLIP_MEAN,
     CLIP_STD,
@@ -73,8 +73,7 @@ def test_each_op_matches_timm_pil(name, pil_op, args):
     images = rearrange(frames, "n c h w -> n h w c").numpy()
     expected = np.stack([np.asarray(pil_op(Image.fromarray(im), *args, fillcolor=FILL, resample=Image.BILINEAR))
                          for im in images])
-    op, takes_fill = RAND_AUGMENT_OPS[name]
-    out = op(frames, *args, fill=FILL) if takes_fill else op(frames, *args)
+    out = apply_plan(frames, [(name, args)], FILL)
     assert out.dtype == torch.uint8 and out.shape == frames.shape
     diff = np.abs(rearrange(out, "n c h w -> n h w c").numpy().astype(int) - expected.astype(int))
     if name == "GaussianBlur":
@@ -108,11 +107,45 @@ def test_plans_replay_timm_and_match_the_cpu_path(config):
     assert len(names) >= 6, names
 
 
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_batch_program_equals_each_clip_alone(device):
+    """One program over a batch of clips with mixed plans (every op of CASES, 0-4 ops per clip, so that the passes
+    mix codes of a family and clips of different rounds) gives each clip what its plan gives it alone, in a few
+    passes: one per family and round. On a GPU (where present) the values are those of the CPU."""
+    rng = random.Random(5)
+    plans = [[CASES[rng.randrange(len(CASES))][::2] for _ in range(rng.randrange(5))] for _ in range(24)]
+    plans[0] = [(name, args) for name, _, args in CASES]  # every op in one clip
+    g = torch.Generator().manual_seed(2)
+    video = F.avg_pool3d(torch.randint(0, 256, (24, 3, 3, 20, 28), generator=g).float(), 3, 1, 1).round()
+    video = video.to(torch.uint8)
+    expected = torch.stack([rearrange(apply_plan(rearrange(clip, "c t h w -> t c h w"), plan, FILL),
+                                      "t c h w -> c t h w") for clip, plan in zip(video, plans)])
+    program = AugmentProgram.build(plans, 20, 28)
+    out = program.run(video.clone().to(device), FILL).cpu()
+    assert torch.equal(out, expected)
+    assert not torch.equal(out, video)
+    rounds = [{} for _ in range(max(map(len, plans)))]
+    for plan in plans:
+        ops = [name for name, args in plan if not (name == "Posterize" and args == (8,))]  # 8 bits: no op
+        for k, name in enumerate(ops):
+            rounds[k][name] = True
+    families = {"lut": {"AutoContrast", "Equalize", "Invert", "Posterize", "Solarize", "SolarizeAdd"},
+                "blur": {"GaussianBlur"}}
+    expected_passes = sum(len({next((f for f, ops in families.items() if name in ops),
+                                    "affine" if name.startswith(("Rotate", "Shear", "Translate")) else "blend")
+                               for name in r}) for r in rounds)
+    assert len(program.passes) == expected_passes
+    few = AugmentProgram.build(plans[1:], 20, 28)  # 0-4 ops per clip: at most 4 rounds of 4 families
+    assert len(few.passes) <= 16 < len(few)
+
+
 def test_posterize_to_zero_bits_is_black():
     """timm's PosterizeIncreasing reaches 0 bits at magnitude 10, which recent Pillow rejects; the batch op keeps
     PIL's former answer."""
-    op, _ = RAND_AUGMENT_OPS["PosterizeIncreasing"]
-    assert not op(_frames(), 0).any()
+    assert not apply_plan(_frames(), [("PosterizeIncreasing", (0,))], FILL).any()
 
 
 def test_planning_leaves_the_global_random_state_alone():

@@ -272,7 +272,7 @@ def test_datamodule_on_synthetic_micro(tmp_path):
     # what Lightning does around the transfer: RandAugment plans on the host, the float work after the transfer
     model_input = dm.on_after_batch_transfer(dm.on_before_batch_transfer(train, 0), 0)
     assert model_input["video"].shape == (8, 3, 4, 24, 24) and model_input["video"].dtype == torch.float32
-    assert not {"aug_flip", "aug_seed", "aug_plan"} & set(model_input)
+    assert not {"aug_flip", "aug_seed", "aug_program"} & set(model_input)
     assert torch.equal(model_input["label"], train["label"])
     val = next(iter(dm.val_dataloader()))
     assert val["video"].shape == (4, 3, 4, 24, 24) and val["view_index"].tolist() == [0, 0, 0, 0]

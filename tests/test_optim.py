@@ -60,8 +60,10 @@ def test_fused_adamw_on_cpu_matches_the_loop():
             opt.step()
     for (name, p), q in zip(model.named_parameters(), reference.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
-    mixed, _ = build_optimizer(model, cfg, cfg.lr, new, 10, 5, mixed_precision=True)  # Lightning clips these
-    assert not any(group["fused"] for group in mixed.param_groups)
+    clipped, _ = build_optimizer(model, cfg, cfg.lr, new, 10, 5, mixed_precision=True, clip_gradients=True)
+    assert not any(group["fused"] for group in clipped.param_groups)  # Lightning clips these
+    mixed, _ = build_optimizer(model, cfg, cfg.lr, new, 10, 5, mixed_precision=True)  # no clipping: fused
+    assert all(group["fused"] for group in mixed.param_groups)
 
 
 def _names(model: nn.Module, optimizer) -> list[list[str]]:

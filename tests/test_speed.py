@@ -104,15 +104,18 @@ def test_gpu_check_cpu_smoke(tmp_path):
 
 
 def test_augment_cost_counts_the_batch_augmentation(capsys):
-    """benchmarks/augment_cost.py: the operations of a RandAugment batch (views apart) and its CPU time, per op too."""
+    """benchmarks/augment_cost.py: the operations of a RandAugment batch (views apart) and its CPU time, grouped in
+    passes and clip by clip (the same values), per op too."""
     from benchmarks.augment_cost import main
 
     assert main(["--batch", "4", "--frames", "2", "--size", "32", "--repeats", "1", "--per-op"]) == 0
     out = capsys.readouterr().out
-    ops = int(out.split("tensor operations per batch: ")[1].split()[0])
-    planned = int(out.split("clips of 2x32x32: ")[1].split()[0])  # RandAugment ops in the 4 clips' plans
-    assert planned > 0 and ops > planned  # every op of a plan is at least one tensor operation, plus normalising
-    assert "CPU time per batch (1 thread(s), 1 runs): min " in out
+    planned, passes = (int(out.split(marker)[1].split()[0]) for marker in ("clips of 2x32x32 (cpu): ", "plans, "))
+    ops = {name: int(out.split(f"{name} tensor operations per batch: ")[1].split()[0])
+           for name in ("batched passes ", "clip by clip   ")}
+    assert 0 < passes <= planned  # RandAugment ops in the 4 clips' plans, grouped
+    assert all(n > planned for n in ops.values())  # every op of a plan is at least one tensor operation
+    assert out.count("CPU time (1 thread(s)) ") == 2 and "outputs equal: True" in out
     per_op = {line.split()[0]: int(line.split()[1]) for line in out.splitlines() if line.endswith(" operations")}
     assert per_op and all(n >= 1 for n in per_op.values())  # each op of the plans, alone on one clip
     geometric = {per_op[name] for name in ("Rotate", "ShearX", "ShearY", "TranslateXRel", "TranslateYRel")

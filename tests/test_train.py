@@ -21,7 +21,8 @@ from uv2.experiment import load_experiment
 from uv2.io import safe_load
 from uv2.models import ModelConfig
 from uv2.train.cli import run
-from uv2.train.module import NonFiniteLossError, VideoClassifier
+from uv2.train.guard import NonFiniteLossError
+from uv2.train.module import VideoClassifier
 
 # every runnable experiment: the CPU presets and the paper's recipes (experiments/<dataset>/), not the bases
 EXPERIMENTS = sorted(p for p in (REPO / "experiments").rglob("*.yaml")
@@ -277,24 +278,64 @@ class _Clips(Dataset):
         return {"video": video, "label": i % 3}
 
 
-def _guarded_fit(nan_items: set[int], steps: int, tolerance: int) -> VideoClassifier:
+def _guarded_fit(nan_items: set[int], steps: int, tolerance: int, guard: str = "auto"
+                 ) -> tuple[VideoClassifier, pl.Trainer]:
+    torch.manual_seed(0)
     arch = ModelConfig(vit="tiny", num_frames=2, num_classes=3, global_layers="4", local_type="none")
-    module = VideoClassifier(arch=arch, max_nonfinite_steps=tolerance)
+    module = VideoClassifier(arch=arch, max_nonfinite_steps=tolerance, nonfinite_guard=guard)
     trainer = pl.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(module, DataLoader(_Clips(steps, nan_items), batch_size=1))
-    return module
+    return module, trainer
 
 
-def test_nonfinite_steps_are_skipped():
-    module = _guarded_fit({1, 3}, steps=6, tolerance=3)
-    assert module.nonfinite_total == 2
+@pytest.mark.parametrize("guard", ["auto", "host"])
+def test_nonfinite_steps_are_skipped(guard):
+    """fp32 on the CPU trains with fused AdamW, so "auto" skips on the device (found_inf), "host" by reading the
+    loss back; both count the two NaN steps and keep the weights finite."""
+    module, _ = _guarded_fit({1, 3}, steps=6, tolerance=3, guard=guard)
+    assert module._guard_on_device == (guard == "auto")
+    assert module.guard.total == 2 and not module.guard.pending
     assert all(torch.isfinite(p).all() for p in module.parameters())
 
 
-def test_nonfinite_in_a_row_stops_the_run():
+def test_both_guards_skip_the_same_steps():
+    """A step skipped on the device leaves weights, moments and the epoch mean of the loss as a step skipped on the
+    host does (the host never runs its backward or update)."""
+    (device, device_trainer), (host, host_trainer) = (_guarded_fit({1, 3}, 6, 3, guard) for guard in ("auto", "host"))
+    for (name, a), b in zip(device.named_parameters(), host.parameters()):
+        assert torch.equal(a, b), name
+    device_state, host_state = device_trainer.optimizers[0].state_dict(), host_trainer.optimizers[0].state_dict()
+    for p, state in device_state["state"].items():
+        for key, value in state.items():
+            assert torch.equal(value, host_state["state"][p][key]), (p, key)
+    for key in ("train/loss_epoch", "train/top1"):
+        torch.testing.assert_close(device_trainer.callback_metrics[key], host_trainer.callback_metrics[key])
+
+
+@pytest.mark.parametrize("guard", ["auto", "host"])
+def test_nonfinite_in_a_row_stops_the_run(guard):
     with pytest.raises(NonFiniteLossError, match="4 consecutive training steps"):
-        _guarded_fit(set(range(10)), steps=10, tolerance=3)
+        _guarded_fit(set(range(10)), steps=10, tolerance=3, guard=guard)
+
+
+@pytest.mark.parametrize("clip, on_device", [(None, True), (1.0, False)])
+def test_mixed_precision_keeps_the_guard_on_the_device_unless_lightning_clips(clip, on_device):
+    """bf16-mixed trains with fused AdamW, whose steps the device can skip, unless gradients are clipped (Lightning
+    refuses to clip for an optimizer that unscales itself): then the default AdamW and the host guard."""
+    arch = ModelConfig(vit="tiny", num_frames=2, num_classes=3, global_layers="4", local_type="none")
+    module = VideoClassifier(arch=arch)
+    trainer = pl.Trainer(max_steps=2, accelerator="cpu", precision="bf16-mixed", gradient_clip_val=clip, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, DataLoader(_Clips(2, {1}), batch_size=1))
+    assert module._guard_on_device == on_device
+    assert bool(trainer.optimizers[0].defaults["fused"]) == on_device
+    assert module.guard.total == 1
+
+
+def test_an_unknown_guard_is_refused():
+    with pytest.raises(ValueError, match="model.nonfinite_guard: 'gpu' is not one of auto, host"):
+        VideoClassifier(arch=ModelConfig(vit="tiny", num_frames=2, num_classes=3, global_layers="4"), nonfinite_guard="gpu")
 
 
 def test_mixup_cutmix_training_step():

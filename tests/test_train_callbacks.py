@@ -94,7 +94,7 @@ class _SeenBatches(pl.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self.dtypes["train"].add(batch["video"].dtype)
-        assert not {"aug_flip", "aug_seed", "aug_plan"} & set(batch)
+        assert not {"aug_flip", "aug_seed", "aug_program"} & set(batch)
 
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
         self.dtypes["val"].add(batch["video"].dtype)

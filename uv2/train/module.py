@@ -2,7 +2,7 @@
 
 Training: AdamW (no decay on 1-D parameters, biases, tokens), per-iteration cosine schedule with linear warm-up,
 label smoothing, optional mixup / cutmix (timm's, applied to clips as (B, C*T, H, W) so one box covers every frame),
-a guard that skips non-finite losses and stops after too many in a row. Evaluation: top-1, top-5 and mean class
+a guard that skips non-finite losses and stops after too many in a row (uv2.train.guard). Evaluation: top-1, top-5 and mean class
 accuracy per clip (validation) and per video (test: softmax scores averaged over every view of a video, exact under
 DDP: views gathered from every rank, duplicates from sampler padding removed).
 
@@ -34,14 +34,11 @@ from timm.loss import SoftTargetCrossEntropy
 from uv2.io import atomic_write_text
 from uv2.models import ModelConfig
 from uv2.models.convert import init_model
+from uv2.train.guard import GUARDS, NonFiniteGuard, skips_on_device
 from uv2.train.metrics import accuracies, video_level
 from uv2.train.optim import OptimConfig, build_optimizer, effective_lr
 
 log = logging.getLogger(__name__)
-
-
-class NonFiniteLossError(RuntimeError):
-    """Too many consecutive training steps produced a NaN / Inf loss."""
 
 
 def train_batch_size(datamodule) -> int:
@@ -62,6 +59,7 @@ class VideoClassifier(pl.LightningModule):
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
         max_nonfinite_steps: int = 20,
+        nonfinite_guard: str = "auto",
         class_names: list[str] | None = None,
         sets: dict[str, int] | None = None,
         compile: bool = False,
@@ -76,19 +74,25 @@ class VideoClassifier(pl.LightningModule):
             mixup_alpha: mixup Beta(alpha, alpha) (0 = off).
             cutmix_alpha: cutmix Beta(alpha, alpha) (0 = off).
             max_nonfinite_steps: consecutive non-finite losses tolerated (each skips its step) before stopping.
+            nonfinite_guard: where a non-finite loss is caught (uv2.train.guard): "auto" on the device where the
+                optimiser can skip a step there (fused AdamW, no fp16 gradient scaler; no read-back per step), else
+                on the host; "host" reads the loss back after every forward.
             class_names: label names (filled from the data module when omitted; stored in checkpoints).
             sets: co-training: {set name: its class count}, the heads stacked in the classifier in this order
                 (filled from a MultiSetDataModule; stored in checkpoints).
             compile: torch.compile the model (training and evaluation; in place, so state dict keys are unchanged).
         """
         super().__init__()
+        if nonfinite_guard not in GUARDS:
+            raise ValueError(f"model.nonfinite_guard: {nonfinite_guard!r} is not one of {', '.join(GUARDS)}")
         arch = arch if isinstance(arch, ModelConfig) else ModelConfig(**arch)
         optim = optim if isinstance(optim, OptimConfig) else OptimConfig(**optim)
         # plain containers only, so checkpoints load with torch.load(weights_only=True)
         self.save_hyperparameters({"arch": dataclasses.asdict(arch), "init_from": init_from,
                                    "optim": dataclasses.asdict(optim), "label_smoothing": label_smoothing,
                                    "mixup_alpha": mixup_alpha, "cutmix_alpha": cutmix_alpha,
-                                   "max_nonfinite_steps": max_nonfinite_steps, "class_names": class_names,
+                                   "max_nonfinite_steps": max_nonfinite_steps, "nonfinite_guard": nonfinite_guard,
+                                   "class_names": class_names,
                                    "sets": sets},
                                   logger=False)
         self.arch, self.optim_cfg = arch, optim
@@ -103,8 +107,8 @@ class VideoClassifier(pl.LightningModule):
         if mixup_alpha > 0 or cutmix_alpha > 0:
             self.mixup = Mixup(mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, label_smoothing=label_smoothing,
                                num_classes=arch.num_classes)
-        self.nonfinite_in_a_row = 0
-        self.nonfinite_total = 0
+        self.guard = NonFiniteGuard(max_nonfinite_steps)
+        self._guard_on_device = False  # decided when training starts (the optimiser and precision are known)
         self._loaded_step: int | None = None  # optimizer step of the checkpoint loaded for test / resume
         self._test_outputs: list[dict[str, torch.Tensor]] = []
 
@@ -148,6 +152,16 @@ class VideoClassifier(pl.LightningModule):
                  f"{self.trainer.world_size} devices x {self.trainer.accumulate_grad_batches} accumulation; "
                  f"peak lr {lr:g}{scaled}")
 
+    def on_train_start(self) -> None:
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        self._guard_on_device = (self.hparams.nonfinite_guard == "auto"
+                                 and skips_on_device(self.trainer.optimizers, scaler))
+        log.info(f"non-finite losses are caught on the {'device' if self._guard_on_device else 'host'}")
+
+    def on_train_end(self) -> None:
+        for step, finite in self.guard.arrived():  # the last step's outcome (the stop is for the next step)
+            self.guard.count(finite, step)
+
     def hparams_for_logging(self) -> dict[str, Any]:
         """The switches of the run, flat, for TensorBoard's HPARAMS tab (written by
         uv2.train.callbacks.HParamsSummary)."""
@@ -165,7 +179,8 @@ class VideoClassifier(pl.LightningModule):
         epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
         new = {id(p) for p in self.model.new_parameters()}
         optimizer, schedule = build_optimizer(self.model, self.optim_cfg, lr, new, total, total / epochs,
-                                              mixed_precision="mixed" in str(self.trainer.precision))
+                                              mixed_precision="mixed" in str(self.trainer.precision),
+                                              clip_gradients=bool(self.trainer.gradient_clip_val))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     # --------------------------------------------------------------------------------------------- steps
@@ -184,10 +199,24 @@ class VideoClassifier(pl.LightningModule):
     def training_step(self, batch: dict, batch_idx: int):
         batches = batch if self.set_sizes else {"": batch}  # co-training: {set: batch}; else one unnamed set
         loss, correct = self._loss(batches)
-        if not self._loss_is_finite(loss):
+        value, top1, weight = loss.detach(), 100 * correct.float().mean(), len(correct)
+        epoch_value = value
+        if self._guard_on_device:  # skipped, if it must be, by the optimiser (uv2.train.guard)
+            for step, finite in self.guard.arrived():  # the earlier steps' outcomes
+                self._count_nonfinite(finite, step)
+            if self.guard.exhausted:  # counted when a checkpoint was written
+                raise self.guard.error(self.global_step - 1)
+            finite = self.guard.observe(loss, self.global_step)
+            # the epoch means are sum(value x batch_size) / sum(batch_size) in Lightning, accumulated as tensors: a
+            # device-side batch size of 0 leaves a skipped step out without reading the flag back
+            weight = finite.float() * len(correct)
+            epoch_value, top1 = torch.where(finite, value, 0.0), torch.where(finite, top1, 0.0)
+        elif not self._count_nonfinite(self._loss_is_finite(loss), self.global_step):
             return None  # every rank skips this step together (see _loss_is_finite)
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(correct))
-        self.log("train/top1", 100 * correct.float().mean(), on_step=False, on_epoch=True, batch_size=len(correct))
+        self.log("train/loss_step", value, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(correct))
+        self.log("train/loss_epoch", epoch_value, prog_bar=True, on_step=False, on_epoch=True,
+                 batch_size=weight)  # type: ignore[arg-type]
+        self.log("train/top1", top1, on_step=False, on_epoch=True, batch_size=weight)  # type: ignore[arg-type]
         failures = [b["decode_failures"] for b in batches.values() if "decode_failures" in b]
         if failures:
             self.log("data/decode_failures", torch.cat(failures).sum().float(), on_step=False, on_epoch=True,
@@ -196,7 +225,10 @@ class VideoClassifier(pl.LightningModule):
 
     def on_before_optimizer_step(self, optimizer) -> None:
         """train/grad_norm: the global L2 norm of the gradients before clipping (what trainer.gradient_clip_val
-        compares against; unscaled under AMP), logged as train/loss is."""
+        compares against; unscaled under AMP), logged as train/loss is. With the guard on the device: skip the
+        update there unless every loss of the step was finite."""
+        if self._guard_on_device:
+            self.guard.arm(getattr(optimizer, "_optimizer", optimizer))
         grads = [p.grad for p in self.parameters() if p.grad is not None]
         if grads:  # every step (Lightning keeps the steps it writes): one fused kernel, as clip_grad_norm_ uses
             norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
@@ -226,24 +258,22 @@ class VideoClassifier(pl.LightningModule):
         return torch.stack(losses).mean(), torch.cat(correct)
 
     def _loss_is_finite(self, loss: torch.Tensor) -> bool:
-        """All ranks agree (one all-reduce) so that a skipped step is skipped everywhere and DDP stays in step."""
+        """The host guard: all ranks agree (one all-reduce) so that a skipped step is skipped everywhere and DDP
+        stays in step; reads the loss back (waits for the forward)."""
         finite = torch.isfinite(loss.detach()).float()
         if self.trainer.world_size > 1:
             finite = self.trainer.strategy.reduce(finite, reduce_op="min")
-        if finite.item() > 0:
-            self.nonfinite_in_a_row = 0
-            return True
-        self.nonfinite_in_a_row += 1
-        self.nonfinite_total += 1
-        log.warning(f"non-finite loss at step {self.global_step}: step skipped "
-                    f"({self.nonfinite_in_a_row} in a row, {self.nonfinite_total} in total)")
-        self.log("train/nonfinite_steps", float(self.nonfinite_total), on_step=True, on_epoch=False)
-        if self.nonfinite_in_a_row > self.hparams.max_nonfinite_steps:
-            raise NonFiniteLossError(
-                f"{self.nonfinite_in_a_row} consecutive training steps had a non-finite loss (last at global step "
-                f"{self.global_step}); lower optim.lr, enable gradient clipping (trainer.gradient_clip_val) or use "
-                f"fp32 / bf16-mixed precision")
-        return False
+        return bool(finite.item() > 0)
+
+    def _count_nonfinite(self, finite: bool, step: int) -> bool:
+        """Count a step's outcome, log train/nonfinite_steps after a skipped one, stop after too many in a row;
+        returns ``finite``."""
+        self.guard.count(finite, step)
+        if self.guard.exhausted:
+            raise self.guard.error(step)
+        if not finite:
+            self.log("train/nonfinite_steps", float(self.guard.total), on_step=True, on_epoch=False)
+        return finite
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         name, rows = list(self.head_slices().items())[dataloader_idx]
@@ -336,9 +366,11 @@ class VideoClassifier(pl.LightningModule):
         self._loaded_step = checkpoint.get("global_step")
         counts = checkpoint.get("uv2_nonfinite_steps")
         if counts:  # a resumed run counts on (train/nonfinite_steps, the stop after too many in a row)
-            self.nonfinite_in_a_row, self.nonfinite_total = counts["in_a_row"], counts["total"]
+            self.guard.in_a_row, self.guard.total = counts["in_a_row"], counts["total"]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["hyper_parameters"]["class_names"] = self.class_names
         checkpoint["hyper_parameters"]["sets"] = self.set_sizes
-        checkpoint["uv2_nonfinite_steps"] = {"in_a_row": self.nonfinite_in_a_row, "total": self.nonfinite_total}
+        for step, finite in self.guard.arrived():  # the steps in flight count in the checkpoint
+            self.guard.count(finite, step)
+        checkpoint["uv2_nonfinite_steps"] = {"in_a_row": self.guard.in_a_row, "total": self.guard.total}
