@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from uv2.ablation.grid import Row, Table
-from uv2.ablation.stats import paired_difference, seed_spread, seeds_needed, t_quantile_975, verdict
-from uv2.ablation.table import render_table
+from uv2.ablation.stats import TOP1_RANGE, paired_difference, seed_spread, seeds_needed, t_quantile_975, verdict
+from uv2.ablation.table import CellStatistics, difference_text, render_table
 
 
 def test_t_quantiles():
@@ -29,6 +29,13 @@ def test_interval_of_the_mean():
     assert spread.interval_text() == "62.0 [57.0, 67.0]"
     one = seed_spread([70])
     assert one.interval_text() == "70.0 (1 seed)" and math.isnan(one.half_width)
+    # 99, 100, 95: mean 98, s = sqrt(7) = 2.6458, half-width 4.303 * 2.6458 / sqrt(3) = 6.5729: [91.43, 104.57],
+    # shown within an accuracy's range
+    near_top = seed_spread([99, 100, 95])
+    assert near_top.interval[1] == pytest.approx(104.5729, abs=1e-4)
+    assert near_top.interval_text() == "98.0 [91.4, 104.6]"
+    assert near_top.interval_text(TOP1_RANGE) == "98.0 [91.4, 100.0]"
+    assert seed_spread([1, 0, 5]).interval_text(TOP1_RANGE) == "2.0 [0.0, 8.6]"
 
 
 def test_paired_difference_uses_common_seeds():
@@ -37,6 +44,15 @@ def test_paired_difference_uses_common_seeds():
     assert difference.values == (5.0, 4.0, 6.0)
     low, high = difference.interval
     assert low == pytest.approx(2.5157, abs=1e-4) and high == pytest.approx(7.4843, abs=1e-4)
+
+
+def test_difference_intervals_are_shown_within_what_a_difference_can_be():
+    # differences 60, 10, 80: mean 50, s = 36.0555, half-width 4.303 * 36.0555 / sqrt(3) = 89.5741: [-39.57, +139.57]
+    difference = paired_difference({1: 90, 2: 40, 3: 95}, {1: 30, 2: 30, 3: 15})
+    assert difference.interval[1] == pytest.approx(139.5741, abs=1e-4)
+    cell = CellStatistics(ours=seed_spread([90, 40, 95]), paper=None, difference=difference, paper_delta=None,
+                          verdict="", problems=[], chance=None)
+    assert difference_text(cell) == "+50.0 [-39.6, +100.0] / -"
 
 
 def test_verdicts():

@@ -22,6 +22,7 @@ _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
 _Z975 = 1.959964
 DIRECTION_TOLERANCE = 0.3  # paper differences smaller than this (points) carry no direction
 MAX_SEEDS_ADVISED = 100  # "needs about N seeds" is capped here ("more than 100")
+TOP1_RANGE = (0.0, 100.0)  # an accuracy's interval is shown within what an accuracy can be
 
 
 def t_quantile_975(df: int) -> float:
@@ -68,13 +69,16 @@ class SeedSpread:
             return "-"
         return f"{self.mean:.1f}" if self.n == 1 else f"{self.mean:.1f} ± {self.std:.1f}"
 
-    def interval_text(self) -> str:
-        """'-', '64.4 (1 seed)' or '64.4 [61.2, 67.6]' (mean [95 % CI])."""
+    def interval_text(self, bounds: tuple[float, float] | None = None) -> str:
+        """'-', '64.4 (1 seed)' or '64.4 [61.2, 67.6]' (mean [95 % CI]); ``bounds``: the metric's range, which the
+        shown interval is cut to (the t interval of a mean near 100 % can reach past it: "94.8 [87.4, 100.0]")."""
         if not self.values:
             return "-"
         if self.n == 1:
             return f"{self.mean:.1f} (1 seed)"
         low, high = self.interval
+        if bounds is not None:
+            low, high = max(low, bounds[0]), min(high, bounds[1])
         return f"{self.mean:.1f} [{low:.1f}, {high:.1f}]"
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from uv2.ablation.grid import Table
-from uv2.ablation.stats import SeedSpread, paired_difference, seed_spread, verdict
+from uv2.ablation.stats import TOP1_RANGE, SeedSpread, paired_difference, seed_spread, verdict
 
 CSV_FIELDS = ["table", "row", "label", "dataset", "seed", "top1", "top5", "mean_class", "gflops", "params_m",
               "train_s", "clips_per_s", "peak_mem_mb", "num_classes", "checkpoint", "checkpoint_step", "status",
@@ -79,8 +79,8 @@ def difference_text(cell: CellStatistics) -> str:
         ours = "-"
     elif d.n == 1:
         ours = f"{d.mean:+.1f} (1 seed)"
-    else:
-        low, high = d.interval
+    else:  # shown within what a difference of accuracies can be
+        low, high = max(d.interval[0], -TOP1_RANGE[1]), min(d.interval[1], TOP1_RANGE[1])
         ours = f"{d.mean:+.1f} [{low:+.1f}, {high:+.1f}]"
     return f"{ours} / {'-' if cell.paper_delta is None else f'{cell.paper_delta:+.1f}'}"
 
@@ -107,7 +107,7 @@ def render_table(table: Table, records: list[dict[str, Any]]) -> str:
     for i, (row, cells) in enumerate(zip(table.rows, table_statistics(table, records))):
         cols, notes = [], []
         for key, cell in cells.items():
-            cols += [cell.ours.interval_text(), "-" if cell.paper is None else f"{cell.paper}", difference_text(cell)]
+            cols += [cell.ours.interval_text(TOP1_RANGE), "-" if cell.paper is None else f"{cell.paper}", difference_text(cell)]
             notes += cell_notes(key, cell)
         gflops = sorted({round(r["gflops"], 2) for r in records if int(r["row"]) == i and r.get("gflops")})
         lines.append(f"| {row.label} | " + " | ".join(cols) + f" | {', '.join(str(g) for g in gflops)} | "
@@ -118,7 +118,7 @@ def render_table(table: Table, records: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-LEGEND = ("Top-1 (%) of the multi-view test, ours as mean [95 % confidence interval over seeds, Student's t]; Δ: "
-          "difference from '{base}', ours paired by seed [95 % CI]. A difference agrees with or differs from the "
-          "paper only when its interval excludes zero. The paper's numbers are CLIP ViT-B/16 on Kinetics / "
-          "Something-Something, ours at the scale the grid ran.")
+LEGEND = ("Top-1 (%) of the multi-view test, ours as mean [95 % confidence interval over seeds, Student's t, within "
+          "0-100]; Δ: difference from '{base}', ours paired by seed [95 % CI, within +-100]. A difference agrees with "
+          "or differs from the paper only when its interval excludes zero. The paper's numbers are CLIP ViT-B/16 on "
+          "Kinetics / Something-Something, ours at the scale the grid ran.")

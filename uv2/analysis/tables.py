@@ -9,6 +9,7 @@ import math
 import pandas as pd
 
 from uv2.ablation.grid import Table
+from uv2.ablation.stats import TOP1_RANGE
 from uv2.ablation.table import cell_notes, difference_text, table_statistics
 
 
@@ -52,7 +53,7 @@ def summary_table(results: pd.DataFrame, table: Table) -> pd.DataFrame:
         line = {"row": row.label}
         notes = []
         for key, cell in cells.items():
-            line[f"{key} (ours)"] = cell.ours.interval_text()
+            line[f"{key} (ours)"] = cell.ours.interval_text(TOP1_RANGE)
             line[f"{key} (paper)"] = f"{cell.paper:.1f}" if cell.paper is not None else "-"
             line[f"{key} Δ (ours / paper)"] = difference_text(cell)
             notes += cell_notes(key, cell)
