@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 import pytorch_lightning as pl
@@ -189,7 +190,7 @@ def test_last_checkpoint_is_the_final_state(synth_root, tmp_path):
 
 def test_bf16_mixed_precision_fit_on_cpu(synth_root, tmp_path):
     """--trainer.precision bf16-mixed trains on CPU: finite losses, fp32 weights in the checkpoint; every step logs
-    the gradients' norm as it was before clipping."""
+    the gradients' norm as it was before clipping (log_every_n_steps 1: every step is written)."""
     run_dir = tmp_path / "bf16"
     assert run("fit", _fit_argv(synth_root, run_dir, "--trainer.precision", "bf16-mixed", "--trainer.limit_train_batches", "3",
                                 "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "1",
@@ -331,6 +332,34 @@ def test_mixed_precision_keeps_the_guard_on_the_device_unless_lightning_clips(cl
     assert module._guard_on_device == on_device
     assert bool(trainer.optimizers[0].defaults["fused"]) == on_device
     assert module.guard.total == 1
+
+
+def test_grad_norm_is_computed_on_the_steps_lightning_writes(tmp_path):
+    """train/grad_norm appears at exactly the steps train/loss_step is written (every log_every_n_steps), and the
+    norm is not computed in between."""
+    from pytorch_lightning.loggers import TensorBoardLogger
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    torch.manual_seed(0)
+    arch = ModelConfig(vit="tiny", num_frames=2, num_classes=3, global_layers="4", local_type="none")
+    module = VideoClassifier(arch=arch)
+    norms = []
+    original = torch._foreach_norm
+
+    def counting_norm(*args, **kwargs):
+        norms.append(module.global_step)
+        return original(*args, **kwargs)
+
+    trainer = pl.Trainer(max_steps=6, accelerator="cpu", logger=TensorBoardLogger(tmp_path, name="", version=""),
+                         log_every_n_steps=2, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False)
+    with patch.object(torch, "_foreach_norm", counting_norm):
+        trainer.fit(module, DataLoader(_Clips(6, set()), batch_size=1))
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    steps = {tag: [e.step for e in events.Scalars(tag)] for tag in ("train/grad_norm", "train/loss_step")}
+    assert steps["train/grad_norm"] == steps["train/loss_step"] == [1, 3, 5]
+    assert norms == [1, 3, 5]
 
 
 def test_an_unknown_guard_is_refused():

@@ -225,12 +225,17 @@ class VideoClassifier(pl.LightningModule):
 
     def on_before_optimizer_step(self, optimizer) -> None:
         """train/grad_norm: the global L2 norm of the gradients before clipping (what trainer.gradient_clip_val
-        compares against; unscaled under AMP), logged as train/loss is. With the guard on the device: skip the
-        update there unless every loss of the step was finite."""
+        compares against; unscaled under AMP), on the steps Lightning writes (every trainer.log_every_n_steps; the
+        norm and the log call cost a few % of a tiny CPU step). With the guard on the device: skip the update there
+        unless every loss of the step was finite."""
         if self._guard_on_device:
             self.guard.arm(getattr(optimizer, "_optimizer", optimizer))
+        # Lightning's own test of whether this step's on_step values are written (a private attribute: where it is
+        # missing, every step logs)
+        if not getattr(getattr(self.trainer, "_logger_connector", None), "should_update_logs", True):
+            return
         grads = [p.grad for p in self.parameters() if p.grad is not None]
-        if grads:  # every step (Lightning keeps the steps it writes): one fused kernel, as clip_grad_norm_ uses
+        if grads:  # one fused kernel, as clip_grad_norm_ uses
             norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
             self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
 
