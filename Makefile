@@ -1,7 +1,10 @@
-# uv2: every command creates .venv (python3 -m venv; pip install -e ".[dev]") when it is missing.
+# uv2: every command creates .venv (python3 -m venv; pip install -e .) when it is missing; the commands of the
+# developers (tests, lint) add the dev tools (pip install -e ".[dev]": pytest, ruff, the notebooks' kernel, ...).
 PY ?= python3
 VENV := .venv
 PYTHON := $(VENV)/bin/python
+# installed: the package and what it needs to run (ablation, bench, tensorboard); then the dev tools too
+RUN_STAMP := $(VENV)/.installed-run-stamp
 STAMP := $(VENV)/.installed-stamp
 TABLE ?= c
 SCALE ?= tiny
@@ -10,8 +13,12 @@ PYTEST_ARGS ?=
 
 .PHONY: venv test test-slow test-pyav ablation tensorboard bench lint clean
 
-$(STAMP): setup.cfg pyproject.toml
+$(RUN_STAMP): setup.cfg pyproject.toml
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
 	$(PYTHON) -m pip install -q --disable-pip-version-check -e ".[dev]"
 	touch $(STAMP)
 
@@ -33,15 +40,15 @@ test-pyav:
 	PYTHONPATH=. .venv-pyav$(PYAV)/bin/python -m pytest -q --noconftest -p no:cacheprovider tests/test_data_decode.py tests/test_data_frames.py
 
 ## reproduce one ablation table: make ablation TABLE=c [SCALE=tiny] [SEEDS=1,2,3] (3 seeds: intervals, paired differences)
-ablation: $(STAMP)
+ablation: $(RUN_STAMP)
 	$(PYTHON) ablations/run.py --table $(TABLE) --scale $(SCALE) --seeds $(SEEDS)
 
 ## TensorBoard over every run of a table (or all results)
-tensorboard: $(STAMP)
+tensorboard: $(RUN_STAMP)
 	$(VENV)/bin/tensorboard --logdir results/$(if $(filter-out all,$(TABLE)),table_$(TABLE),)
 
 ## speed benchmark of the model (uv2 vs the official layout) on this machine
-bench: $(STAMP)
+bench: $(RUN_STAMP)
 	$(PYTHON) benchmarks/speed.py
 
 lint: $(STAMP)
