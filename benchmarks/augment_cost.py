@@ -123,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         where = (f"host {1000 * min(host):.1f} / {1000 * statistics.median(host):.1f} ms, GPU "
                  f"{1000 * min(gpu):.1f} / {1000 * statistics.median(gpu):.1f} ms, peak memory above the batch "
                  f"{(torch.cuda.max_memory_allocated() - base) / 2**20:.0f} MiB" if device.type == "cuda" else
-                 f"CPU time ({args.threads} thread(s)) {1000 * min(host):.0f} / {1000 * statistics.median(host):.0f} ms")
+                 f"CPU time ({args.threads} thread(s)) {1000 * min(host):.0f} / "
+                 f"{1000 * statistics.median(host):.0f} ms")
         print(f"{name:<15} tensor operations per batch: {sum(count.ops.values())} (views apart: {count.views}); "
               f"per batch, min / median of {args.repeats}: {where}; most frequent: "
               + ", ".join(f"{op} {n}" for op, n in count.ops.most_common(4)))

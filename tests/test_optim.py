@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from torch import nn
 
-from uv2.train.optim import OptimConfig, build_optimizer
+from uv2.train.optim import OptimConfig, build_optimizer, fusable_optimizer
 
 
 def _lrs(cfg: OptimConfig, lr: float, total: int = 20, per_epoch: float = 4.0) -> list[float]:
@@ -60,10 +60,13 @@ def test_fused_adamw_on_cpu_matches_the_loop():
             opt.step()
     for (name, p), q in zip(model.named_parameters(), reference.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
-    clipped, _ = build_optimizer(model, cfg, cfg.lr, new, 10, 5, mixed_precision=True, clip_gradients=True)
-    assert not any(group["fused"] for group in clipped.param_groups)  # Lightning clips these
-    mixed, _ = build_optimizer(model, cfg, cfg.lr, new, 10, 5, mixed_precision=True)  # no clipping: fused
-    assert all(group["fused"] for group in mixed.param_groups)
+    unfused, _ = build_optimizer(model, cfg, cfg.lr, new, 10, 5, fusable=False)
+    assert not any(group["fused"] for group in unfused.param_groups)
+    # fused where Lightning can clip and train/grad_norm reads unscaled gradients
+    assert fusable_optimizer("32-true", 1.0) and fusable_optimizer("bf16-mixed", None)
+    assert fusable_optimizer("bf16-mixed", 0.0) and fusable_optimizer("16-true", None)
+    assert not fusable_optimizer("bf16-mixed", 1.0)  # Lightning clips these itself
+    assert not fusable_optimizer("16-mixed", None) and not fusable_optimizer("16-mixed", 1.0)  # the fp16 scaler
 
 
 def _names(model: nn.Module, optimizer) -> list[list[str]]:

@@ -95,6 +95,19 @@ def _per_clip(values: torch.Tensor, ndim: int) -> torch.Tensor:
     return values.view(-1, *([1] * (ndim - 1)))
 
 
+def _by_code(code: torch.Tensor, codes: frozenset[int], candidates: dict[int, Callable[[], torch.Tensor]],
+             ndim: int) -> torch.Tensor:
+    """Each clip's candidate by its ``code`` (G,): the candidates are built only for the ``codes`` present (known on
+    the host), and combined with one ``where`` per code beyond the first; ``ndim``: the candidates' dims."""
+    present = sorted(codes)
+    out = candidates[present[0]]()
+    if len(present) > 1:
+        per_clip_code = _per_clip(code, ndim)
+        for c in present[1:]:
+            out = torch.where(per_clip_code == c, candidates[c](), out)
+    return out
+
+
 def _grey(x: torch.Tensor) -> torch.Tensor:
     """PIL's RGB -> L: ``(R * 19595 + G * 38470 + B * 7471 + 0x8000) >> 16`` (ITU-R 601-2 luma, fixed point);
     (G, 3, T, H, W) uint8 -> (G, 1, T, H, W) uint8."""
@@ -177,13 +190,7 @@ def lut_ops(x: torch.Tensor, code: torch.Tensor, params: torch.Tensor, codes: fr
         AUTO_CONTRAST: lambda: _auto_contrast_table(x),
         EQUALIZE: lambda: _equalize_table(x),
     }
-    present = sorted(codes)
-    table = tables[present[0]]()
-    if len(present) > 1:
-        per_clip_code = _per_clip(code, 4)
-        for c in present[1:]:
-            table = torch.where(per_clip_code == c, tables[c](), table)
-    return _lut(x, table)
+    return _lut(x, _by_code(code, codes, tables, ndim=4))
 
 
 def _smooth(x: torch.Tensor) -> torch.Tensor:
@@ -218,12 +225,7 @@ def blend_ops(x: torch.Tensor, code: torch.Tensor, params: torch.Tensor, codes: 
         CONTRAST: lambda: _grey(x).double().mean(dim=(-2, -1), keepdim=True).add_(0.5).floor_().float(),
         SHARPNESS: lambda: _smooth(x).float(),
     }
-    present = sorted(codes)
-    degenerate = degenerates[present[0]]()
-    if len(present) > 1:
-        per_clip_code = _per_clip(code, 5)
-        for c in present[1:]:
-            degenerate = torch.where(per_clip_code == c, degenerates[c](), degenerate)
+    degenerate = _by_code(code, codes, degenerates, ndim=5)
     factor = _per_clip(params[:, 0].float(), 5)
     out = x.float().sub_(degenerate).mul_(factor).add_(degenerate)
     return out.clamp_(0, 255).to(torch.uint8)

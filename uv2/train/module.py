@@ -2,9 +2,9 @@
 
 Training: AdamW (no decay on 1-D parameters, biases, tokens), per-iteration cosine schedule with linear warm-up,
 label smoothing, optional mixup / cutmix (timm's, applied to clips as (B, C*T, H, W) so one box covers every frame),
-a guard that skips non-finite losses and stops after too many in a row (uv2.train.guard). Evaluation: top-1, top-5 and mean class
-accuracy per clip (validation) and per video (test: softmax scores averaged over every view of a video, exact under
-DDP: views gathered from every rank, duplicates from sampler padding removed).
+a guard that skips non-finite losses and stops after too many in a row (uv2.train.guard). Evaluation: top-1, top-5
+and mean class accuracy per clip (validation) and per video (test: softmax scores averaged over every view of a
+video, exact under DDP: views gathered from every rank, duplicates from sampler padding removed).
 
 Co-training (a uv2.data.MultiSetDataModule): one model, a head per set. The heads are the classifier's rows
 stacked in set order (set k owns rows `head_slices()[k]`, which is the same as k separate linear heads); every
@@ -36,7 +36,7 @@ from uv2.models import ModelConfig
 from uv2.models.convert import init_model
 from uv2.train.guard import GUARDS, NonFiniteGuard, skips_on_device
 from uv2.train.metrics import accuracies, video_level
-from uv2.train.optim import OptimConfig, build_optimizer, effective_lr
+from uv2.train.optim import OptimConfig, build_optimizer, effective_lr, fusable_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +179,8 @@ class VideoClassifier(pl.LightningModule):
         epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
         new = {id(p) for p in self.model.new_parameters()}
         optimizer, schedule = build_optimizer(self.model, self.optim_cfg, lr, new, total, total / epochs,
-                                              mixed_precision="mixed" in str(self.trainer.precision),
-                                              clip_gradients=bool(self.trainer.gradient_clip_val))
+                                              fusable_optimizer(str(self.trainer.precision),
+                                                                self.trainer.gradient_clip_val))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     # --------------------------------------------------------------------------------------------- steps

@@ -95,16 +95,23 @@ def warmup_cosine(total_steps: int, warmup_steps: int, start_factor: float, min_
     return factor
 
 
+def fusable_optimizer(precision: str, gradient_clip_val: float | None) -> bool:
+    """Whether a run can train with fused AdamW: not where mixed precision meets gradient clipping (Lightning refuses
+    to clip the gradients of an optimizer that unscales them itself, as a fused one does), nor under fp16's gradient
+    scaler (the gradients stay scaled until the fused step, so train/grad_norm would read them scaled)."""
+    mixed = "mixed" in precision
+    return not (mixed and (gradient_clip_val or not precision.startswith("bf16")))
+
+
 def build_optimizer(model: nn.Module, cfg: OptimConfig, lr: float, new_params: set[int], total_steps: int,
-                    steps_per_epoch: float, mixed_precision: bool = False, clip_gradients: bool = False):
+                    steps_per_epoch: float, fusable: bool = True):
     groups = param_groups(model, lr, cfg, new_params)
     # AdamW's fused kernels (CPU since torch 2.4, CUDA): one pass over all parameters per step instead of a loop of
     # small ops per parameter (tests/test_optim.py: the same update up to rounding), and a step the device can skip
-    # (uv2.train.guard). Not where mixed precision meets gradient clipping (Lightning refuses to clip the gradients
-    # of an optimizer that unscales them itself, as a fused one does) nor on devices without them: the default
-    # implementation there.
-    fused = not (mixed_precision and clip_gradients) and all(p.device.type in FUSED_ADAMW_DEVICES and p.is_floating_point()
-                                        for g in groups for p in g["params"])
+    # (uv2.train.guard). Where the run says it cannot take one (``fusable``, see fusable_optimizer) and on devices
+    # without them: the default implementation.
+    fused = fusable and all(
+        p.device.type in FUSED_ADAMW_DEVICES and p.is_floating_point() for g in groups for p in g["params"])
     optimizer = torch.optim.AdamW(groups, lr=lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=fused or None)
     warmup = round(cfg.warmup_epochs * steps_per_epoch)
     start_factor, min_factor = cfg.factors(lr)
