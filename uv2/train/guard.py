@@ -47,8 +47,9 @@ class NonFiniteGuard:
     """Counts non-finite steps and decides when to stop; on the device, also keeps the flags in flight."""
 
     max_in_a_row: int  # consecutive non-finite losses tolerated (each skips its step) before stopping
-    in_a_row: int = 0
-    total: int = 0
+    in_a_row: int = 0  # non-finite steps since the last finite one
+    total: int = 0  # non-finite steps in the run (resumed runs count on from the checkpoint)
+    # (step, its flag's host copy, the event after that copy) of the steps observed on the device, not yet counted
     pending: list[tuple[int, torch.Tensor, torch.cuda.Event | None]] = field(default_factory=list)
     window: torch.Tensor | None = None  # device bool: every loss of this accumulation window was finite
 
