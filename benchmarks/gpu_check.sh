@@ -272,8 +272,9 @@ run_stage env bash -c 'set -euo pipefail; env_stage'
 if [[ -d "$WORK/site" ]]; then export PYTHONPATH="$PYTHONPATH:$WORK/site"; fi
 
 # --- the batch augmentation on the device (issue 12): the GPU gives the CPU's values; its cost per batch
-run_stage augment bash -c "$PY -m pytest -q -p no:cacheprovider tests/test_data_augment.py -k 'program or batch_path' \
-  && $PY benchmarks/augment_cost.py --device $AUG_DEVICE ${AUG_SIZE[*]}"
+# (the cost is measured even when the tests fail; the stage fails if either does)
+run_stage augment bash -c "$PY -m pytest -q -p no:cacheprovider tests/test_data_augment.py -k 'program or batch_path'; \
+  tests=\$?; $PY benchmarks/augment_cost.py --device $AUG_DEVICE ${AUG_SIZE[*]} && exit \$tests"
 
 # --- feeding the GPU (issue 12): K400 B/16 training from real-size videos, 14 workers
 run_stage feed "$PY" benchmarks/feed_check.py --work "$WORK/feed" "${FEED[@]}" --json

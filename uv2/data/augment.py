@@ -38,7 +38,7 @@ Batches, not clips. The ops fall into families that one pass applies to many cli
 op and parameters: lookup tables (Invert ... Equalize: a table per frame and channel), blends (Brightness ...
 Sharpness: a degenerate frame per op) and affine maps (Rotate, Shear, Translate: a matrix per clip).
 :class:`AugmentProgram` groups a batch's plans on the host (before the transfer) into rounds, the ``k``-th op of every
-clip in round ``k``, and a round into one pass per family: about 10 passes and 570 tensor operations for 32 clips
+clip in round ``k``, and a round into one pass per family: about 10 passes and 580 tensor operations for 32 clips
 with rand-m7-n4, where a loop over clips took about 1,850, most of them small kernels whose launches cost more than
 their work on a GPU. On the CPU a pass runs clip by clip (there are no launches to save, and a group's temporaries
 would cost fresh memory pages at every call); GaussianBlur runs clip by clip everywhere.
