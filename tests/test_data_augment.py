@@ -11,7 +11,7 @@ from einops import rearrange
 from PIL import Image
 from timm.data import auto_augment as timm_aa
 
-from uv2.data.augment import AugmentProgram, BatchAugment, BatchRandAugment, apply_plan, normalize
+from uv2.data.augment import RAND_AUGMENT_OPS, AugmentProgram, BatchAugment, BatchRandAugment, apply_plan, normalize
 from uv2.data.transforms import (
     CLIP_MEAN,
     CLIP_STD,
@@ -107,14 +107,16 @@ def test_plans_replay_timm_and_match_the_cpu_path(config):
     assert len(names) >= 6, names
 
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+# (device, grouped): the CPU's clip-by-clip and grouped passes (the GPU's way, tested here on the CPU), the GPU's
+RUNS = [("cpu", False), ("cpu", True)] + ([("cuda", None)] if torch.cuda.is_available() else [])
 
 
-@pytest.mark.parametrize("device", DEVICES)
-def test_a_batch_program_equals_each_clip_alone(device):
+@pytest.mark.parametrize("device, grouped", RUNS)
+def test_a_batch_program_equals_each_clip_alone(device, grouped):
     """One program over a batch of clips with mixed plans (every op of CASES, 0-4 ops per clip, so that the passes
     mix codes of a family and clips of different rounds) gives each clip what its plan gives it alone, in a few
-    passes: one per family and round. On a GPU (where present) the values are those of the CPU."""
+    passes: one per family and round. Grouped or clip by clip, on a GPU (where present) too, the values are the
+    same."""
     rng = random.Random(5)
     plans = [[CASES[rng.randrange(len(CASES))][::2] for _ in range(rng.randrange(5))] for _ in range(24)]
     plans[0] = [(name, args) for name, _, args in CASES]  # every op in one clip
@@ -124,20 +126,15 @@ def test_a_batch_program_equals_each_clip_alone(device):
     expected = torch.stack([rearrange(apply_plan(rearrange(clip, "c t h w -> t c h w"), plan, FILL),
                                       "t c h w -> c t h w") for clip, plan in zip(video, plans)])
     program = AugmentProgram.build(plans, 20, 28)
-    out = program.run(video.clone().to(device), FILL).cpu()
+    out = program.run(video.clone().to(device), FILL, grouped).cpu()
     assert torch.equal(out, expected)
     assert not torch.equal(out, video)
-    rounds = [{} for _ in range(max(map(len, plans)))]
+    rounds = [set() for _ in range(max(map(len, plans)))]  # the families of each round
     for plan in plans:
         ops = [name for name, args in plan if not (name == "Posterize" and args == (8,))]  # 8 bits: no op
         for k, name in enumerate(ops):
-            rounds[k][name] = True
-    families = {"lut": {"AutoContrast", "Equalize", "Invert", "Posterize", "Solarize", "SolarizeAdd"},
-                "blur": {"GaussianBlur"}}
-    expected_passes = sum(len({next((f for f, ops in families.items() if name in ops),
-                                    "affine" if name.startswith(("Rotate", "Shear", "Translate")) else "blend")
-                               for name in r}) for r in rounds)
-    assert len(program.passes) == expected_passes
+            rounds[k].add(RAND_AUGMENT_OPS[name][0])
+    assert len(program.passes) == sum(map(len, rounds))
     few = AugmentProgram.build(plans[1:], 20, 28)  # 0-4 ops per clip: at most 4 rounds of 4 families
     assert len(few.passes) <= 16 < len(few)
 

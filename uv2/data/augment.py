@@ -44,7 +44,7 @@ their work on a GPU. On the CPU a pass runs clip by clip (there are no launches 
 would cost fresh memory pages at every call); GaussianBlur runs clip by clip everywhere.
 
 ``tests/test_data_augment.py`` compares every op with timm's PIL op, whole clips with the CPU path, and a program over
-a batch with each clip augmented alone (on a GPU too, where one is present).
+a batch with each clip augmented alone (grouped and clip by clip on the CPU, and on a GPU where one is present).
 """
 
 from __future__ import annotations
@@ -411,10 +411,14 @@ class AugmentProgram:
         """Pinned copies, so that the transfer in :meth:`run` never waits for the device's queue."""
         return AugmentProgram(self.passes, self.index.pin_memory(), self.params.pin_memory())
 
-    def run(self, video: torch.Tensor, fill: Sequence[int]) -> torch.Tensor:
-        """Apply the passes in place to uint8 clips (B, C, T, H, W) (any device); returns ``video``."""
+    def run(self, video: torch.Tensor, fill: Sequence[int], grouped: bool | None = None) -> torch.Tensor:
+        """Apply the passes in place to uint8 clips (B, C, T, H, W) (any device); returns ``video``. ``grouped``: a
+        pass over its clips at once (default: off the CPU) or clip by clip (default on the CPU); the values are
+        the same (the tests run both on the CPU)."""
         if not self.passes:
             return video
+        if grouped is None:
+            grouped = video.device.type != "cpu"
         index = self.index.to(video.device, non_blocking=True)
         params = self.params.to(video.device, non_blocking=True)
         for family, start, stop, codes in self.passes:
@@ -424,9 +428,10 @@ class AugmentProgram:
                 continue
             op = FAMILY_OPS[family]
             extra = (fill,) if family == AFFINE else ()
-            if video.device.type == "cpu":
-                # clip by clip: a group's float temporaries (hundreds of MB) get fresh pages from the allocator at
-                # every call, whose faults made a grouped pass 3-5x slower per clip here; a CPU has no launches to save
+            if not grouped:
+                # clip by clip on a CPU: a group's float temporaries (hundreds of MB) get fresh pages from the
+                # allocator at every call, whose faults made a grouped pass 3-5x slower per clip here; a CPU has no
+                # launches to save
                 for i, (clip, code) in enumerate(zip(*self.index[:, start:stop].tolist()), start):
                     one = slice(clip, clip + 1)
                     video[one] = op(video[one], index[1, i:i + 1], params[i:i + 1], frozenset([code]), *extra)
