@@ -229,6 +229,23 @@ def test_a_repeated_row_is_not_trained_again(micro, tmp_path):
     assert not (cells / "r02-local-mhra-all-layers__temporal__seed1" / "checkpoints").exists()  # nothing trained
 
 
+def test_side_by_side_runs_the_longest_cells_first():
+    """Table (c) at tiny scale: its 12 temporal cells (14 epochs) go to the workers before its 12 scene cells (2
+    epochs), each group in table order; in table (d) the row that repeats "Sequential" still goes last."""
+    from uv2.ablation.grid import expand_cells, load_datasets, repeated_runs
+    from uv2.ablation.parallel import side_by_side_order
+
+    datasets = load_datasets(REPO / "ablations" / "datasets.yaml")
+    cells = expand_cells(load_table("c", REPO / "ablations" / "tables"), datasets, "tiny", [1, 2, 3], repo=REPO)
+    order = side_by_side_order(cells, repeated_runs(cells))
+    assert sorted(n for n, _ in order) == list(range(1, 25))
+    assert [c.dataset for _, c in order] == ["temporal"] * 12 + ["scene"] * 12
+    assert [n for n, _ in order[:12]] == sorted(n for n, c in order[:12])  # table order within a cost
+    assert order[0][1].cost == 14 * 4 and order[-1][1].cost == 2 * 4  # epochs x frames
+    cells = expand_cells(load_table("d", REPO / "ablations" / "tables"), datasets, "tiny", [1], repo=REPO)
+    assert [c.label for _, c in side_by_side_order(cells, repeated_runs(cells))][-1] == "Sequential, 1 query"
+
+
 def test_side_by_side_refused_where_cells_share_a_device(tmp_path):
     """Cells on GPUs (paper scale) or sharing runs (table (e)) run one at a time: --jobs 2 says why and runs nothing."""
     result = subprocess.run([sys.executable, "ablations/run.py", "--table", "c", "--scale", "paper", "--jobs", "2",

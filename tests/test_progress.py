@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -139,6 +140,29 @@ def test_grid_estimate_side_by_side():
     assert grid.grid_suffix() == " | " + grid.grid_status()
     worker = GridProgress(1, io.StringIO(), interactive=False, show_grid=False)
     assert worker.grid_suffix() == ""
+
+
+def test_grid_estimate_scales_by_cost():
+    """Cells of another cost (the short scene cells a side-by-side grid runs last) are estimated from the finished
+    cells' seconds per unit of cost until one of their own cost has ended, then from those."""
+    now = [0.0]
+    grid = GridProgress(4, io.StringIO(), interactive=False, clock=lambda: now[0], costs=[56.0, 56.0, 8.0, 8.0])
+    grid.start_cell("long")
+    now[0] = 112.0
+    grid.finish_cell(trained=True)
+    assert grid.grid_left() == 112.0 + 16.0 + 16.0  # 2 s per unit of cost
+    grid.start_cell("long")
+    now[0] = 212.0
+    grid.finish_cell(trained=True)
+    grid.start_cell("short")
+    now[0] = 242.0
+    grid.finish_cell(trained=True)
+    assert grid.grid_left() == 30.0  # the short cell that ended says what the last one takes
+    side = GridProgress(4, io.StringIO(), interactive=False, jobs=2, costs=[56.0, 56.0, 8.0, 8.0])
+    side.cell_ended(100.0, 56.0)
+    assert side.grid_left() == 100.0  # the long cell still running outlasts the two short ones (30 s between them)
+    side.cell_ended(100.0, 56.0)
+    assert side.grid_left() == pytest.approx(2 * 100.0 / 56.0 * 8.0 / 2)
 
 
 def test_format_duration():

@@ -77,13 +77,37 @@ def test_summary_reads_the_device_timeline_without_waiting():
         clock.times[clock.marks + 1] = 12.0 + 3 * k
         clock.now = 12.0 + 3 * (k - 1)  # the device is one step behind the host
         summary.on_train_batch_end(trainer, module, None, batch, k)
-    assert [v["data/wait_s"] for v in logged] == [10.0, 1.0]  # steps 0 and 1 read, step 2 still running
-    assert logged[1]["data/wait_fraction"] == pytest.approx(1 / 3) and logged[1]["perf/clips_per_s"] == 4 / 3
+    assert [v["data/wait_s_step"] for v in logged] == [10.0, 1.0]  # steps 0 and 1 read, step 2 still running
+    assert logged[1]["data/wait_fraction_step"] == pytest.approx(1 / 3) and logged[1]["perf/clips_per_s_step"] == 4 / 3
+    summary.on_train_epoch_end(trainer, module)  # the epoch's steps read by now, the first (start-up) left out
+    assert logged[2] == {"data/wait_s_epoch": 1.0, "data/wait_fraction_epoch": pytest.approx(1 / 3),
+                         "perf/clips_per_s_epoch": 4 / 3}
     summary.on_fit_end(trainer, module)
     assert (summary.first_s, summary.first_clips, summary.clips, summary.wait_s, summary.step_s) == (12.0, 4, 8, 2.0,
                                                                                                       4.0)
     assert summary.line == ("fit throughput: 12 clips, the first step after 12.0 s (worker start-up); then 8 clips in "
                             "6.0 s of training steps, 1.3 clips/s, data wait 33% of the step time, 3 decode failures")
+
+
+def test_step_values_only_on_the_steps_the_logger_writes():
+    """The per-step scalars are logged only where Lightning writes them (log_every_n_steps); the epoch values from
+    the callback's own sums cover every step."""
+    summary = ThroughputSummary()
+    logged = []
+    module = SimpleNamespace(device=torch.device("cpu"), log_dict=lambda values, **kw: logged.append(values))
+    connector = SimpleNamespace(should_update_logs=False)
+    trainer = SimpleNamespace(world_size=1, is_global_zero=True, datamodule=None, _logger_connector=connector)
+    batch = {"label": torch.zeros(2)}
+    summary.on_train_epoch_start(trainer, module)
+    for k in range(4):
+        connector.should_update_logs = k == 2
+        summary.on_train_batch_start(trainer, module, batch, k)
+        summary.on_train_batch_end(trainer, module, None, batch, k)
+    assert len(logged) == 1 and set(logged[0]) == {"data/wait_s_step", "data/wait_fraction_step",
+                                                   "perf/clips_per_s_step"}
+    summary.on_train_epoch_end(trainer, module)
+    assert set(logged[1]) == {"data/wait_s_epoch", "data/wait_fraction_epoch", "perf/clips_per_s_epoch"}
+    assert summary.clips == 6  # steps 1-3 counted, the first apart
 
 
 class _SeenBatches(pl.Callback):

@@ -79,6 +79,14 @@ class Cell:
         return self.config["model"]["arch"]
 
     @property
+    def cost(self) -> float:
+        """The cell's training work relative to the grid's other cells: epochs x frames per clip (a table's tiny sets
+        have the same number of videos, and its rows about the same FLOPs per frame). Side by side, the longest cells
+        start first; the grid's time left scales the finished cells' times by it (uv2.ablation.progress)."""
+        epochs = self.config.get("trainer", {}).get("max_epochs") or 1
+        return float(epochs * ModelConfig(**self.arch).num_frames)
+
+    @property
     def run_key(self) -> str:
         """What the cell's training depends on: its config with the model resolved (defaults filled in, layer specs
         as the layers they arm), so two rows that spell one model differently have the same key."""

@@ -19,7 +19,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 import pytorch_lightning as pl
@@ -57,16 +57,21 @@ class GridProgress:
         interactive: redraw a line per cell (default: whether `stream` is a terminal).
         clock: seconds, monotonic (time.monotonic; tests give their own).
         jobs: cells that run at the same time (the time left divides by it).
+        costs: the cells' relative training costs (uv2.ablation.grid.Cell.cost), in the order a sequential grid runs
+            them; default: all alike.
         show_grid: end lines with the grid's count and time left (False in a worker process of a parallel grid).
     """
 
     def __init__(self, total: int, stream: TextIO | None = None, interactive: bool | None = None,
-                 clock: Callable[[], float] = time.monotonic, jobs: int = 1, show_grid: bool = True) -> None:
+                 clock: Callable[[], float] = time.monotonic, jobs: int = 1, show_grid: bool = True,
+                 costs: Sequence[float] | None = None) -> None:
         self.total, self.stream, self.clock = total, stream or sys.stdout, clock
         self.jobs, self.show_grid = jobs, show_grid
         self.interactive = self.stream.isatty() if interactive is None else interactive
         self.finished = 0  # cells done, failed or skipped
         self.durations: list[float] = []  # seconds of the cells that trained to the end in this invocation
+        self.duration_costs: list[float] = []  # their costs
+        self.left = list(costs) if costs is not None else [1.0] * total  # costs of the cells not ended yet
         self.cell = ""  # the running cell's line prefix
         self._cell_start: float | None = None
         self.bar: tqdm | None = None
@@ -79,31 +84,45 @@ class GridProgress:
     def finish_cell(self, trained: bool) -> None:
         """The running cell ended; its time counts towards the grid's estimate when it `trained` to the end (not a
         skipped, failed or interrupted cell)."""
+        cost = self.left.pop(0) if self.left else 1.0  # a sequential grid runs its cells in order
         if trained and self._cell_start is not None:
             self.durations.append(self.clock() - self._cell_start)
+            self.duration_costs.append(cost)
         self.finished += 1
         self._cell_start = None
 
-    def cell_ended(self, seconds: float | None) -> None:
+    def cell_ended(self, seconds: float | None, cost: float = 1.0) -> None:
         """A cell run elsewhere (a worker of a parallel grid) ended, after `seconds` of training to its end (None:
-        skipped, failed or interrupted)."""
+        skipped, failed or interrupted); `cost` is the one it was given in `costs`."""
+        if cost in self.left:
+            self.left.remove(cost)
         if seconds is not None:
             self.durations.append(seconds)
+            self.duration_costs.append(cost)
         self.finished += 1
 
+    def cell_estimate(self, cost: float) -> float:
+        """Seconds a cell of this cost takes: the mean of the finished cells of the same cost, else their seconds per
+        unit of cost times this cost (a table's short scene cells, run last side by side, before any has ended)."""
+        same = [s for s, c in zip(self.durations, self.duration_costs) if c == cost]
+        if same:
+            return sum(same) / len(same)
+        return cost * sum(self.durations) / max(sum(self.duration_costs), 1e-9)
+
     def grid_left(self) -> float | None:
-        """Seconds until the grid ends: the mean time of the cells finished so far for every cell still to run
-        (the running one counted by what it has left of that mean; cells side by side: the cells not ended, in
-        rounds of `jobs`); None before any cell finished."""
+        """Seconds until the grid ends: every cell still to run at the time the finished cells give it
+        (:meth:`cell_estimate`; the running one counted by what it has left of that; cells side by side: shared
+        out among the `jobs`, and at least the longest of them); None before any cell finished."""
         if not self.durations:
             return None
-        mean = sum(self.durations) / len(self.durations)
-        to_run = self.total - self.finished
+        estimates = [self.cell_estimate(cost) for cost in self.left]
+        if not estimates:
+            return 0.0
         if self.jobs > 1:
-            return mean * math.ceil(to_run / self.jobs)
-        if self._cell_start is None or to_run == 0:
-            return mean * to_run
-        return mean * (to_run - 1) + max(mean - (self.clock() - self._cell_start), 0.0)
+            return max(sum(estimates) / self.jobs, max(estimates))
+        if self._cell_start is not None:
+            estimates[0] = max(estimates[0] - (self.clock() - self._cell_start), 0.0)
+        return sum(estimates)
 
     def grid_status(self) -> str:
         """'grid 2/8 done, ~14m left', 'grid 0/8 done, time left after the first cell' or 'grid 8/8 done'."""

@@ -33,7 +33,7 @@ import yaml
 
 from uv2.ablation.grid import Cell, Table, grid_hparams, repeated_runs
 from uv2.ablation.launch import PeakMemory, fit_and_test
-from uv2.ablation.parallel import why_one_at_a_time, worker_pool
+from uv2.ablation.parallel import side_by_side_order, why_one_at_a_time, worker_pool
 from uv2.ablation.progress import GridProgress
 from uv2.ablation.scripts import COTRAINED, TrainingScripts
 from uv2.ablation.table import render_table, results_csv
@@ -79,7 +79,7 @@ class GridRunner:
                 self.scripts.forget(cell)
         self.write_outputs()  # results.csv and table.md exist (all pending) from the start
         jobs = min(jobs, len(todo))
-        self.progress = GridProgress(len(todo), jobs=jobs)
+        self.progress = GridProgress(len(todo), jobs=jobs, costs=[cell.cost for cell in todo])
         if jobs > 1:
             if reason := why_one_at_a_time(todo):
                 raise ValueError(f"--jobs {jobs}: these cells run one at a time: {reason}")
@@ -100,8 +100,7 @@ class GridRunner:
         pool, threads = worker_pool(jobs)
         self.say(f"{jobs} cells at a time, {threads} thread{'s' if threads > 1 else ''} each (--jobs)")
         index = {cell.slug: i for i, cell in enumerate(self.cells)}
-        # a cell that repeats another's run waits for it (and goes last), then takes its result
-        queue = sorted(enumerate(todo, 1), key=lambda item: item[1].slug in self.repeats)
+        queue = side_by_side_order(todo, self.repeats)
         records: dict[int, dict[str, Any]] = {}
         running: dict[Future, tuple[int, Cell]] = {}
         with pool:
@@ -124,7 +123,7 @@ class GridRunner:
                         records[n] = self.record_lost_cell(cell, LOST_WORKER)
                         queue.clear()
                         continue
-                    self.progress.cell_ended(seconds)
+                    self.progress.cell_ended(seconds, cell.cost)
                     self.say(self.progress.grid_status())
                     self.write_outputs()
         return [records[n] for n in sorted(records)]

@@ -34,6 +34,7 @@ from timm.loss import SoftTargetCrossEntropy
 from uv2.io import atomic_write_text
 from uv2.models import ModelConfig
 from uv2.models.convert import init_model
+from uv2.train.callbacks import writes_step_logs
 from uv2.train.guard import GUARDS, NonFiniteGuard, skips_on_device
 from uv2.train.metrics import accuracies, video_level
 from uv2.train.optim import OptimConfig, build_optimizer, effective_lr, fusable_optimizer
@@ -230,9 +231,7 @@ class VideoClassifier(pl.LightningModule):
         unless every loss of the step was finite."""
         if self._guard_on_device:
             self.guard.arm(getattr(optimizer, "_optimizer", optimizer))
-        # Lightning's own test of whether this step's on_step values are written (a private attribute: where it is
-        # missing, every step logs)
-        if not getattr(getattr(self.trainer, "_logger_connector", None), "should_update_logs", True):
+        if not writes_step_logs(self.trainer):
             return
         grads = [p.grad for p in self.parameters() if p.grad is not None]
         if grads:  # one fused kernel, as clip_grad_norm_ uses
