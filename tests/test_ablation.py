@@ -522,3 +522,19 @@ def test_table_e_training_scripts_micro(tmp_path):
     target = [n for s in sets for n in (root / f"synthetic/micro_seed0/{s}/classes.txt").read_text().split()]
     rows = [union_names.index(n) for n in target]
     assert torch.equal(heads["head.fc.weight"], union["state_dict"]["model.head.fc.weight"][rows])
+
+
+def test_grid_order_benchmark_replays_the_cell_times(tmp_path):
+    """benchmarks/grid_order.py on table (c) with one seed, temporal fits of 100 s and scene fits of 20 s: in table
+    order (scene, temporal, scene, ...) two workers end at 260 s, longest first at 240 s, an even split."""
+    folder = tmp_path / "table_c"
+    folder.mkdir()
+    with (folder / "results.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["row", "dataset", "seed", "status", "train_s"])
+        for row in range(4):
+            writer.writerows([[row, "scene", 1, "done", 20.0], [row, "temporal", 1, "done", 100.0]])
+    out = subprocess.run([sys.executable, "benchmarks/grid_order.py", "--table", "c", "--results", str(tmp_path)],
+                         cwd=REPO, capture_output=True, text=True, timeout=120, check=True).stdout
+    assert re.search(r"table order\s+260 s", out) and re.search(r"longest first\s+240 s", out), out
+    assert re.search(r"even split\s+240 s", out) and "8 cells, 480 s of fits on 2 workers" in out, out
