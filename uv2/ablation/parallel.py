@@ -5,10 +5,11 @@ threads, two side by side 85.5 clips/s each on one thread (1.46x the throughput;
 So at tiny scale on CPU the grid runs as many cells at a time as it has cores (and memory for), each on cores / jobs
 threads: one thread per cell by default, so a cell's numbers do not depend on the machine's core count.
 
-Each worker process runs whole cells through the same GridRunner.run_cell as a sequential grid (its own status
-file, checkpoints, resume); the grid's process (GridRunner.run_side_by_side) hands out one cell per free worker,
-the longest first (side_by_side_order), counts the cells that end and rewrites results.csv and table.md. Cells that share a run (table (e)'s co-training
-and union-label scripts), and cells on GPUs or several devices, run one at a time.
+Each worker process runs whole cells through the same GridRunner.run_cell as a sequential grid (its own status file,
+checkpoints, resume); the grid's process (GridRunner.run_side_by_side) hands out one cell per free worker, the
+longest first (side_by_side_order), counts the cells that end and rewrites results.csv and table.md. Cells that
+share a run (table (e)'s co-training and union-label scripts), and cells on GPUs or several devices, run one at a
+time.
 """
 
 from __future__ import annotations
