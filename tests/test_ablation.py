@@ -538,3 +538,25 @@ def test_grid_order_benchmark_replays_the_cell_times(tmp_path):
                          cwd=REPO, capture_output=True, text=True, timeout=120, check=True).stdout
     assert re.search(r"table order\s+260 s", out) and re.search(r"longest first\s+240 s", out), out
     assert re.search(r"even split\s+240 s", out) and "8 cells, 480 s of fits on 2 workers" in out, out
+
+
+def test_a_table_sets_its_own_tiny_epochs(tmp_path):
+    """`tiny_epochs` gives a table's cells their own epochs per dataset at tiny scale (the validation at the end
+    moves with them); a bad entry is refused with the file, the field and what it accepts."""
+    from uv2.ablation.grid import TableError, expand_cells, load_datasets
+
+    datasets = load_datasets(REPO / "ablations" / "datasets.yaml")
+    spec = {"title": "t", "datasets": ["scene", "temporal"], "tiny_epochs": {"temporal": 30},
+            "rows": [{"label": "r", "arch": {}, "paper": {}}]}
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(spec))
+    cells = expand_cells(load_table(str(tmp_path / "t.yaml"), tmp_path), datasets, "tiny", [1], repo=REPO)
+    epochs = {c.dataset: (c.config["trainer"]["max_epochs"], c.config["trainer"]["check_val_every_n_epoch"])
+              for c in cells}
+    assert epochs == {"scene": (datasets["scene"]["tiny"]["epochs"],) * 2, "temporal": (30, 30)}
+    for bad in ({"kinetics": 30}, {"temporal": 0}, {"temporal": "30"}):
+        (tmp_path / "t.yaml").write_text(yaml.safe_dump({**spec, "tiny_epochs": bad}))
+        with pytest.raises(TableError, match=r"t\.yaml: tiny_epochs: .*one of the table's datasets \(scene, temporal"):
+            load_table(str(tmp_path / "t.yaml"), tmp_path)
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump({**spec, "epochs": 3}))
+    with pytest.raises(TableError, match=r"unknown fields \['epochs'\]; valid: title, datasets, rows, tiny_epochs"):
+        load_table(str(tmp_path / "t.yaml"), tmp_path)

@@ -47,6 +47,9 @@ class Table:
     datasets: list[str]
     rows: list[Row]
     path: Path
+    # tiny scale: epochs per dataset key for this table's cells, in place of ablations/datasets.yaml's (tables whose
+    # designs learn slower than the epochs that table (c) can afford)
+    tiny_epochs: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -128,6 +131,14 @@ def load_table(name_or_path: str, tables_dir: Path) -> Table:
     for key in ("title", "datasets", "rows"):
         if key not in data:
             raise TableError(f"{path}: missing field {key!r}")
+    unknown = set(data) - {"title", "datasets", "rows", "tiny_epochs"}
+    if unknown:
+        raise TableError(f"{path}: unknown fields {sorted(unknown)}; valid: title, datasets, rows, tiny_epochs")
+    tiny_epochs = data.get("tiny_epochs") or {}
+    for key, epochs in tiny_epochs.items():
+        if key not in data["datasets"] or not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+            raise TableError(f"{path}: tiny_epochs: {key}: {epochs!r}; expected a positive whole number of epochs for "
+                             f"one of the table's datasets ({', '.join(map(str, data['datasets']))})")
     rows = []
     for i, raw in enumerate(data["rows"]):
         unknown = set(raw) - {"label", "arch", "paper", "frames_factor", "script"}
@@ -138,7 +149,7 @@ def load_table(name_or_path: str, tables_dir: Path) -> Table:
             raise TableError(f"{path}: row {i}: script {raw['script']!r}; valid choices: {', '.join(SCRIPTS)}")
         rows.append(Row(label=str(raw["label"]), arch=dict(raw.get("arch") or {}), paper=dict(raw.get("paper") or {}),
                         frames_factor=int(raw.get("frames_factor", 1)), script=raw.get("script")))
-    return Table(path.stem, str(data["title"]), list(data["datasets"]), rows, path)
+    return Table(path.stem, str(data["title"]), list(data["datasets"]), rows, path, dict(tiny_epochs))
 
 
 def scale_layers(spec: str, depth: int, reference_depth: int = REFERENCE_DEPTH) -> str:
@@ -167,15 +178,17 @@ def expand_cells(table: Table, datasets: dict[str, Any], scale: str, seeds: list
                 raise TableError(f"{table.path}: dataset {key!r} is not in ablations/datasets.yaml "
                                  f"(valid: {', '.join(datasets)})")
             for seed in seeds:
-                config = cell_config(row, key, datasets[key], scale, seed, trainer or {}, data_root, repo)
+                config = cell_config(row, key, datasets[key], scale, seed, trainer or {}, data_root, repo,
+                                     epochs=table.tiny_epochs.get(key))
                 finetune = finetune_settings(datasets[key].get(scale), repo) if row.script in UNION_SCRIPTS else None
                 cells.append(Cell(table.name, i, row.label, key, seed, config, row.script, finetune))
     return cells
 
 
 def cell_config(row: Row, key: str, dataset: dict[str, Any], scale: str, seed: int, trainer: dict[str, Any],
-                data_root: str | None, repo: Path) -> dict[str, Any]:
-    """The experiment of one cell: the dataset's experiment at this scale, the row's switches, the grid settings."""
+                data_root: str | None, repo: Path, epochs: int | None = None) -> dict[str, Any]:
+    """The experiment of one cell: the dataset's experiment at this scale, the row's switches, the grid settings
+    (`epochs`: the table's own for this dataset at tiny scale, else the dataset's)."""
     spec = dataset.get(scale)
     if not spec:
         raise TableError(f"dataset {key!r} ({dataset.get('name')}) has no {scale}-scale experiment in "
@@ -201,7 +214,7 @@ def cell_config(row: Row, key: str, dataset: dict[str, Any], scale: str, seed: i
     config["seed_everything"] = seed
     trainer_cfg = config.setdefault("trainer", {})
     if scale == "tiny":
-        epochs = int(spec.get("epochs", trainer_cfg.get("max_epochs", 10)))
+        epochs = epochs or int(spec.get("epochs", trainer_cfg.get("max_epochs", 10)))
         trainer_cfg.update(max_epochs=epochs, check_val_every_n_epoch=epochs)
         # one crop: the synthetic frames are square, so after the short-side resize three crops along the long
         # side would be one crop three times
