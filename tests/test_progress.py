@@ -158,11 +158,15 @@ def test_grid_estimate_scales_by_cost():
     now[0] = 242.0
     grid.finish_cell(trained=True)
     assert grid.grid_left() == 30.0  # the short cell that ended says what the last one takes
-    side = GridProgress(4, io.StringIO(), interactive=False, jobs=2, costs=[56.0, 56.0, 8.0, 8.0])
+    # side by side, with a row that takes another's run (cost 0: it trains nothing)
+    side = GridProgress(5, io.StringIO(), interactive=False, jobs=2, costs=[56.0, 56.0, 8.0, 8.0, 0.0])
     side.cell_ended(100.0, 56.0)
     assert side.grid_left() == 100.0  # the long cell still running outlasts the two short ones (30 s between them)
     side.cell_ended(100.0, 56.0)
     assert side.grid_left() == pytest.approx(2 * 100.0 / 56.0 * 8.0 / 2)
+    side.cell_ended(10.0, 8.0)
+    side.cell_ended(10.0, 8.0)
+    assert side.grid_left() == 0.0 and side.grid_status() == "grid 4/5 done (2 cells at a time), ~0s left"
 
 
 def test_format_duration():

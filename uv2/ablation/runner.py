@@ -66,6 +66,10 @@ class GridRunner:
         self._flops: dict[str, dict[str, Any]] = {}  # arch (JSON) -> model_flops: results are rewritten often
         self.repeats = repeated_runs(cells)  # slug -> the earlier cell whose run a cell repeats (trained once)
 
+    def time_cost(self, cell: Cell) -> float:
+        """What the cell costs the grid's time (its Cell.cost; none for a row that takes another's run)."""
+        return 0.0 if cell.slug in self.repeats else cell.cost
+
     def cell_dir(self, cell: Cell) -> Path:
         return self.out_dir / "cells" / cell.slug
 
@@ -79,7 +83,7 @@ class GridRunner:
                 self.scripts.forget(cell)
         self.write_outputs()  # results.csv and table.md exist (all pending) from the start
         jobs = min(jobs, len(todo))
-        self.progress = GridProgress(len(todo), jobs=jobs, costs=[cell.cost for cell in todo])
+        self.progress = GridProgress(len(todo), jobs=jobs, costs=[self.time_cost(cell) for cell in todo])
         if jobs > 1:
             if reason := why_one_at_a_time(todo):
                 raise ValueError(f"--jobs {jobs}: these cells run one at a time: {reason}")
@@ -123,7 +127,7 @@ class GridRunner:
                         records[n] = self.record_lost_cell(cell, LOST_WORKER)
                         queue.clear()
                         continue
-                    self.progress.cell_ended(seconds, cell.cost)
+                    self.progress.cell_ended(seconds, self.time_cost(cell))
                     self.say(self.progress.grid_status())
                     self.write_outputs()
         return [records[n] for n in sorted(records)]
