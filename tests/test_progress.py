@@ -102,16 +102,19 @@ def test_terminal_redraws_one_line():
     assert grid.bar is None  # closed when the test ended
 
 
+def _train(grid: GridProgress, now: list[float], name: str, until: float) -> None:
+    """A cell that trains to its end at clock time `until`."""
+    grid.start_cell(name)
+    now[0] = until
+    grid.finish_cell(trained=True)
+
+
 def test_grid_estimate_from_finished_cells():
     now = [0.0]
     grid = GridProgress(5, io.StringIO(), interactive=False, clock=lambda: now[0])
     assert grid.grid_status() == "grid 0/5 done, time left after the first cell"
-    grid.start_cell("a")
-    now[0] = 10.0
-    grid.finish_cell(trained=True)
-    grid.start_cell("b")
-    now[0] = 30.0
-    grid.finish_cell(trained=True)
+    _train(grid, now, "a", 10.0)
+    _train(grid, now, "b", 30.0)
     grid.start_cell("c")  # done before: counted, its time not
     grid.finish_cell(trained=False)
     grid.start_cell("d")
@@ -147,16 +150,10 @@ def test_grid_estimate_scales_by_cost():
     cells' seconds per unit of cost until one of their own cost has ended, then from those."""
     now = [0.0]
     grid = GridProgress(4, io.StringIO(), interactive=False, clock=lambda: now[0], costs=[56.0, 56.0, 8.0, 8.0])
-    grid.start_cell("long")
-    now[0] = 112.0
-    grid.finish_cell(trained=True)
+    _train(grid, now, "long", 112.0)
     assert grid.grid_left() == 112.0 + 16.0 + 16.0  # 2 s per unit of cost
-    grid.start_cell("long")
-    now[0] = 212.0
-    grid.finish_cell(trained=True)
-    grid.start_cell("short")
-    now[0] = 242.0
-    grid.finish_cell(trained=True)
+    _train(grid, now, "long", 212.0)
+    _train(grid, now, "short", 242.0)
     assert grid.grid_left() == 30.0  # the short cell that ended says what the last one takes
     # side by side, with a row that takes another's run (cost 0: it trains nothing)
     side = GridProgress(5, io.StringIO(), interactive=False, jobs=2, costs=[56.0, 56.0, 8.0, 8.0, 0.0])
