@@ -557,6 +557,9 @@ def test_a_table_sets_its_own_tiny_epochs(tmp_path):
         (tmp_path / "t.yaml").write_text(yaml.safe_dump({**spec, "tiny_epochs": bad}))
         with pytest.raises(TableError, match=r"t\.yaml: tiny_epochs: .*one of the table's datasets \(scene, temporal"):
             load_table(str(tmp_path / "t.yaml"), tmp_path)
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump({**spec, "tiny_epochs": [30]}))
+    with pytest.raises(TableError, match=r"t\.yaml: tiny_epochs: \[30\]; expected epochs per dataset"):
+        load_table(str(tmp_path / "t.yaml"), tmp_path)
     (tmp_path / "t.yaml").write_text(yaml.safe_dump({**spec, "epochs": 3}))
     with pytest.raises(TableError, match=r"unknown fields \['epochs'\]; valid: title, datasets, rows, tiny_epochs"):
         load_table(str(tmp_path / "t.yaml"), tmp_path)

@@ -135,6 +135,8 @@ def load_table(name_or_path: str, tables_dir: Path) -> Table:
     if unknown:
         raise TableError(f"{path}: unknown fields {sorted(unknown)}; valid: title, datasets, rows, tiny_epochs")
     tiny_epochs = data.get("tiny_epochs") or {}
+    if not isinstance(tiny_epochs, dict):
+        raise TableError(f"{path}: tiny_epochs: {tiny_epochs!r}; expected epochs per dataset, e.g. {{temporal: 30}}")
     for key, epochs in tiny_epochs.items():
         if key not in data["datasets"] or not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise TableError(f"{path}: tiny_epochs: {key}: {epochs!r}; expected a positive whole number of epochs for "
