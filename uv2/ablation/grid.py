@@ -119,6 +119,9 @@ def grid_hparams(cell: Cell, **changes: Any) -> dict[str, Any]:
             **{f"grid/{k}": v for k, v in changes.items()}}
 
 
+TABLE_FIELDS = ("title", "datasets", "rows", "tiny_epochs")  # a table file's fields, the required ones first
+
+
 def load_table(name_or_path: str, tables_dir: Path) -> Table:
     """Table `c` (tables_dir/c.yaml) or a table file path."""
     path = Path(name_or_path)
@@ -128,12 +131,11 @@ def load_table(name_or_path: str, tables_dir: Path) -> Table:
         valid = sorted(p.stem for p in tables_dir.glob("*.yaml"))
         raise TableError(f"no table {name_or_path!r} ({path}); valid tables: {', '.join(valid)}")
     data = yaml.safe_load(path.read_text()) or {}
-    for key in ("title", "datasets", "rows"):
+    for key in TABLE_FIELDS[:3]:
         if key not in data:
             raise TableError(f"{path}: missing field {key!r}")
-    unknown = set(data) - {"title", "datasets", "rows", "tiny_epochs"}
-    if unknown:
-        raise TableError(f"{path}: unknown fields {sorted(unknown)}; valid: title, datasets, rows, tiny_epochs")
+    if unknown := set(data) - set(TABLE_FIELDS):
+        raise TableError(f"{path}: unknown fields {sorted(unknown)}; valid: {', '.join(TABLE_FIELDS)}")
     tiny_epochs = data.get("tiny_epochs") or {}
     if not isinstance(tiny_epochs, dict):
         raise TableError(f"{path}: tiny_epochs: {tiny_epochs!r}; expected epochs per dataset, e.g. {{temporal: 30}}")
