@@ -3,6 +3,7 @@
     python benchmarks/feed_check.py --work /tmp/feed                       # K400 B/16 8x224, bf16, 14 workers
     python benchmarks/feed_check.py --work /tmp/feed --repeats 1,2 --workers 14 --steps 60 --json
     python benchmarks/feed_check.py --work /tmp/feed --cpu-smoke           # the same at CPU size (checks the script)
+    python benchmarks/feed_check.py --work /tmp/feed --repeats 1 --probe   # where a step's time goes (step_probe.py)
 
 The setting of issue 12: K400 B/16 (experiments/k400/k400_b16_8x224.yaml: 8x224 uniform clips, random resized
 crop, flip, RandAugment, bf16-mixed), batch 32 on one GPU, ``--workers`` DataLoader workers, fed from ``--videos``
@@ -76,7 +77,7 @@ def fit(data: Path, run_dir: Path, repeats: int, augment: bool, args: argparse.N
            "--trainer.num_sanity_val_steps", "0",
            "--trainer.enable_progress_bar", "false", "--run_dir", str(run_dir),
            *(SMOKE_ARGS if args.cpu_smoke else []), *([] if augment else ["--data.init_args.rand_augment", "null"]),
-           *args.fit_args]
+           *(["--trainer.callbacks+=benchmarks.step_probe.StepProbe"] if args.probe else []), *args.fit_args]
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -88,6 +89,10 @@ def fit(data: Path, run_dir: Path, repeats: int, augment: bool, args: argparse.N
     if match is None:
         raise SystemExit(f"feed_check: no throughput line in the output of the fit with num_repeats {repeats}:\n"
                          f"{proc.stdout[-2000:]}")
+    if args.probe:  # the probe's report: from its first line to the end of its list of waiting calls
+        out = proc.stdout.splitlines()
+        first = next((i for i, x in enumerate(out) if x.startswith("step probe:")), len(out))
+        print("\n".join(x for x in out[first:] if x.startswith(("step probe:", "|", "calls that", "  "))), flush=True)
     return dict(repeats=repeats, rand_augment=augment, batch_size=per_step, clips_per_step=per_step * repeats,
                 steps=args.steps, first_step_s=float(match["first_s"]), clips_per_s=float(match["clips_per_s"]),
                 wait_fraction=int(match["wait"]) / 100, decode_failures=int(match["failures"]), fit_seconds=seconds,
@@ -107,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=60, help="training steps per fit (default 60)")
     parser.add_argument("--plain", action="store_true",
                         help="one more fit: num_repeats 1 without RandAugment (what the augmentation costs)")
+    parser.add_argument("--probe", action="store_true",
+                        help="print each fit's split of a step, host and GPU, and the calls that waited for the GPU "
+                             "(benchmarks/step_probe.py)")
     parser.add_argument("--cpu-smoke", action="store_true", help="CPU size: tiny model and videos, 2 workers")
     parser.add_argument("--json", action="store_true", help="one JSON line at the end")
     args, args.fit_args = parser.parse_known_args(argv)  # the rest goes to fit (e.g. --data.init_args.rand_augment null)

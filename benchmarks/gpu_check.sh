@@ -16,7 +16,8 @@
 #            (32 clips of 8x224, rand-m7-n4), grouped passes against clip by clip
 #   feed     benchmarks/feed_check.py: python -m uv2 fit of the K400 B/16 design, bf16-mixed, batch 32, 14 workers,
 #            on generated 320x240 H.264 videos, with num_repeats 1 and 2, and 1 without RandAugment: the data wait
-#            fraction (on the GPU's timeline) and clips/s
+#            fraction (on the GPU's timeline) and clips/s; in feed.log each fit's split of a step, host and GPU, and
+#            the calls that made the host wait for the GPU (--probe: benchmarks/step_probe.py)
 #   k400     benchmarks/speed.py, K400 B/16 design (experiments/k400/k400_b16_8x224.yaml), 8x224, batch 32, bf16:
 #            uv2, the official layout and, with --official-code, the official repository's model; then uv2's
 #            costliest kernels of one profiled training step (--profile)
@@ -86,7 +87,7 @@ if [[ "$SMOKE" == 1 ]]; then
             --data.init_args.rand_augment null --model.arch.num_frames 4
             --model.arch.vit_overrides '{"width": 64, "heads": 1, "img_size": 32, "patch_size": 8}'
             --trainer.accelerator cpu --trainer.max_steps 3 --trainer.limit_val_batches 1)
-  FEED=(--cpu-smoke --plain)
+  FEED=(--cpu-smoke --plain --probe)
   BENCH=(--workers 2 --videos 2 --seconds 2 --width 64 --height 48 --size 32 --frames 4 --clips-per-video 2
          --batch-size 2)
   STAGE_LIMITS=(augment:240 k400:240 ssv2:240 feed:240 bench:240 fit:240 control:240 compile:600)
@@ -96,7 +97,7 @@ else
   K400_BATCH=32; SSV2_BATCH=16
   FIT_SIZE=(--data.init_args.synthetic_size tiny --data.init_args.num_workers 8 --data.init_args.batch_size 16
             --trainer.accelerator gpu --trainer.max_steps 40 --trainer.limit_val_batches 2)
-  FEED=(--workers 14 --repeats 1,2 --plain --steps 40)
+  FEED=(--workers 14 --repeats 1,2 --plain --steps 40 --probe)
   BENCH=(--workers 14 --videos 8 --clips-per-video 8 --batch-size 16 --rand-augment rand-m7-n4-mstd0.5-inc1)
   STAGE_LIMITS=(augment:60 k400:150 ssv2:150 feed:300 bench:90 fit:120 control:60 compile:200)
   AUG_DEVICE=cuda; AUG_SIZE=(--repeats 20)

@@ -178,7 +178,8 @@ def test_cli_fit_registers_the_summary(synth_root, tmp_path, capsys):
 
 
 class BarProbe(pl.Callback):
-    """Records the progress bar a CLI fit runs with (class path tests.test_train_callbacks.BarProbe)."""
+    """Records the progress bar a CLI fit runs with (class path tests.test_train_callbacks.BarProbe), and at the end
+    of training what the bar shows as the loss, the last logged loss and Lightning's own progress-bar values."""
 
     seen: list = []
 
@@ -186,19 +187,30 @@ class BarProbe(pl.Callback):
         bar = trainer.progress_bar_callback
         BarProbe.seen.append(None if bar is None else (type(bar).__name__, bar.refresh_rate))
 
+    def on_train_end(self, trainer, pl_module):
+        bar = trainer.progress_bar_callback
+        shown = None if bar is None else bar.get_metrics(trainer, pl_module).get("train/loss_step")
+        BarProbe.seen.append((shown, float(trainer.callback_metrics["train/loss_step"]),
+                              sorted(trainer.progress_bar_metrics)))
+
 
 def test_cli_progress_bar_refreshes_every_few_steps(synth_root, tmp_path):
-    """The bar of a CLI fit reads the logged values back (a wait for the GPU) every PROGRESS_REFRESH_STEPS steps,
-    not every step; no bar when it is switched off."""
+    """The bar of a CLI fit is redrawn every PROGRESS_REFRESH_STEPS steps and shows the last step's loss; no value
+    is logged to Lightning's progress-bar metrics on each step (Lightning would read it back every step, a wait
+    for the GPU); no bar when it is switched off."""
     from uv2.train.cli import PROGRESS_REFRESH_STEPS
 
     argv = ["--config", str(REPO / "experiments/temporal_tiny.yaml"),
             "--data.init_args.synthetic_size", "micro", "--data.init_args.synthetic_root", str(synth_root),
             "--data.init_args.num_workers", "0", "--data.init_args.crop_size", "32", "--model.init_from", "null",
-            "--data.init_args.batch_size", "4", "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0",
+            "--data.init_args.batch_size", "4", "--trainer.max_steps", "2", "--trainer.limit_val_batches", "0",
             "--trainer.callbacks+=tests.test_train_callbacks.BarProbe"]
     BarProbe.seen.clear()
     assert run("fit", [*argv, "--run_dir", str(tmp_path / "bar")]) == 0
     assert run("fit", [*argv, "--trainer.enable_progress_bar", "false", "--run_dir", str(tmp_path / "none")]) == 0
-    assert BarProbe.seen == [("TQDMProgressBar", PROGRESS_REFRESH_STEPS), None]
+    (bar, bar_end), (none, none_end) = BarProbe.seen[:2], BarProbe.seen[2:]
+    assert bar == ("NonBlockingProgressBar", PROGRESS_REFRESH_STEPS) and none is None
+    shown, logged, pbar_keys = bar_end
+    assert shown == logged and none_end[0] is None
+    assert not [k for k in pbar_keys if k.endswith("_step")], pbar_keys
     assert PROGRESS_REFRESH_STEPS > 1

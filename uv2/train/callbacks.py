@@ -1,5 +1,6 @@
-"""Callbacks of a uv2 run: throughput and data wait (per step, and fit's summary line), the head's balance,
-exporting the image ViT, and TensorBoard's HPARAMS tab (the run's switches beside its validation and test top-1)."""
+"""Callbacks of a uv2 run: throughput and data wait (per step, and fit's summary line), the progress bar, the head's
+balance, exporting the image ViT, and TensorBoard's HPARAMS tab (the run's switches beside its validation and test
+top-1)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import TQDMProgressBar
 
 from uv2.io import atomic_torch_save
 from uv2.models.convert import export_image_vit
@@ -263,6 +265,48 @@ def writes_step_logs(trainer: pl.Trainer) -> bool:
     own test, a private attribute: where it is missing, every step counts as written. A value logged on the other
     steps is computed and dropped; Lightning's log call alone costs ~0.5 ms on a CPU (a few % of a tiny step)."""
     return getattr(getattr(trainer, "_logger_connector", None), "should_update_logs", True)
+
+
+class NonBlockingProgressBar(TQDMProgressBar):
+    """Lightning's TQDM bar, showing the step's training loss without making the host wait for the GPU.
+
+    Lightning reads every value logged on a training step with ``prog_bar=True`` back to the host (``.item()``) at
+    the end of that step, whether or not a bar shows it (Lightning issue 21232): the host then waits for the GPU's
+    whole queue once per step, and the next batch's transfer and augmentation start on an idle GPU. On one H200 that
+    was the data wait of K400 B/16 training with RandAugment on the device (``benchmarks/step_probe.py``). So the
+    module logs ``train/loss_step`` without ``prog_bar``, and this bar shows it from pinned host copies queued after
+    each step: at a refresh, the newest copy that has landed (on a GPU a step or two behind; on a CPU the step's own
+    value).
+    """
+
+    KEY = "train/loss_step"  # the logged value the bar shows
+
+    def __init__(self, refresh_rate: int = 1) -> None:
+        super().__init__(refresh_rate=refresh_rate)
+        self._copies: list[tuple[torch.Tensor, Any]] = []  # (host copy, CUDA event after the copy or None), in order
+        self._shown: float | None = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        value = trainer.callback_metrics.get(self.KEY)  # the device tensor logged this step (reading it waits)
+        if torch.is_tensor(value):
+            value = value.detach()
+            if value.is_cuda:
+                host = torch.empty((), dtype=value.dtype, pin_memory=True)
+                host.copy_(value, non_blocking=True)
+                event = torch.cuda.Event()
+                event.record()
+                self._copies.append((host, event))
+            else:
+                self._copies = [(value, None)]
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, int | float | str]:
+        while self._copies and (self._copies[0][1] is None or self._copies[0][1].query()):  # landed, in order
+            self._shown = float(self._copies.pop(0)[0])
+        metrics = super().get_metrics(trainer, pl_module)
+        if self._shown is not None:
+            metrics[self.KEY] = self._shown
+        return metrics
 
 
 class ThroughputSummary(pl.Callback):

@@ -23,12 +23,12 @@ from typing import Any
 
 import pytorch_lightning as pl
 import yaml
-from pytorch_lightning.callbacks import LearningRateMonitor, ProgressBar, TQDMProgressBar
+from pytorch_lightning.callbacks import LearningRateMonitor, ProgressBar
 from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from uv2.experiment import load_experiment
-from uv2.train.callbacks import BalanceMonitor, HParamsSummary, ThroughputSummary
+from uv2.train.callbacks import BalanceMonitor, HParamsSummary, NonBlockingProgressBar, ThroughputSummary
 from uv2.train.checkpointing import AtomicCheckpointIO, LastCheckpoint, best_checkpoint
 from uv2.train.module import VideoClassifier
 from uv2.train.resume import EpochMetricSums, RandomStates, TrainLoaderPosition
@@ -71,10 +71,8 @@ class UV2CLI(LightningCLI):
         configured = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
         if trainer_cfg.get("enable_progress_bar", True) is not False and not any(
                 isinstance(c, ProgressBar) for c in [*configured, *(kwargs.get("callbacks") or [])]):
-            # Lightning's default bar reads the logged loss back on every step, which makes the host wait for the GPU
-            # at the end of each step: the next batch's transfer and augmentation then start on an idle GPU instead
-            # of queueing behind the step. Every PROGRESS_REFRESH_STEPS steps keeps the bar alive and the GPU fed.
-            callbacks.append(TQDMProgressBar(refresh_rate=PROGRESS_REFRESH_STEPS))
+            # the training loss without a wait for the GPU (NonBlockingProgressBar); redrawn every few steps
+            callbacks.append(NonBlockingProgressBar(refresh_rate=PROGRESS_REFRESH_STEPS))
         kwargs["callbacks"] = callbacks + list(configured) + list(kwargs.get("callbacks") or [])
         kwargs.setdefault("plugins", [AtomicCheckpointIO()])
         return super().instantiate_trainer(**kwargs)

@@ -214,7 +214,9 @@ class VideoClassifier(pl.LightningModule):
             epoch_value, top1 = torch.where(finite, value, 0.0), torch.where(finite, top1, 0.0)
         elif not self._count_nonfinite(self._loss_is_finite(loss), self.global_step):
             return None  # every rank skips this step together (see _loss_is_finite)
-        self.log("train/loss_step", value, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(correct))
+        # not prog_bar: Lightning would read it back every step, a wait for the GPU (the bar of
+        # uv2.train.callbacks.NonBlockingProgressBar shows it without one)
+        self.log("train/loss_step", value, on_step=True, on_epoch=False, batch_size=len(correct))
         self.log("train/loss_epoch", epoch_value, prog_bar=True, on_step=False, on_epoch=True,
                  batch_size=weight)  # type: ignore[arg-type]
         self.log("train/top1", top1, on_step=False, on_epoch=True, batch_size=weight)  # type: ignore[arg-type]
