@@ -214,3 +214,29 @@ def test_cli_progress_bar_refreshes_every_few_steps(synth_root, tmp_path):
     assert shown == logged and none_end[0] is None
     assert not [k for k in pbar_keys if k.endswith("_step")], pbar_keys
     assert PROGRESS_REFRESH_STEPS > 1
+
+
+class _Event:
+    """A CUDA event stand-in: has the GPU passed it?"""
+
+    def __init__(self, passed: bool) -> None:
+        self.passed = passed
+
+    def query(self) -> bool:
+        return self.passed
+
+
+def test_progress_bar_shows_the_newest_landed_copy():
+    """The bar shows the newest copy of the loss that has landed; a copy still in flight, and every later one (the
+    GPU writes them in order), waits for the next refresh."""
+    from uv2.train.callbacks import NonBlockingProgressBar
+
+    bar = NonBlockingProgressBar()
+    pending = _Event(False)
+    bar._copies = [(torch.tensor(3.0), _Event(True)), (torch.tensor(2.0), _Event(True)),
+                   (torch.tensor(1.5), pending), (torch.tensor(1.0), _Event(True))]
+    bar._drain()
+    assert bar._shown == 2.0 and [float(c) for c, _ in bar._copies] == [1.5, 1.0]
+    pending.passed = True
+    bar._drain()
+    assert bar._shown == 1.0 and not bar._copies

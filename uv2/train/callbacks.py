@@ -287,8 +287,9 @@ class NonBlockingProgressBar(TQDMProgressBar):
         self._shown: float | None = None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        value = trainer.callback_metrics.get(self.KEY)  # the device tensor logged this step (reading it waits)
-        if torch.is_tensor(value):
+        value = trainer.callback_metrics.get(self.KEY) if self.is_enabled else None  # disabled on ranks > 0
+        if torch.is_tensor(value):  # a device tensor: converting it here would wait for the GPU
+            self._drain()  # the copies in flight stay few: a step's copy lands within a step or two
             value = value.detach()
             if value.is_cuda:
                 host = torch.empty((), dtype=value.dtype, pin_memory=True)
@@ -300,9 +301,13 @@ class NonBlockingProgressBar(TQDMProgressBar):
                 self._copies = [(value, None)]
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
-    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, int | float | str]:
-        while self._copies and (self._copies[0][1] is None or self._copies[0][1].query()):  # landed, in order
+    def _drain(self) -> None:
+        """Take the copies that have landed, in order; the newest is shown."""
+        while self._copies and (self._copies[0][1] is None or self._copies[0][1].query()):
             self._shown = float(self._copies.pop(0)[0])
+
+    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, int | float | str]:
+        self._drain()
         metrics = super().get_metrics(trainer, pl_module)
         if self._shown is not None:
             metrics[self.KEY] = self._shown
