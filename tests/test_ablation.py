@@ -272,6 +272,28 @@ def test_default_jobs(monkeypatch):
         assert why_one_at_a_time(one_at_a_time) and default_jobs(one_at_a_time) == 1
 
 
+def test_a_cpu_cell_runs_on_cell_threads_alone_or_side_by_side():
+    """A CPU cell trains on CELL_THREADS threads whatever the process had (its numbers depend on the thread count);
+    the process's threads come back after it; a GPU cell keeps them."""
+    import torch
+
+    from uv2.ablation.parallel import CELL_THREADS, cell_threads
+
+    def cell(accelerator):
+        return Cell("t", 0, "row", "set", 1, {"trainer": {"accelerator": accelerator}}, None)
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(CELL_THREADS + 1)
+        with cell_threads(cell("cpu")):
+            assert torch.get_num_threads() == CELL_THREADS
+        assert torch.get_num_threads() == CELL_THREADS + 1
+        with cell_threads(cell("gpu")):
+            assert torch.get_num_threads() == CELL_THREADS + 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_failing_cell_is_recorded_and_grid_continues(micro, tmp_path):
     table = write_table(tmp_path, "mf", ["broken", "temporal"], MICRO_ROWS[:1])
     result = grid(table, micro, tmp_path / "results", timeout=600)

@@ -2,8 +2,8 @@
 
 A tiny cell is too small to keep several cores busy: on 2 cores one tiny temporal run trained 117 clips/s on both
 threads, two side by side 85.5 clips/s each on one thread (1.46x the throughput; python benchmarks/grid_jobs.py).
-So at tiny scale on CPU the grid runs as many cells at a time as it has cores (and memory for), each on cores / jobs
-threads: one thread per cell by default, so a cell's numbers do not depend on the machine's core count.
+So at tiny scale on CPU the grid runs as many cells at a time as it has cores (and memory for), each on one thread
+(CELL_THREADS), as a CPU cell that runs alone is too (cell_threads): a cell's numbers depend on its thread count.
 
 Each worker process runs whole cells through the same GridRunner.run_cell as a sequential grid (its own status file,
 checkpoints, resume); the grid's process (GridRunner.run_side_by_side) hands out one cell per free worker, the
@@ -18,12 +18,15 @@ import ctypes
 import multiprocessing
 import os
 import signal
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 
 from uv2.ablation.grid import Cell
 
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent ends
 JOB_MEMORY_GB = 3.0  # memory set aside per worker: a tiny cell's process peaked at 1.1-2.2 GB (results.csv)
+CELL_THREADS = 1  # threads of a cell on the CPU, alone or side by side (cell_threads)
 
 
 def usable_cores() -> int:
@@ -84,23 +87,34 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
-def _init_worker(threads: int, parent: int) -> None:
-    import torch
-
+def _init_worker(parent: int) -> None:
     from uv2.ablation.launch import quiet_warnings
 
     _die_with(parent)
     quiet_warnings()
-    torch.set_num_threads(threads)
 
 
-def worker_pool(jobs: int) -> tuple[ProcessPoolExecutor, int]:
-    """`jobs` worker processes, each on the threads shared out (OMP_NUM_THREADS, or the cores, over the jobs), ended
-    with the grid's process; and that thread count. Spawned: a fresh interpreter per worker (forking a process that
-    holds torch's thread pools is unsafe)."""
+def worker_pool(jobs: int) -> ProcessPoolExecutor:
+    """`jobs` worker processes, ended with the grid's process (each cell sets its threads: cell_threads). Spawned: a
+    fresh interpreter per worker (forking a process that holds torch's thread pools is unsafe)."""
+    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+                               initargs=(os.getpid(),))
+
+
+@contextmanager
+def cell_threads(cell: Cell) -> Iterator[None]:
+    """A cell on the CPU trains on CELL_THREADS threads, whether it runs alone or beside others, so that a cell run
+    again alone (--only, --cell, --jobs 1) gives the grid's number: the thread count changes the order of float sums,
+    and at tiny scale that is enough to end training elsewhere (table (a)'s "global" seed 1 at 40 temporal epochs:
+    96.4 % on two threads, 93.1 % on one). Cells on other accelerators keep the process's threads."""
     import torch
 
-    threads = max(1, torch.get_num_threads() // jobs)
-    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-                               initargs=(threads, os.getpid()))
-    return pool, threads
+    if cell.config.get("trainer", {}).get("accelerator", "auto") != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(CELL_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -33,7 +33,7 @@ import yaml
 
 from uv2.ablation.grid import Cell, Table, grid_hparams, repeated_runs
 from uv2.ablation.launch import PeakMemory, fit_and_test
-from uv2.ablation.parallel import side_by_side_order, why_one_at_a_time, worker_pool
+from uv2.ablation.parallel import CELL_THREADS, cell_threads, side_by_side_order, why_one_at_a_time, worker_pool
 from uv2.ablation.progress import GridProgress
 from uv2.ablation.scripts import COTRAINED, TrainingScripts
 from uv2.ablation.table import render_table, results_csv
@@ -101,8 +101,8 @@ class GridRunner:
 
     def run_side_by_side(self, todo: list[Cell], jobs: int) -> list[dict[str, Any]]:
         """Run `todo`, `jobs` cells at a time in worker processes (uv2.ablation.parallel); their records, in order."""
-        pool, threads = worker_pool(jobs)
-        self.say(f"{jobs} cells at a time, {threads} thread{'s' if threads > 1 else ''} each (--jobs)")
+        pool = worker_pool(jobs)
+        self.say(f"{jobs} cells at a time, {CELL_THREADS} thread{'s' if CELL_THREADS > 1 else ''} each (--jobs)")
         index = {cell.slug: i for i, cell in enumerate(self.cells)}
         queue = side_by_side_order(todo, self.repeats)
         records: dict[int, dict[str, Any]] = {}
@@ -156,7 +156,7 @@ class GridRunner:
         atomic_write_text(started, json.dumps({"config_hash": cell.config_hash}))
         record = self.base_record(cell)
         try:
-            with PeakMemory() as memory:
+            with PeakMemory() as memory, cell_threads(cell):
                 record.update(self.execute(cell, folder, resume))
             record.update(status="done", peak_mem_mb=round(memory.peak, 1))
             self.progress.finish_cell(trained=True)
