@@ -168,7 +168,7 @@ class StepProbe(pl.Callback):
 
     def report(self) -> str:
         host = self.intervals(gpu=False)
-        host.update({k: v for k, v in self.host.items() if k in ("augment", "guard wait")})
+        host.update(self.host)  # augment, guard wait
         gpu = self.intervals(gpu=True) if self._cuda else {}
         steps = len(host.get("step period", []))
         columns = [("host", host)] + ([("GPU timeline", gpu)] if gpu else [])

@@ -45,12 +45,17 @@ def available_memory_gb() -> float | None:
         return None
 
 
+def accelerator(cell: Cell) -> str:
+    """The accelerator a cell's trainer runs on (Lightning's default: auto)."""
+    return cell.config.get("trainer", {}).get("accelerator", "auto")
+
+
 def why_one_at_a_time(cells: list[Cell]) -> str | None:
     """Why these cells cannot run side by side, or None when they can."""
     for cell in cells:
         trainer = cell.config.get("trainer", {})
-        if trainer.get("accelerator", "auto") != "cpu":
-            return f"{cell.slug} runs on accelerator {trainer.get('accelerator', 'auto')!r} (side by side: CPU only)"
+        if accelerator(cell) != "cpu":
+            return f"{cell.slug} runs on accelerator {accelerator(cell)!r} (side by side: CPU only)"
         if int(trainer.get("devices", 1)) != 1 or int(trainer.get("num_nodes", 1)) != 1:
             return f"{cell.slug} runs on several devices"
         if cell.script not in (None, "individual"):
@@ -109,7 +114,7 @@ def cell_threads(cell: Cell) -> Iterator[None]:
     96.4 % on two threads, 93.1 % on one). Cells on other accelerators keep the process's threads."""
     import torch
 
-    if cell.config.get("trainer", {}).get("accelerator", "auto") != "cpu":
+    if accelerator(cell) != "cpu":
         yield
         return
     before = torch.get_num_threads()
