@@ -39,8 +39,10 @@ from uv2.analysis.results import load_results
 
 results = load_results(RESULTS)
 show(report.overview(results))'''),
-    new_markdown_cell("## Every table beside the paper\n\nOurs (mean ± std over the finished seeds) beside the "
-                      "paper's top-1 per row, with a note for every cell that did not finish, and as bars (the "
+    new_markdown_cell("## Every table beside the paper\n\nOurs (mean [95 % interval] over the finished seeds) "
+                      "beside the paper's top-1 per row, each row's difference from the first row paired by seed, a "
+                      "note for every cell that did not finish; how the cells spread over seeds (the part the rows "
+                      "of a seed share, which the paired differences cancel, and each row's own); and as bars (the "
                       "paper's numbers as red marks)."),
     plot_cell('''show(report.tables(results, FIGURES))'''),
     new_markdown_cell("## Accuracy against compute\n\nTop-1 of every finished cell against its GFLOPs per view, "

@@ -108,6 +108,10 @@ def test_report_on_two_tables(results, monkeypatch):
     assert "42.0 [16.6, 67.4]" in tables
     # row 1 against row 0 on the same seeds: differences 30, 31, paired interval 30.5 +- 12.706 * 0.707 / sqrt(2)
     assert "+30.5 [+24.1, +36.9] / +22.6" in tables and "temporal: agrees with the paper (+22.6)" in tables
+    # rows 0 and 1 on seeds 1 and 2 (row 2 has one seed: left out): residuals +-0.25, own^2 = 0.25; seed means 55,
+    # 59.5: shared^2 = (2 * 10.125 - 0.25) / 2 = 10; the rows' variances 8 and 12.5: cell^2 = 10.25
+    assert ("temporal: 3.2 points per cell over seeds (2 rows x 2 seeds): 3.2 shared by the rows of a seed, 0.5 each "
+            "row's own (a paired difference spreads by about 0.7)") in tables
     assert "scene: seed 1 failed (RuntimeError: CUDA out of memory" in tables and "scene: seed 2 pending" in tables
     assert "failed: table a | local | scene | seed 1: RuntimeError" in text(notebook.cells[2])
     # the best temporal cell ("local", 70 %) has no global blocks: the section looks at the best one that has them

@@ -9,8 +9,16 @@ from pathlib import Path
 import pytest
 
 from uv2.ablation.grid import Row, Table
-from uv2.ablation.stats import TOP1_RANGE, paired_difference, seed_spread, seeds_needed, t_quantile_975, verdict
-from uv2.ablation.table import CellStatistics, difference_text, render_table
+from uv2.ablation.stats import (
+    TOP1_RANGE,
+    paired_difference,
+    seed_spread,
+    seeds_needed,
+    spread_decomposition,
+    t_quantile_975,
+    verdict,
+)
+from uv2.ablation.table import CellStatistics, dataset_spreads, difference_text, render_table
 
 
 def test_t_quantiles():
@@ -89,3 +97,46 @@ def test_table_flags_resolved_unresolved_and_opposite():
     assert "temporal: not resolved at this scale (needs about 12 seeds)" in lines["unresolved"]
     assert "temporal: differs from the paper (-1.0)" in lines["opposite"]
     assert "seeds 1, 2, 3" in text
+
+
+# three rows x three seeds, worked by hand: row means 62, 72, 53; seed means 60, 62.333, 64.667; grand mean 62.333
+SPREAD_CELLS = {"a": {1: 60, 2: 62, 3: 64}, "b": {1: 70, 2: 71, 3: 75}, "c": {1: 50, 2: 54, 3: 55}}
+
+
+def test_spread_decomposition_against_hand_computed_values():
+    # residuals y - row mean - seed mean + grand: a 1/3, 0, -1/3; b 1/3, -1, 2/3; c -2/3, 1, -1/3: sum of squares 10/3
+    # over (3-1)(3-1) = 4 degrees of freedom: own^2 = 5/6. Seed means' variance 49/9, times 3 rows 49/3:
+    # shared^2 = (49/3 - 5/6) / 3 = 31/6. The rows' variances over seeds 4, 7, 7: cell^2 = 6 = 31/6 + 5/6
+    spread = spread_decomposition({**SPREAD_CELLS, "d": {1: 99}})  # d shares too few seeds with the others: left out
+    assert spread is None  # ... and then only seed 1 is common to all four rows
+    spread = spread_decomposition(SPREAD_CELLS)
+    assert (spread.rows, spread.seeds) == (3, 3)
+    assert spread.own == pytest.approx(math.sqrt(5 / 6)) and spread.shared == pytest.approx(math.sqrt(31 / 6))
+    assert spread.cell == pytest.approx(math.sqrt(6))
+    # a paired difference's variance is 2 own^2: the three pairs' variances over seeds 1, 1, 3 average 5/3
+    pairs = [paired_difference(SPREAD_CELLS[x], SPREAD_CELLS[y]).std ** 2 for x, y in ("ba", "ca", "cb")]
+    assert sum(pairs) / 3 == pytest.approx(2 * spread.own ** 2)
+    assert spread.text().startswith("2.4 points per cell over seeds (3 rows x 3 seeds): 2.3 shared by the rows of a "
+                                    "seed, 0.9 each row's own (a paired difference spreads by about 1.3)")
+    # seeds that share nothing: the seed means do not move (the estimate (0 - own^2) / 2 is floored at zero); the
+    # residuals are -2, 2, 2, -2 on one degree of freedom: own^2 = 16
+    opposite = spread_decomposition({"a": {1: 60, 2: 64}, "b": {1: 64, 2: 60}})
+    assert opposite.shared == 0 and opposite.own == pytest.approx(4.0)
+    assert spread_decomposition({"a": {1: 60, 2: 64}}) is None
+
+
+def test_table_reports_the_spread_decomposition_once_per_run():
+    rows = [Row("a"), Row("b"), Row("c"), Row("b again")]
+    table = Table("t", "synthetic", ["temporal"], rows, Path("t.yaml"))
+    records = [r for i, key in enumerate("abcb") for r in _records(i, SPREAD_CELLS[key])]
+    spreads = dataset_spreads(table, records)
+    assert spreads["temporal"] == spread_decomposition(SPREAD_CELLS)  # "b again" repeats b's run: counted once
+    assert "Spread over seeds (top-1), temporal: 2.4 points per cell over seeds (3 rows x 3 seeds)" in render_table(
+        table, records)
+    # a row with one finished seed says nothing of the spread over seeds: left out, not a reason to report nothing
+    with_one_seed_row = records + _records(4, {1: 10.0})
+    assert dataset_spreads(Table("t", "synthetic", ["temporal"], [*rows, Row("one seed")], Path("t.yaml")),
+                           with_one_seed_row)["temporal"] == spread_decomposition(SPREAD_CELLS)
+    one_seed = [r for r in records if r["seed"] == 1]
+    assert dataset_spreads(table, one_seed)["temporal"] is None and "Spread over seeds" not in render_table(
+        table, one_seed)

@@ -7,13 +7,15 @@
   what the two runs share and the interval is that of their mean (a paired t interval).
 - :func:`verdict`: our paired difference against the paper's: "agrees" / "differs" only when the interval excludes
   zero, else "not resolved", with about how many seeds would resolve it at the measured spread.
+- :func:`spread_decomposition`: where a dataset's cells spread over seeds: the part every row trained with a seed
+  shares (which paired differences cancel) and each row's own.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 
 # t(0.975, df) for df = 1..30 (two-sided 95 %); larger df use the Cornish-Fisher expansion in t_quantile_975
@@ -127,3 +129,43 @@ def verdict(difference: SeedSpread, paper_delta: float | None) -> str:
     needed = seeds_needed(difference)
     more = f"needs about {needed} seeds" if needed else f"needs more than {MAX_SEEDS_ADVISED} seeds"
     return f"not resolved at this scale ({more})"
+
+
+@dataclass(frozen=True)
+class SpreadDecomposition:
+    """How the cells of one dataset spread over seeds, split as top-1 = row + seed + the row's own deviation (a
+    two-way layout, rows fixed, seeds random): `shared` is the spread of the seed's part, the same in every row
+    trained with that seed (its data order and augmentation draws, the same in every row), `own` the spread of
+    the rest, each row's own. A cell spreads by sqrt(shared^2 + own^2) over seeds; a paired difference between two
+    rows by sqrt(2) * own, as the seed's part cancels in it. Standard deviations, in the metric's units."""
+
+    rows: int
+    seeds: int  # the seeds every row finished (the only ones used)
+    cell: float  # root of the cells' mean variance over those seeds
+    shared: float
+    own: float
+
+    def text(self) -> str:
+        return (f"{self.cell:.1f} points per cell over seeds ({self.rows} rows x {self.seeds} seeds): {self.shared:.1f} "
+                f"shared by the rows of a seed, {self.own:.1f} each row's own (a paired difference spreads by about "
+                f"{math.sqrt(2) * self.own:.1f})")
+
+
+def spread_decomposition(cells: Mapping[Hashable, Mapping[int, float]]) -> SpreadDecomposition | None:
+    """The SpreadDecomposition of {row: {seed: value}} on the seeds every row has; None with fewer than two rows or
+    two such seeds. Estimates (the mean squares of a two-way layout without replication): own^2 = the residual mean
+    square, sum (y_rs - row mean_r - seed mean_s + grand mean)^2 / ((R-1)(S-1)); shared^2 = (R * variance of the
+    seed means - own^2) / R, floored at 0."""
+    common = sorted(set.intersection(*(set(v) for v in cells.values()))) if cells else []
+    rows, seeds = len(cells), len(common)
+    if rows < 2 or seeds < 2:
+        return None
+    y = [[float(v[s]) for s in common] for v in cells.values()]
+    grand = sum(map(sum, y)) / (rows * seeds)
+    row_means = [sum(r) / seeds for r in y]
+    seed_means = [sum(r[j] for r in y) / rows for j in range(seeds)]
+    residual = sum((y[i][j] - row_means[i] - seed_means[j] + grand) ** 2 for i in range(rows) for j in range(seeds))
+    own_var = residual / ((rows - 1) * (seeds - 1))
+    shared_var = max(0.0, (rows * statistics.variance(seed_means) - own_var) / rows)
+    cell_var = statistics.mean(statistics.variance(r) for r in y)
+    return SpreadDecomposition(rows, seeds, math.sqrt(cell_var), math.sqrt(shared_var), math.sqrt(own_var))

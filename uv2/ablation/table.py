@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from uv2.ablation.grid import Table
-from uv2.ablation.stats import TOP1_RANGE, SeedSpread, paired_difference, seed_spread, verdict
+from uv2.ablation.stats import (
+    TOP1_RANGE,
+    SeedSpread,
+    SpreadDecomposition,
+    paired_difference,
+    seed_spread,
+    spread_decomposition,
+    verdict,
+)
 
 CSV_FIELDS = ["table", "row", "label", "dataset", "seed", "top1", "top5", "mean_class", "gflops", "params_m",
               "train_s", "clips_per_s", "peak_mem_mb", "num_classes", "checkpoint", "checkpoint_step", "status",
@@ -40,15 +48,43 @@ class CellStatistics:
     chance: float | None = None  # 100 / classes, when known
 
 
-def table_statistics(table: Table, records: list[dict[str, Any]]) -> list[dict[str, CellStatistics]]:
-    """Per row of `table`, per dataset key: its CellStatistics from the cell records (results.csv rows). The one
-    place that computes a table's statistics: table.md and the report notebook (uv2.analysis.tables) render it."""
+def records_by_cell(records: list[dict[str, Any]]) -> dict[tuple[int, str], dict[int, dict[str, Any]]]:
+    """{(row, dataset): {seed: record}}."""
     by_cell: dict[tuple[int, str], dict[int, dict[str, Any]]] = {}
     for r in records:
         by_cell.setdefault((int(r["row"]), r["dataset"]), {})[int(r["seed"])] = r
+    return by_cell
+
+
+def finished_top1(seeds: dict[int, dict[str, Any]]) -> dict[int, float]:
+    """{seed: top-1} of a cell's finished seeds."""
+    return {seed: float(r["top1"]) for seed, r in seeds.items() if r.get("status") == "done"}
+
+
+def dataset_spreads(table: Table, records: list[dict[str, Any]]) -> dict[str, SpreadDecomposition | None]:
+    """Per dataset key of `table`: how its cells spread over seeds, the part the rows of a seed share and each row's
+    own (uv2.ablation.stats.spread_decomposition over the rows with two finished seeds or more, on the seeds they all
+    finished); None where it cannot tell. A row that repeats an earlier row's run (table (d)'s "Sequential, 1 query":
+    the same numbers on every seed) counts once: its copy would look like a second row that deviates in nothing."""
+    by_cell = records_by_cell(records)
+    out = {}
+    for key in table.datasets:
+        cells: list[dict[int, float]] = []
+        for i in range(len(table.rows)):
+            top1 = finished_top1(by_cell.get((i, key), {}))
+            if len(top1) > 1 and top1 not in cells:
+                cells.append(top1)
+        out[key] = spread_decomposition(dict(enumerate(cells)))
+    return out
+
+
+def table_statistics(table: Table, records: list[dict[str, Any]]) -> list[dict[str, CellStatistics]]:
+    """Per row of `table`, per dataset key: its CellStatistics from the cell records (results.csv rows). The one
+    place that computes a table's statistics: table.md and the report notebook (uv2.analysis.tables) render it."""
+    by_cell = records_by_cell(records)
 
     def done(row: int, key: str) -> dict[int, float]:
-        return {seed: float(r["top1"]) for seed, r in by_cell.get((row, key), {}).items() if r.get("status") == "done"}
+        return finished_top1(by_cell.get((row, key), {}))
 
     rows = []
     for i, row in enumerate(table.rows):
@@ -115,10 +151,20 @@ def render_table(table: Table, records: list[dict[str, Any]]) -> str:
     done_count = sum(r.get("status") == "done" for r in records)
     seeds = sorted({int(r["seed"]) for r in records})
     lines += ["", f"{done_count}/{len(records)} cells done, seeds {', '.join(map(str, seeds))}. {LEGEND.format(base=table.rows[0].label)}"]
+    if spreads := spread_text(table, records):
+        lines += ["", spreads]
     return "\n".join(lines) + "\n"
+
+
+def spread_text(table: Table, records: list[dict[str, Any]]) -> str:
+    """'Spread over seeds (top-1), scene: ...; temporal: .... <SPREAD_LEGEND>', or '' where no dataset can tell."""
+    spreads = [f"{key}: {spread.text()}" for key, spread in dataset_spreads(table, records).items() if spread]
+    return f"Spread over seeds (top-1), {'; '.join(spreads)}. {SPREAD_LEGEND}" if spreads else ""
 
 
 LEGEND = ("Top-1 (%) of the multi-view test, ours as mean [95 % confidence interval over seeds, Student's t, within "
           "0-100]; Δ: difference from '{base}', ours paired by seed [95 % CI, within +-100]. A difference agrees with "
           "or differs from the paper only when its interval excludes zero. The paper's numbers are CLIP ViT-B/16 on "
           "Kinetics / Something-Something, ours at the scale the grid ran.")
+SPREAD_LEGEND = ("The rows of a seed share its data order and augmentation draws; what they share cancels in the "
+                 "paired differences (uv2.ablation.stats.spread_decomposition).")

@@ -27,7 +27,7 @@ from uv2.analysis.results import (
     run_config,
     table_definition,
 )
-from uv2.analysis.tables import markdown, summary, summary_table
+from uv2.analysis.tables import markdown, seed_spread_text, summary, summary_table
 from uv2.models import ModelConfig
 
 TEMPORAL = "temporal"  # the dataset key whose classes need the order of frames (time-reversed pairs)
@@ -97,11 +97,14 @@ def overview(results: pd.DataFrame) -> list[str]:
 
 
 def tables(results: pd.DataFrame, figures: Path) -> list[Item]:
-    """Per table: the table beside the paper (summary_table) and its bars (plots.table_bars)."""
+    """Per table: the table beside the paper (summary_table), how its cells spread over seeds (seed_spread_text) and
+    its bars (plots.table_bars)."""
     items: list[Item] = []
     for name, cells in results.groupby("table", sort=True):
         table = table_definition(cells["table_dir"].iloc[0])
         items += [Markdown(f"### Table {table.title}"), Markdown(markdown(summary_table(results, table)))]
+        if spreads := seed_spread_text(results, table):
+            items.append(Markdown(spreads))
         if finished(cells).empty:
             items.append(Skipped(f"table {name} has no finished cell to draw ({_status_counts(cells)})"))
         else:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from uv2.ablation.grid import Table
 from uv2.ablation.stats import TOP1_RANGE
-from uv2.ablation.table import cell_notes, difference_text, table_statistics
+from uv2.ablation.table import cell_notes, difference_text, spread_text, table_statistics
 
 
 def _records(results: pd.DataFrame, table: Table) -> list[dict]:
@@ -62,6 +62,12 @@ def summary_table(results: pd.DataFrame, table: Table) -> pd.DataFrame:
         line["notes"] = "; ".join(notes)
         lines.append(line)
     return pd.DataFrame(lines).set_index("row")
+
+
+def seed_spread_text(results: pd.DataFrame, table: Table) -> str:
+    """table.md's line on how the table's cells spread over seeds, the part the rows of a seed share and each row's
+    own ('' where no dataset has two rows with two finished seeds)."""
+    return spread_text(table, _records(results, table))
 
 
 def markdown(frame: pd.DataFrame) -> str:
