@@ -134,8 +134,8 @@ def verdict(difference: SeedSpread, paper_delta: float | None) -> str:
 @dataclass(frozen=True)
 class SpreadDecomposition:
     """How the cells of one dataset spread over seeds, split as top-1 = row + seed + the row's own deviation (a
-    two-way layout, rows fixed, seeds random): `shared` is the spread of the seed's part, the same in every row
-    trained with that seed (its data order and augmentation draws, the same in every row), `own` the spread of
+    two-way layout, rows fixed, seeds random): `shared` is the spread of the seed's part, common to every row
+    trained with that seed (the rows of a seed share its data order and augmentation draws), `own` the spread of
     the rest, each row's own. A cell spreads by sqrt(shared^2 + own^2) over seeds; a paired difference between two
     rows by sqrt(2) * own, as the seed's part cancels in it. Standard deviations, in the metric's units."""
 
