@@ -107,8 +107,8 @@ def test_spread_decomposition_against_hand_computed_values():
     # residuals y - row mean - seed mean + grand: a 1/3, 0, -1/3; b 1/3, -1, 2/3; c -2/3, 1, -1/3: sum of squares 10/3
     # over (3-1)(3-1) = 4 degrees of freedom: own^2 = 5/6. Seed means' variance 49/9, times 3 rows 49/3:
     # shared^2 = (49/3 - 5/6) / 3 = 31/6. The rows' variances over seeds 4, 7, 7: cell^2 = 6 = 31/6 + 5/6
-    spread = spread_decomposition({**SPREAD_CELLS, "d": {1: 99}})  # d shares too few seeds with the others: left out
-    assert spread is None  # ... and then only seed 1 is common to all four rows
+    # with a row "d" that has seed 1 only, the four rows have one seed in common: nothing to tell
+    assert spread_decomposition({**SPREAD_CELLS, "d": {1: 99}}) is None
     spread = spread_decomposition(SPREAD_CELLS)
     assert (spread.rows, spread.seeds) == (3, 3)
     assert spread.own == pytest.approx(math.sqrt(5 / 6)) and spread.shared == pytest.approx(math.sqrt(31 / 6))
