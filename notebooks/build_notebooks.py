@@ -59,6 +59,12 @@ show(report.overview(results))'''),
                       "finished seeds), and the classes lowest over all rows: what none of the designs learnt (on "
                       "the temporal set, a time-reversed pair near 50 % is a coin flip between its two classes)."),
     plot_cell('''show(report.per_class(results, FIGURES))'''),
+    new_markdown_cell("## Where each cell's spread comes from\n\nEvery cell with two finished seeds or more: its "
+                      "standard deviation over seeds split by test video into the part from which videos each run "
+                      "happens to get right, which a test set k times as large divides by sqrt(k), and the part a "
+                      "whole run shares (it learnt more or less than another), which no test set shrinks; and the "
+                      "spread to expect from four times the test videos."),
+    new_code_cell('''show(report.spread_sources(results))'''),
     new_markdown_cell("## What the global blocks look at\n\nThe cross-attention of each global block's query over "
                       "the patches of every frame of one validation video (heads and queries averaged), in the best "
                       "finished cell that has global blocks (on the temporal set when one does), and the head's "

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
 import yaml
 
 from tests.results_helpers import Outcome, micro_datasets, write_results
-from uv2.analysis.results import load_results, per_class_top1
+from uv2.analysis.results import load_results, per_class_top1, spread_by_video
 from uv2.data.synthetic import ensure_synthetic
 
 
@@ -24,3 +27,22 @@ def test_per_class_top1(tmp_path):
     assert frame["top1"].tolist() == [100.0] * 5 + [50.0] * 5
     classes = (tmp_path / "synthetic" / "micro_seed0" / "temporal" / "classes.txt").read_text().split()
     assert frame["class"].tolist() == classes
+
+
+def test_spread_by_video(tmp_path):
+    """Three seeds get the first 8, 10 and 12 of 20 test videos right (tests/results_helpers.predictions): top-1 40,
+    50, 60 (sd 10). Videos 9-12 are right in one or two seeds of three (variance 1/3 each): per_video^2 = 4/3 * 5^2,
+    the rest is the runs': run^2 = 100 - 100/3. A cell with one finished seed has no row."""
+    ensure_synthetic(tmp_path / "synthetic" / "micro_seed0", "micro", 0, sets=["temporal"])
+    table = tmp_path / "t.yaml"
+    table.write_text(yaml.safe_dump({"title": "t", "datasets": ["temporal"], "rows": [{"label": "a"}, {"label": "b"}]}))
+    write_results(tmp_path / "results", table, micro_datasets(tmp_path), [1, 2, 3], {
+        (0, "temporal", 1): Outcome("done", 40.0), (0, "temporal", 2): Outcome("done", 50.0),
+        (0, "temporal", 3): Outcome("done", 60.0), (1, "temporal", 1): Outcome("done", 70.0),
+        (1, "temporal", 2): Outcome("failed", error="RuntimeError: x")})
+    frame = spread_by_video(load_results(tmp_path / "results"))
+    assert frame["label"].tolist() == ["a"]
+    row = frame.iloc[0]
+    assert (row["seeds"], row["videos"], row["top1"], row["sd"]) == (3, 20, 50.0, pytest.approx(10.0))
+    assert row["per_video"] == pytest.approx(math.sqrt(100 / 3)) and row["run"] == pytest.approx(math.sqrt(200 / 3))
+    assert row["sd_4x_videos"] == pytest.approx(math.sqrt(200 / 3 + 100 / 12))

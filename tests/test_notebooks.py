@@ -87,6 +87,13 @@ def images(cell: nbformat.NotebookNode) -> int:
     return sum("image/png" in o.get("data", {}) for o in cell.get("outputs", []))
 
 
+def section_text(notebook: nbformat.NotebookNode, heading: str) -> str:
+    """The output text of the code cell under a section heading (a section without figures)."""
+    cells = notebook.cells
+    start = next(i for i, c in enumerate(cells) if c.cell_type == "markdown" and c.source.startswith(f"## {heading}"))
+    return text(next(c for c in cells[start:] if c.cell_type == "code"))
+
+
 def test_report_on_two_tables(results, monkeypatch):
     notebook = execute("ablation_report.ipynb", results["all"], monkeypatch)
     plots = plot_cells(notebook)
@@ -113,6 +120,14 @@ def test_report_on_two_tables(results, monkeypatch):
     assert ("temporal: 3.2 points per cell over seeds (2 rows x 2 seeds): 3.2 shared by the rows of a seed, 0.5 each "
             "row's own (a paired difference spreads by about 0.7)") in tables
     assert "scene: seed 1 failed (RuntimeError: CUDA out of memory" in tables and "scene: seed 2 pending" in tables
+    # where the spread comes from: the two temporal rows with two seeds get 8 and 9, 14 and 15 of 20 videos right
+    # (top-1 from the predictions: 40 and 45, 70 and 75): one video differs (variance 1/2), per_video^2 = 1/2 * 5^2,
+    # all of the sd; with 4x the videos a quarter of it. Row 2 (one seed) and scene (one finished seed) have no row
+    sources = section_text(notebook, "Where each cell's spread comes from")
+    assert "Table a: top-1 (%) over seeds, its standard deviation split by test video" in sources
+    assert "| temporal | no global, no local | 2 | 20 | 42.5 | 3.5 | 3.5 | 0.0 | 1.8 |" in sources
+    assert "| temporal | local | 2 | 20 | 72.5 | 3.5 | 3.5 | 0.0 | 1.8 |" in sources
+    assert "global + local" not in sources and "| scene |" not in sources and "Table me" not in sources
     assert "failed: table a | local | scene | seed 1: RuntimeError" in text(notebook.cells[2])
     # the best temporal cell ("local", 70 %) has no global blocks: the section looks at the best one that has them
     attention = text(plots["What the global blocks look at"])
@@ -153,6 +168,8 @@ def test_report_on_a_single_failed_cell(results, monkeypatch):
     assert "skipped: no finished cell (1 failed)" in reasons["Confusion matrix"]
     assert "skipped: no finished cell (1 failed)" in reasons["Top-1 per class"]
     assert "skipped: no finished cell (1 failed)" in reasons["What the global blocks look at"]
+    assert ("skipped: no cell has two finished seeds with test predictions (1 failed)"
+            in section_text(notebook, "Where each cell's spread comes from"))
 
 
 def test_model_walkthrough_notebook(results, monkeypatch):

@@ -17,6 +17,7 @@ from uv2.ablation.stats import (
     spread_decomposition,
     t_quantile_975,
     verdict,
+    video_split,
 )
 from uv2.ablation.table import CellStatistics, dataset_spreads, difference_text, render_table
 
@@ -123,6 +124,22 @@ def test_spread_decomposition_against_hand_computed_values():
     opposite = spread_decomposition({"a": {1: 60, 2: 64}, "b": {1: 64, 2: 60}})
     assert opposite.shared == 0 and opposite.own == pytest.approx(4.0)
     assert spread_decomposition({"a": {1: 60, 2: 64}}) is None
+
+
+def test_video_split_against_hand_computed_values():
+    # three seeds on four videos: top-1 50, 100, 0 (variance 2500). Each video's variance over the seeds: videos 1-2
+    # (1, 1, 0) and 3-4 (0, 1, 0) 1/3 each, so per_video^2 = 4/3 * (100/4)^2 = 2500/3 and run^2 = 5000/3
+    split = video_split([[1, 1, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]])
+    assert (split.seeds, split.videos, split.mean, split.total) == (3, 4, 50.0, 50.0)
+    assert split.per_video == pytest.approx(math.sqrt(2500 / 3)) and split.run == pytest.approx(math.sqrt(5000 / 3))
+    # 16 videos of the same kind: per_video^2 / 4
+    assert split.with_videos(16) == pytest.approx(math.sqrt(5000 / 3 + 2500 / 12))
+    # runs that disagree on single videos only: top-1 25, 25 (no spread), each of two videos 1/2; the floor at 0
+    anti = video_split([[1, 0, 0, 0], [0, 1, 0, 0]])
+    assert anti.total == 0 and anti.per_video == pytest.approx(math.sqrt(2 * 0.5 * 25 ** 2)) and anti.run == 0
+    assert video_split([[1, 0]]) is None
+    with pytest.raises(ValueError, match="the same test videos"):
+        video_split([[1, 0], [1, 0, 1]])
 
 
 def test_table_reports_the_spread_decomposition_once_per_run():

@@ -9,13 +9,16 @@
   zero, else "not resolved", with about how many seeds would resolve it at the measured spread.
 - :func:`spread_decomposition`: where a dataset's cells spread over seeds: the part every row trained with a seed
   shares (which paired differences cancel) and each row's own.
+- :func:`video_split`: where one cell's spread over seeds comes from, by test video: which videos each run happens
+  to get right (a larger test set shrinks it) and what a whole run shares (it learnt more or less; no test set
+  shrinks that).
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 # t(0.975, df) for df = 1..30 (two-sided 95 %); larger df use the Cornish-Fisher expansion in t_quantile_975
@@ -169,3 +172,39 @@ def spread_decomposition(cells: Mapping[Hashable, Mapping[int, float]]) -> Sprea
     shared_var = max(0.0, (rows * statistics.variance(seed_means) - own_var) / rows)
     cell_var = statistics.mean(statistics.variance(r) for r in y)
     return SpreadDecomposition(rows, seeds, math.sqrt(cell_var), math.sqrt(shared_var), math.sqrt(own_var))
+
+
+@dataclass(frozen=True)
+class VideoSplit:
+    """One cell's top-1 over seeds, split by its test videos. With c[s][i] = 1 where seed s's run gets video i right,
+    the variance of top-1 = mean_i c[s][i] over seeds is exactly (1/n^2) * sum over i, j of cov_s(c_i, c_j): the
+    diagonal terms (each video's own variance over the runs) give `per_video`, which a test set k times as large
+    (videos of the same kind) divides by sqrt(k); the off-diagonal terms (videos right or wrong together, as in a run
+    that learnt more or less than another) give `run`, which no test set shrinks. Standard deviations in points."""
+
+    seeds: int
+    videos: int
+    mean: float  # mean top-1 over the seeds (%)
+    total: float  # its standard deviation over the seeds
+    per_video: float  # sqrt((1/n^2) * sum_i var_s(c_i)) * 100
+    run: float  # sqrt(total^2 - per_video^2) floored at 0 (videos can also disagree more than by chance)
+
+    def with_videos(self, videos: int) -> float:
+        """The spread over seeds expected with `videos` test videos of the same kind instead of `self.videos`."""
+        return math.sqrt(self.run ** 2 + self.per_video ** 2 * self.videos / videos)
+
+
+def video_split(correct: Sequence[Sequence[float]]) -> VideoSplit | None:
+    """The VideoSplit of a cell from `correct[s][i]` (1 where seed s's run gets test video i right, 0 where not;
+    every seed on the same videos in the same order); None with fewer than two seeds."""
+    seeds = len(correct)
+    if seeds < 2:
+        return None
+    videos = len(correct[0])
+    if videos == 0 or any(len(c) != videos for c in correct):
+        raise ValueError(f"video_split: every seed needs the same test videos (got {[len(c) for c in correct]})")
+    top1 = [100.0 * sum(c) / videos for c in correct]
+    total_var = statistics.variance(top1)
+    per_video_var = sum(statistics.variance([c[i] for c in correct]) for i in range(videos)) * (100.0 / videos) ** 2
+    return VideoSplit(seeds, videos, statistics.mean(top1), math.sqrt(total_var), math.sqrt(per_video_var),
+                      math.sqrt(max(0.0, total_var - per_video_var)))

@@ -25,6 +25,7 @@ from uv2.analysis.results import (
     load_predictions,
     per_class_top1,
     run_config,
+    spread_by_video,
     table_definition,
 )
 from uv2.analysis.tables import markdown, seed_spread_text, summary, summary_table
@@ -180,6 +181,27 @@ def per_class(results: pd.DataFrame, figures: Path, lowest: int = 3) -> list[Ite
         worst = means.mean().nsmallest(lowest)
         items.append(f"table {table} | {dataset}: lowest classes over the rows: "
                      + ", ".join(f"{name} {value:.1f} %" for name, value in worst.items()))
+    return items
+
+
+def spread_sources(results: pd.DataFrame) -> list[Item] | Skipped:
+    """Per table, where each cell's spread over seeds comes from (uv2.analysis.results.spread_by_video): the part a
+    larger test set would shrink (which videos each run happens to get right) and the part it would not (a run that
+    learnt more or less than another), with the spread expected from four times the test videos."""
+    frame = spread_by_video(results)
+    if frame.empty:
+        return Skipped(f"no cell has two finished seeds with test predictions ({_status_counts(results)})")
+    items: list[Item] = []
+    for name, group in frame.groupby("table", sort=True):
+        group = group.sort_values(["dataset", "row"])
+        shown = pd.DataFrame({"dataset": group["dataset"], "row": group["label"], "seeds": group["seeds"],
+                              "test videos": group["videos"], "top-1": group["top1"].map("{:.1f}".format),
+                              "sd": group["sd"].map("{:.1f}".format),
+                              "from the test videos": group["per_video"].map("{:.1f}".format),
+                              "from the run": group["run"].map("{:.1f}".format),
+                              "sd with 4x the videos": group["sd_4x_videos"].map("{:.1f}".format)})
+        items += [Markdown(f"Table {name}: top-1 (%) over seeds, its standard deviation split by test video"),
+                  Markdown(markdown(shown.set_index("dataset")))]
     return items
 
 

@@ -15,6 +15,7 @@ import yaml
 
 from uv2.ablation.grid import Cell, Table, load_table
 from uv2.ablation.scripts import COTRAINED, SHARED_RUNS, shared_run_dir
+from uv2.ablation.stats import video_split
 
 
 def table_folders(results_dir: str | Path) -> list[Path]:
@@ -105,4 +106,34 @@ def per_class_top1(results: pd.DataFrame) -> pd.DataFrame:
             if of_class.any():
                 top1 = 100 * (predicted[of_class] == index).float().mean().item()
                 rows.append([cell.table, cell.row, cell.label, cell.dataset, cell.seed, name, int(of_class.sum()), top1])
+    return pd.DataFrame(rows, columns=columns)
+
+
+def spread_by_video(results: pd.DataFrame) -> pd.DataFrame:
+    """Where each cell's spread over seeds comes from, by test video (uv2.ablation.stats.video_split), for every cell
+    (table, row, dataset) with two finished seeds or more that kept their test predictions: one row each with seeds,
+    videos, top1 (mean over the seeds, from the predictions), sd (over the seeds), per_video (which videos each run
+    happens to get right: a test set k times as large divides it by sqrt(k)), run (what a whole run shares, which no
+    test set shrinks) and sd_4x_videos (the sd expected with four times the test videos)."""
+    columns = ["table", "row", "label", "dataset", "seeds", "videos", "top1", "sd", "per_video", "run", "sd_4x_videos"]
+    rows = []
+    done = finished(results)
+    for (table, row, dataset), cells in done.groupby(["table", "row", "dataset"], sort=True):
+        kept = [c for c in cells.sort_values("seed").itertuples() if (Path(c.cell_dir) / "test_predictions.pt").is_file()]
+        correct, video_ids = [], None
+        for cell in kept:
+            predictions = load_predictions(cell.cell_dir)
+            ids = predictions["video_ids"]
+            ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+            order = sorted(range(len(ids)), key=ids.__getitem__)  # every seed's videos in one order
+            if video_ids is not None and [ids[i] for i in order] != video_ids:
+                raise ValueError(f"{cell.cell_dir}/test_predictions.pt: its test videos differ from those of "
+                                 f"{kept[0].cell_dir}: the seeds of one cell must be tested on the same videos")
+            video_ids = [ids[i] for i in order]
+            right = (predictions["scores"].argmax(-1) == predictions["labels"]).tolist()
+            correct.append([float(right[i]) for i in order])
+        split = video_split(correct)
+        if split is not None:
+            rows.append([table, row, kept[0].label, dataset, split.seeds, split.videos, split.mean, split.total,
+                         split.per_video, split.run, split.with_videos(4 * split.videos)])
     return pd.DataFrame(rows, columns=columns)
