@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
+import torch
 import yaml
 
 from tests.results_helpers import Outcome, micro_datasets, write_results
@@ -46,3 +48,11 @@ def test_spread_by_video(tmp_path):
     assert (row["seeds"], row["videos"], row["top1"], row["sd"]) == (3, 20, 50.0, pytest.approx(10.0))
     assert row["per_video"] == pytest.approx(math.sqrt(100 / 3)) and row["run"] == pytest.approx(math.sqrt(200 / 3))
     assert row["sd_4x_videos"] == pytest.approx(math.sqrt(200 / 3 + 100 / 12))
+
+    # a seed tested on other videos than the cell's first seed: the error names its predictions file
+    cell_dir = load_results(tmp_path / "results").query("row == 0 and seed == 3")["cell_dir"].item()
+    predictions = torch.load(f"{cell_dir}/test_predictions.pt", weights_only=True)
+    predictions["video_ids"] = [f"w{i}" for i in range(len(predictions["video_ids"]))]
+    torch.save(predictions, f"{cell_dir}/test_predictions.pt")
+    with pytest.raises(ValueError, match=re.escape(f"{cell_dir}/test_predictions.pt: its test videos differ")):
+        spread_by_video(load_results(tmp_path / "results"))

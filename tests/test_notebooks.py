@@ -122,7 +122,7 @@ def test_report_on_two_tables(results, monkeypatch):
     assert "scene: seed 1 failed (RuntimeError: CUDA out of memory" in tables and "scene: seed 2 pending" in tables
     # where the spread comes from: the two temporal rows with two seeds get 8 and 9, 14 and 15 of 20 videos right
     # (top-1 from the predictions: 40 and 45, 70 and 75): one video differs (variance 1/2), per_video^2 = 1/2 * 5^2,
-    # all of the sd; with 4x the videos a quarter of it. Row 2 (one seed) and scene (one finished seed) have no row
+    # all of the sd; with 4x the videos half of it. Row 2 (one seed) and scene (one finished seed) have no row
     sources = section_text(notebook, "Where each cell's spread comes from")
     assert "Table a: top-1 (%) over seeds, its standard deviation split by test video" in sources
     assert "| temporal | no global, no local | 2 | 20 | 42.5 | 3.5 | 3.5 | 0.0 | 1.8 |" in sources
