@@ -221,6 +221,7 @@ def test_a_repeated_row_is_not_trained_again(micro, tmp_path):
     records = read_results(tmp_path / "results", "mr")
     assert [r["status"] for r in records] == ["done"] * 3
     assert records[2]["top1"] == records[1]["top1"] and records[2]["label"] == "local MHRA, all layers"
+    assert [r["same_run_as"] for r in records] == ["", "", "local MHRA"]  # results.csv names the run it repeats
     assert result.stdout.count("(top1 ") == 1 and "the run of 'local MHRA' (top1" in result.stdout
     cells = tmp_path / "results" / "table_mr" / "cells"
     predictions = [torch.load(cells / f"{slug}__temporal__seed1" / "test_predictions.pt", weights_only=True)["scores"]

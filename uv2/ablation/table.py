@@ -22,7 +22,7 @@ from uv2.ablation.stats import (
 
 CSV_FIELDS = ["table", "row", "label", "dataset", "seed", "top1", "top5", "mean_class", "gflops", "params_m",
               "train_s", "clips_per_s", "peak_mem_mb", "num_classes", "checkpoint", "checkpoint_step", "status",
-              "error", "config_hash", "git_commit"]
+              "error", "config_hash", "git_commit", "same_run_as"]
 
 
 def results_csv(records: list[dict[str, Any]]) -> str:
