@@ -146,6 +146,9 @@ def test_table_reports_the_spread_decomposition_once_per_run():
     rows = [Row("a"), Row("b"), Row("c"), Row("b again")]
     table = Table("t", "synthetic", ["temporal"], rows, Path("t.yaml"))
     records = [r for i, key in enumerate("abcb") for r in _records(i, SPREAD_CELLS[key])]
+    for r in records:
+        if r["row"] == 3:
+            r["same_run_as"] = "b"  # as the runner records the row that took b's run
     spreads = dataset_spreads(table, records)
     assert spreads["temporal"] == spread_decomposition(SPREAD_CELLS)  # "b again" repeats b's run: counted once
     assert "Spread over seeds (top-1), temporal: 2.4 points per cell over seeds (3 rows x 3 seeds)" in render_table(

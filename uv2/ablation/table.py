@@ -64,15 +64,16 @@ def finished_top1(seeds: dict[int, dict[str, Any]]) -> dict[int, float]:
 def dataset_spreads(table: Table, records: list[dict[str, Any]]) -> dict[str, SpreadDecomposition | None]:
     """Per dataset key of `table`: how its cells spread over seeds, the part the rows of a seed share and each row's
     own (uv2.ablation.stats.spread_decomposition over the rows with two finished seeds or more, on the seeds they all
-    finished); None where it cannot tell. A row that repeats an earlier row's run (table (d)'s "Sequential, 1 query":
-    the same numbers on every seed) counts once: its copy would look like a second row that deviates in nothing."""
+    finished); None where it cannot tell. A row that took an earlier row's run (`same_run_as`: table (d)'s
+    "Sequential, 1 query") is left out: its copy would look like a second row that deviates in nothing."""
     by_cell = records_by_cell(records)
     out = {}
     for key in table.datasets:
         cells: list[dict[int, float]] = []
         for i in range(len(table.rows)):
-            top1 = finished_top1(by_cell.get((i, key), {}))
-            if len(top1) > 1 and top1 not in cells:
+            seeds = by_cell.get((i, key), {})
+            top1 = finished_top1(seeds)
+            if len(top1) > 1 and not any(r.get("same_run_as") for r in seeds.values()):
                 cells.append(top1)
         out[key] = spread_decomposition(dict(enumerate(cells)))
     return out

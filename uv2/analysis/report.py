@@ -191,15 +191,12 @@ def spread_sources(results: pd.DataFrame) -> list[Item] | Skipped:
     frame = spread_by_video(results)
     if frame.empty:
         return Skipped(f"no cell has two finished seeds with test predictions ({_status_counts(results)})")
+    headings = {"dataset": "dataset", "label": "row", "seeds": "seeds", "videos": "test videos", "top1": "top-1",
+                "sd": "sd", "per_video": "from the test videos", "run": "from the run",
+                "sd_4x_videos": "sd with 4x the videos"}
     items: list[Item] = []
     for name, group in frame.groupby("table", sort=True):
-        group = group.sort_values(["dataset", "row"])
-        shown = pd.DataFrame({"dataset": group["dataset"], "row": group["label"], "seeds": group["seeds"],
-                              "test videos": group["videos"], "top-1": group["top1"].map("{:.1f}".format),
-                              "sd": group["sd"].map("{:.1f}".format),
-                              "from the test videos": group["per_video"].map("{:.1f}".format),
-                              "from the run": group["run"].map("{:.1f}".format),
-                              "sd with 4x the videos": group["sd_4x_videos"].map("{:.1f}".format)})
+        shown = group.sort_values(["dataset", "row"])[list(headings)].rename(columns=headings).round(1)
         items += [Markdown(f"Table {name}: top-1 (%) over seeds, its standard deviation split by test video"),
                   Markdown(markdown(shown.set_index("dataset")))]
     return items

@@ -126,10 +126,11 @@ def spread_by_video(results: pd.DataFrame) -> pd.DataFrame:
             ids = predictions["video_ids"]
             ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
             order = sorted(range(len(ids)), key=ids.__getitem__)  # every seed's videos in one order
-            if video_ids is not None and [ids[i] for i in order] != video_ids:
+            sorted_ids = [ids[i] for i in order]
+            if video_ids is not None and sorted_ids != video_ids:
                 raise ValueError(f"{cell.cell_dir}/test_predictions.pt: its test videos differ from those of "
                                  f"{kept[0].cell_dir}: the seeds of one cell must be tested on the same videos")
-            video_ids = [ids[i] for i in order]
+            video_ids = sorted_ids
             right = (predictions["scores"].argmax(-1) == predictions["labels"]).tolist()
             correct.append([float(right[i]) for i in order])
         split = video_split(correct)
