@@ -4,6 +4,10 @@
 # --budget (default 450 s), so the whole run stays under 8 minutes.
 #
 #   benchmarks/gpu_check.sh [--official-code CHECKOUT] [--compile] [--out DIR] [--wheels DIR] [--budget S]
+#                           [--stages LIST] [--rounds N]
+#   --stages k400,ssv2       # only these stages (comma-separated names below; env always runs), e.g. a rerun
+#   --rounds N               # alternating rounds of speed.py in k400, ssv2 and control (median; compile: one);
+#                            # each round adds about 100 s per design, so their limits grow with N
 #   benchmarks/gpu_check.sh --cpu-smoke          # every stage at CPU size on this machine (checks the script)
 #   benchmarks/gpu_check.sh --fetch-wheels       # where pip reaches PyPI: download the wheels below into .whl/
 #
@@ -47,6 +51,8 @@ OFFICIAL=""
 COMPILE=0
 SMOKE="${UV2_GPU_CHECK_CPU_SMOKE:-0}"
 BUDGET=450
+ONLY=""   # --stages: the stages to run, comma-separated (empty: all)
+ROUNDS=1  # --rounds of speed.py in the speed stages
 WHEEL_PINS=(av==19.0.2 jsonargparse==4.53.0 docstring-parser==0.18.0 typeshed-client==2.15.0 torchdata==0.11.0)
 
 usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; }
@@ -57,6 +63,8 @@ while (($#)); do
     --out) OUT_DIR="$2"; shift 2 ;;
     --wheels) WHEELS="$2"; shift 2 ;;
     --budget) BUDGET="$2"; shift 2 ;;
+    --stages) ONLY="$2"; shift 2 ;;
+    --rounds) ROUNDS="$2"; shift 2 ;;
     --cpu-smoke) SMOKE=1; shift ;;
     --fetch-wheels)
       # the device's python is 3.12 on x86-64 Linux; --no-deps: their own needs are already there
@@ -67,6 +75,15 @@ while (($#)); do
     *) echo "gpu_check.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+for stage in ${ONLY//,/ }; do
+  case "$stage" in
+    env|augment|feed|k400|ssv2|bench|fit|control|compile) ;;
+    *) echo "gpu_check.sh: --stages: no stage $stage (stages: env augment feed k400 ssv2 bench fit control" \
+            "compile)" >&2; exit 2 ;;
+  esac
+done
+if [[ ! "$ROUNDS" =~ ^[1-9][0-9]*$ ]]; then echo "gpu_check.sh: --rounds: $ROUNDS is not a positive integer" >&2; exit 2; fi
+if [[ ",$ONLY," == *",compile,"* ]]; then COMPILE=1; fi  # asking for the stage asks for it
 mkdir -p "$OUT_DIR"
 OUT_DIR="$(cd "$OUT_DIR" && pwd)"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/uv2_gpu_check.XXXXXX")"  # synthetic videos, the fit's run dir, wheels' site
@@ -79,7 +96,7 @@ STAGES="$WORK/stages"  # one line per stage: name|status|seconds
 # --- sizes: the released designs on the GPU, or the same configs shrunk to CPU size (--cpu-smoke)
 if [[ "$SMOKE" == 1 ]]; then
   TINY='{"vit_overrides": {"width": 64, "heads": 1, "img_size": 32, "patch_size": 8}, "num_frames": 4}'
-  SPEED_COMMON=(--device cpu --dtype bf16 --warmup 1 --iters 1 --rounds 1 --threads 1 --peak-tflops 1 --json
+  SPEED_COMMON=(--device cpu --dtype bf16 --warmup 1 --iters 1 --rounds "$ROUNDS" --threads 1 --peak-tflops 1 --json
                 --profile 5 --arch "$TINY")
   K400_BATCH=2; SSV2_BATCH=2
   FIT_SIZE=(--data.init_args.synthetic_size micro --data.init_args.crop_size 32 --data.init_args.short_side 32
@@ -93,13 +110,14 @@ if [[ "$SMOKE" == 1 ]]; then
   STAGE_LIMITS=(augment:240 k400:240 ssv2:240 feed:240 bench:240 fit:240 control:240 compile:600)
   AUG_DEVICE=cpu; AUG_SIZE=(--batch 4 --size 32 --repeats 1)
 else
-  SPEED_COMMON=(--device cuda --dtype bf16 --warmup 3 --iters 10 --rounds 1 --json --profile 12)
+  SPEED_COMMON=(--device cuda --dtype bf16 --warmup 3 --iters 10 --rounds "$ROUNDS" --json --profile 12)
   K400_BATCH=32; SSV2_BATCH=16
   FIT_SIZE=(--data.init_args.synthetic_size tiny --data.init_args.num_workers 8 --data.init_args.batch_size 16
             --trainer.accelerator gpu --trainer.max_steps 40 --trainer.limit_val_batches 2)
   FEED=(--workers 14 --repeats 1,2 --plain --steps 40 --probe)
   BENCH=(--workers 14 --videos 8 --clips-per-video 8 --batch-size 16 --rand-augment rand-m7-n4-mstd0.5-inc1)
-  STAGE_LIMITS=(augment:60 k400:150 ssv2:150 feed:300 bench:90 fit:120 control:60 compile:200)
+  STAGE_LIMITS=(augment:60 k400:$((150 * ROUNDS)) ssv2:$((150 * ROUNDS)) feed:300 bench:90 fit:120
+                control:$((60 * ROUNDS)) compile:300)
   AUG_DEVICE=cuda; AUG_SIZE=(--repeats 20)
 fi
 OFFICIAL_ARGS=()
@@ -117,6 +135,10 @@ limit_of() {
 run_stage() {
   local name="$1"; shift
   local limit left rc=0 start status
+  if [[ -n "$ONLY" && "$name" != env && ",$ONLY," != *",$name,"* ]]; then
+    echo "== $name: not among --stages $ONLY"
+    return 0
+  fi
   limit="$(limit_of "$name")"
   left=$((DEADLINE - $(date +%s) - 10))  # 10 s kept for the summary
   if ((left < 30)); then
@@ -181,9 +203,11 @@ for i, (name, r) in enumerate(reports.items()):
     for other, diff in r["max_abs_diff"].items():
         kind = f"{r['dtype']} as timed" if other == "uv2_compiled" else "fp32"
         notes.append(f"{name}: max |logits uv2 - {other}| = {diff:.2e} ({kind})")
-if "k400" in reports and "compile" in reports:  # torch.compile against eager uv2, same design and batch
+if "compile" in reports and ("k400" in reports or "uv2" in reports["compile"]["results"]):
+    # torch.compile against eager uv2, same design and batch: in the same run, else k400's
+    eager = reports["compile"] if "uv2" in reports["compile"]["results"] else reports["k400"]
     for mode in ("train", "eval"):
-        gain = reports["k400"]["results"]["uv2"][mode]["s_per_step"] / reports["compile"]["results"]["uv2_compiled"][mode]["s_per_step"]
+        gain = eager["results"]["uv2"][mode]["s_per_step"] / reports["compile"]["results"]["uv2_compiled"][mode]["s_per_step"]
         notes.append(f"K400 design, uv2 {mode}: torch.compile is {gain:.2f}x eager")
 if "ssv2" in reports and "control" in reports:  # uv2 with the CPU formulations on the GPU vs the dispatch
     for mode in ("train", "eval"):
@@ -301,8 +325,11 @@ run_stage control "$PY" benchmarks/speed.py --config experiments/ssv2/ssv2_b16_1
   --impl uv2 --path cpu "${SPEED_COMMON[@]}"
 
 if [[ "$COMPILE" == 1 ]]; then
+  # against k400's eager uv2 where that stage ran, else eager uv2 in the same run
+  impl=compiled
+  if ! grep -q '^k400|ok|' "$STAGES"; then impl=uv2; fi
   run_stage compile "$PY" benchmarks/speed.py --config experiments/k400/k400_b16_8x224.yaml --batch "$K400_BATCH" \
-    --impl compiled "${SPEED_COMMON[@]}"
+    --impl "$impl" --compile "${SPEED_COMMON[@]}" --rounds 1 --profile 0  # one round: each measurement compiles
 fi
 failed=$(grep -cE '\|(FAILED|TIMEOUT)' "$STAGES" || true)
 echo "== done in $(($(date +%s) - START))s; stages failed or timed out: $failed"
