@@ -89,7 +89,7 @@ def predictions(names: list[str], top1: float) -> dict[str, Any]:
 
 
 def write_results(out: Path, table_file: Path, datasets: dict[str, Any], seeds: list[int],
-                  outcomes: dict[tuple[int, str, int], Outcome]) -> Path:
+                  outcomes: dict[tuple[int, str, int], Outcome], git_commit: str = "test") -> Path:
     """out/table_<name>/ for a table file, every (row, dataset, seed) in `outcomes` ended so, the others pending;
     returns the table's folder."""
     table = load_table(str(table_file), table_file.parent)
@@ -100,7 +100,7 @@ def write_results(out: Path, table_file: Path, datasets: dict[str, Any], seeds: 
     for cell in cells:
         record = {"table": cell.table, "row": cell.row, "label": cell.label, "dataset": cell.dataset,
                   "seed": cell.seed, "gflops": 0.1 + 0.05 * cell.row, "params_m": 1.0, "status": "pending",
-                  "config_hash": cell.config_hash, "git_commit": "test", "error": ""}
+                  "config_hash": cell.config_hash, "git_commit": git_commit, "error": ""}
         outcome = outcomes.get((cell.row, cell.dataset, cell.seed))
         if outcome is not None:
             record.update(_write_cell(folder / "cells" / cell.slug, cell, outcome, scripts))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -29,6 +30,20 @@ def test_per_class_top1(tmp_path):
     assert frame["top1"].tolist() == [100.0] * 5 + [50.0] * 5
     classes = (tmp_path / "synthetic" / "micro_seed0" / "temporal" / "classes.txt").read_text().split()
     assert frame["class"].tolist() == classes
+
+
+def test_load_results_reads_text_as_text(tmp_path):
+    """A commit, a config hash or a row label that looks like a number stays the text results.csv holds (pandas
+    would read the commit 57e9584 as the float 5.7e9585, and "0012" as 12), and the run folders are found."""
+    ensure_synthetic(tmp_path / "synthetic" / "micro_seed0", "micro", 0, sets=["temporal"])
+    table = tmp_path / "t.yaml"
+    table.write_text(yaml.safe_dump({"title": "t", "datasets": ["temporal"], "rows": [{"label": "0012"}]}))
+    folder = write_results(tmp_path / "results", table, micro_datasets(tmp_path), [1],
+                           {(0, "temporal", 1): Outcome("done", 50.0)}, git_commit="57e9584")
+    frame = load_results(tmp_path / "results")
+    assert frame["git_commit"].tolist() == ["57e9584"] and frame["label"].tolist() == ["0012"]
+    assert frame["config_hash"].tolist() == [(folder / "results.csv").read_text().splitlines()[1].split(",")[-3]]
+    assert (Path(frame["run_dir"].item()) / "checkpoints" / "last.ckpt").is_file()
 
 
 def test_spread_by_video(tmp_path):

@@ -33,13 +33,17 @@ def table_definition(folder: str | Path) -> Table:
     return load_table(str(folder / f"{name}.yaml"), folder)
 
 
+#: results.csv's columns of text, read as text where their values look like numbers (a commit "57e9584" is not 5.7e9585)
+TEXT_FIELDS = ("table", "label", "dataset", "checkpoint", "status", "error", "config_hash", "git_commit", "same_run_as")
+
+
 def load_results(results_dir: str | Path = "results") -> pd.DataFrame:
     """Every cell of every table under `results_dir` (see table_folders): one row per cell x dataset x seed with
     results.csv's columns, plus `table_dir`, `cell_dir`, `script` (table (e)'s training script, "" elsewhere) and
     `run_dir` (the training run of the cell's checkpoint, config and TensorBoard logs)."""
     frames = []
     for folder in table_folders(results_dir):
-        frame = pd.read_csv(folder / "results.csv", dtype={"table": str})
+        frame = pd.read_csv(folder / "results.csv", dtype=dict.fromkeys(TEXT_FIELDS, str))
         table = table_definition(folder)
         frame["error"] = frame["error"].fillna("")
         frame["table_dir"] = str(folder)
