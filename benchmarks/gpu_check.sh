@@ -32,8 +32,9 @@
 #            temporal set, upscaled to 224), --trainer.accelerator gpu --trainer.precision bf16-mixed, 40 steps
 #   control  (if time is left) uv2 alone on the SSv2 design with --path cpu: the CPU formulations of the
 #            dispatched layers on the GPU, i.e. what the device dispatch gains there
-#   compile  (with --compile, if time is left) uv2 under torch.compile on the K400 design, against k400's uv2;
-#            compiling takes minutes: give --budget 540 with --compile when the 8-minute limit does not apply
+#   compile  (with --compile or --stages ...,compile, if time is left) uv2 under torch.compile on the K400 design,
+#            against k400's uv2, or eager uv2 in the same run where k400 did not run (117 s on an H200); give
+#            --budget 540 with --compile beside the other stages when the 8-minute limit does not apply
 # then one summary table (also written to OUT/summary.txt). Output: OUT (default $OUT where set, else
 # gpu_check_out/) holds one log per stage (a speed stage's and feed's last line is their JSON) and summary.txt.
 #
