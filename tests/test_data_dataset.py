@@ -358,6 +358,26 @@ def test_cache_decoded_gives_the_same_clips(tmp_path):
     assert len(cached._frame_cache) == len(records)  # each video decoded once for all its views
 
 
+def test_datamodule_decodes_a_shared_video_once(tmp_path, monkeypatch):
+    """With cache_decoded, the validation and the test set of a data module (the synthetic sets test on their
+    validation list) decode each video once between them: the test's views come from the frames validation decoded."""
+    import uv2.data.dataset as dataset_module
+    from uv2.data.datamodule import VideoDataModule
+
+    decoded = []
+    decode_all_frames = dataset_module.decode_all_frames
+    monkeypatch.setattr(dataset_module, "decode_all_frames", lambda path: decoded.append(path) or decode_all_frames(path))
+    dm = VideoDataModule(synthetic_set="temporal", synthetic_size="micro", synthetic_root=str(tmp_path), num_frames=4,
+                         crop_size=24, num_test_clips=2, batch_size=4, num_workers=0, cache_decoded=True)
+    dm.prepare_data()
+    dm.setup("validate")
+    val = torch.cat([b["video"] for b in dm.val_dataloader()])
+    assert len(decoded) == len(set(decoded)) == len(val) == 10
+    dm.setup("test")
+    test = torch.cat([b["video"] for b in dm.test_dataloader()])
+    assert len(test) == 20 and len(decoded) == 10  # 2 views of each of the 10 videos, none decoded again
+
+
 @pytest.mark.parametrize("rand_augment", [None, "rand-m5-n2"])
 @pytest.mark.parametrize("scale", [(1.0, 1.0), (0.3, 1.0)])
 def test_train_items_follow_the_cpu_path(videos, scale, rand_augment):

@@ -270,6 +270,9 @@ class VideoDataModule(pl.LightningDataModule):
         self.train_dataset: VideoDataset | None = None
         self.val_dataset: VideoDataset | None = None
         self.test_dataset: VideoDataset | None = None
+        # with cache_decoded, every dataset's decoded videos (path -> frames), one dict for all three: the test
+        # list is often the validation list, whose videos are then decoded once in a process, not once per stage
+        self._decoded: dict[str, torch.Tensor] = {}
 
     # -- sources --------------------------------------------------------------------------------------------------
 
@@ -344,11 +347,11 @@ class VideoDataModule(pl.LightningDataModule):
         if not any(src[k] for k in ("train", "val", "test")):
             raise ValueError("VideoDataModule needs lists (train_list / val_list / test_list) or synthetic_set")
         if stage in ("fit", None) and src["train"] is not None and self.train_dataset is None:
-            self.train_dataset = VideoDataset(self._load("train"), "train", cfg)
+            self.train_dataset = VideoDataset(self._load("train"), "train", cfg, self._decoded)
         if stage in ("fit", "validate", None) and src["val"] is not None and self.val_dataset is None:
-            self.val_dataset = VideoDataset(self._load("val"), "val", cfg)
+            self.val_dataset = VideoDataset(self._load("val"), "val", cfg, self._decoded)
         if stage in ("test", "predict", None) and src["test"] is not None and self.test_dataset is None:
-            self.test_dataset = VideoDataset(self._load("test"), "test", cfg)
+            self.test_dataset = VideoDataset(self._load("test"), "test", cfg, self._decoded)
         if stage == "fit" and self.train_dataset is None:
             raise ValueError("stage 'fit' needs train_list (or synthetic_set)")
 

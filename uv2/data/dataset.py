@@ -168,9 +168,12 @@ class VideoDataset(Dataset):
         records: the videos (path, label).
         mode: "train" (random clip + augmentation), "val" (centre view) or "test" (all views).
         cfg: sampling / views / robustness / transform settings.
+        frame_cache: with ``cfg.cache_decoded``, the path -> frames dict to keep decoded videos in; datasets given
+            the same dict decode a video they share once (a data module's validation and test sets, often one list).
     """
 
-    def __init__(self, records: Sequence[VideoRecord], mode: Mode, cfg: VideoDatasetConfig | None = None):
+    def __init__(self, records: Sequence[VideoRecord], mode: Mode, cfg: VideoDatasetConfig | None = None,
+                 frame_cache: dict[str, torch.Tensor] | None = None):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; valid choices: {', '.join(MODES)}")
         if not records:
@@ -191,7 +194,8 @@ class VideoDataset(Dataset):
         self._augment: BatchAugment | None = None  # the float work of load_view, made on first use
         self._index_cache: dict[str, VideoIndex] = {}
         self._attempted: set[int] = set()
-        self._frame_cache: dict[str, torch.Tensor] = {}  # path -> uint8 (N, C, H, W), with cfg.cache_decoded
+        # path -> uint8 (N, C, H, W), with cfg.cache_decoded
+        self._frame_cache: dict[str, torch.Tensor] = {} if frame_cache is None else frame_cache
         self._bad: dict[int, str] = {}  # list index -> error, insertion-ordered (first bad first)
         self._rng: np.random.Generator | None = None
         self._rng_owner: tuple[int, int] | None = None
