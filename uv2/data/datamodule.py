@@ -165,8 +165,9 @@ class VideoDataModule(pl.LightningDataModule):
         max_bad_fraction: raise TooManyBadVideos when more than this fraction of videos fail to decode.
         min_bad_attempts: ... measured once this many distinct videos were attempted in a worker.
         max_retries: replacement videos tried for one item.
-        cache_decoded: decode each video once and keep its frames in memory (per process; for small sets such as
-            the synthetic benchmark, where it removes decoding from every epoch after the first).
+        cache_decoded: decode each video once and keep its frames in memory (per process, one cache for the
+            train, validation and test sets; for small sets such as the synthetic benchmark, where it removes
+            decoding from every epoch after the first and from a test on the validation videos).
         seed: seeds replacement choices and (with torch's seed) the augmentation RNGs.
         decoder: video decoder backend, "pyav" (default) or "torchcodec" (optional; see uv2.data.backends).
         frame_template: file names of the frames in frame folders, one integer field (e.g. "img_{:05d}.jpg",
