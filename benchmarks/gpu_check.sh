@@ -35,6 +35,8 @@
 #   compile  (with --compile or --stages ...,compile, if time is left) uv2 under torch.compile on the K400 design,
 #            against k400's uv2, or eager uv2 in the same run where k400 did not run (117 s on an H200); give
 #            --budget 540 with --compile beside the other stages when the 8-minute limit does not apply
+#   fit_compiled  (with --compile, if time is left) the fit stage's run with --model.compile true, then its
+#            multi-view test on 4 batches: a compiled fit and test through Lightning on the GPU
 # then one summary table (also written to OUT/summary.txt). Output: OUT (default $OUT where set, else
 # gpu_check_out/) holds one log per stage (a speed stage's and feed's last line is their JSON) and summary.txt.
 #
@@ -78,13 +80,13 @@ while (($#)); do
 done
 for stage in ${ONLY//,/ }; do
   case "$stage" in
-    env|augment|feed|k400|ssv2|bench|fit|control|compile) ;;
+    env|augment|feed|k400|ssv2|bench|fit|control|compile|fit_compiled) ;;
     *) echo "gpu_check.sh: --stages: no stage $stage (stages: env augment feed k400 ssv2 bench fit control" \
-            "compile)" >&2; exit 2 ;;
+            "compile fit_compiled)" >&2; exit 2 ;;
   esac
 done
 if [[ ! "$ROUNDS" =~ ^[1-9][0-9]*$ ]]; then echo "gpu_check.sh: --rounds: $ROUNDS is not a positive integer" >&2; exit 2; fi
-if [[ ",$ONLY," == *",compile,"* ]]; then COMPILE=1; fi  # asking for the stage asks for it
+if [[ ",$ONLY," == *",compile,"* || ",$ONLY," == *",fit_compiled,"* ]]; then COMPILE=1; fi  # naming one asks for it
 mkdir -p "$OUT_DIR"
 OUT_DIR="$(cd "$OUT_DIR" && pwd)"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/uv2_gpu_check.XXXXXX")"  # synthetic videos, the fit's run dir, wheels' site
@@ -108,7 +110,7 @@ if [[ "$SMOKE" == 1 ]]; then
   FEED=(--cpu-smoke --plain --probe)
   BENCH=(--workers 2 --videos 2 --seconds 2 --width 64 --height 48 --size 32 --frames 4 --clips-per-video 2
          --batch-size 2)
-  STAGE_LIMITS=(augment:240 k400:240 ssv2:240 feed:240 bench:240 fit:240 control:240 compile:600)
+  STAGE_LIMITS=(augment:240 k400:240 ssv2:240 feed:240 bench:240 fit:240 control:240 compile:600 fit_compiled:600)
   AUG_DEVICE=cpu; AUG_SIZE=(--batch 4 --size 32 --repeats 1)
 else
   SPEED_COMMON=(--device cuda --dtype bf16 --warmup 3 --iters 10 --rounds "$ROUNDS" --json --profile 12)
@@ -118,7 +120,7 @@ else
   FEED=(--workers 14 --repeats 1,2 --plain --steps 40 --probe)
   BENCH=(--workers 14 --videos 8 --clips-per-video 8 --batch-size 16 --rand-augment rand-m7-n4-mstd0.5-inc1)
   STAGE_LIMITS=(augment:60 k400:$((150 * ROUNDS)) ssv2:$((150 * ROUNDS)) feed:300 bench:90 fit:120
-                control:$((60 * ROUNDS)) compile:300)
+                control:$((60 * ROUNDS)) compile:300 fit_compiled:240)
   AUG_DEVICE=cuda; AUG_SIZE=(--repeats 20)
 fi
 OFFICIAL_ARGS=()
@@ -162,13 +164,13 @@ run_stage() {
 }
 
 summary() {
-  "$PY" - "$OUT_DIR" "$STAGES" "$WORK/fit" <<'EOF' | tee "$OUT_DIR/summary.txt" || true
+  "$PY" - "$OUT_DIR" "$STAGES" "$WORK" <<'EOF' | tee "$OUT_DIR/summary.txt" || true
 """One summary table from the stage logs (speed.py's JSON lines) and the fit run's TensorBoard scalars."""
 import json
 import sys
 from pathlib import Path
 
-out, stages, fit_dir = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+out, stages, work = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 print("\n## gpu_check summary")
 print("| stage | status | seconds |\n|---|---|---|")
 for line in stages.read_text().splitlines():
@@ -240,7 +242,9 @@ if (out / "bench.log").is_file():
     lines = (out / "bench.log").read_text(errors="replace").splitlines()
     print("\nbench-data:\n" + "\n".join(line for line in lines if line.startswith(("bench-data", "clips:", "decoder", "pyav"))))
 
-if fit_dir.is_dir():
+for fit, fit_dir in (("fit", work / "fit"), ("fit_compiled", work / "fit_compiled")):
+    if not fit_dir.is_dir():
+        continue
     try:
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -253,12 +257,14 @@ if fit_dir.is_dir():
             return sum(values[-n:]) / len(values[-n:]) if values else float("nan")
 
         steps = max((e.step for e in events.Scalars("train/loss_step")), default=0) if "train/loss_step" in tags else 0
-        print(f"\nfit (SSv2 B/16 design, synthetic videos): {steps + 1 if steps else 0} logged steps, "
+        tested = json.loads((fit_dir / "test_results.json").read_text()) if (fit_dir / "test_results.json").is_file() else None
+        print(f"\n{fit} (SSv2 B/16 design, synthetic videos): {steps + 1 if steps else 0} logged steps, "
               f"train loss {last('train/loss_step'):.3f} (last), {last('perf/clips_per_s_step', 5):.1f} clips/s and "
               f"data wait {100 * last('data/wait_fraction_step', 5):.0f} % (mean of the last 5 logged steps), "
-              f"checkpoint {'written' if (fit_dir / 'checkpoints' / 'last.ckpt').is_file() else 'MISSING'}")
+              f"checkpoint {'written' if (fit_dir / 'checkpoints' / 'last.ckpt').is_file() else 'MISSING'}"
+              + (f", test top-1 {tested['metrics']['top1']:.1f} on {tested['num_videos']} videos" if tested else ""))
     except Exception as err:  # the summary reports, it never fails the script
-        print(f"\nfit: no TensorBoard scalars read ({type(err).__name__}: {err})")
+        print(f"\n{fit}: no TensorBoard scalars read ({type(err).__name__}: {err})")
 EOF
 }
 trap 'summary; rm -rf "$WORK"' EXIT
@@ -316,11 +322,12 @@ run_stage ssv2 "$PY" benchmarks/speed.py --config experiments/ssv2/ssv2_b16_16x2
 run_stage bench "$PY" -m uv2 bench-data "${BENCH[@]}" --sampling uniform --no-float-path --decoders pyav
 LISTS=()
 for key in train_list val_list test_list classes_file data_root; do LISTS+=("--data.init_args.$key" null); done
-run_stage fit "$PY" -m uv2 fit --config experiments/ssv2/ssv2_b16_16x224.yaml --model.init_from null \
+FIT_ARGS=(--config experiments/ssv2/ssv2_b16_16x224.yaml --model.init_from null \
   --model.arch.num_classes 10 --data.init_args.synthetic_set temporal \
   --data.init_args.synthetic_root "$WORK/synthetic" "${LISTS[@]}" "${FIT_SIZE[@]}" \
   --trainer.devices 1 --trainer.precision bf16-mixed --trainer.max_epochs 1 --trainer.num_sanity_val_steps 0 \
-  --trainer.log_every_n_steps 1 --trainer.enable_progress_bar false --run_dir "$WORK/fit"
+  --trainer.log_every_n_steps 1 --trainer.enable_progress_bar false)
+run_stage fit "$PY" -m uv2 fit "${FIT_ARGS[@]}" --run_dir "$WORK/fit"
 
 run_stage control "$PY" benchmarks/speed.py --config experiments/ssv2/ssv2_b16_16x224.yaml --batch "$SSV2_BATCH" \
   --impl uv2 --path cpu "${SPEED_COMMON[@]}"
@@ -331,6 +338,11 @@ if [[ "$COMPILE" == 1 ]]; then
   if ! grep -q '^k400|ok|' "$STAGES"; then impl=uv2; fi
   run_stage compile "$PY" benchmarks/speed.py --config experiments/k400/k400_b16_8x224.yaml --batch "$K400_BATCH" \
     --impl "$impl" --compile "${SPEED_COMMON[@]}" --rounds 1 --profile 0  # one round: each measurement compiles
+  # the fit stage's run with --model.compile true, then its multi-view test on a few batches (other batch shapes)
+  run_stage fit_compiled bash -c "$(printf '%q ' "$PY" -m uv2 fit "${FIT_ARGS[@]}" --model.compile true \
+    --run_dir "$WORK/fit_compiled") && $(printf '%q ' "$PY" -m uv2 test "${FIT_ARGS[@]}" --model.compile true \
+    --run_dir "$WORK/fit_compiled" --ckpt_path "$WORK/fit_compiled/checkpoints/last.ckpt" \
+    --trainer.limit_test_batches 4)"
 fi
 failed=$(grep -cE '\|(FAILED|TIMEOUT)' "$STAGES" || true)
 echo "== done in $(($(date +%s) - START))s; stages failed or timed out: $failed"
