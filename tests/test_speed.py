@@ -87,6 +87,21 @@ def test_gpu_check_reports_every_stage_within_its_budget(tmp_path):
         assert f"| {stage} | skipped: the 0s budget is spent |" in summary
 
 
+def test_gpu_check_runs_the_stages_asked_for(tmp_path):
+    """--stages runs env and the stages named, no other; an unknown stage or a round count below 1 is an error that
+    says what is valid, before anything runs."""
+    proc = gpu_check(tmp_path, "--budget", "0", "--stages", "ssv2,fit_compiled")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = (tmp_path / "summary.txt").read_text()
+    for stage in ("env", "ssv2", "fit_compiled"):  # fit_compiled asks for --compile
+        assert f"| {stage} | skipped: the 0s budget is spent |" in summary
+    assert "| k400 |" not in summary and "| compile |" not in summary and "== k400: not among --stages" in proc.stdout
+    proc = gpu_check(tmp_path / "bad", "--stages", "ssv2,speed")
+    assert proc.returncode == 2 and "--stages: no stage speed (stages: env augment feed k400" in proc.stderr
+    proc = gpu_check(tmp_path / "bad", "--rounds", "0")
+    assert proc.returncode == 2 and "--rounds: 0 is not a positive integer" in proc.stderr
+
+
 @pytest.mark.slow
 def test_gpu_check_cpu_smoke(tmp_path):
     """Every stage of benchmarks/gpu_check.sh at CPU size: both designs timed, the fit trained, one summary."""
