@@ -7,7 +7,7 @@
 #                           [--stages LIST] [--rounds N]
 #   --stages k400,ssv2       # only these stages (comma-separated names below; env always runs), e.g. a rerun
 #   --rounds N               # alternating rounds of speed.py in k400, ssv2 and control (median; compile: one);
-#                            # each round adds about 100 s per design, so their limits grow with N
+#                            # a round after the first times steps alone (each measuring process keeps its model)
 #   benchmarks/gpu_check.sh --cpu-smoke          # every stage at CPU size on this machine (checks the script)
 #   benchmarks/gpu_check.sh --fetch-wheels       # where pip reaches PyPI: download the wheels below into .whl/
 #

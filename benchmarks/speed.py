@@ -11,9 +11,12 @@ Default setting, from the reference: width 384, 12 layers, 6 heads, T-Down, loca
 blocks, 16x112x112 input, batch 4, 174 classes, fp32. "official" is benchmarks/official_layout.py (the official layout:
 (L, N*T, C) tokens, nn.MultiheadAttention, Conv3d local MHRA/DPE) built for the same design, "official_code" the
 official repository's model from a local checkout; all hold the same weights, and the script checks that their
-fp32 outputs agree. Each measurement runs in its own process so that peak memory (max allocated on GPU; on CPU
-the growth of max RSS during the timed steps, 0 when they stay below the peak of building the model) is its own. A shared or throttled machine drifts by several percent over a minute, so the implementations
-alternate for --rounds rounds and the table shows the median over rounds (with each round's speed-up).
+fp32 outputs agree. Each implementation and mode is measured in a process of its own, which builds (and compiles)
+its model once and keeps it for every round, so that peak memory (max allocated on GPU, the process's model and input
+included; on CPU the growth of max RSS during the first round's timed steps, 0 when they stay below the peak of
+building the model) is its own, and a round after the first costs its steps alone. A shared or throttled machine
+drifts by several percent over a minute, so the implementations alternate for --rounds rounds and the table shows
+the median over rounds (with each round's speed-up); the outputs are checked and the step profiled in the first.
 
 MFU (model FLOPs utilisation): model FLOPs per clip over the time per clip, divided by the card's peak. The model
 FLOPs of a training clip are 3 x 2 x the paper-convention MACs of uv2.models.flops (forward, and a backward of
@@ -103,17 +106,31 @@ def build(impl: str, cfg: ModelConfig, official_code: str | None = None) -> torc
 
 
 # ------------------------------------------------------------------------------------------------ measuring
+_MODELS: dict[str, tuple[torch.nn.Module, torch.nn.Module]] = {}  # in a measuring process: (eager, as timed), by impl
+
+
 def measure(impl: str, mode: str, cfg_dict: dict, args: dict) -> dict:
-    """Median seconds per step of one implementation in one mode, its peak memory and (eval) its outputs."""
+    """Median seconds per step of one implementation in one mode and its peak memory; in the process's first call
+    (round), which builds the model, also its outputs (eval) and its profile (uv2 training, with --profile)."""
     torch.set_num_threads(args["threads"])
     if impl.startswith("uv2") and args["path"] != "auto":
         set_path(args["path"])  # this process only
     cfg = ModelConfig(**cfg_dict)
     device = torch.device(args["device"])
-    model = build(impl, cfg, args["official_code"]).to(device)
-    eager = model
-    if impl == "uv2_compiled":
-        model = torch.compile(model)  # compiled in the first warm-up step
+    first = impl not in _MODELS
+    if first:
+        eager = build(impl, cfg, args["official_code"]).to(device)
+        # compiled in the first warm-up step, once for every round
+        _MODELS[impl] = eager, torch.compile(eager) if impl == "uv2_compiled" else eager
+    result = time_steps(impl, mode, cfg, *_MODELS[impl], device, args, first)
+    if device.type == "cuda":  # the step's tensors are freed: between rounds the process holds its model alone
+        torch.cuda.empty_cache()
+    return result
+
+
+def time_steps(impl: str, mode: str, cfg: ModelConfig, eager: torch.nn.Module, model: torch.nn.Module,
+               device: torch.device, args: dict, first: bool) -> dict:
+    """`measure`'s timed steps of `model` (`eager` itself, or compiled from it) on a fixed input."""
     size = cfg.vit_cfg.img_size
     x = torch.randn(args["batch"], 3, cfg.num_frames, size, size, generator=torch.Generator().manual_seed(1)).to(device)
     labels = torch.randint(0, cfg.num_classes, (args["batch"],), device=device)
@@ -149,9 +166,9 @@ def measure(impl: str, mode: str, cfg_dict: dict, args: dict) -> dict:
     peak_mb = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
                else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024)
     result = dict(impl=impl, mode=mode, seconds=statistics.median(times), peak_mb=peak_mb)
-    if args["profile"] and impl == "uv2" and mode == "train":
+    if first and args["profile"] and impl == "uv2" and mode == "train":
         result["profile"] = profile_step(step, device, args["profile"])
-    if mode == "eval" and args["check"]:
+    if first and mode == "eval" and args["check"]:  # the eval process's model is never trained: its first weights
         result["timed_outputs"] = logits[:2].float().cpu().tolist()  # as timed (dtype, compiled)
         result["fp32_outputs"] = fp32_outputs(eager, x[:2])
     return result
@@ -190,10 +207,24 @@ def fp32_outputs(model: torch.nn.Module, x: torch.Tensor) -> list:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul_tf32, cudnn_tf32
 
 
-def run_one(impl: str, mode: str, cfg: ModelConfig, args: dict) -> dict:
-    """`measure` in a fresh process (its own peak memory); a crash there raises here."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
-        return pool.submit(measure, impl, mode, cfg.to_dict(), args).result()
+class Measurers:
+    """One process per implementation and mode, started on its first measurement and kept for every round (its own
+    model and peak memory); a crash there raises here."""
+
+    def __init__(self) -> None:
+        self.pools: dict[tuple[str, str], ProcessPoolExecutor] = {}
+
+    def __enter__(self) -> Measurers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for pool in self.pools.values():
+            pool.shutdown(cancel_futures=True)
+
+    def measure(self, impl: str, mode: str, cfg: ModelConfig, args: dict) -> dict:
+        if (impl, mode) not in self.pools:
+            self.pools[(impl, mode)] = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
+        return self.pools[(impl, mode)].submit(measure, impl, mode, cfg.to_dict(), args).result()
 
 
 # ---------------------------------------------------------------------------------------------- the setting
@@ -282,6 +313,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                           "operations (CPU) by own device time")
     args = parser.parse_args(argv)
     args.compile = args.compile or args.impl == "compiled"
+    if args.iters < 1:
+        parser.error("--iters must be >= 1")
     if args.warmup < 1 and args.compile:
         parser.error("--compile needs --warmup >= 1 (the first step compiles)")
     return args
@@ -315,8 +348,9 @@ def main(argv: list[str] | None = None) -> int:
           f"T-Down {cfg.t_down}, global {cfg.global_layers}, "
           f"{frames}x{size}x{size}, batch {args.batch}, {macs / 1e9:.2f} GFLOPs (MACs) per clip")
 
-    rounds = [{(impl, mode): run_one(impl, mode, cfg, opts) for mode in ("train", "eval")
-               for impl in (impls if r % 2 == 0 else impls[::-1])} for r in range(args.rounds)]
+    with Measurers() as measurers:
+        rounds = [{(impl, mode): measurers.measure(impl, mode, cfg, opts) for mode in ("train", "eval")
+                   for impl in (impls if r % 2 == 0 else impls[::-1])} for r in range(args.rounds)]
     results: dict[tuple[str, str], dict[str, Any]] = {}
     for impl in impls:
         for mode in ("train", "eval"):
