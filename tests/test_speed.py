@@ -62,6 +62,27 @@ def test_speed_profiles_a_training_step():
     assert any(p["name"] in ("aten::mm", "aten::addmm", "aten::bmm") for p in profile)  # the matrix products
 
 
+def test_a_measuring_process_keeps_its_model(monkeypatch):
+    """A measuring process builds its model on its first round and keeps it: later rounds time the same model
+    (nothing built again), without checking the outputs or profiling again."""
+    from benchmarks import speed as speed_module
+    from uv2.models import ModelConfig
+
+    built = []
+    build = speed_module.build
+    monkeypatch.setattr(speed_module, "build", lambda *a: built.append(a[0]) or build(*a))
+    monkeypatch.setattr(speed_module, "_MODELS", {})
+    cfg = ModelConfig(**{**speed_module.DEFAULT_ARCH, **TINY_VIT, "vit": "vit_s16"}).to_dict()
+    args = dict(threads=1, path="auto", device="cpu", official_code=None, batch=2, dtype="fp32", warmup=1, iters=1,
+                profile=3, check=True)
+    train = [speed_module.measure("uv2", "train", cfg, args) for _ in range(2)]
+    assert built == ["uv2"] and len(train[0]["profile"]) == 3 and "profile" not in train[1]
+    speed_module._MODELS.clear()  # the eval process: a model of its own
+    evals = [speed_module.measure("uv2", "eval", cfg, args) for _ in range(2)]
+    assert built == ["uv2", "uv2"] and "fp32_outputs" in evals[0] and "fp32_outputs" not in evals[1]
+    assert all(r["seconds"] > 0 for r in train + evals)
+
+
 def test_speed_ablation_row_without_official_layout():
     """A table row the official layout cannot express (table b: ST-Adapter) times uv2 alone, without MFU when no
     peak is known."""
