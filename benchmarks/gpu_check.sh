@@ -6,8 +6,8 @@
 #   benchmarks/gpu_check.sh [--official-code CHECKOUT] [--compile] [--out DIR] [--wheels DIR] [--budget S]
 #                           [--stages LIST] [--rounds N]
 #   --stages k400,ssv2       # only these stages (comma-separated names below; env always runs), e.g. a rerun
-#   --rounds N               # alternating rounds of speed.py in k400, ssv2 and control (median; compile: one);
-#                            # a round after the first times steps alone (each measuring process keeps its model)
+#   --rounds N               # alternating rounds of speed.py in k400, ssv2, control and compile (median); a round
+#                            # after the first times steps alone (each measuring process keeps its model)
 #   benchmarks/gpu_check.sh --cpu-smoke          # every stage at CPU size on this machine (checks the script)
 #   benchmarks/gpu_check.sh --fetch-wheels       # where pip reaches PyPI: download the wheels below into .whl/
 #
@@ -337,7 +337,7 @@ if [[ "$COMPILE" == 1 ]]; then
   impl=compiled
   if ! grep -q '^k400|ok|' "$STAGES"; then impl=uv2; fi
   run_stage compile "$PY" benchmarks/speed.py --config experiments/k400/k400_b16_8x224.yaml --batch "$K400_BATCH" \
-    --impl "$impl" --compile "${SPEED_COMMON[@]}" --rounds 1 --profile 0  # one round: each measurement compiles
+    --impl "$impl" --compile "${SPEED_COMMON[@]}" --profile 0  # each measuring process compiles once
   # the fit stage's run with --model.compile true, then its multi-view test on a few batches (other batch shapes)
   run_stage fit_compiled bash -c "$(printf '%q ' "$PY" -m uv2 fit "${FIT_ARGS[@]}" --model.compile true \
     --run_dir "$WORK/fit_compiled") && $(printf '%q ' "$PY" -m uv2 test "${FIT_ARGS[@]}" --model.compile true \
