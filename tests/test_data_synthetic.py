@@ -104,6 +104,30 @@ def test_generation_is_idempotent_and_refuses_other_params(micro_roots):
         generate(root, size="micro", seed=0, sets=["kinetics"])
 
 
+def test_a_larger_test_set_extends_the_size_s(micro_roots, tmp_path):
+    """val_per_class: the size's training and validation videos come first and byte for byte, then the new ones;
+    the manifest records the counts, and a root of the standard size refuses them rather than write over itself
+    (as does the larger root when asked for the standard size)."""
+    standard = micro_roots[0]  # micro: 1 validation video per class, 10 temporal classes
+    generate(tmp_path, size="micro", seed=0, sets=["temporal"], workers=1, val_per_class=3)
+    lines = (tmp_path / "temporal" / "val.csv").read_text().splitlines()
+    assert len(lines) == 30 and lines[:10] == (standard / "temporal" / "val.csv").read_text().splitlines()
+    for name in ("train.csv", "classes.txt"):
+        assert (tmp_path / "temporal" / name).read_bytes() == (standard / "temporal" / name).read_bytes()
+    for line in lines[:10] + (standard / "temporal" / "train.csv").read_text().splitlines()[:3]:
+        path = line.split(",")[0]
+        assert (tmp_path / "temporal" / path).read_bytes() == (standard / "temporal" / path).read_bytes()
+    manifest = read_manifest(tmp_path)
+    assert manifest["size_spec"]["val_per_class"] == 3 and manifest["sets"]["temporal"]["val"] == 30
+    with pytest.raises(ValueError, match="val_per_class=3, asked 1"):
+        ensure_synthetic(tmp_path, size="micro", seed=0, sets=["temporal"])
+    with pytest.raises(ValueError, match="val_per_class=1, asked 3"):
+        generate(standard, size="micro", seed=0, sets=["temporal"], val_per_class=3)
+    assert len((tmp_path / "temporal" / "val.csv").read_text().splitlines()) == 30  # nothing written over
+    with pytest.raises(ValueError, match="val_per_class must be >= 1"):
+        generate(tmp_path / "none", size="micro", seed=0, sets=["temporal"], val_per_class=0)
+
+
 def test_adding_a_set_keeps_the_others(tmp_path):
     generate(tmp_path, size="micro", seed=3, sets=["scene_c"], workers=1)
     first = (tmp_path / "scene_c" / "train.csv").read_bytes()

@@ -58,6 +58,9 @@ def synth_main(argv: list[str]) -> int:
     )
     parser.add_argument("--workers", type=int, default=None, help="parallel processes (default: available CPUs)")
     parser.add_argument("--force", action="store_true", help="regenerate even if the manifest matches")
+    parser.add_argument("--val-per-class", type=int, default=None, metavar="N",
+                        help="validation videos per class of the scene and temporal sets instead of the size's (a "
+                             "larger test set; the size's own videos are its first, byte for byte)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
@@ -67,7 +70,8 @@ def synth_main(argv: list[str]) -> int:
         parser.error(f"unknown set(s) {', '.join(bad) or '(none given)'}; valid: {', '.join(ALL_SETS)}")
     start = time.perf_counter()
     try:
-        manifest = generate(args.out, size=args.size, seed=args.seed, sets=sets, workers=args.workers, force=args.force)
+        manifest = generate(args.out, size=args.size, seed=args.seed, sets=sets, workers=args.workers, force=args.force,
+                            val_per_class=args.val_per_class)
     except ValueError as e:
         print(f"synth: error: {e}", file=sys.stderr)
         return 2

@@ -75,7 +75,7 @@ import time
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -757,8 +757,8 @@ def _set_entry(set_name: str, spec: SizeSpec) -> dict:
     return entry
 
 
-def _manifest_header(size: str, seed: int) -> dict:
-    spec = SIZES[size]
+def _manifest_header(size: str, seed: int, spec: SizeSpec | None = None) -> dict:
+    spec = spec or SIZES[size]
     return {
         "generator": "uv2.data.synthetic",
         "generator_version": GENERATOR_VERSION,
@@ -781,13 +781,14 @@ def read_manifest(root: str | os.PathLike) -> dict | None:
         return None
 
 
-def _set_complete(root: Path, set_name: str, manifest: dict | None, size: str, seed: int) -> bool:
+def _set_complete(root: Path, set_name: str, manifest: dict | None, size: str, seed: int,
+                  spec: SizeSpec | None = None) -> bool:
     if manifest is None:
         return False
-    header = _manifest_header(size, seed)
+    header = _manifest_header(size, seed, spec)
     if any(manifest.get(k) != v for k, v in header.items()):
         return False
-    if manifest.get("sets", {}).get(set_name) != _set_entry(set_name, SIZES[size]):
+    if manifest.get("sets", {}).get(set_name) != _set_entry(set_name, spec or SIZES[size]):
         return False
     d = set_dir(root, set_name)
     return all((d / f).is_file() for f in ("train.csv", "val.csv", "classes.txt"))
@@ -816,6 +817,7 @@ def generate(
     sets: Sequence[str] | None = None,
     workers: int | None = None,
     force: bool = False,
+    val_per_class: int | None = None,
 ) -> dict:
     """Generate the synthetic benchmark under ``root`` and return its manifest.
 
@@ -826,6 +828,10 @@ def generate(
         sets: which sets (default: all of :data:`ALL_SETS`).
         workers: processes rendering/encoding in parallel (default: available CPUs).
         force: regenerate even when the manifest says a set is complete.
+        val_per_class: validation videos per class of the scene and temporal sets instead of the size's (a larger
+            test set). Every video has its own seed, so the training videos and the size's validation videos are
+            the same, byte for byte, and listed first; the manifest records the counts (``size_spec``), and a root
+            holds one spec (``ensure_synthetic`` refuses a root of another rather than write over it).
 
     A root generated with another size, seed or generator version is refused (use another directory); sets already
     complete for this (size, seed) are skipped unless ``force``.
@@ -838,18 +844,21 @@ def generate(
             raise ValueError(f"unknown synthetic set {s!r}; valid: {', '.join(ALL_SETS)}")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    spec = SIZES[size]
+    if val_per_class is not None and val_per_class < 1:
+        raise ValueError(f"val_per_class must be >= 1, got {val_per_class}")
+    spec = SIZES[size] if val_per_class is None else replace(SIZES[size], val_per_class=val_per_class)
     manifest = read_manifest(root)
-    header = _manifest_header(size, seed)
+    header = _manifest_header(size, seed, spec)
     if manifest is not None and not force:
-        differs = [k for k in ("generator_version", "size", "seed") if manifest.get(k) != header[k]]
+        differs = [f"{k}={manifest.get(k)!r}, asked {header[k]!r}" for k in ("generator_version", "size", "seed")
+                   if manifest.get(k) != header[k]]
+        if not differs:  # the same size with other counts (val_per_class): name the fields that differ
+            held = manifest.get("size_spec") or {}
+            differs = [f"{k}={held.get(k)!r}, asked {v!r}" for k, v in header["size_spec"].items() if held.get(k) != v]
         if differs:
-            raise ValueError(
-                f"{root / MANIFEST} describes a different benchmark ("
-                + ", ".join(f"{k}={manifest.get(k)!r}, asked {header[k]!r}" for k in differs)
-                + "); generate into another directory or pass force=True"
-            )
-    todo = [s for s in sets if force or not _set_complete(root, s, manifest, size, seed)]
+            raise ValueError(f"{root / MANIFEST} describes a different benchmark ({', '.join(differs)}); generate into "
+                             f"another directory or pass force=True")
+    todo = [s for s in sets if force or not _set_complete(root, s, manifest, size, seed, spec)]
     if not todo:
         log.info("synthetic %s (seed %d) already complete in %s", size, seed, root)
         return manifest
