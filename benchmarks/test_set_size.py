@@ -1,0 +1,112 @@
+"""What a larger test set does to the scene cells of tables (a) and (c) at tiny scale (issue 13): the same runs, tested
+on four times the videos.
+
+    python benchmarks/test_set_size.py --out DIR [--seeds 1,2,3,4,5] [--val-per-class 256] [--tables a,c]
+
+1. generates the tiny scene set with --val-per-class validation videos per class into DIR/synthetic (the tiny set's
+   own 64 per class are its first, byte for byte: `python -m uv2 synth --val-per-class`);
+2. writes DIR/datasets.yaml, ablations/datasets.yaml with the scene entry reading the tiny set's training list and the
+   larger validation list (lists, not `synthetic_set`, so the runs train on exactly the grid's data), and
+   DIR/<t>_scene.yaml, table <t> on the scene set alone;
+3. runs `ablations/run.py --table DIR/<t>_scene.yaml --datasets DIR/datasets.yaml --seeds ... --out DIR/results`
+   (resumable: a second command reuses every finished cell);
+4. prints per row the top-1 of each seed on the first 640 test videos (the grid's own numbers) and on all of them,
+   the standard deviation over seeds split into the test videos' part and the runs' part
+   (uv2.ablation.stats.video_split), and each row's paired difference from the first row with its 95 % half-width
+   over seeds and the test videos' standard error of the difference (over the videos, of the per-video difference
+   averaged over the seeds), which an interval over seeds alone leaves out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from uv2.ablation.stats import seed_spread, video_split  # noqa: E402
+from uv2.data.synthetic import DEFAULT_ROOT, SIZES, ensure_synthetic, generate, set_dir  # noqa: E402
+
+
+def write_inputs(out: Path, val_per_class: int, tables: list[str]) -> None:
+    """The larger scene set, a datasets file that tests on it, and scene-only copies of the tables."""
+    tiny = ensure_synthetic(REPO / DEFAULT_ROOT / "tiny_seed0", size="tiny", seed=0, sets=["scene"])
+    generate(out / "synthetic", size="tiny", seed=0, sets=["scene"], val_per_class=val_per_class)
+    datasets = yaml.safe_load((REPO / "ablations" / "datasets.yaml").read_text())
+    scene = set_dir(tiny, "scene")
+    datasets["scene"]["tiny"]["data"] = {"synthetic_set": None, "train_list": str(scene / "train.csv"),
+                                         "val_list": str(set_dir(out / "synthetic", "scene") / "val.csv"),
+                                         "classes_file": str(scene / "classes.txt")}
+    (out / "datasets.yaml").write_text(yaml.safe_dump(datasets, sort_keys=False))
+    for name in tables:
+        table = yaml.safe_load((REPO / "ablations" / "tables" / f"{name}.yaml").read_text())
+        table["datasets"] = ["scene"]
+        for row in table["rows"]:
+            row["paper"] = {"scene": row["paper"]["scene"]}
+        (out / f"{name}_scene.yaml").write_text(yaml.safe_dump(table, sort_keys=False))
+
+
+def correct_by_row(folder: Path) -> dict[str, torch.Tensor]:
+    """Per row (cell folder prefix, in table order): (seeds, videos) 1 where the seed's run gets the video right."""
+    cells = folder.glob("cells/r*__scene__seed*")  # r<row>-<label>__scene__seed<s>
+    rows: dict[str, list[torch.Tensor]] = {}
+    for cell in sorted(cells, key=lambda c: (c.name.split("__")[0], int(c.name.rsplit("seed", 1)[1]))):
+        predictions = torch.load(cell / "test_predictions.pt", weights_only=True)
+        order = torch.argsort(predictions["video_ids"])
+        rows.setdefault(cell.name.split("__")[0], []).append(
+            (predictions["scores"].argmax(1) == predictions["labels"])[order].double())
+    return {row: torch.stack(seeds) for row, seeds in rows.items()}
+
+
+def report(folder: Path, first: int) -> None:
+    correct = correct_by_row(folder)
+    print(f"\n{folder.name}: top-1 per seed on the first {first} test videos | on all; sd over seeds = the test "
+          f"videos' part / the runs' part")
+    for row, c in correct.items():
+        small, large = (100 * c[:, :first].mean(1)).tolist(), (100 * c.mean(1)).tolist()
+        split_small, split_large = (video_split(c[:, :n].tolist()) for n in (first, c.shape[1]))
+        print(f"  {row:<36} {', '.join(f'{v:.1f}' for v in small)}: sd {split_small.total:.2f} = "
+              f"{split_small.per_video:.2f} / {split_small.run:.2f} | {', '.join(f'{v:.1f}' for v in large)}: "
+              f"{statistics.mean(large):.1f}, sd {split_large.total:.2f} = {split_large.per_video:.2f} / "
+              f"{split_large.run:.2f}")
+    base_row, base = next(iter(correct.items()))
+    print(f"  difference from {base_row}: mean over seeds, 95 % half-width over seeds, test videos' standard error")
+    for row, c in list(correct.items())[1:]:
+        parts = []
+        for n in (first, c.shape[1]):
+            diff = 100 * (c[:, :n] - base[:, :n])  # (seeds, videos)
+            per_seed = seed_spread(diff.mean(1).tolist())  # the paired difference of table.md
+            per_video_se = diff.mean(0).std().item() / math.sqrt(n)
+            parts.append(f"{n} videos {per_seed.mean:+.2f} +-{per_seed.half_width:.2f}, se {per_video_se:.2f}")
+        print(f"  {row:<36} " + " | ".join(parts))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="folder for the set, the table files and results")
+    parser.add_argument("--seeds", default="1,2,3,4,5")
+    parser.add_argument("--val-per-class", type=int, default=256, help="test videos per class (the tiny set: 64)")
+    parser.add_argument("--tables", default="a,c", help="tables with a scene column")
+    args = parser.parse_args(argv)
+    tables = [t.strip() for t in args.tables.split(",") if t.strip()]
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    write_inputs(out, args.val_per_class, tables)
+    for name in tables:
+        subprocess.run([sys.executable, str(REPO / "ablations" / "run.py"), "--table", str(out / f"{name}_scene.yaml"),
+                        "--datasets", str(out / "datasets.yaml"), "--seeds", args.seeds, "--out", str(out / "results")],
+                       cwd=REPO, check=True)
+    for name in tables:
+        report(out / "results" / f"table_{name}_scene", SIZES["tiny"].val_per_class * 10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
