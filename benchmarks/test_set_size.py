@@ -13,14 +13,13 @@ on four times the videos.
 4. prints per row the top-1 of each seed on the first 640 test videos (the grid's own numbers) and on all of them,
    the standard deviation over seeds split into the test videos' part and the runs' part
    (uv2.ablation.stats.video_split), and each row's paired difference from the first row with its 95 % half-width
-   over seeds and the test videos' standard error of the difference (over the videos, of the per-video difference
-   averaged over the seeds), which an interval over seeds alone leaves out.
+   over the seeds (table.md's) and over the seeds and the test videos (uv2.ablation.stats.crossed_half_width): an
+   interval over the seeds alone leaves the videos out, as every seed tests on the same ones.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from uv2.ablation.stats import seed_spread, video_split  # noqa: E402
+from uv2.ablation.stats import crossed_half_width, seed_spread, video_split  # noqa: E402
 from uv2.data.synthetic import DEFAULT_ROOT, SIZES, ensure_synthetic, generate, set_dir  # noqa: E402
 
 
@@ -77,14 +76,14 @@ def report(folder: Path, first: int) -> None:
               f"{statistics.mean(large):.1f}, sd {split_large.total:.2f} = {split_large.per_video:.2f} / "
               f"{split_large.run:.2f}")
     base_row, base = next(iter(correct.items()))
-    print(f"  difference from {base_row}: mean over seeds, 95 % half-width over seeds, test videos' standard error")
+    print(f"  difference from {base_row}: mean over seeds, 95 % half-width over the seeds / the seeds and the videos")
     for row, c in list(correct.items())[1:]:
         parts = []
         for n in (first, c.shape[1]):
             diff = 100 * (c[:, :n] - base[:, :n])  # (seeds, videos)
             per_seed = seed_spread(diff.mean(1).tolist())  # the paired difference of table.md
-            per_video_se = diff.mean(0).std().item() / math.sqrt(n)
-            parts.append(f"{n} videos {per_seed.mean:+.2f} +-{per_seed.half_width:.2f}, se {per_video_se:.2f}")
+            parts.append(f"{n} videos {per_seed.mean:+.2f} +-{per_seed.half_width:.2f} / "
+                         f"+-{crossed_half_width(diff.tolist()):.2f}")
         print(f"  {row:<36} " + " | ".join(parts))
 
 

@@ -11,6 +11,7 @@ import pytest
 from uv2.ablation.grid import Row, Table
 from uv2.ablation.stats import (
     TOP1_RANGE,
+    crossed_half_width,
     paired_difference,
     seed_spread,
     seeds_needed,
@@ -124,6 +125,19 @@ def test_spread_decomposition_against_hand_computed_values():
     opposite = spread_decomposition({"a": {1: 60, 2: 64}, "b": {1: 64, 2: 60}})
     assert opposite.shared == 0 and opposite.own == pytest.approx(4.0)
     assert spread_decomposition({"a": {1: 60, 2: 64}}) is None
+
+
+def test_crossed_half_width_against_hand_computed_values():
+    """diff = [[3, 1, 2], [1, 0, 2]]: seed means 2, 1 (MS_seeds = 3 x 0.5 = 1.5), video means 2, 0.5, 2 (MS_videos =
+    2 x 0.75 = 1.5), residuals +-0.5, 0, -+0.5 (MS_residual = 1 / 2 = 0.5): variance (1.5 + 1.5 - 0.5) / 6, t on 1
+    degree of freedom; the seeds' part alone, 1.5 / 6, is the paired difference's own. Where the videos add nothing
+    (every seed's difference the same on each video) the half-width is the paired difference's."""
+    assert crossed_half_width([[3, 1, 2], [1, 0, 2]]) == pytest.approx(12.706 * math.sqrt(2.5 / 6))
+    assert seed_spread([2, 1]).half_width == pytest.approx(12.706 * math.sqrt(1.5 / 6))
+    flat = [[1, 1, 1], [3, 3, 3], [2, 2, 2]]  # MS_videos = MS_residual = 0
+    assert crossed_half_width(flat) == pytest.approx(seed_spread([1, 3, 2]).half_width)
+    with pytest.raises(ValueError, match="needs >= 2 seeds on the same >= 2 videos"):
+        crossed_half_width([[1, 2], [1]])
 
 
 def test_video_split_against_hand_computed_values():

@@ -208,3 +208,25 @@ def video_split(correct: Sequence[Sequence[float]]) -> VideoSplit | None:
     per_video_var = sum(statistics.variance([c[i] for c in correct]) for i in range(videos)) * (100.0 / videos) ** 2
     return VideoSplit(seeds, videos, statistics.mean(top1), math.sqrt(total_var), math.sqrt(per_video_var),
                       math.sqrt(max(0.0, total_var - per_video_var)))
+
+
+def crossed_half_width(diff: Sequence[Sequence[float]]) -> float:
+    """95 % half-width of the mean of `diff[s][i]` (a row's difference from the base row on test video i in seed s)
+    with the seeds and the test videos both random draws (a crossed two-way design): the paired difference's interval
+    over the seeds treats the test videos as fixed, as every seed tests on the same ones. Its variance is (MS_seeds +
+    MS_videos - MS_residual) / (seeds x videos), never below the seeds' part MS_seeds / (seeds x videos) (the paired
+    difference's own variance); Student's t on seeds - 1 degrees of freedom, as the paired difference's. Measured use:
+    benchmarks/test_set_size.py (README, five seeds)."""
+    seeds = len(diff)
+    videos = len(diff[0]) if seeds else 0
+    if seeds < 2 or videos < 2 or any(len(d) != videos for d in diff):
+        raise ValueError(f"crossed_half_width: needs >= 2 seeds on the same >= 2 videos (got {[len(d) for d in diff]})")
+    by_seed = [statistics.mean(d) for d in diff]
+    by_video = [statistics.mean(d[i] for d in diff) for i in range(videos)]
+    mean = statistics.mean(by_seed)
+    ms_seeds = videos * statistics.variance(by_seed)
+    ms_videos = seeds * statistics.variance(by_video)
+    ms_residual = sum((d[i] - by_seed[s] - by_video[i] + mean) ** 2 for s, d in enumerate(diff)
+                      for i in range(videos)) / ((seeds - 1) * (videos - 1))
+    variance = max(ms_seeds, ms_seeds + ms_videos - ms_residual) / (seeds * videos)
+    return t_quantile_975(seeds - 1) * math.sqrt(variance)
