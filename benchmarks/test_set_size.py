@@ -5,9 +5,9 @@ on four times the videos.
 
 1. generates the tiny scene set with --val-per-class validation videos per class into DIR/synthetic (the tiny set's
    own 64 per class are its first, byte for byte: `python -m uv2 synth --val-per-class`);
-2. writes DIR/datasets.yaml, ablations/datasets.yaml with the scene entry reading the tiny set's training list and the
-   larger validation list (lists, not `synthetic_set`, so the runs train on exactly the grid's data), and
-   DIR/<t>_scene.yaml, table <t> on the scene set alone;
+2. writes DIR/datasets.yaml (ablations/datasets.yaml, its scene entry reading the tiny set's training list and the
+   larger validation list: lists, not `synthetic_set`, so the runs train on exactly the grid's data) and
+   DIR/<t>_scene.yaml (table <t> on the scene set alone);
 3. runs `ablations/run.py --table DIR/<t>_scene.yaml --datasets DIR/datasets.yaml --seeds ... --out DIR/results`
    (resumable: a second command reuses every finished cell);
 4. prints per row the top-1 of each seed on the first 640 test videos (the grid's own numbers) and on all of them,
@@ -31,7 +31,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from uv2.ablation.stats import crossed_half_width, seed_spread, video_split  # noqa: E402
-from uv2.data.synthetic import DEFAULT_ROOT, SIZES, ensure_synthetic, generate, set_dir  # noqa: E402
+from uv2.data.synthetic import DEFAULT_ROOT, SIZES, ensure_synthetic, generate, set_classes, set_dir  # noqa: E402
 
 
 def write_inputs(out: Path, val_per_class: int, tables: list[str]) -> None:
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                         "--datasets", str(out / "datasets.yaml"), "--seeds", args.seeds, "--out", str(out / "results")],
                        cwd=REPO, check=True)
     for name in tables:
-        report(out / "results" / f"table_{name}_scene", SIZES["tiny"].val_per_class * 10)
+        report(out / "results" / f"table_{name}_scene", SIZES["tiny"].val_per_class * len(set_classes("scene")))
     return 0
 
 
