@@ -65,6 +65,11 @@ show(report.overview(results))'''),
                       "whole run shares (it learnt more or less than another), which no test set shrinks; and the "
                       "spread to expect from four times the test videos."),
     new_code_cell('''show(report.spread_sources(results))'''),
+    new_markdown_cell("## Differences with the test videos drawn too\n\nEach row's difference from its table's first "
+                      "row, paired by seed as in table.md, with two 95 % intervals: table.md's, over the seeds, which "
+                      "all test on the same videos and so leave out which videos those are, and one over the seeds "
+                      "and the test videos both (a crossed two-way design; README, \"Five seeds\")."),
+    new_code_cell('''show(report.difference_sources(results))'''),
     new_markdown_cell("## What the global blocks look at\n\nThe cross-attention of each global block's query over "
                       "the patches of every frame of one validation video (heads and queries averaged), in the best "
                       "finished cell that has global blocks (on the temporal set when one does), and the head's "

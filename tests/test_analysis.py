@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from tests.results_helpers import Outcome, micro_datasets, write_results
-from uv2.analysis.results import load_results, per_class_top1, spread_by_video
+from uv2.analysis.results import differences_by_video, load_results, per_class_top1, spread_by_video
 from uv2.data.synthetic import ensure_synthetic
 
 
@@ -44,6 +44,28 @@ def test_load_results_reads_text_as_text(tmp_path):
     assert frame["git_commit"].tolist() == ["57e9584"] and frame["label"].tolist() == ["0012"]
     assert frame["config_hash"].tolist() == [(folder / "results.csv").read_text().splitlines()[1].split(",")[-3]]
     assert (Path(frame["run_dir"].item()) / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_differences_by_video(tmp_path):
+    """Row 0 gets the first 8 of 20 test videos right in seeds 1-3 (tests/results_helpers.predictions), row 1 the
+    first 10, 12 and 10: per seed +10, +20, +10 points (paired: 13.33, half-width 4.303 x 5.774 / sqrt(3)), all of it
+    on videos 9-12, the same in every seed. Crossed: MS_seeds = 20 x 33.3, MS_videos = 3 x 18666.7 / 19 (videos 9-10
+    gain 100 in every seed, 11-12 in one), MS_residual = 12000 / 38. Row 2 has one seed in common with row 0: no row."""
+    ensure_synthetic(tmp_path / "synthetic" / "micro_seed0", "micro", 0, sets=["temporal"])
+    table = tmp_path / "t.yaml"
+    table.write_text(yaml.safe_dump({"title": "t", "datasets": ["temporal"],
+                                     "rows": [{"label": "base"}, {"label": "armed"}, {"label": "one seed"}]}))
+    outcomes = {(0, "temporal", s): Outcome("done", 40.0) for s in (1, 2, 3)}
+    outcomes |= {(1, "temporal", 1): Outcome("done", 50.0), (1, "temporal", 2): Outcome("done", 60.0),
+                 (1, "temporal", 3): Outcome("done", 50.0), (2, "temporal", 1): Outcome("done", 90.0)}
+    write_results(tmp_path / "results", table, micro_datasets(tmp_path), [1, 2, 3], outcomes)
+    frame = differences_by_video(load_results(tmp_path / "results"))
+    assert frame["label"].tolist() == ["armed"]
+    row = frame.iloc[0]
+    assert (row["seeds"], row["videos"]) == (3, 20) and row["difference"] == pytest.approx(40 / 3)
+    assert row["half_seeds"] == pytest.approx(4.303 * math.sqrt(100 / 3) / math.sqrt(3))
+    assert row["half_crossed"] == pytest.approx(4.303 * math.sqrt((20 * 100 / 3 + 56000 / 19 - 12000 / 38) / 60))
+    assert not row["resolved_seeds"] and not row["resolved_crossed"]
 
 
 def test_spread_by_video(tmp_path):

@@ -128,6 +128,12 @@ def test_report_on_two_tables(results, monkeypatch):
     assert "| temporal | no global, no local | 2 | 20 | 42.5 | 3.5 | 3.5 | 0.0 | 1.8 |" in sources
     assert "| temporal | local | 2 | 20 | 72.5 | 3.5 | 3.5 | 0.0 | 1.8 |" in sources
     assert "global + local" not in sources and "| scene |" not in sources and "Table me" not in sources
+    # differences with the test videos drawn too: "local" against the first row gains videos 9-14 in seed 1 and
+    # 10-15 in seed 2, +30 points in both (0 over the seeds: resolved); over the videos as well, MS_videos = 2 x 37000
+    # / 19, MS_residual = 10000 / 19: 12.706 x sqrt((2 x 37000 - 10000) / 19 / 40) = 116.6, not resolved
+    differences = section_text(notebook, "Differences with the test videos drawn too")
+    assert "Table a: paired differences (top-1 points) with 95 % half-widths" in differences
+    assert "| temporal | local | 2 | 20 | 30.0 | 0.0 | 116.6 | True | False |" in differences
     assert "failed: table a | local | scene | seed 1: RuntimeError" in text(notebook.cells[2])
     # the best temporal cell ("local", 70 %) has no global blocks: the section looks at the best one that has them
     attention = text(plots["What the global blocks look at"])
@@ -170,6 +176,8 @@ def test_report_on_a_single_failed_cell(results, monkeypatch):
     assert "skipped: no finished cell (1 failed)" in reasons["What the global blocks look at"]
     assert ("skipped: no cell has two finished seeds with test predictions (1 failed)"
             in section_text(notebook, "Where each cell's spread comes from"))
+    assert ("skipped: no row has two finished seeds with test predictions in common with its table's first row "
+            "(1 failed)") in section_text(notebook, "Differences with the test videos drawn too")
 
 
 def test_model_walkthrough_notebook(results, monkeypatch):

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from uv2.analysis import plots
 from uv2.analysis.results import (
     checkpoint_path,
+    differences_by_video,
     finished,
     load_predictions,
     per_class_top1,
@@ -198,6 +199,26 @@ def spread_sources(results: pd.DataFrame) -> list[Item] | Skipped:
     for name, group in frame.groupby("table", sort=True):
         shown = group.sort_values(["dataset", "row"])[list(headings)].rename(columns=headings).round(1)
         items += [Markdown(f"Table {name}: top-1 (%) over seeds, its standard deviation split by test video"),
+                  Markdown(markdown(shown.set_index("dataset")))]
+    return items
+
+
+def difference_sources(results: pd.DataFrame) -> list[Item] | Skipped:
+    """Per table, each row's paired difference from its first row with two 95 % half-widths: over the seeds
+    (table.md's, the test videos held fixed) and over the seeds and the test videos (uv2.analysis.results
+    .differences_by_video), and whether each excludes zero."""
+    frame = differences_by_video(results)
+    if frame.empty:
+        return Skipped(f"no row has two finished seeds with test predictions in common with its table's first row "
+                       f"({_status_counts(results)})")
+    headings = {"dataset": "dataset", "label": "row", "seeds": "seeds", "videos": "test videos",
+                "difference": "Δ from the first row", "half_seeds": "± over the seeds",
+                "half_crossed": "± over the seeds and the videos", "resolved_seeds": "resolved (seeds)",
+                "resolved_crossed": "resolved (seeds and videos)"}
+    items: list[Item] = []
+    for name, group in frame.groupby("table", sort=True):
+        shown = group.sort_values(["dataset", "row"])[list(headings)].rename(columns=headings).round(1)
+        items += [Markdown(f"Table {name}: paired differences (top-1 points) with 95 % half-widths"),
                   Markdown(markdown(shown.set_index("dataset")))]
     return items
 

@@ -6,6 +6,7 @@ table (e) the shared run of its script and seed).
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import yaml
 
 from uv2.ablation.grid import Cell, Table, load_table
 from uv2.ablation.scripts import COTRAINED, SHARED_RUNS, shared_run_dir
-from uv2.ablation.stats import video_split
+from uv2.ablation.stats import crossed_half_width, seed_spread, video_split
 
 
 def table_folders(results_dir: str | Path) -> list[Path]:
@@ -113,16 +114,11 @@ def per_class_top1(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def spread_by_video(results: pd.DataFrame) -> pd.DataFrame:
-    """Where each cell's spread over seeds comes from, by test video (uv2.ablation.stats.video_split), for every cell
-    (table, row, dataset) with two finished seeds or more that kept their test predictions: one row each with seeds,
-    videos, top1 (mean over the seeds, from the predictions), sd (over the seeds), per_video (which videos each run
-    happens to get right: a test set k times as large divides it by sqrt(k)), run (what a whole run shares, which no
-    test set shrinks) and sd_4x_videos (the sd expected with four times the test videos)."""
-    columns = ["table", "row", "label", "dataset", "seeds", "videos", "top1", "sd", "per_video", "run", "sd_4x_videos"]
-    rows = []
-    done = finished(results)
-    for (table, row, dataset), cells in done.groupby(["table", "row", "dataset"], sort=True):
+def _correct_by_cell(results: pd.DataFrame) -> dict[tuple[str, int, str], tuple[str, list[int], list[list[float]]]]:
+    """Per finished cell (table, row, dataset) whose seeds kept their test predictions: its label, those seeds and
+    correct[s][i] (1.0 where seed s's run gets test video i right; every seed's videos in one order)."""
+    cells_of = {}
+    for (table, row, dataset), cells in finished(results).groupby(["table", "row", "dataset"], sort=True):
         kept = [c for c in cells.sort_values("seed").itertuples() if (Path(c.cell_dir) / "test_predictions.pt").is_file()]
         correct, video_ids = [], None
         for cell in kept:
@@ -137,8 +133,49 @@ def spread_by_video(results: pd.DataFrame) -> pd.DataFrame:
             video_ids = sorted_ids
             right = (predictions["scores"].argmax(-1) == predictions["labels"]).tolist()
             correct.append([float(right[i]) for i in order])
+        if kept:
+            cells_of[(table, int(row), dataset)] = (kept[0].label, [int(c.seed) for c in kept], correct)
+    return cells_of
+
+
+def spread_by_video(results: pd.DataFrame) -> pd.DataFrame:
+    """Where each cell's spread over seeds comes from, by test video (uv2.ablation.stats.video_split), for every cell
+    (table, row, dataset) with two finished seeds or more that kept their test predictions: one row each with seeds,
+    videos, top1 (mean over the seeds, from the predictions), sd (over the seeds), per_video (which videos each run
+    happens to get right: a test set k times as large divides it by sqrt(k)), run (what a whole run shares, which no
+    test set shrinks) and sd_4x_videos (the sd expected with four times the test videos)."""
+    columns = ["table", "row", "label", "dataset", "seeds", "videos", "top1", "sd", "per_video", "run", "sd_4x_videos"]
+    rows = []
+    for (table, row, dataset), (label, _, correct) in _correct_by_cell(results).items():
         split = video_split(correct)
         if split is not None:
-            rows.append([table, row, kept[0].label, dataset, split.seeds, split.videos, split.mean, split.total,
+            rows.append([table, row, label, dataset, split.seeds, split.videos, split.mean, split.total,
                          split.per_video, split.run, split.with_videos(4 * split.videos)])
+    return pd.DataFrame(rows, columns=columns)
+
+
+def differences_by_video(results: pd.DataFrame) -> pd.DataFrame:
+    """Each row's difference from its table's first row (top-1 points, paired by seed as in table.md) with two 95 %
+    half-widths: over the seeds (table.md's, the test videos held fixed) and over the seeds and the test videos
+    (uv2.ablation.stats.crossed_half_width: every seed tests on the same videos, so table.md's interval leaves out
+    which videos those are; README, "Five seeds"). One row per (table, row, dataset) with two seeds or more in common
+    with the first row, both with test predictions: seeds, videos, difference, half_seeds, half_crossed, and whether
+    each interval excludes zero (resolved_seeds, resolved_crossed)."""
+    columns = ["table", "row", "label", "dataset", "seeds", "videos", "difference", "half_seeds", "half_crossed",
+               "resolved_seeds", "resolved_crossed"]
+    cells = _correct_by_cell(results)
+    rows = []
+    for (table, row, dataset), (label, seeds, correct) in cells.items():
+        if row == 0 or (table, 0, dataset) not in cells:
+            continue
+        _, base_seeds, base_correct = cells[(table, 0, dataset)]
+        shared = [s for s in seeds if s in base_seeds]
+        if len(shared) < 2:
+            continue
+        diff = [[100.0 * (a - b) for a, b in zip(correct[seeds.index(s)], base_correct[base_seeds.index(s)])]
+                for s in shared]
+        paired = seed_spread(statistics.mean(d) for d in diff)
+        crossed = crossed_half_width(diff)
+        rows.append([table, row, label, dataset, len(shared), len(diff[0]), paired.mean, paired.half_width, crossed,
+                     abs(paired.mean) > paired.half_width, abs(paired.mean) > crossed])
     return pd.DataFrame(rows, columns=columns)
