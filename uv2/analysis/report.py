@@ -195,12 +195,7 @@ def spread_sources(results: pd.DataFrame) -> list[Item] | Skipped:
     headings = {"dataset": "dataset", "label": "row", "seeds": "seeds", "videos": "test videos", "top1": "top-1",
                 "sd": "sd", "per_video": "from the test videos", "run": "from the run",
                 "sd_4x_videos": "sd with 4x the videos"}
-    items: list[Item] = []
-    for name, group in frame.groupby("table", sort=True):
-        shown = group.sort_values(["dataset", "row"])[list(headings)].rename(columns=headings).round(1)
-        items += [Markdown(f"Table {name}: top-1 (%) over seeds, its standard deviation split by test video"),
-                  Markdown(markdown(shown.set_index("dataset")))]
-    return items
+    return _per_table(frame, headings, "top-1 (%) over seeds, its standard deviation split by test video")
 
 
 def difference_sources(results: pd.DataFrame) -> list[Item] | Skipped:
@@ -215,11 +210,16 @@ def difference_sources(results: pd.DataFrame) -> list[Item] | Skipped:
                 "difference": "Δ from the first row", "half_seeds": "± over the seeds",
                 "half_crossed": "± over the seeds and the videos", "resolved_seeds": "resolved (seeds)",
                 "resolved_crossed": "resolved (seeds and videos)"}
+    return _per_table(frame, headings, "paired differences (top-1 points) with 95 % half-widths")
+
+
+def _per_table(frame: pd.DataFrame, headings: dict[str, str], caption: str) -> list[Item]:
+    """One markdown table per ablation table of `frame` (a row per dataset and row): its `headings` columns, renamed
+    and rounded to 0.1, under "Table <name>: <caption>"."""
     items: list[Item] = []
     for name, group in frame.groupby("table", sort=True):
         shown = group.sort_values(["dataset", "row"])[list(headings)].rename(columns=headings).round(1)
-        items += [Markdown(f"Table {name}: paired differences (top-1 points) with 95 % half-widths"),
-                  Markdown(markdown(shown.set_index("dataset")))]
+        items += [Markdown(f"Table {name}: {caption}"), Markdown(markdown(shown.set_index("dataset")))]
     return items
 
 
