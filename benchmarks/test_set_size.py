@@ -31,6 +31,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from uv2.ablation.stats import crossed_half_width, seed_spread, video_split  # noqa: E402
+from uv2.analysis.results import correct_by_cell, load_results  # noqa: E402
 from uv2.data.synthetic import DEFAULT_ROOT, SIZES, ensure_synthetic, generate, set_classes, set_dir  # noqa: E402
 
 
@@ -52,20 +53,10 @@ def write_inputs(out: Path, val_per_class: int, tables: list[str]) -> None:
         (out / f"{name}_scene.yaml").write_text(yaml.safe_dump(table, sort_keys=False))
 
 
-def correct_by_row(folder: Path) -> dict[str, torch.Tensor]:
-    """Per row (cell folder prefix, in table order): (seeds, videos) 1 where the seed's run gets the video right."""
-    cells = folder.glob("cells/r*__scene__seed*")  # r<row>-<label>__scene__seed<s>
-    rows: dict[str, list[torch.Tensor]] = {}
-    for cell in sorted(cells, key=lambda c: (c.name.split("__")[0], int(c.name.rsplit("seed", 1)[1]))):
-        predictions = torch.load(cell / "test_predictions.pt", weights_only=True)
-        order = torch.argsort(predictions["video_ids"])
-        rows.setdefault(cell.name.split("__")[0], []).append(
-            (predictions["scores"].argmax(1) == predictions["labels"])[order].double())
-    return {row: torch.stack(seeds) for row, seeds in rows.items()}
-
-
 def report(folder: Path, first: int) -> None:
-    correct = correct_by_row(folder)
+    """What the module docstring's step 4 prints for one table's results folder."""
+    cells = correct_by_cell(load_results(folder))  # (table, row, dataset) -> label, seeds, correct[s][i]
+    correct = {label: torch.tensor(c) for label, _, c in (cells[key] for key in sorted(cells))}  # table order
     print(f"\n{folder.name}: top-1 per seed on the first {first} test videos | on all; sd over seeds = the test "
           f"videos' part / the runs' part")
     for row, c in correct.items():

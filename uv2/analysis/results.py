@@ -114,7 +114,7 @@ def per_class_top1(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def _correct_by_cell(results: pd.DataFrame) -> dict[tuple[str, int, str], tuple[str, list[int], list[list[float]]]]:
+def correct_by_cell(results: pd.DataFrame) -> dict[tuple[str, int, str], tuple[str, list[int], list[list[float]]]]:
     """Per finished cell (table, row, dataset) whose seeds kept their test predictions: its label, those seeds and
     correct[s][i] (1.0 where seed s's run gets test video i right; every seed's videos in one order)."""
     cells_of = {}
@@ -146,7 +146,7 @@ def spread_by_video(results: pd.DataFrame) -> pd.DataFrame:
     test set shrinks) and sd_4x_videos (the sd expected with four times the test videos)."""
     columns = ["table", "row", "label", "dataset", "seeds", "videos", "top1", "sd", "per_video", "run", "sd_4x_videos"]
     rows = []
-    for (table, row, dataset), (label, _, correct) in _correct_by_cell(results).items():
+    for (table, row, dataset), (label, _, correct) in correct_by_cell(results).items():
         split = video_split(correct)
         if split is not None:
             rows.append([table, row, label, dataset, split.seeds, split.videos, split.mean, split.total,
@@ -163,7 +163,7 @@ def differences_by_video(results: pd.DataFrame) -> pd.DataFrame:
     each interval excludes zero (resolved_seeds, resolved_crossed)."""
     columns = ["table", "row", "label", "dataset", "seeds", "videos", "difference", "half_seeds", "half_crossed",
                "resolved_seeds", "resolved_crossed"]
-    cells = _correct_by_cell(results)
+    cells = correct_by_cell(results)
     rows = []
     for (table, row, dataset), (label, seeds, correct) in cells.items():
         if row == 0 or (table, 0, dataset) not in cells:
