@@ -40,7 +40,8 @@ from uv2.analysis.results import load_results
 results = load_results(RESULTS)
 show(report.overview(results))'''),
     new_markdown_cell("## Every table beside the paper\n\nOurs (mean [95 % interval] over the finished seeds) "
-                      "beside the paper's top-1 per row, each row's difference from the first row paired by seed, a "
+                      "beside the paper's top-1 per row, each row's difference from the first row paired by seed "
+                      "(its 95 % interval over the seeds and the test videos, as table.md's), a "
                       "note for every cell that did not finish; how the cells spread over seeds (the part the rows "
                       "of a seed share, which the paired differences cancel, and each row's own); and as bars (the "
                       "paper's numbers as red marks)."),
@@ -66,9 +67,10 @@ show(report.overview(results))'''),
                       "spread to expect from four times the test videos."),
     new_code_cell('''show(report.spread_sources(results))'''),
     new_markdown_cell("## Differences with the test videos drawn too\n\nEach row's difference from its table's first "
-                      "row, paired by seed as in table.md, with two 95 % intervals: table.md's, over the seeds, which "
-                      "all test on the same videos and so leave out which videos those are, and one over the seeds "
-                      "and the test videos both (a crossed two-way design; README, \"Five seeds\")."),
+                      "row, paired by seed as in table.md, with two 95 % intervals: one over the seeds alone, which "
+                      "all test on the same videos and so leave out which videos those are, and table.md's, over the "
+                      "seeds and the test videos both (a crossed two-way design; README, \"Five seeds\"): what "
+                      "counting the test videos changes."),
     new_code_cell('''show(report.difference_sources(results))'''),
     new_markdown_cell("## What the global blocks look at\n\nThe cross-attention of each global block's query over "
                       "the patches of every frame of one validation video (heads and queries averaged), in the best "

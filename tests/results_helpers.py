@@ -104,6 +104,7 @@ def write_results(out: Path, table_file: Path, datasets: dict[str, Any], seeds: 
         outcome = outcomes.get((cell.row, cell.dataset, cell.seed))
         if outcome is not None:
             record.update(_write_cell(folder / "cells" / cell.slug, cell, outcome, scripts))
+            atomic_write_text(folder / "cells" / cell.slug / "cell.json", json.dumps(record))
         records.append(record)
     atomic_write_text(folder / "results.csv", results_csv(records))
     atomic_write_text(folder / f"{table.name}.yaml", table_file.read_text())
@@ -131,7 +132,6 @@ def _write_cell(cell_dir: Path, cell: Cell, outcome: Outcome, scripts: TrainingS
         else:
             atomic_write_text(cell_dir / "cell.yaml", yaml.safe_dump(cell.config, sort_keys=False))
             write_run(cell_dir, cell.config, grid_hparams(cell), outcome.top1, names)
-    atomic_write_text(cell_dir / "cell.json", json.dumps({**record, "table": cell.table, "row": cell.row}))
     return record
 
 

@@ -10,7 +10,10 @@ import pytest
 import torch
 import yaml
 
+from tests.helpers import REPO
 from tests.results_helpers import Outcome, micro_datasets, write_results
+from uv2.ablation.grid import expand_cells, load_table
+from uv2.ablation.runner import GridRunner
 from uv2.analysis.results import differences_by_video, load_results, per_class_top1, spread_by_video
 from uv2.data.synthetic import ensure_synthetic
 
@@ -66,6 +69,33 @@ def test_differences_by_video(tmp_path):
     assert row["half_seeds"] == pytest.approx(4.303 * math.sqrt(100 / 3) / math.sqrt(3))
     assert row["half_crossed"] == pytest.approx(4.303 * math.sqrt((20 * 100 / 3 + 56000 / 19 - 12000 / 38) / 60))
     assert not row["resolved_seeds"] and not row["resolved_crossed"]
+
+
+def test_the_runner_s_table_takes_the_test_videos_in(tmp_path):
+    """table.md as the grid runner writes it: each difference's interval over the seeds and the cells' test videos
+    (their test_predictions.pt). Row 1 gets the first 10 of 20 videos right where row 0 gets the first 8, in seeds 1
+    and 2: +10 points in both (no spread over the seeds), all of it on videos 9-10. The video means are 100 (two) and
+    0 (eighteen), variance (2 x 90^2 + 18 x 10^2) / 19; MS_videos = 2 x that, no residual: video_variance =
+    MS_videos / (2 seeds x 20 videos), half-width 12.706 x sqrt(video_variance), and z x sqrt(video_variance) = 13.5
+    > 10: no number of seeds resolves it. Without the predictions, the interval is over the seeds alone."""
+    ensure_synthetic(tmp_path / "synthetic" / "micro_seed0", "micro", 0, sets=["temporal"])
+    table_file = tmp_path / "t.yaml"
+    table_file.write_text(yaml.safe_dump({"title": "t", "datasets": ["temporal"], "rows": [
+        {"label": "base", "paper": {"temporal": 60.0}}, {"label": "armed", "paper": {"temporal": 61.0}}]}))
+    outcomes = {(row, "temporal", s): Outcome("done", 40.0 + 10 * row) for row in (0, 1) for s in (1, 2)}
+    folder = write_results(tmp_path / "results", table_file, micro_datasets(tmp_path), [1, 2], outcomes)
+    table = load_table(str(table_file), table_file.parent)
+    runner = GridRunner(table, expand_cells(table, micro_datasets(tmp_path), "tiny", [1, 2], repo=REPO), folder, REPO)
+    runner.write_outputs()
+    video_variance = 2 * (2 * 90 ** 2 + 18 * 10 ** 2) / 19 / 40
+    half = 12.706 * math.sqrt(video_variance)
+    line = next(x for x in (folder / "table.md").read_text().splitlines() if x.startswith("| armed"))
+    assert f"+10.0 [{10 - half:+.1f}, {10 + half:+.1f}] / +1.0" in line and "no number of seeds" in line
+    for path in folder.glob("cells/*/test_predictions.pt"):
+        path.unlink()
+    runner.write_outputs()
+    line = next(x for x in (folder / "table.md").read_text().splitlines() if x.startswith("| armed"))
+    assert "+10.0 [+10.0, +10.0] / +1.0" in line and "temporal: Δ interval over the seeds alone" in line
 
 
 def test_spread_by_video(tmp_path):

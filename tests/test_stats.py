@@ -14,6 +14,7 @@ from uv2.ablation.stats import (
     crossed_half_width,
     paired_difference,
     seed_spread,
+    seeds_cannot_resolve,
     seeds_needed,
     spread_decomposition,
     t_quantile_975,
@@ -138,6 +139,64 @@ def test_crossed_half_width_against_hand_computed_values():
     assert crossed_half_width(flat) == pytest.approx(seed_spread([1, 3, 2]).half_width)
     with pytest.raises(ValueError, match="needs >= 2 seeds on the same >= 2 videos"):
         crossed_half_width([[1, 2], [1]])
+
+
+def test_paired_difference_takes_in_the_test_videos():
+    """The same diff as above, seeds 1 and 2: values 2, 1 (the per-seed means), video_variance (MS_videos -
+    MS_residual) / (seeds x videos) = (1.5 - 0.5) / 6; half-width t(1) * sqrt(s^2 / 2 + 1 / 6) = the crossed one.
+    Without a seed's per-video differences the interval is over the seeds alone."""
+    by_video = {1: [3, 1, 2], 2: [1, 0, 2]}
+    d = paired_difference({1: 62, 2: 61, 3: 70}, {1: 60, 2: 60}, by_video)
+    assert d.values == (2.0, 1.0) and d.videos == 3 and d.video_variance == pytest.approx(1 / 6)
+    assert d.half_width == pytest.approx(12.706 * math.sqrt(2.5 / 6)) == pytest.approx(crossed_half_width(
+        list(by_video.values())))
+    assert d.seeds_half_width == pytest.approx(seed_spread([2, 1]).half_width)
+    # 4 seeds at the same spreads: t(3) * sqrt(0.5 / 4 + 1 / 6)
+    assert d.half_width_at(4) == pytest.approx(3.182 * math.sqrt(0.5 / 4 + 1 / 6))
+    seeds_only = paired_difference({1: 62, 2: 61}, {1: 60, 2: 60}, {1: [3, 1, 2]})
+    assert seeds_only.videos == 0 and seeds_only.half_width == pytest.approx(seed_spread([2, 1]).half_width)
+
+
+def test_a_difference_made_by_one_test_video_is_not_resolved_by_seeds():
+    """Every seed gains the same single video of 4 (+25 points each, no spread over seeds): over the seeds alone
+    that is resolved, but it is one video. By video: means 100, 0, 0, 0 (MS_videos = 3 x 2500), no residual:
+    video_variance 7500 / 12 = 625; z * 25 = 49 >= 25, so no number of seeds resolves it."""
+    one_video = {s: [100.0, 0.0, 0.0, 0.0] for s in (1, 2, 3)}
+    d = paired_difference({1: 75, 2: 75, 3: 75}, {1: 50, 2: 50, 3: 50}, one_video)
+    assert d.std == 0 and d.seeds_half_width == 0 and d.video_variance == pytest.approx(625)
+    assert d.half_width == pytest.approx(4.303 * 25)
+    assert seeds_needed(d) is None and seeds_cannot_resolve(d)
+    assert verdict(d, +1.0) == "not resolved at this scale (no number of seeds resolves it on 4 test videos)"
+    # half the videos +10 in every seed, and one more video +-8 in two seeds: differences 5, 6, 4, 5 (over the seeds
+    # alone resolved with 3 seeds), a test videos' part that seeds can overcome, with more of them (6 at these spreads)
+    spread = {1: [10, 0] * 4, 2: [10, 8] + [10, 0] * 3, 3: [10, 0, 10, -8] + [10, 0] * 2, 4: [10, 0] * 4}
+    d = paired_difference({s: sum(v) / 8 for s, v in spread.items()}, dict.fromkeys(spread, 0.0), spread)
+    assert d.values == (5, 6, 4, 5) and d.video_variance > 0 and not seeds_cannot_resolve(d)
+    assert seeds_needed(d) == 6 and seeds_needed(paired_difference(dict(zip(spread, d.values)),
+                                                                   dict.fromkeys(spread, 0.0))) == 3
+
+
+def _videos(row: int, seeds: dict[int, list[float]], dataset: str = "temporal") -> dict:
+    return {(row, dataset, s): ([f"v{i}" for i in range(len(c))], c) for s, c in seeds.items()}
+
+
+def test_table_takes_the_test_videos_into_its_flags():
+    """A row whose gain over the first row is one test video in every seed: resolved over the seeds alone, not
+    once the test videos are a draw too; without per-video results table.md says its interval is over the seeds."""
+    rows = [Row("base", paper={"temporal": 60.0}), Row("one video", paper={"temporal": 61.0})]
+    table = Table("t", "synthetic", ["temporal"], rows, Path("t.yaml"))
+    records = _records(0, {1: 50, 2: 50, 3: 50}) + _records(1, {1: 75, 2: 75, 3: 75})
+    videos = {**_videos(0, dict.fromkeys((1, 2, 3), [0.0, 1.0, 1.0, 0.0])),
+              **_videos(1, dict.fromkeys((1, 2, 3), [1.0, 1.0, 1.0, 0.0]))}
+    line = [x for x in render_table(table, records, videos).splitlines() if x.startswith("| one video")][0]
+    assert "+25.0 [-82.6, +100.0] / +1.0" in line  # 4.303 * 25 = 107.6
+    assert "temporal: not resolved at this scale (no number of seeds resolves it on 4 test videos)" in line
+    assert "over the seeds alone" not in line
+    seeds_only = [x for x in render_table(table, records).splitlines() if x.startswith("| one video")][0]
+    assert "+25.0 [+25.0, +25.0] / +1.0" in seeds_only and "temporal: agrees with the paper (+1.0)" in seeds_only
+    assert "temporal: Δ interval over the seeds alone (no per-video test results of both rows)" in seeds_only
+    other_videos = {**videos, (1, "temporal", 2): (["w0", "w1", "w2", "w3"], [1.0, 1.0, 1.0, 0.0])}
+    assert "over the seeds alone" in render_table(table, records, other_videos)
 
 
 def test_video_split_against_hand_computed_values():

@@ -36,7 +36,7 @@ from uv2.ablation.launch import PeakMemory, fit_and_test
 from uv2.ablation.parallel import CELL_THREADS, cell_threads, side_by_side_order, why_one_at_a_time, worker_pool
 from uv2.ablation.progress import GridProgress
 from uv2.ablation.scripts import COTRAINED, TrainingScripts
-from uv2.ablation.table import render_table, results_csv
+from uv2.ablation.table import render_table, results_csv, video_results
 from uv2.io import atomic_write_text
 from uv2.models import ModelConfig
 from uv2.models.flops import model_flops
@@ -245,11 +245,18 @@ class GridRunner:
                 records.append({**self.base_record(cell), "status": "pending"})
         return records
 
+    def video_results(self, records: list[dict[str, Any]]) -> dict[tuple[int, str, int], tuple[list, list[float]]]:
+        """Per finished cell that kept its test predictions, its test video by video (table.md's intervals take the
+        test videos' part from them)."""
+        done = {(r["row"], r["dataset"], r["seed"]) for r in records if r.get("status") == "done"}
+        return {(c.row, c.dataset, c.seed): video_results(path) for c in self.cells
+                if (c.row, c.dataset, c.seed) in done and (path := self.cell_dir(c) / "test_predictions.pt").is_file()}
+
     def write_outputs(self) -> None:
         records = self.collect()
         atomic_write_text(self.out_dir / "results.csv", results_csv(records))
         atomic_write_text(self.out_dir / f"{self.table.name}.yaml", self.table.path.read_text())  # for the notebooks
-        atomic_write_text(self.out_dir / "table.md", render_table(self.table, records))
+        atomic_write_text(self.out_dir / "table.md", render_table(self.table, records, self.video_results(records)))
 
 
 def _run_cell_in_worker(table: Table, cells: list[Cell], index: int, out_dir: Path, repo: Path,

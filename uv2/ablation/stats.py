@@ -2,9 +2,11 @@
 
 - :class:`SeedSpread`: one cell's metric over its seeds: mean, sample standard deviation and the 95 % confidence
   interval of the mean, mean ± t(0.975, n-1) * s / sqrt(n) (Student's t: a handful of seeds is a small sample).
-- :func:`paired_difference`: a row against the table's first row on the seeds both ran. The same seed means the
-  same data order, initialisation of the new modules and augmentation draws, so the per-seed differences cancel
-  what the two runs share and the interval is that of their mean (a paired t interval).
+- :func:`paired_difference` (a :class:`PairedDifference`): a row against the table's first row on the seeds both
+  ran. The same seed means the same data order, initialisation of the new modules and augmentation draws, so the
+  per-seed differences cancel what the two runs share (a paired t interval). Every seed tests on the same videos,
+  so where both rows kept their per-video results the interval also takes in which test videos those are (seeds
+  and videos both random draws, a crossed design); more seeds do not shrink that part, more test videos do.
 - :func:`verdict`: our paired difference against the paper's: "agrees" / "differs" only when the interval excludes
   zero, else "not resolved", with about how many seeds would resolve it at the measured spread.
 - :func:`spread_decomposition`: where a dataset's cells spread over seeds: the part every row trained with a seed
@@ -91,33 +93,72 @@ def seed_spread(values: Iterable[float]) -> SeedSpread:
     return SeedSpread(tuple(float(v) for v in values))
 
 
-def paired_difference(row: Mapping[int, float], base: Mapping[int, float]) -> SeedSpread:
-    """Per-seed differences row - base over the seeds both have ({seed: value} each), as a SeedSpread (its mean and
-    interval are the paired estimate)."""
-    return seed_spread(row[s] - base[s] for s in sorted(set(row) & set(base)))
+@dataclass(frozen=True)
+class PairedDifference(SeedSpread):
+    """A row's metric minus the base row's, paired by seed (`values`: one difference per seed both ran). With the
+    test videos' part measured (`videos` > 0), the variance of the mean is s^2 / seeds + `video_variance`, the
+    second term the draw of test videos every seed shares, which more seeds do not shrink; without it (videos = 0)
+    the interval is over the seeds alone, the test videos held fixed."""
+
+    videos: int = 0  # test videos the per-video differences were measured on (0: not measured)
+    video_variance: float = 0.0  # what their draw adds to the variance of the mean (see video_variance())
+
+    def half_width_at(self, seeds: int) -> float:
+        """The 95 % half-width with `seeds` seeds on the same test videos, at the measured spreads (Student's t on
+        seeds - 1 degrees of freedom)."""
+        return t_quantile_975(seeds - 1) * math.sqrt(self.std ** 2 / seeds + self.video_variance)
+
+    @property
+    def half_width(self) -> float:
+        return self.half_width_at(self.n) if self.n > 1 else math.nan
+
+    @property
+    def seeds_half_width(self) -> float:
+        """The half-width over the seeds alone (the test videos held fixed)."""
+        return SeedSpread(self.values).half_width
 
 
-def seeds_needed(difference: SeedSpread) -> int | None:
-    """About how many seeds make the 95 % interval of this mean difference exclude zero, at its measured spread
-    (the smallest n with t(n-1) * s / sqrt(n) < |mean|); None when unknown (fewer than two seeds) or more than
-    MAX_SEEDS_ADVISED."""
+def paired_difference(row: Mapping[int, float], base: Mapping[int, float],
+                      by_video: Mapping[int, Sequence[float]] | None = None) -> PairedDifference:
+    """Per-seed differences row - base over the seeds both have ({seed: value} each), as a PairedDifference (its mean
+    and interval are the paired estimate). `by_video`: {seed: the difference on each test video}, every seed on the
+    same videos in one order; where it holds every common seed (two or more), the interval takes in the test videos'
+    part (video_variance), else it is over the seeds alone."""
+    seeds = sorted(set(row) & set(base))
+    values = tuple(float(row[s] - base[s]) for s in seeds)
+    if by_video is None or len(seeds) < 2 or any(s not in by_video for s in seeds):
+        return PairedDifference(values)
+    diff = [by_video[s] for s in seeds]
+    return PairedDifference(values, len(diff[0]), video_variance(diff))
+
+
+def seeds_needed(difference: PairedDifference) -> int | None:
+    """About how many seeds (on the same test videos) make the 95 % interval of this mean difference exclude zero, at
+    its measured spreads (the smallest n with half_width_at(n) < |mean|); None when unknown (fewer than two seeds),
+    more than MAX_SEEDS_ADVISED or none: the test videos' part alone can keep zero in the interval."""
     if difference.n < 2:
         return None
     effect = abs(difference.mean)
-    if difference.std == 0:
+    if difference.std == 0 and difference.video_variance == 0:
         return difference.n if effect > 0 else None
     for n in range(2, MAX_SEEDS_ADVISED + 1):
-        if t_quantile_975(n - 1) * difference.std / math.sqrt(n) < effect:
+        if difference.half_width_at(n) < effect:
             return n
     return None
 
 
-def verdict(difference: SeedSpread, paper_delta: float | None) -> str:
+def seeds_cannot_resolve(difference: PairedDifference) -> bool:
+    """Whether no number of seeds on these test videos resolves the difference: its test videos' part alone keeps
+    zero in the 95 % interval (z * sqrt(video_variance) >= |mean|)."""
+    return difference.videos > 0 and _Z975 * math.sqrt(difference.video_variance) >= abs(difference.mean)
+
+
+def verdict(difference: PairedDifference, paper_delta: float | None) -> str:
     """How our paired difference (row - first row) compares with the paper's, in words.
 
     "agrees with the paper" / "differs from the paper" only when our 95 % interval excludes zero; otherwise "not
-    resolved at this scale" with the seeds it would need; "the paper shows no direction" when the paper's
-    difference is within DIRECTION_TOLERANCE.
+    resolved at this scale" with the seeds it would need (or that no number of seeds would, on these test videos);
+    "the paper shows no direction" when the paper's difference is within DIRECTION_TOLERANCE.
     """
     if paper_delta is None:
         return ""
@@ -129,8 +170,12 @@ def verdict(difference: SeedSpread, paper_delta: float | None) -> str:
     if low > 0 or high < 0:
         same = (difference.mean > 0) == (paper_delta > 0)
         return f"{'agrees with' if same else 'differs from'} the paper ({paper_delta:+.1f})"
-    needed = seeds_needed(difference)
-    more = f"needs about {needed} seeds" if needed else f"needs more than {MAX_SEEDS_ADVISED} seeds"
+    if needed := seeds_needed(difference):
+        more = f"needs about {needed} seeds"
+    elif seeds_cannot_resolve(difference):
+        more = f"no number of seeds resolves it on {difference.videos} test videos"
+    else:
+        more = f"needs more than {MAX_SEEDS_ADVISED} seeds"
     return f"not resolved at this scale ({more})"
 
 
@@ -210,23 +255,27 @@ def video_split(correct: Sequence[Sequence[float]]) -> VideoSplit | None:
                       math.sqrt(max(0.0, total_var - per_video_var)))
 
 
-def crossed_half_width(diff: Sequence[Sequence[float]]) -> float:
-    """95 % half-width of the mean of `diff[s][i]` (a row's difference from the base row on test video i in seed s)
-    with the seeds and the test videos both random draws (a crossed two-way design): the paired difference's interval
-    over the seeds treats the test videos as fixed, as every seed tests on the same ones. Its variance is (MS_seeds +
-    MS_videos - MS_residual) / (seeds x videos), never below the seeds' part MS_seeds / (seeds x videos) (the paired
-    difference's own variance); Student's t on seeds - 1 degrees of freedom, as the paired difference's. Measured use:
-    benchmarks/test_set_size.py (README, five seeds)."""
+def video_variance(diff: Sequence[Sequence[float]]) -> float:
+    """What the draw of test videos adds to the variance of the mean of `diff[s][i]` (a row's difference from the base
+    row on test video i in seed s), with the seeds and the test videos both random draws (a crossed two-way design):
+    the mean's variance is (MS_seeds + MS_videos - MS_residual) / (seeds x videos), of which MS_seeds / (seeds x
+    videos) is the paired difference's own over the seeds; the rest, (MS_videos - MS_residual) / (seeds x videos),
+    floored at 0, is this. Measured use: benchmarks/test_set_size.py (README, five seeds)."""
     seeds = len(diff)
     videos = len(diff[0]) if seeds else 0
     if seeds < 2 or videos < 2 or any(len(d) != videos for d in diff):
-        raise ValueError(f"crossed_half_width: needs >= 2 seeds on the same >= 2 videos (got {[len(d) for d in diff]})")
+        raise ValueError(f"video_variance: needs >= 2 seeds on the same >= 2 videos (got {[len(d) for d in diff]})")
     by_seed = [statistics.mean(d) for d in diff]
     by_video = [statistics.mean(d[i] for d in diff) for i in range(videos)]
     mean = statistics.mean(by_seed)
-    ms_seeds = videos * statistics.variance(by_seed)
     ms_videos = seeds * statistics.variance(by_video)
     ms_residual = sum((d[i] - by_seed[s] - by_video[i] + mean) ** 2 for s, d in enumerate(diff)
                       for i in range(videos)) / ((seeds - 1) * (videos - 1))
-    variance = max(ms_seeds, ms_seeds + ms_videos - ms_residual) / (seeds * videos)
-    return t_quantile_975(seeds - 1) * math.sqrt(variance)
+    return max(0.0, ms_videos - ms_residual) / (seeds * videos)
+
+
+def crossed_half_width(diff: Sequence[Sequence[float]]) -> float:
+    """95 % half-width of the mean of `diff[s][i]` (see video_variance) with the seeds and the test videos both random
+    draws: the per-seed means' paired interval widened by the test videos' part."""
+    variance = video_variance(diff)
+    return PairedDifference(tuple(statistics.mean(d) for d in diff), len(diff[0]), variance).half_width

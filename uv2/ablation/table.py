@@ -1,17 +1,23 @@
 """The grid's outputs: results.csv (one row per cell x dataset x seed) and table.md (the paper's layout: our mean
-with its 95 % interval over seeds beside the paper's numbers, each row's paired difference from the first row, and
-whether it agrees with the paper where the interval can tell: uv2.ablation.stats)."""
+with its 95 % interval over seeds beside the paper's numbers, each row's paired difference from the first row with
+its interval over the seeds and the test videos, and whether it agrees with the paper where the interval can tell:
+uv2.ablation.stats)."""
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import torch
 
 from uv2.ablation.grid import Table
 from uv2.ablation.stats import (
     TOP1_RANGE,
+    PairedDifference,
     SeedSpread,
     SpreadDecomposition,
     paired_difference,
@@ -41,11 +47,38 @@ class CellStatistics:
 
     ours: SeedSpread  # top-1 of the finished seeds
     paper: float | None  # the paper's top-1
-    difference: SeedSpread | None  # ours minus the first row's, paired by seed; None for the first row
+    difference: PairedDifference | None  # ours minus the first row's, paired by seed; None for the first row
     paper_delta: float | None  # the paper's difference from its first row
     verdict: str  # uv2.ablation.stats.verdict of the difference ("" for the first row)
     problems: list[str] = field(default_factory=list)  # one note per seed that did not finish
     chance: float | None = None  # 100 / classes, when known
+
+
+#: {(row, dataset, seed): (its test video ids, sorted; 1.0 where its multi-view test got that video right, else 0.0)}
+VideoResults = Mapping[tuple[int, str, int], tuple[Sequence[Any], Sequence[float]]]
+
+
+def video_results(predictions_file: str | Path) -> tuple[list[Any], list[float]]:
+    """A finished cell's multi-view test video by video, from its test_predictions.pt: the video ids in sorted order
+    and 1.0 where the cell got that video right, 0.0 where not (so two cells on the same videos line up)."""
+    predictions = torch.load(predictions_file, weights_only=True)
+    ids = predictions["video_ids"]
+    ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+    right = (predictions["scores"].argmax(-1) == predictions["labels"]).tolist()
+    order = sorted(range(len(ids)), key=ids.__getitem__)
+    return [ids[i] for i in order], [float(right[i]) for i in order]
+
+
+def video_differences(videos: VideoResults, row: int, base: int, key: str, seeds: Sequence[int]
+                         ) -> dict[int, list[float]]:
+    """{seed: row's minus base's correct-or-not on each test video, in points} for the seeds where both cells kept
+    their per-video results on the same videos."""
+    out = {}
+    for seed in seeds:
+        ours, theirs = videos.get((row, key, seed)), videos.get((base, key, seed))
+        if ours is not None and theirs is not None and list(ours[0]) == list(theirs[0]):
+            out[seed] = [100.0 * (a - b) for a, b in zip(ours[1], theirs[1])]
+    return out
 
 
 def records_by_cell(records: list[dict[str, Any]]) -> dict[tuple[int, str], dict[int, dict[str, Any]]]:
@@ -79,10 +112,14 @@ def dataset_spreads(table: Table, records: list[dict[str, Any]]) -> dict[str, Sp
     return out
 
 
-def table_statistics(table: Table, records: list[dict[str, Any]]) -> list[dict[str, CellStatistics]]:
-    """Per row of `table`, per dataset key: its CellStatistics from the cell records (results.csv rows). The one
-    place that computes a table's statistics: table.md and the report notebook (uv2.analysis.tables) render it."""
+def table_statistics(table: Table, records: list[dict[str, Any]], videos: VideoResults | None = None
+                     ) -> list[dict[str, CellStatistics]]:
+    """Per row of `table`, per dataset key: its CellStatistics from the cell records (results.csv rows) and, where the
+    cells kept them, their per-video test results (`videos`), which take the test videos' part into each paired
+    difference's interval. The one place that computes a table's statistics: table.md and the report notebook
+    (uv2.analysis.tables) render it."""
     by_cell = records_by_cell(records)
+    videos = videos or {}
 
     def done(row: int, key: str) -> dict[int, float]:
         return finished_top1(by_cell.get((row, key), {}))
@@ -94,7 +131,11 @@ def table_statistics(table: Table, records: list[dict[str, Any]]) -> list[dict[s
             paper, base_paper = row.paper.get(key), table.rows[0].paper.get(key)
             paper_delta = paper - base_paper if i and paper is not None and base_paper is not None else None
             ours = done(i, key)
-            difference = paired_difference(ours, done(0, key)) if i else None
+            difference = None
+            if i:
+                base = done(0, key)
+                by_video = video_differences(videos, i, 0, key, sorted(set(ours) & set(base)))
+                difference = paired_difference(ours, base, by_video)
             cell_records = by_cell.get((i, key), {}).values()
             problems = [f"seed {r['seed']} {r['status']}" + (f" ({str(r['error'])[:120]})" if r.get("error") else "")
                         for r in cell_records if r.get("status") != "done"]
@@ -127,21 +168,24 @@ def cell_notes(key: str, cell: CellStatistics) -> list[str]:
     notes = [f"{key}: {problem}" for problem in cell.problems]
     if cell.ours.n and cell.chance and cell.ours.mean < 2 * cell.chance:
         notes.append(f"{key}: near chance ({cell.chance:.0f} %)")
+    if cell.difference is not None and cell.difference.n > 1 and not cell.difference.videos:
+        notes.append(f"{key}: Δ interval over the seeds alone (no per-video test results of both rows)")
     if cell.verdict:
         notes.append(f"{key}: {cell.verdict}")
     return notes
 
 
-def render_table(table: Table, records: list[dict[str, Any]]) -> str:
+def render_table(table: Table, records: list[dict[str, Any]], videos: VideoResults | None = None) -> str:
     """The paper's layout: one line per row; per dataset, ours (mean [95 % CI] over seeds) beside the paper's top-1,
-    and for every row after the first its difference from the first row, ours paired by seed [95 % CI] beside the
-    paper's; notes say whether each difference agrees with the paper, differs, or is not resolved at this scale."""
+    and for every row after the first its difference from the first row, ours paired by seed [95 % CI over the seeds
+    and, where `videos` has them, the test videos] beside the paper's; notes say whether each difference agrees with
+    the paper, differs, or is not resolved at this scale."""
     header = ["row"]
     for key in table.datasets:
         header += [f"{key} (ours)", f"{key} (paper)", f"{key} Δ (ours / paper)"]
     header += ["GFLOPs", "notes"]
     lines = [f"# Table {table.title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for i, (row, cells) in enumerate(zip(table.rows, table_statistics(table, records))):
+    for i, (row, cells) in enumerate(zip(table.rows, table_statistics(table, records, videos))):
         cols, notes = [], []
         for key, cell in cells.items():
             cols += [cell.ours.interval_text(TOP1_RANGE), "-" if cell.paper is None else f"{cell.paper}", difference_text(cell)]
@@ -164,8 +208,9 @@ def spread_text(table: Table, records: list[dict[str, Any]]) -> str:
 
 
 LEGEND = ("Top-1 (%) of the multi-view test, ours as mean [95 % confidence interval over seeds, Student's t, within "
-          "0-100]; Δ: difference from '{base}', ours paired by seed [95 % CI, within +-100]. A difference agrees with "
-          "or differs from the paper only when its interval excludes zero. The paper's numbers are CLIP ViT-B/16 on "
-          "Kinetics / Something-Something, ours at the scale the grid ran.")
+          "0-100]; Δ: difference from '{base}', ours paired by seed [95 % CI over the seeds and the test videos, both "
+          "random draws, within +-100: every seed tests on the same videos, and more seeds do not shrink their part]. "
+          "A difference agrees with or differs from the paper only when its interval excludes zero. The paper's "
+          "numbers are CLIP ViT-B/16 on Kinetics / Something-Something, ours at the scale the grid ran.")
 SPREAD_LEGEND = ("The rows of a seed share its data order and augmentation draws; what they share cancels in the "
                  "paired differences (uv2.ablation.stats.spread_decomposition).")

@@ -199,8 +199,8 @@ def spread_sources(results: pd.DataFrame) -> list[Item] | Skipped:
 
 
 def difference_sources(results: pd.DataFrame) -> list[Item] | Skipped:
-    """Per table, each row's paired difference from its first row with two 95 % half-widths: over the seeds
-    (table.md's, the test videos held fixed) and over the seeds and the test videos (uv2.analysis.results
+    """Per table, each row's paired difference from its first row with two 95 % half-widths: over the seeds alone
+    (the test videos held fixed) and over the seeds and the test videos (table.md's; uv2.analysis.results
     .differences_by_video), and whether each excludes zero."""
     frame = differences_by_video(results)
     if frame.empty:

@@ -16,7 +16,8 @@ import yaml
 
 from uv2.ablation.grid import Cell, Table, load_table
 from uv2.ablation.scripts import COTRAINED, SHARED_RUNS, shared_run_dir
-from uv2.ablation.stats import crossed_half_width, seed_spread, video_split
+from uv2.ablation.stats import paired_difference, video_split
+from uv2.ablation.table import video_differences, video_results
 
 
 def table_folders(results_dir: str | Path) -> list[Path]:
@@ -122,20 +123,23 @@ def correct_by_cell(results: pd.DataFrame) -> dict[tuple[str, int, str], tuple[s
         kept = [c for c in cells.sort_values("seed").itertuples() if (Path(c.cell_dir) / "test_predictions.pt").is_file()]
         correct, video_ids = [], None
         for cell in kept:
-            predictions = load_predictions(cell.cell_dir)
-            ids = predictions["video_ids"]
-            ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
-            order = sorted(range(len(ids)), key=ids.__getitem__)  # every seed's videos in one order
-            sorted_ids = [ids[i] for i in order]
-            if video_ids is not None and sorted_ids != video_ids:
+            ids, right = video_results(Path(cell.cell_dir) / "test_predictions.pt")
+            if video_ids is not None and ids != video_ids:
                 raise ValueError(f"{cell.cell_dir}/test_predictions.pt: its test videos differ from those of "
                                  f"{kept[0].cell_dir}: the seeds of one cell must be tested on the same videos")
-            video_ids = sorted_ids
-            right = (predictions["scores"].argmax(-1) == predictions["labels"]).tolist()
-            correct.append([float(right[i]) for i in order])
+            video_ids = ids
+            correct.append(right)
         if kept:
             cells_of[(table, int(row), dataset)] = (kept[0].label, [int(c.seed) for c in kept], correct)
     return cells_of
+
+
+def video_results_of(results: pd.DataFrame) -> dict[tuple[int, str, int], tuple[list, list[float]]]:
+    """{(row, dataset, seed): its test video by video} (uv2.ablation.table.VideoResults) of the finished cells of
+    `results` that kept their test predictions: what table.md's intervals take the test videos' part from. One
+    table's results."""
+    return {(int(c.row), c.dataset, int(c.seed)): video_results(path) for c in finished(results).itertuples()
+            if (path := Path(c.cell_dir) / "test_predictions.pt").is_file()}
 
 
 def spread_by_video(results: pd.DataFrame) -> pd.DataFrame:
@@ -156,26 +160,24 @@ def spread_by_video(results: pd.DataFrame) -> pd.DataFrame:
 
 def differences_by_video(results: pd.DataFrame) -> pd.DataFrame:
     """Each row's difference from its table's first row (top-1 points, paired by seed as in table.md) with two 95 %
-    half-widths: over the seeds (table.md's, the test videos held fixed) and over the seeds and the test videos
-    (uv2.ablation.stats.crossed_half_width: every seed tests on the same videos, so table.md's interval leaves out
-    which videos those are; README, "Five seeds"). One row per (table, row, dataset) with two seeds or more in common
-    with the first row, both with test predictions: seeds, videos, difference, half_seeds, half_crossed, and whether
-    each interval excludes zero (resolved_seeds, resolved_crossed)."""
+    half-widths: over the seeds alone (the test videos held fixed) and over the seeds and the test videos (table.md's:
+    every seed tests on the same videos, so an interval over the seeds leaves out which videos those are; README,
+    "Five seeds"). One row per (table, row, dataset) with two seeds or more in common with the first row, both with
+    test predictions on the same videos: seeds, videos, difference, half_seeds, half_crossed, and whether each
+    interval excludes zero (resolved_seeds, resolved_crossed)."""
     columns = ["table", "row", "label", "dataset", "seeds", "videos", "difference", "half_seeds", "half_crossed",
                "resolved_seeds", "resolved_crossed"]
-    cells = correct_by_cell(results)
     rows = []
-    for (table, row, dataset), (label, seeds, correct) in cells.items():
-        if row == 0 or (table, 0, dataset) not in cells:
-            continue
-        _, base_seeds, base_correct = cells[(table, 0, dataset)]
-        shared = [s for s in seeds if s in base_seeds]
-        if len(shared) < 2:
-            continue
-        diff = [[100.0 * (a - b) for a, b in zip(correct[seeds.index(s)], base_correct[base_seeds.index(s)])]
-                for s in shared]
-        paired = seed_spread(statistics.mean(d) for d in diff)
-        crossed = crossed_half_width(diff)
-        rows.append([table, row, label, dataset, len(shared), len(diff[0]), paired.mean, paired.half_width, crossed,
-                     abs(paired.mean) > paired.half_width, abs(paired.mean) > crossed])
+    for table, frame in finished(results).groupby("table", sort=True):
+        videos = video_results_of(frame)
+        for (row, dataset), cells in frame.groupby(["row", "dataset"], sort=True):
+            seeds = sorted(int(s) for s in cells["seed"] if (int(row), dataset, int(s)) in videos)
+            by_video = video_differences(videos, int(row), 0, dataset, seeds)
+            if int(row) == 0 or len(by_video) < 2:
+                continue
+            top1 = {s: 100.0 * statistics.mean(videos[(int(row), dataset, s)][1]) for s in by_video}
+            base = {s: 100.0 * statistics.mean(videos[(0, dataset, s)][1]) for s in by_video}
+            d = paired_difference(top1, base, by_video)
+            rows.append([table, int(row), cells["label"].iloc[0], dataset, d.n, d.videos, d.mean, d.seeds_half_width,
+                         d.half_width, abs(d.mean) > d.seeds_half_width, abs(d.mean) > d.half_width])
     return pd.DataFrame(rows, columns=columns)

@@ -11,6 +11,7 @@ import pandas as pd
 from uv2.ablation.grid import Table
 from uv2.ablation.stats import TOP1_RANGE
 from uv2.ablation.table import cell_notes, difference_text, spread_text, table_statistics
+from uv2.analysis.results import video_results_of
 
 
 def _records(results: pd.DataFrame, table: Table) -> list[dict]:
@@ -20,12 +21,17 @@ def _records(results: pd.DataFrame, table: Table) -> list[dict]:
             for r in frame.to_dict("records")]
 
 
+def _statistics(results: pd.DataFrame, table: Table) -> list:
+    """table_statistics of the table's rows of `results`, with their cells' per-video test results."""
+    return table_statistics(table, _records(results, table), video_results_of(results[results["table"] == table.name]))
+
+
 def summary(results: pd.DataFrame, table: Table) -> pd.DataFrame:
     """Numbers, one line per row of `table` (index: the row's label): per dataset key, ours (mean over the finished
     seeds), std, the half-width of its 95 % interval (ci), n (finished seeds), the paper's top-1, and the paired
-    difference from the first row with its interval (delta, delta ci); GFLOPs of the row's model. NaN where there is
-    none."""
-    statistics = table_statistics(table, _records(results, table))
+    difference from the first row with its interval over the seeds and the test videos (delta, delta ci); GFLOPs of
+    the row's model. NaN where there is none."""
+    statistics = _statistics(results, table)
     lines = []
     for i, (row, cells) in enumerate(zip(table.rows, statistics)):
         line: dict[str, float | str] = {"row": row.label}
@@ -47,7 +53,7 @@ def summary_table(results: pd.DataFrame, table: Table) -> pd.DataFrame:
     """The table as text, in table.md's layout (uv2.ablation.table): per dataset ours as mean [95 % CI over seeds]
     beside the paper's number and the row's paired difference from the first row beside the paper's, the GFLOPs,
     and notes (unfinished seeds with their error, near chance, agrees / differs / not resolved)."""
-    statistics = table_statistics(table, _records(results, table))
+    statistics = _statistics(results, table)
     lines = []
     for i, (row, cells) in enumerate(zip(table.rows, statistics)):
         line = {"row": row.label}
