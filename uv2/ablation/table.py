@@ -69,8 +69,8 @@ def video_results(predictions_file: str | Path) -> tuple[list[Any], list[float]]
     return [ids[i] for i in order], [float(right[i]) for i in order]
 
 
-def video_differences(videos: VideoResults, row: int, base: int, key: str, seeds: Sequence[int]
-                         ) -> dict[int, list[float]]:
+def video_differences(videos: VideoResults, row: int, base: int, key: str,
+                      seeds: Sequence[int]) -> dict[int, list[float]]:
     """{seed: row's minus base's correct-or-not on each test video, in points} for the seeds where both cells kept
     their per-video results on the same videos."""
     out = {}
