@@ -13,8 +13,9 @@ on four times the videos.
 4. prints per row the top-1 of each seed on the first 640 test videos (the grid's own numbers) and on all of them,
    the standard deviation over seeds split into the test videos' part and the runs' part
    (uv2.ablation.stats.video_split), and each row's paired difference from the first row with its 95 % half-width
-   over the seeds (table.md's) and over the seeds and the test videos (uv2.ablation.stats.crossed_half_width): an
-   interval over the seeds alone leaves the videos out, as every seed tests on the same ones.
+   over the seeds alone and over the seeds and the test videos (uv2.ablation.stats.crossed_half_width, table.md's
+   since commit 7378f0d): an interval over the seeds alone leaves the videos out, as every seed tests on the same
+   ones.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def report(folder: Path, first: int) -> None:
         parts = []
         for n in (first, c.shape[1]):
             diff = 100 * (c[:, :n] - base[:, :n])  # (seeds, videos)
-            per_seed = seed_spread(diff.mean(1).tolist())  # the paired difference of table.md
+            per_seed = seed_spread(diff.mean(1).tolist())  # the paired difference over the seeds alone
             parts.append(f"{n} videos {per_seed.mean:+.2f} +-{per_seed.half_width:.2f} / "
                          f"+-{crossed_half_width(diff.tolist()):.2f}")
         print(f"  {row:<36} " + " | ".join(parts))
