@@ -53,7 +53,10 @@ def test_differences_by_video(tmp_path):
     """Row 0 gets the first 8 of 20 test videos right in seeds 1-3 (tests/results_helpers.predictions), row 1 the
     first 10, 12 and 10: per seed +10, +20, +10 points (paired: 13.33, half-width 4.303 x 5.774 / sqrt(3)), all of it
     on videos 9-12, the same in every seed. Crossed: MS_seeds = 20 x 33.3, MS_videos = 3 x 18666.7 / 19 (videos 9-10
-    gain 100 in every seed, 11-12 in one), MS_residual = 12000 / 38. Row 2 has one seed in common with row 0: no row."""
+    gain 100 in every seed, 11-12 in one), MS_residual = 12000 / 38: the seeds' part a = MS_seeds / 60 on 2 degrees
+    of freedom, the videos' b = (MS_videos - MS_residual) / 60 on (MS_videos - MS_residual)^2 / (MS_videos^2 / 19 +
+    MS_residual^2 / 38) = 15.06, together (a + b)^2 / (a^2 / 2 + b^2 / 15.06) = 15.95: t(15) = 2.131. Row 2 has one
+    seed in common with row 0: no row."""
     ensure_synthetic(tmp_path / "synthetic" / "micro_seed0", "micro", 0, sets=["temporal"])
     table = tmp_path / "t.yaml"
     table.write_text(yaml.safe_dump({"title": "t", "datasets": ["temporal"],
@@ -67,7 +70,11 @@ def test_differences_by_video(tmp_path):
     row = frame.iloc[0]
     assert (row["seeds"], row["videos"]) == (3, 20) and row["difference"] == pytest.approx(40 / 3)
     assert row["half_seeds"] == pytest.approx(4.303 * math.sqrt(100 / 3) / math.sqrt(3))
-    assert row["half_crossed"] == pytest.approx(4.303 * math.sqrt((20 * 100 / 3 + 56000 / 19 - 12000 / 38) / 60))
+    ms_seeds, ms_videos, ms_residual = 20 * 100 / 3, 56000 / 19, 12000 / 38
+    a, b = ms_seeds / 60, (ms_videos - ms_residual) / 60
+    videos_df = (ms_videos - ms_residual) ** 2 / (ms_videos ** 2 / 19 + ms_residual ** 2 / 38)
+    assert 15 < (a + b) ** 2 / (a ** 2 / 2 + b ** 2 / videos_df) < 16
+    assert row["half_crossed"] == pytest.approx(2.131 * math.sqrt(a + b))
     assert not row["resolved_seeds"] and not row["resolved_crossed"]
 
 
@@ -76,8 +83,9 @@ def test_the_runner_s_table_takes_the_test_videos_in(tmp_path):
     (their test_predictions.pt). Row 1 gets the first 10 of 20 videos right where row 0 gets the first 8, in seeds 1
     and 2: +10 points in both (no spread over the seeds), all of it on videos 9-10. The video means are 100 (two) and
     0 (eighteen), variance (2 x 90^2 + 18 x 10^2) / 19; MS_videos = 2 x that, no residual: video_variance =
-    MS_videos / (2 seeds x 20 videos), half-width 12.706 x sqrt(video_variance), and z x sqrt(video_variance) = 13.5
-    > 10: no number of seeds resolves it. Without the predictions, the interval is over the seeds alone."""
+    MS_videos / (2 seeds x 20 videos) on MS_videos^2 / (MS_videos^2 / 19) = 19 degrees of freedom, the whole
+    variance: half-width t(19) x sqrt(video_variance) = 14.4 > 10, with any number of seeds. Without the predictions,
+    the interval is over the seeds alone."""
     ensure_synthetic(tmp_path / "synthetic" / "micro_seed0", "micro", 0, sets=["temporal"])
     table_file = tmp_path / "t.yaml"
     table_file.write_text(yaml.safe_dump({"title": "t", "datasets": ["temporal"], "rows": [
@@ -88,7 +96,7 @@ def test_the_runner_s_table_takes_the_test_videos_in(tmp_path):
     runner = GridRunner(table, expand_cells(table, micro_datasets(tmp_path), "tiny", [1, 2], repo=REPO), folder, REPO)
     runner.write_outputs()
     video_variance = 2 * (2 * 90 ** 2 + 18 * 10 ** 2) / 19 / 40
-    half = 12.706 * math.sqrt(video_variance)
+    half = 2.093 * math.sqrt(video_variance)
     line = next(x for x in (folder / "table.md").read_text().splitlines() if x.startswith("| armed"))
     assert f"+10.0 [{10 - half:+.1f}, {10 + half:+.1f}] / +1.0" in line and "no number of seeds" in line
     for path in folder.glob("cells/*/test_predictions.pt"):

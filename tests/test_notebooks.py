@@ -113,10 +113,10 @@ def test_report_on_two_tables(results, monkeypatch):
     tables = text(plots["Every table beside the paper"])
     # row 0 on temporal over seeds 1 and 2 (40, 44): mean 42, 95 % interval 42 +- 12.706 * 2.83 / sqrt(2)
     assert "42.0 [16.6, 67.4]" in tables
-    # row 1 against row 0 on the same seeds: differences 30, 31 (s^2 = 0.5); the test videos' part (see the
-    # differences section below): (2 x 37000 - 10000) / 19 / 40, so 30.5 +- 12.706 x sqrt(0.5 / 2 + 84.21) = 116.8;
-    # at these spreads t(n-1) x sqrt(0.5 / n + 84.21) first drops below 30.5 at n = 4 (3.182 x 9.19 = 29.2)
-    assert "+30.5 [-86.3, +100.0] / +22.6" in tables and "temporal: not resolved at this scale (needs about 4 seeds)" in tables
+    # row 1 against row 0 on the same seeds: differences 30, 31 (a = s^2 / 2 = 0.25 on 1 degree of freedom); the
+    # test videos' part (see the differences section below): b = (2 x 37000 - 10000) / 19 / 40 = 84.21 on 13.96:
+    # together (a + b)^2 / (a^2 / 1 + b^2 / 13.96) = 14.03 degrees of freedom, 30.5 +- t(14) x sqrt(84.46) = 19.7
+    assert "+30.5 [+10.8, +50.2] / +22.6" in tables and "temporal: agrees with the paper (+22.6)" in tables
     # rows 0 and 1 on seeds 1 and 2 (row 2 has one seed: left out): residuals +-0.25, own^2 = 0.25; seed means 55,
     # 59.5: shared^2 = (2 * 10.125 - 0.25) / 2 = 10; the rows' variances 8 and 12.5: cell^2 = 10.25
     assert ("temporal: 3.2 points per cell over seeds (2 rows x 2 seeds): 3.2 shared by the rows of a seed, 0.5 each "
@@ -131,11 +131,12 @@ def test_report_on_two_tables(results, monkeypatch):
     assert "| temporal | local | 2 | 20 | 72.5 | 3.5 | 3.5 | 0.0 | 1.8 |" in sources
     assert "global + local" not in sources and "| scene |" not in sources and "Table me" not in sources
     # differences with the test videos drawn too: "local" against the first row gains videos 9-14 in seed 1 and
-    # 10-15 in seed 2, +30 points in both (0 over the seeds: resolved); over the videos as well, MS_videos = 2 x 37000
-    # / 19, MS_residual = 10000 / 19: 12.706 x sqrt((2 x 37000 - 10000) / 19 / 40) = 116.6, not resolved
+    # 10-15 in seed 2, +30 points in both (0 over the seeds); over the videos as well, MS_videos = 2 x 37000 / 19,
+    # MS_residual = 10000 / 19: b = (MS_videos - MS_residual) / 40 on (MS_videos - MS_residual)^2 / (MS_videos^2 / 19
+    # + MS_residual^2 / 19) = 13.96 degrees of freedom, the whole variance: t(13) x sqrt(84.21) = 19.8
     differences = section_text(notebook, "Differences with the test videos drawn too")
     assert "Table a: paired differences (top-1 points) with 95 % half-widths" in differences
-    assert "| temporal | local | 2 | 20 | 30.0 | 0.0 | 116.6 | True | False |" in differences
+    assert "| temporal | local | 2 | 20 | 30.0 | 0.0 | 19.8 | True | True |" in differences
     assert "failed: table a | local | scene | seed 1: RuntimeError" in text(notebook.cells[2])
     # the best temporal cell ("local", 70 %) has no global blocks: the section looks at the best one that has them
     attention = text(plots["What the global blocks look at"])

@@ -142,17 +142,19 @@ def test_crossed_half_width_against_hand_computed_values():
 
 
 def test_paired_difference_takes_in_the_test_videos():
-    """The same diff as above, seeds 1 and 2: values 2, 1 (the per-seed means), video_variance (MS_videos -
-    MS_residual) / (seeds x videos) = (1.5 - 0.5) / 6; half-width t(1) * sqrt(s^2 / 2 + 1 / 6) = the crossed one.
-    Without a seed's per-video differences the interval is over the seeds alone."""
+    """The same diff as above, seeds 1 and 2: values 2, 1 (the per-seed means, s^2 = 0.5), video_variance (MS_videos -
+    MS_residual) / (seeds x videos) = (1.5 - 0.5) / 6 on Satterthwaite's (1.5 - 0.5)^2 / (1.5^2 / 2 + 0.5^2 / 2) =
+    0.8 degrees of freedom. Two seeds: a = 0.25, b = 1/6, df = (5/12)^2 / (0.25^2 / 1 + (1/6)^2 / 0.8) = 1.79, so t(1)
+    x sqrt(5/12), the crossed half-width. Four seeds at these spreads: a = 0.125, df = (7/24)^2 / (0.125^2 / 3 +
+    (1/6)^2 / 0.8) = 2.13, so t(2) x sqrt(7/24). Without a seed's per-video differences: over the seeds alone."""
     by_video = {1: [3, 1, 2], 2: [1, 0, 2]}
     d = paired_difference({1: 62, 2: 61, 3: 70}, {1: 60, 2: 60}, by_video)
     assert d.values == (2.0, 1.0) and d.videos == 3 and d.video_variance == pytest.approx(1 / 6)
-    assert d.half_width == pytest.approx(12.706 * math.sqrt(2.5 / 6)) == pytest.approx(crossed_half_width(
+    assert d.video_df == pytest.approx(0.8)
+    assert d.half_width == pytest.approx(12.706 * math.sqrt(5 / 12)) == pytest.approx(crossed_half_width(
         list(by_video.values())))
     assert d.seeds_half_width == pytest.approx(seed_spread([2, 1]).half_width)
-    # 4 seeds at the same spreads: t(3) * sqrt(0.5 / 4 + 1 / 6)
-    assert d.half_width_at(4) == pytest.approx(3.182 * math.sqrt(0.5 / 4 + 1 / 6))
+    assert d.half_width_at(4) == pytest.approx(4.303 * math.sqrt(7 / 24))
     seeds_only = paired_difference({1: 62, 2: 61}, {1: 60, 2: 60}, {1: [3, 1, 2]})
     assert seeds_only.videos == 0 and seeds_only.half_width == pytest.approx(seed_spread([2, 1]).half_width)
 
@@ -160,20 +162,26 @@ def test_paired_difference_takes_in_the_test_videos():
 def test_a_difference_made_by_one_test_video_is_not_resolved_by_seeds():
     """Every seed gains the same single video of 4 (+25 points each, no spread over seeds): over the seeds alone
     that is resolved, but it is one video. By video: means 100, 0, 0, 0 (MS_videos = 3 x 2500), no residual:
-    video_variance 7500 / 12 = 625; z * 25 = 49 >= 25, so no number of seeds resolves it."""
+    video_variance 7500 / 12 = 625 on 7500^2 / (7500^2 / 3) = 3 degrees of freedom, all of the variance: half-width
+    t(3) x 25, and as many seeds as one likes leave t(3) x 25 >= 25."""
     one_video = {s: [100.0, 0.0, 0.0, 0.0] for s in (1, 2, 3)}
     d = paired_difference({1: 75, 2: 75, 3: 75}, {1: 50, 2: 50, 3: 50}, one_video)
     assert d.std == 0 and d.seeds_half_width == 0 and d.video_variance == pytest.approx(625)
-    assert d.half_width == pytest.approx(4.303 * 25)
+    assert d.video_df == pytest.approx(3) and d.half_width == pytest.approx(3.182 * 25)
     assert seeds_needed(d) is None and seeds_cannot_resolve(d)
     assert verdict(d, +1.0) == "not resolved at this scale (no number of seeds resolves it on 4 test videos)"
-    # half the videos +10 in every seed, and one more video +-8 in two seeds: differences 5, 6, 4, 5 (over the seeds
-    # alone resolved with 3 seeds), a test videos' part that seeds can overcome, with more of them (6 at these spreads)
-    spread = {1: [10, 0] * 4, 2: [10, 8] + [10, 0] * 3, 3: [10, 0, 10, -8] + [10, 0] * 2, 4: [10, 0] * 4}
+
+
+def test_the_test_videos_ask_for_more_seeds():
+    """Half the 8 videos +10 in every seed and one more +-16 in two seeds: differences 5, 7, 3, 5. Over the seeds
+    alone 3 seeds would resolve that spread; with the test videos' part, at the measured spreads, 4. Their interval is
+    never narrower than the one over the seeds alone."""
+    spread = {1: [10, 0] * 4, 2: [10, 16] + [10, 0] * 3, 3: [10, 0, 10, -16] + [10, 0] * 2, 4: [10, 0] * 4}
     d = paired_difference({s: sum(v) / 8 for s, v in spread.items()}, dict.fromkeys(spread, 0.0), spread)
-    assert d.values == (5, 6, 4, 5) and d.video_variance > 0 and not seeds_cannot_resolve(d)
-    assert seeds_needed(d) == 6 and seeds_needed(paired_difference(dict(zip(spread, d.values)),
-                                                                   dict.fromkeys(spread, 0.0))) == 3
+    seeds_alone = paired_difference(dict(zip(spread, d.values)), dict.fromkeys(spread, 0.0))
+    assert d.values == (5, 7, 3, 5) and d.video_variance > 0 and not seeds_cannot_resolve(d)
+    assert seeds_needed(d) == 4 and seeds_needed(seeds_alone) == 3
+    assert all(d.half_width_at(n) >= seeds_alone.half_width_at(n) for n in range(2, 30))
 
 
 def _videos(row: int, seeds: dict[int, list[float]], dataset: str = "temporal") -> dict:
@@ -189,7 +197,7 @@ def test_table_takes_the_test_videos_into_its_flags():
     videos = {**_videos(0, dict.fromkeys((1, 2, 3), [0.0, 1.0, 1.0, 0.0])),
               **_videos(1, dict.fromkeys((1, 2, 3), [1.0, 1.0, 1.0, 0.0]))}
     line = [x for x in render_table(table, records, videos).splitlines() if x.startswith("| one video")][0]
-    assert "+25.0 [-82.6, +100.0] / +1.0" in line  # 4.303 * 25 = 107.6
+    assert "+25.0 [-54.5, +100.0] / +1.0" in line  # t(3) x 25 = 79.55
     assert "temporal: not resolved at this scale (no number of seeds resolves it on 4 test videos)" in line
     assert "over the seeds alone" not in line
     seeds_only = [x for x in render_table(table, records).splitlines() if x.startswith("| one video")][0]

@@ -32,12 +32,13 @@ MAX_SEEDS_ADVISED = 100  # "needs about N seeds" is capped here ("more than 100"
 TOP1_RANGE = (0.0, 100.0)  # an accuracy's interval is shown within what an accuracy can be
 
 
-def t_quantile_975(df: int) -> float:
-    """The 0.975 quantile of Student's t with `df` degrees of freedom (two-sided 95 %)."""
+def t_quantile_975(df: float) -> float:
+    """The 0.975 quantile of Student's t with `df` degrees of freedom (two-sided 95 %); a fractional df up to 30
+    (Satterthwaite's, below) takes the whole df below it, the wider interval."""
     if df < 1:
         raise ValueError(f"degrees of freedom must be >= 1, got {df}")
     if df <= len(_T975):
-        return _T975[df - 1]
+        return _T975[math.floor(df) - 1]
     z = _Z975  # Cornish-Fisher: within 1e-3 of the exact quantile from df 30 on
     return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
 
@@ -98,15 +99,24 @@ class PairedDifference(SeedSpread):
     """A row's metric minus the base row's, paired by seed (`values`: one difference per seed both ran). With the
     test videos' part measured (`videos` > 0), the variance of the mean is s^2 / seeds + `video_variance`, the
     second term the draw of test videos every seed shares, which more seeds do not shrink; without it (videos = 0)
-    the interval is over the seeds alone, the test videos held fixed."""
+    the interval is over the seeds alone, the test videos held fixed. The two parts are estimated on different
+    degrees of freedom (seeds - 1 and `video_df`), so Student's t is taken on Satterthwaite's combination of them."""
 
     videos: int = 0  # test videos the per-video differences were measured on (0: not measured)
-    video_variance: float = 0.0  # what their draw adds to the variance of the mean (see video_variance())
+    video_variance: float = 0.0  # what their draw adds to the variance of the mean (see video_part())
+    video_df: float = math.inf  # the degrees of freedom of that estimate (Satterthwaite's, see video_part())
 
     def half_width_at(self, seeds: int) -> float:
-        """The 95 % half-width with `seeds` seeds on the same test videos, at the measured spreads (Student's t on
-        seeds - 1 degrees of freedom)."""
-        return t_quantile_975(seeds - 1) * math.sqrt(self.std ** 2 / seeds + self.video_variance)
+        """The 95 % half-width with `seeds` seeds on the same test videos, at the measured spreads: t on the
+        Satterthwaite degrees of freedom (a + b)^2 / (a^2 / (seeds - 1) + b^2 / video_df) of a = s^2 / seeds and
+        b = video_variance, times sqrt(a + b); never narrower than the interval over the seeds alone, t(seeds - 1) x
+        sqrt(a) (with few seeds the videos' many degrees of freedom would otherwise narrow it)."""
+        a, b = self.std ** 2 / seeds, self.video_variance
+        seeds_alone = t_quantile_975(seeds - 1) * math.sqrt(a)
+        if b == 0:
+            return seeds_alone
+        df = (a + b) ** 2 / (a ** 2 / (seeds - 1) + b ** 2 / self.video_df)
+        return max(seeds_alone, t_quantile_975(max(1.0, df)) * math.sqrt(a + b))
 
     @property
     def half_width(self) -> float:
@@ -129,7 +139,7 @@ def paired_difference(row: Mapping[int, float], base: Mapping[int, float],
     if by_video is None or len(seeds) < 2 or any(s not in by_video for s in seeds):
         return PairedDifference(values)
     diff = [by_video[s] for s in seeds]
-    return PairedDifference(values, len(diff[0]), video_variance(diff))
+    return PairedDifference(values, len(diff[0]), *video_part(diff))
 
 
 def seeds_needed(difference: PairedDifference) -> int | None:
@@ -149,8 +159,11 @@ def seeds_needed(difference: PairedDifference) -> int | None:
 
 def seeds_cannot_resolve(difference: PairedDifference) -> bool:
     """Whether no number of seeds on these test videos resolves the difference: its test videos' part alone keeps
-    zero in the 95 % interval (z * sqrt(video_variance) >= |mean|)."""
-    return difference.videos > 0 and _Z975 * math.sqrt(difference.video_variance) >= abs(difference.mean)
+    zero in the 95 % interval (t(video_df) * sqrt(video_variance) >= |mean|, where half_width_at tends with many
+    seeds)."""
+    if difference.videos == 0 or difference.video_variance == 0:
+        return False
+    return t_quantile_975(max(1.0, difference.video_df)) * math.sqrt(difference.video_variance) >= abs(difference.mean)
 
 
 def verdict(difference: PairedDifference, paper_delta: float | None) -> str:
@@ -255,27 +268,32 @@ def video_split(correct: Sequence[Sequence[float]]) -> VideoSplit | None:
                       math.sqrt(max(0.0, total_var - per_video_var)))
 
 
-def video_variance(diff: Sequence[Sequence[float]]) -> float:
+def video_part(diff: Sequence[Sequence[float]]) -> tuple[float, float]:
     """What the draw of test videos adds to the variance of the mean of `diff[s][i]` (a row's difference from the base
-    row on test video i in seed s), with the seeds and the test videos both random draws (a crossed two-way design):
-    the mean's variance is (MS_seeds + MS_videos - MS_residual) / (seeds x videos), of which MS_seeds / (seeds x
-    videos) is the paired difference's own over the seeds; the rest, (MS_videos - MS_residual) / (seeds x videos),
-    floored at 0, is this. Measured use: benchmarks/test_set_size.py (README, five seeds)."""
+    row on test video i in seed s), with the seeds and the test videos both random draws (a crossed two-way design),
+    and the degrees of freedom of that estimate. The mean's variance is (MS_seeds + MS_videos - MS_residual) /
+    (seeds x videos), of which MS_seeds / (seeds x videos) is the paired difference's own over the seeds; the rest,
+    (MS_videos - MS_residual) / (seeds x videos), floored at 0, is the videos' part, with Satterthwaite's degrees of
+    freedom (MS_videos - MS_residual)^2 / (MS_videos^2 / (videos - 1) + MS_residual^2 / ((seeds - 1)(videos - 1)))
+    (inf where the part is 0). Measured use: benchmarks/test_set_size.py (README, five seeds)."""
     seeds = len(diff)
     videos = len(diff[0]) if seeds else 0
     if seeds < 2 or videos < 2 or any(len(d) != videos for d in diff):
-        raise ValueError(f"video_variance: needs >= 2 seeds on the same >= 2 videos (got {[len(d) for d in diff]})")
+        raise ValueError(f"video_part: needs >= 2 seeds on the same >= 2 videos (got {[len(d) for d in diff]})")
     by_seed = [statistics.mean(d) for d in diff]
     by_video = [statistics.mean(d[i] for d in diff) for i in range(videos)]
     mean = statistics.mean(by_seed)
     ms_videos = seeds * statistics.variance(by_video)
+    residual_df = (seeds - 1) * (videos - 1)
     ms_residual = sum((d[i] - by_seed[s] - by_video[i] + mean) ** 2 for s, d in enumerate(diff)
-                      for i in range(videos)) / ((seeds - 1) * (videos - 1))
-    return max(0.0, ms_videos - ms_residual) / (seeds * videos)
+                      for i in range(videos)) / residual_df
+    if ms_videos <= ms_residual:
+        return 0.0, math.inf
+    df = (ms_videos - ms_residual) ** 2 / (ms_videos ** 2 / (videos - 1) + ms_residual ** 2 / residual_df)
+    return (ms_videos - ms_residual) / (seeds * videos), df
 
 
 def crossed_half_width(diff: Sequence[Sequence[float]]) -> float:
-    """95 % half-width of the mean of `diff[s][i]` (see video_variance) with the seeds and the test videos both random
+    """95 % half-width of the mean of `diff[s][i]` (see video_part) with the seeds and the test videos both random
     draws: the per-seed means' paired interval widened by the test videos' part."""
-    variance = video_variance(diff)
-    return PairedDifference(tuple(statistics.mean(d) for d in diff), len(diff[0]), variance).half_width
+    return PairedDifference(tuple(statistics.mean(d) for d in diff), len(diff[0]), *video_part(diff)).half_width
