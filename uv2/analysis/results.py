@@ -119,18 +119,17 @@ def correct_by_cell(results: pd.DataFrame) -> dict[tuple[str, int, str], tuple[s
     """Per finished cell (table, row, dataset) whose seeds kept their test predictions: its label, those seeds and
     correct[s][i] (1.0 where seed s's run gets test video i right; every seed's videos in one order)."""
     cells_of = {}
-    for (table, row, dataset), cells in finished(results).groupby(["table", "row", "dataset"], sort=True):
-        kept = [c for c in cells.sort_values("seed").itertuples() if (Path(c.cell_dir) / "test_predictions.pt").is_file()]
-        correct, video_ids = [], None
-        for cell in kept:
-            ids, right = video_results(Path(cell.cell_dir) / "test_predictions.pt")
-            if video_ids is not None and ids != video_ids:
-                raise ValueError(f"{cell.cell_dir}/test_predictions.pt: its test videos differ from those of "
+    for table, frame in finished(results).groupby("table", sort=True):
+        videos = video_results_of(frame)
+        for (row, dataset), cells in frame.groupby(["row", "dataset"], sort=True):
+            kept = [c for c in cells.sort_values("seed").itertuples() if (int(row), dataset, int(c.seed)) in videos]
+            if not kept:
+                continue
+            ids, correct = zip(*(videos[(int(row), dataset, int(c.seed))] for c in kept))
+            if other := next((c for c, i in zip(kept, ids) if i != ids[0]), None):
+                raise ValueError(f"{other.cell_dir}/test_predictions.pt: its test videos differ from those of "
                                  f"{kept[0].cell_dir}: the seeds of one cell must be tested on the same videos")
-            video_ids = ids
-            correct.append(right)
-        if kept:
-            cells_of[(table, int(row), dataset)] = (kept[0].label, [int(c.seed) for c in kept], correct)
+            cells_of[(table, int(row), dataset)] = (kept[0].label, [int(c.seed) for c in kept], list(correct))
     return cells_of
 
 
@@ -171,9 +170,11 @@ def differences_by_video(results: pd.DataFrame) -> pd.DataFrame:
     for table, frame in finished(results).groupby("table", sort=True):
         videos = video_results_of(frame)
         for (row, dataset), cells in frame.groupby(["row", "dataset"], sort=True):
+            if int(row) == 0:
+                continue
             seeds = sorted(int(s) for s in cells["seed"] if (int(row), dataset, int(s)) in videos)
             by_video = video_differences(videos, int(row), 0, dataset, seeds)
-            if int(row) == 0 or len(by_video) < 2:
+            if len(by_video) < 2:
                 continue
             top1 = {s: 100.0 * statistics.mean(videos[(int(row), dataset, s)][1]) for s in by_video}
             base = {s: 100.0 * statistics.mean(videos[(0, dataset, s)][1]) for s in by_video}
