@@ -120,7 +120,7 @@ else
   FEED=(--workers 14 --repeats 1,2 --plain --steps 40 --probe)
   BENCH=(--workers 14 --videos 8 --clips-per-video 8 --batch-size 16 --rand-augment rand-m7-n4-mstd0.5-inc1)
   STAGE_LIMITS=(augment:60 k400:$((150 * ROUNDS)) ssv2:$((150 * ROUNDS)) feed:300 bench:90 fit:120
-                control:$((60 * ROUNDS)) compile:300 fit_compiled:240)
+                control:$((60 * ROUNDS)) compile:300 fit_compiled:360)
   AUG_DEVICE=cuda; AUG_SIZE=(--repeats 20)
 fi
 OFFICIAL_ARGS=()

@@ -87,6 +87,9 @@ def test_summary_reads_the_device_timeline_without_waiting():
                                                                                                       4.0)
     assert summary.line == ("fit throughput: 12 clips, the first step after 12.0 s (worker start-up); then 8 clips in "
                             "6.0 s of training steps, 1.3 clips/s, data wait 33% of the step time, 3 decode failures")
+    module.compiled = True  # a torch.compiled model: its first step is mostly the compilation
+    summary.on_fit_end(trainer, module)
+    assert "the first step after 12.0 s (compilation and worker start-up); then 8 clips" in summary.line
 
 
 def test_step_values_only_on_the_steps_the_logger_writes():

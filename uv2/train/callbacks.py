@@ -423,20 +423,23 @@ class ThroughputSummary(pl.Callback):
         if trainer.is_global_zero:
             devices = max(trainer.world_size, 1)
             self.line = self.summary(int(clips), wait_s, step_s, int(failures), trainer,
-                                     first=(int(first_clips), first_s / devices))
+                                     first=(int(first_clips), first_s / devices),
+                                     compiled=bool(getattr(pl_module, "compiled", False)))
             log.info(self.line)
             print(self.line, flush=True)
 
     def summary(self, clips: int, wait_s: float, step_s: float, failures: int, trainer: pl.Trainer,
-                first: tuple[int, float] | None = None) -> str:
+                first: tuple[int, float] | None = None, compiled: bool = False) -> str:
         """The line (wait and step seconds summed over the devices; the wall time is their mean per device).
-        ``first``: the first step's clips (all devices) and seconds, reported apart from the rates."""
+        ``first``: the first step's clips (all devices) and seconds, reported apart from the rates; ``compiled``: the
+        model is torch.compiled, so that step's time is mostly its compilation."""
         devices = max(trainer.world_size, 1)
         seconds = (wait_s + step_s) / devices
         wait = wait_s / (wait_s + step_s) if wait_s + step_s > 0 else 0.0
         head = "fit throughput: "
         if first is not None:
-            head += f"{clips + first[0]} clips, the first step after {first[1]:.1f} s (worker start-up); then "
+            start_up = "compilation and worker start-up" if compiled else "worker start-up"
+            head += f"{clips + first[0]} clips, the first step after {first[1]:.1f} s ({start_up}); then "
         line = (f"{head}{clips} clips in {seconds:.1f} s of training steps, "
                 f"{clips / seconds if seconds > 0 else 0.0:.1f} clips/s, data wait {wait:.0%} of the step time, "
                 f"{failures} decode failure{'s' if failures != 1 else ''}")

@@ -98,6 +98,7 @@ class VideoClassifier(pl.LightningModule):
                                   logger=False)
         self.arch, self.optim_cfg = arch, optim
         self.model, report = init_model(arch, init_from)
+        self.compiled = compile  # the first training step compiles (ThroughputSummary says so)
         if compile:
             self.model.compile()
         if report is not None:
