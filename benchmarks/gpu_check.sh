@@ -33,10 +33,10 @@
 #   control  (if time is left) uv2 alone on the SSv2 design with --path cpu: the CPU formulations of the
 #            dispatched layers on the GPU, i.e. what the device dispatch gains there
 #   compile  (with --compile or --stages ...,compile, if time is left) uv2 under torch.compile on the K400 design,
-#            against k400's uv2, or eager uv2 in the same run where k400 did not run (117 s on an H200); give
-#            --budget 540 with --compile beside the other stages when the 8-minute limit does not apply
+#            against k400's uv2, or eager uv2 in the same run where k400 did not run (117 s on an H200)
 #   fit_compiled  (with --compile, if time is left) the fit stage's run with --model.compile true, then its
-#            multi-view test on 4 batches: a compiled fit and test through Lightning on the GPU
+#            multi-view test on 4 batches: a compiled fit and test through Lightning on the GPU (346 s on an H100,
+#            most of it compiling); with compile, a call of its own: --stages compile,fit_compiled --budget 500
 # then one summary table (also written to OUT/summary.txt). Output: OUT (default $OUT where set, else
 # gpu_check_out/) holds one log per stage (a speed stage's and feed's last line is their JSON) and summary.txt.
 #
