@@ -15,12 +15,19 @@ on four times the videos.
    (uv2.ablation.stats.video_split), and each row's paired difference from the first row with its 95 % half-width
    over the seeds alone and over the seeds and the test videos (uv2.ablation.stats.crossed_half_width, table.md's
    since commit 7378f0d): an interval over the seeds alone leaves the videos out, as every seed tests on the same
-   ones.
+   ones;
+5. checks the crossed model's videos' part: all the test videos in blocks the size of the tiny set's (the first
+   block is the grid's), each row's paired difference per block (the same runs in every block), and how far the
+   blocks spread against what the model predicts for a block of n videos with the runs held fixed, the standard
+   error of the mean over n videos of the per-video differences averaged over the seeds (the videos' part and the
+   seed-by-video residual over the seeds): chi-square = sum over blocks of (block - mean of blocks)^2 / that
+   variance, on blocks - 1 degrees of freedom, and its p-value.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import subprocess
 import sys
@@ -77,6 +84,34 @@ def report(folder: Path, first: int) -> None:
             parts.append(f"{n} videos {per_seed.mean:+.2f} +-{per_seed.half_width:.2f} / "
                          f"+-{crossed_half_width(diff.tolist()):.2f}")
         print(f"  {row:<36} " + " | ".join(parts))
+    blocks = base.shape[1] // first
+    if blocks < 2:
+        return
+    print(f"  the same differences on each block of {first} test videos (the first: the grid's); their spread against "
+          f"the crossed model's for a block, the runs held fixed")
+    for row, c in list(correct.items())[1:]:
+        by_video = (100 * (c - base)).mean(0)  # (videos,): the difference on each video, mean over the seeds
+        means = [by_video[b * first:(b + 1) * first].mean().item() for b in range(blocks)]
+        model_sd = math.sqrt(statistics.variance(by_video.tolist()) / first)
+        chi2 = sum((m - statistics.mean(means)) ** 2 for m in means) / model_sd ** 2
+        print(f"  {row:<36} {', '.join(f'{m:+.2f}' for m in means)}: sd {statistics.stdev(means):.2f}, the model's "
+              f"{model_sd:.2f}; chi-square {chi2:.1f} on {blocks - 1} df, p = {chi2_sf(chi2, blocks - 1):.2f}")
+
+
+def chi2_sf(x: float, df: int) -> float:
+    """P(X >= x) for X chi-square with integer df (closed forms: the even case a Poisson sum, the odd one a normal
+    tail plus a sum)."""
+    if x <= 0:
+        return 1.0
+    half = x / 2
+    if df % 2 == 0:
+        return math.exp(-half) * sum(half ** i / math.factorial(i) for i in range(df // 2))
+    # df = 2m + 1: erfc(sqrt(x / 2)) + sqrt(2x / pi) e^(-x/2) (1 + x / 3 + x^2 / (3 * 5) + ..., m terms)
+    term, total = math.sqrt(2 * x / math.pi) * math.exp(-half), 0.0
+    for k in range(1, (df - 1) // 2 + 1):
+        total += term
+        term *= x / (2 * k + 1)
+    return math.erfc(math.sqrt(half)) + total
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,6 +31,17 @@ def test_t_quantiles():
     assert t_quantile_975(31) < t_quantile_975(30) and t_quantile_975(10_000) == pytest.approx(1.960, abs=1e-3)
 
 
+def test_chi_square_tail_of_the_test_set_check():
+    """benchmarks/test_set_size.py's block check: chi-square tail probabilities against tabled values (the 95 %
+    quantiles for 1-5 degrees of freedom, and two points away from them)."""
+    from benchmarks.test_set_size import chi2_sf
+
+    for df, quantile in enumerate((3.841, 5.991, 7.815, 9.488, 11.070), start=1):
+        assert chi2_sf(quantile, df) == pytest.approx(0.05, abs=2e-4)
+    assert chi2_sf(1.0, 3) == pytest.approx(0.8013, abs=1e-4) and chi2_sf(2.0, 7) == pytest.approx(0.9598, abs=1e-4)
+    assert chi2_sf(0.0, 3) == 1.0
+
+
 def test_interval_of_the_mean():
     # 60, 62, 64: mean 62, s = 2, half-width 4.303 * 2 / sqrt(3) = 4.9687
     spread = seed_spread([60, 62, 64])
