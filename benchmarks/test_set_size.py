@@ -1,23 +1,25 @@
 """What a larger test set does to the scene cells of tables (a) and (c) at tiny scale (issue 13): the same runs, tested
-on four times the videos.
+on four times the videos of the grid's former scene test set (64 per class, until synthetic generator version 5 made
+the tiny set's 256: by default this script's larger set is the tiny set's own now, and its first 640 videos the
+former set), or on more with --val-per-class.
 
     python benchmarks/test_set_size.py --out DIR [--seeds 1,2,3,4,5] [--val-per-class 256] [--tables a,c]
 
-1. generates the tiny scene set with --val-per-class validation videos per class into DIR/synthetic (the tiny set's
-   own 64 per class are its first, byte for byte: `python -m uv2 synth --val-per-class`);
+1. generates the tiny scene set with --val-per-class validation videos per class into DIR/synthetic (the former
+   set's 64 per class are its first, byte for byte: `python -m uv2 synth --val-per-class`);
 2. writes DIR/datasets.yaml (ablations/datasets.yaml, its scene entry reading the tiny set's training list and the
    larger validation list: lists, not `synthetic_set`, so the runs train on exactly the grid's data) and
    DIR/<t>_scene.yaml (table <t> on the scene set alone);
 3. runs `ablations/run.py --table DIR/<t>_scene.yaml --datasets DIR/datasets.yaml --seeds ... --out DIR/results`
    (resumable: a second command reuses every finished cell);
-4. prints per row the top-1 of each seed on the first 640 test videos (the grid's own numbers) and on all of them,
-   the standard deviation over seeds split into the test videos' part and the runs' part
-   (uv2.ablation.stats.video_split), and each row's paired difference from the first row with its 95 % half-width
+4. prints per row the top-1 of each seed on the first 640 test videos (the former set: the grid's own numbers until
+   version 5) and on all of them, the standard deviation over seeds split into the test videos' part and the runs'
+   part (uv2.ablation.stats.video_split), and each row's paired difference from the first row with its 95 % half-width
    over the seeds alone and over the seeds and the test videos (uv2.ablation.stats.crossed_half_width, table.md's
    since commit 7378f0d): an interval over the seeds alone leaves the videos out, as every seed tests on the same
    ones;
-5. checks the crossed model's videos' part: all the test videos in blocks the size of the tiny set's (the first
-   block is the grid's), each row's paired difference per block (the same runs in every block), and how far the
+5. checks the crossed model's videos' part: all the test videos in blocks the size of the former set (the first
+   block is that set), each row's paired difference per block (the same runs in every block), and how far the
    blocks spread against what the model predicts for a block of n videos with the runs held fixed, the standard
    error of the mean over n videos of the per-video differences averaged over the seeds (the videos' part and the
    seed-by-video residual over the seeds): chi-square = sum over blocks of (block - mean of blocks)^2 / that
@@ -40,7 +42,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from uv2.ablation.stats import crossed_half_width, seed_spread, video_split  # noqa: E402
 from uv2.analysis.results import correct_by_cell, load_results  # noqa: E402
-from uv2.data.synthetic import DEFAULT_ROOT, SIZES, ensure_synthetic, generate, set_classes, set_dir  # noqa: E402
+from uv2.data.synthetic import DEFAULT_ROOT, ensure_synthetic, generate, set_classes, set_dir  # noqa: E402
+
+FORMER_VAL_PER_CLASS = 64  # the tiny scene set's test videos per class until generator version 5 (the first block)
 
 
 def write_inputs(out: Path, val_per_class: int, tables: list[str]) -> None:
@@ -87,8 +91,8 @@ def report(folder: Path, first: int) -> None:
     blocks = base.shape[1] // first
     if blocks < 2:
         return
-    print(f"  the same differences on each block of {first} test videos (the first: the grid's); their spread against "
-          f"the crossed model's for a block, the runs held fixed")
+    print(f"  the same differences on each block of {first} test videos (the first: the former set); their spread "
+          f"against the crossed model's for a block, the runs held fixed")
     for row, c in list(correct.items())[1:]:
         by_video = (100 * (c - base)).mean(0)  # (videos,): the difference on each video, mean over the seeds
         means = [by_video[b * first:(b + 1) * first].mean().item() for b in range(blocks)]
@@ -118,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for the set, the table files and results")
     parser.add_argument("--seeds", default="1,2,3,4,5")
-    parser.add_argument("--val-per-class", type=int, default=256, help="test videos per class (the tiny set: 64)")
+    parser.add_argument("--val-per-class", type=int, default=256,
+                        help="test videos per class (the tiny set's: 256; the former set's: 64)")
     parser.add_argument("--tables", default="a,c", help="tables with a scene column")
     args = parser.parse_args(argv)
     tables = [t.strip() for t in args.tables.split(",") if t.strip()]
@@ -130,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                         "--datasets", str(out / "datasets.yaml"), "--seeds", args.seeds, "--out", str(out / "results")],
                        cwd=REPO, check=True)
     for name in tables:
-        report(out / "results" / f"table_{name}_scene", SIZES["tiny"].val_per_class * len(set_classes("scene")))
+        report(out / "results" / f"table_{name}_scene", FORMER_VAL_PER_CLASS * len(set_classes("scene")))
     return 0
 
 

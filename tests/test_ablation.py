@@ -211,6 +211,23 @@ def test_repeated_rows_of_the_paper_tables():
     assert found["a"] == found["c"] == found["e"] == {}
 
 
+def test_a_new_synthetic_generator_version_is_a_new_cell(monkeypatch):
+    """A cell that reads the generated benchmark is identified by its generator version too (a new version may test
+    on other videos: a resumed grid trains it again); a cell on lists of its own is not."""
+    import uv2.ablation.grid as grid
+
+    datasets = grid.load_datasets(REPO / "ablations" / "datasets.yaml")
+    tables = {name: grid.load_table(name, REPO / "ablations" / "tables") for name in "ce"}
+    cells = [c for name in "ce" for c in grid.expand_cells(tables[name], datasets, "tiny", [1], repo=REPO)]
+    on_lists = Cell(table="x", row=0, label="lists", dataset="scene", seed=1,
+                    config={"data": {"init_args": {"synthetic_set": None, "train_list": "train.csv"}}})
+    before = {c.slug: c.config_hash for c in [*cells, on_lists]}
+    monkeypatch.setattr(grid, "GENERATOR_VERSION", grid.GENERATOR_VERSION + 1)
+    after = {c.slug: c.config_hash for c in [*cells, on_lists]}
+    assert all(after[c.slug] != before[c.slug] for c in cells)  # table (e)'s co-training names its sets in `sets`
+    assert after[on_lists.slug] == before[on_lists.slug]
+
+
 def test_a_repeated_row_is_not_trained_again(micro, tmp_path):
     """Side by side, the row that repeats a run waits for it and takes its result and predictions."""
     rows = [*MICRO_ROWS, {"label": "local MHRA, all layers", "arch": {"local_type": "lmhra", "local_layers": "1-12"},

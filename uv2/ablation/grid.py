@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from uv2.data.synthetic import GENERATOR_VERSION
 from uv2.experiment import ExperimentError, deep_merge, load_experiment
 from uv2.models import ModelConfig
 
@@ -74,7 +75,12 @@ class Cell:
 
     @property
     def config_hash(self) -> str:
+        """What identifies the cell's finished results: its config, table (e)'s fine-tuning, and where it reads
+        the generated synthetic benchmark, that benchmark's generator version (a new version may hold other test
+        videos, so a grid resumed across one trains such cells again rather than mix two test sets in a table)."""
         hashed = self.config if self.finetune is None else {**self.config, "__finetune__": self.finetune}
+        if _reads_synthetic(self.config):
+            hashed = {**hashed, "__synthetic_generator__": GENERATOR_VERSION}
         return hashlib.sha1(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     @property
@@ -97,6 +103,15 @@ class Cell:
         resolved = {**model.to_dict(), "local_layers": model.local_layer_ids, "global_layers": model.global_layer_ids}
         config = {**self.config, "model": {**self.config["model"], "arch": resolved}}
         return json.dumps([config, self.script, self.finetune], sort_keys=True, default=str)
+
+
+def _reads_synthetic(config: Any) -> bool:
+    """Whether any data section of a config names a generated synthetic set (`synthetic_set`, set and not null)."""
+    if isinstance(config, dict):
+        return config.get("synthetic_set") is not None or any(_reads_synthetic(v) for v in config.values())
+    if isinstance(config, list):
+        return any(_reads_synthetic(v) for v in config)
+    return False
 
 
 def repeated_runs(cells: list[Cell]) -> dict[str, Cell]:

@@ -60,7 +60,8 @@ def synth_main(argv: list[str]) -> int:
     parser.add_argument("--force", action="store_true", help="regenerate even if the manifest matches")
     parser.add_argument("--val-per-class", type=int, default=None, metavar="N",
                         help="validation videos per class of the scene and temporal sets instead of the size's (a "
-                             "larger test set; the size's own videos are its first, byte for byte)")
+                             "larger test set: where N is the larger, the size's own videos are its first, byte for "
+                             "byte)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
