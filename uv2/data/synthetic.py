@@ -44,18 +44,18 @@ Sizes (per class, train/val videos; the frame count is that of every video)::
     small   64x64       16      15   200/80   200/80    100/20       250/50
     medium  112x112     32      15   500/100  500/100   250/50       600/60
 
-tiny: 10 scene classes (640 train / 2560 val), 10 temporal classes (640 / 640), 3 x 8 classes (256 / 256 each),
-16 image classes (1120 / 224 images). The ablation tables test on the validation videos: with 160 the test set
-alone moved a temporal cell by ~3.6 points; with 640 scene videos, which of them a run got right was most of a scene
+tiny: 10 scene classes (640 train / 2560 val), 10 temporal classes (640 / 640), 3 x 8 classes (256 / 256 each), 16
+image classes (1120 / 224 images). The ablation tables test on the validation videos: with 160 the test set alone
+moved a temporal cell by ~3.6 points; with 640 scene videos, which of them a run got right was most of a scene
 cell's spread over seeds (0.8-1.0 points), and with 64 per scene_a/b/c set the test videos' part of a paired
-difference kept every difference of table (e) unresolved. The temporal cells' spread is their runs' own, so its
-test set stays at 640. Objects have a radius of ~15-23 % of the frame, so a model cropping 32x32 from the 48x48 frames (crop scale >= ~0.4) still sees
-them; motions span 30-45 % of the frame (translation; the L-shaped path as far along each of its sides), a 2-3x
-scale change or a full fade over the clip, so the 4 or 8 frames the presets sample from 16 show them clearly. tiny's
-scene, temporal and image sets take 75 MB. Sanity check (generator version 2, 160 validation videos; 8 centre
-frames at 32x32, plain PyTorch, 2 shared CPU cores): a 3-conv-layer early-fusion CNN (frames stacked as channels,
-so order-aware) reached 92 % val accuracy on temporal after 90 s of training, 85 % on scene after 50 s and 94 % on
-scene_a after 35 s.
+difference kept every difference of table (e) unresolved. The temporal cells' spread is their runs' own, so its test
+set stays at 640. Objects have a radius of ~15-23 % of the frame, so a model cropping 32x32 from the 48x48 frames
+(crop scale >= ~0.4) still sees them; motions span 30-45 % of the frame (translation; the L-shaped path as far along
+each of its sides), a 2-3x scale change or a full fade over the clip, so the 4 or 8 frames the presets sample from
+16 show them clearly. tiny's scene, temporal and image sets take 75 MB. Sanity check (generator version 2, 160
+validation videos; 8 centre frames at 32x32, plain PyTorch, 2 shared CPU cores): a 3-conv-layer early-fusion CNN
+(frames stacked as channels, so order-aware) reached 92 % val accuracy on temporal after 90 s of training, 85 % on
+scene after 50 s and 94 % on scene_a after 35 s.
 
 Layout: ``DIR/<set>/{train.csv,val.csv,classes.txt,videos/<split>/<class>/<n>.mp4}`` (``images/...png`` for the
 image set), ``DIR/temporal/reversal_pairs.json``, and ``DIR/manifest.json`` (generator version, size, seed,
@@ -838,8 +838,9 @@ def generate(
         force: regenerate even when the manifest says a set is complete.
         val_per_class: validation videos per class of the scene and temporal sets instead of the size's (a larger
             test set). Every video has its own seed, so the training videos and the size's validation videos are
-            the same, byte for byte, and listed first (where N is the larger); the manifest records the counts (``size_spec``), and a root
-            holds one spec (``ensure_synthetic`` refuses a root of another rather than write over it).
+            the same, byte for byte, and listed first (where N is the larger); the manifest records the counts
+            (``size_spec``), and a root holds one spec (``ensure_synthetic`` refuses a root of another rather than
+            write over it).
 
     A root generated with another size, seed or generator version is refused (use another directory); sets already
     complete for this (size, seed) are skipped unless ``force``.
