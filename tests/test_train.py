@@ -320,18 +320,38 @@ def test_nonfinite_in_a_row_stops_the_run(guard):
         _guarded_fit(set(range(10)), steps=10, tolerance=3, guard=guard)
 
 
-@pytest.mark.parametrize("clip, on_device", [(None, True), (1.0, False)])
-def test_mixed_precision_keeps_the_guard_on_the_device_unless_lightning_clips(clip, on_device):
-    """bf16-mixed trains with fused AdamW, whose steps the device can skip, unless gradients are clipped (Lightning
-    refuses to clip for an optimizer that unscales itself): then the default AdamW and the host guard."""
+def _bf16_fit(clip: float | None, nan_items: set[int] = frozenset(), steps: int = 2) -> tuple[VideoClassifier, pl.Trainer]:
+    torch.manual_seed(0)
     arch = ModelConfig(vit="tiny", num_frames=2, num_classes=3, global_layers="4", local_type="none")
     module = VideoClassifier(arch=arch)
-    trainer = pl.Trainer(max_steps=2, accelerator="cpu", precision="bf16-mixed", gradient_clip_val=clip, logger=False,
+    trainer = pl.Trainer(max_steps=steps, accelerator="cpu", precision="bf16-mixed", gradient_clip_val=clip, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
-    trainer.fit(module, DataLoader(_Clips(2, {1}), batch_size=1))
-    assert module._guard_on_device == on_device
-    assert bool(trainer.optimizers[0].defaults["fused"]) == on_device
+    trainer.fit(module, DataLoader(_Clips(steps, set(nan_items)), batch_size=1))
+    return module, trainer
+
+
+@pytest.mark.parametrize("clip", [None, 1.0])
+def test_bf16_mixed_keeps_fused_adamw_and_the_device_guard_when_clipping(clip):
+    """bf16-mixed trains with fused AdamW, whose steps the device can skip, with gradient clipping too (the paper's
+    recipes clip at 20): uv2 clips there itself, where Lightning would refuse an optimizer that unscales itself."""
+    module, trainer = _bf16_fit(clip, nan_items={1})
+    assert module._guard_on_device
+    assert trainer.optimizers[0].defaults["fused"]
     assert module.guard.total == 1
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+def test_bf16_mixed_clipping_is_lightnings(monkeypatch):
+    """uv2's clipping under bf16-mixed (fused AdamW) updates the weights as Lightning's own clipping does with the
+    default AdamW, up to the two kernels' rounding; without clipping the weights end elsewhere."""
+    ours, _ = _bf16_fit(1e-3, steps=3)
+    unclipped, _ = _bf16_fit(None, steps=3)
+    monkeypatch.setattr("uv2.train.module.fusable_optimizer", lambda precision: False)
+    lightnings, trainer = _bf16_fit(1e-3, steps=3)
+    assert not trainer.optimizers[0].defaults["fused"]
+    weights = [torch.cat([p.detach().flatten() for p in m.parameters()]) for m in (ours, lightnings, unclipped)]
+    assert (weights[0] - weights[2]).abs().max() > 1e-4  # clipping changed the run
+    assert (weights[0] - weights[1]).abs().max() < 1e-2 * (weights[0] - weights[2]).abs().max()
 
 
 def test_grad_norm_is_computed_on_the_steps_lightning_writes(tmp_path):

@@ -181,8 +181,7 @@ class VideoClassifier(pl.LightningModule):
         epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
         new = {id(p) for p in self.model.new_parameters()}
         optimizer, schedule = build_optimizer(self.model, self.optim_cfg, lr, new, total, total / epochs,
-                                              fusable_optimizer(str(self.trainer.precision),
-                                                                self.trainer.gradient_clip_val))
+                                              fusable_optimizer(str(self.trainer.precision)))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     # --------------------------------------------------------------------------------------------- steps
@@ -240,6 +239,21 @@ class VideoClassifier(pl.LightningModule):
         if grads:  # one fused kernel, as clip_grad_norm_ uses
             norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
             self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """trainer.gradient_clip_val, as Lightning clips, except where Lightning refuses: under mixed precision it will
+        not clip for an optimizer that unscales its own gradients (fused AdamW), to keep fp16's scaled gradients from
+        being clipped. bf16-mixed scales nothing, so uv2 clips there itself (on the device, nothing read back) and
+        keeps fused AdamW and the device-side guard: the paper's recipes clip at 20, as the official code does."""
+        inner = getattr(optimizer, "_optimizer", optimizer)
+        if not (gradient_clip_val and str(self.trainer.precision) == "bf16-mixed"
+                and getattr(inner, "_step_supports_amp_scaling", False)):
+            return super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        params = [p for group in inner.param_groups for p in group["params"] if p.grad is not None]
+        if gradient_clip_algorithm == "value":
+            torch.nn.utils.clip_grad_value_(params, gradient_clip_val, foreach=True)
+        else:
+            torch.nn.utils.clip_grad_norm_(params, gradient_clip_val, foreach=True)
 
     def _loss(self, batches: dict[str, dict]) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss of a step and which clips the model got right. One batch of every set goes through the model at

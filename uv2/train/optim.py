@@ -95,12 +95,11 @@ def warmup_cosine(total_steps: int, warmup_steps: int, start_factor: float, min_
     return factor
 
 
-def fusable_optimizer(precision: str, gradient_clip_val: float | None) -> bool:
-    """Whether a run can train with fused AdamW: not where mixed precision meets gradient clipping (Lightning refuses
-    to clip the gradients of an optimizer that unscales them itself, as a fused one does), nor under fp16's gradient
-    scaler (the gradients stay scaled until the fused step, so train/grad_norm would read them scaled)."""
-    mixed = "mixed" in precision
-    return not (mixed and (gradient_clip_val or not precision.startswith("bf16")))
+def fusable_optimizer(precision: str) -> bool:
+    """Whether a run can train with fused AdamW: not under fp16's gradient scaler (the gradients stay scaled until the
+    fused step, so train/grad_norm and gradient clipping would read them scaled). Under bf16-mixed nothing is scaled,
+    and uv2 clips the gradients itself where Lightning would refuse to (VideoClassifier.configure_gradient_clipping)."""
+    return precision.startswith("bf16") or "mixed" not in precision
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig, lr: float, new_params: set[int], total_steps: int,
