@@ -11,6 +11,14 @@ def test_uniform_test_centres_exact():
     assert uniform_indices(100, 8, train=False).tolist() == [6, 18, 31, 43, 56, 68, 80, 93]
 
 
+def test_uniform_single_test_clip_is_the_officials():
+    # n=16, T=4: seg = 3.75; starts 0, 4, 8, 11 (round half to even: 7.5 -> 8); the official takes start + int(seg / 2)
+    # = start + 1 (PySlowFast's get_seq_frames with one clip), where the segment centres (start + end) // 2 of ends
+    # 4, 8, 11, 15 would be 2, 6, 9, 13
+    assert uniform_indices(16, 4, train=False).tolist() == [1, 5, 9, 12]
+    assert uniform_indices(16, 4, train=False, clip_index=0, num_clips=1).tolist() == [1, 5, 9, 12]
+
+
 def test_uniform_multi_clip_offsets_exact():
     # K=3: offset_k = int(seg / 4 * (k + 1)) = 3, 6, 9 added to the segment starts
     starts = np.array([0, 12, 25, 37, 50, 62, 74, 87])

@@ -7,9 +7,9 @@ boundaries ``start_i = round(i * (n-1)/T)``, ``end_i = round((i+1) * (n-1)/T)`` 
 official ``get_seq_frames``).
 
 - train: one random frame per segment, uniform on ``[start_i, end_i]`` (inclusive).
-- test, 1 clip: the segment centre ``(start_i + end_i) // 2``.
-- test, K > 1 clips: clip k takes ``start_i + int((k + 1) * seg / (K + 1))`` with ``seg = (n-1)/T``, i.e. K evenly
-  spaced offsets inside every segment (the official multi-clip sparse test).
+- test, K clips: clip k takes ``start_i + int((k + 1) * seg / (K + 1))`` with ``seg = (n-1)/T``, i.e. K evenly
+  spaced offsets inside every segment, and one clip ``start_i + int(seg / 2)`` (the official sparse test for any K,
+  SSv2's single clip included; ``(start_i + end_i) // 2`` would be a frame later in some segments).
 
 ``dense``: T frames at stride s, ``window = (T-1)*s + 1`` frames; ``delta = max(n - window, 0)``.
 
@@ -74,8 +74,6 @@ def uniform_indices(
     ends = np.round(seg * (i + 1)).astype(np.int64)
     if train:
         return rng.integers(starts, ends + 1).astype(np.int64)
-    if num_clips == 1:
-        return (starts + ends) // 2
     offset = int(seg / (num_clips + 1) * (clip_index + 1))
     return np.minimum(starts + offset, num_frames - 1)
 
