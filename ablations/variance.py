@@ -2,8 +2,8 @@
 """Where one cell's spread over seeds comes from: `python ablations/variance.py --table c --row 1 --dataset temporal`.
 
 Trains the cell (tiny scale) once per seed in three groups (everything varies; only the data module's seed; only
-seed_everything) and resamples its test set (uv2/ablation/variance.py), then prints the
-standard deviation of each. Runs go to results/variance/<cell>/ and are reused by a rerun.
+seed_everything), side by side as the grid's cells (--jobs), and resamples its test set (uv2/ablation/variance.py),
+then prints the standard deviation of each. Runs go to results/variance/<cell>/ and are reused by a rerun.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from uv2.ablation.grid import TableError, expand_cells, load_datasets, load_table  # noqa: E402
+from uv2.ablation.parallel import default_jobs  # noqa: E402
 from uv2.ablation.pretrain import ensure_image_vit  # noqa: E402
 from uv2.ablation.variance import GROUPS, decompose, render, with_settings  # noqa: E402
 
@@ -32,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--groups", default=",".join(GROUPS), help=f"comma-separated, of {', '.join(GROUPS)}")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="change the cell's experiment, e.g. --set model.optim.lr=1e-3 (a dotted key, a YAML value)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="runs at a time, each in a worker process on one thread, as the grid's cells "
+                             "(default: one per core, as memory allows)")
     parser.add_argument("--out", type=Path, default=Path("results/variance"))
     parser.add_argument("--datasets", type=Path, default=REPO / "ablations" / "datasets.yaml")
     args = parser.parse_args(argv)
@@ -56,8 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     except (TableError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.jobs is not None and args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
+    seeds = list(range(1, args.seeds + 1))
+    jobs = args.jobs or default_jobs([cell] * len(seeds) * len(groups))
     ensure_image_vit([cell], {}, REPO)
-    summary = decompose(cell, list(range(1, args.seeds + 1)), args.out / f"table_{table.name}" / cell.slug, groups)
+    summary = decompose(cell, seeds, args.out / f"table_{table.name}" / cell.slug, groups, jobs)
     print(render(summary))
     return 0
 

@@ -197,6 +197,24 @@ def test_cells_side_by_side(micro, tmp_path):
     assert "2/2 cells done" in (tmp_path / "side" / "table_mj" / "table.md").read_text()
 
 
+def test_variance_runs_side_by_side_repeat_the_grids_cells(micro, tmp_path):
+    """ablations/variance.py --jobs 2 trains its runs in two worker processes, each on the grid's one thread per
+    cell: the group 'all' gives the grid's top-1 seed for seed (a run's numbers depend on its thread count)."""
+    table = write_table(tmp_path, "mv", ["temporal"], MICRO_ROWS[1:])
+    cells = grid(table, micro, tmp_path / "grid", "--seeds", "1,2", "--jobs", "1", timeout=600)
+    assert cells.returncode == 0, cells.stderr[-3000:]
+    result = subprocess.run([sys.executable, "ablations/variance.py", "--table", str(table), "--datasets",
+                             str(micro / "datasets.yaml"), "--dataset", "temporal", "--seeds", "2", "--groups", "all",
+                             "--jobs", "2", "--out", str(tmp_path / "variance")],
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.findall(r"^  seed_everything(\d)_data\d: top-1", result.stdout, re.M) in (["1", "2"], ["2", "1"])
+    (summary_file,) = (tmp_path / "variance").rglob("summary.json")
+    by_seed = {int(r["seed"]): float(r["top1"]) for r in read_results(tmp_path / "grid", "mv")}
+    assert json.loads(summary_file.read_text())["groups"]["all"]["top1"] == pytest.approx([by_seed[1], by_seed[2]],
+                                                                                         abs=1e-3)
+
+
 def test_repeated_rows_of_the_paper_tables():
     """Rows that list one model twice (spelled alike, or with the defaults written out) are one run per seed."""
     from uv2.ablation.grid import expand_cells, load_datasets, repeated_runs

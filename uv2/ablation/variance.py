@@ -16,13 +16,16 @@ it is about sqrt(p (1 - p) / n).
 ``python ablations/variance.py --table c --row 1 --dataset temporal --seeds 5`` prints the standard deviation of
 each group, the test-set part and the mean top-1 per group. A run is named by its two seeds,
 results/variance/<cell>/seed_everything<e>_data<d>, so the groups share their common runs (seed 1's, in all three)
-and a second command reuses every finished one.
+and a second command reuses every finished one. The runs train side by side as the grid's cells do (``--jobs``,
+default one per core as memory allows), each on the grid's one thread per cell, so ``all`` repeats the grid's top-1
+seed for seed.
 """
 
 from __future__ import annotations
 
 import json
 import statistics
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,7 @@ import yaml
 
 from uv2.ablation.grid import Cell
 from uv2.ablation.launch import fit_and_test
+from uv2.ablation.parallel import cell_threads, worker_pool
 from uv2.io import atomic_write_text
 
 GROUPS = ("all", "data", "init")
@@ -97,37 +101,62 @@ class GroupResult:
         return statistics.stdev(self.top1) if len(self.top1) > 1 else 0.0
 
 
-def run_group(cell: Cell, group: str, seeds: list[int], out_dir: Path) -> tuple[GroupResult, list[float]]:
-    """Train and test the cell once per seed (reusing finished runs, also those of other groups with the same
-    seeds); (the group's top-1s, each run's bootstrap test-set std)."""
-    top1, test_std = [], []
-    for seed in seeds:
-        config = group_config(cell, group, seed)
-        run_dir = out_dir / f"seed_everything{config['seed_everything']}_data{config['data']['init_args']['seed']}"
-        result_file = run_dir / "variance_result.json"
-        if not result_file.exists():
-            run_dir.mkdir(parents=True, exist_ok=True)
-            config_path = run_dir / "cell.yaml"
-            atomic_write_text(config_path, yaml.safe_dump(config, sort_keys=False))
-            result = fit_and_test(config_path, run_dir, resume=True)
-            predictions = torch.load(run_dir / "test_predictions.pt", weights_only=True)
-            correct = predictions["scores"].argmax(-1) == predictions["labels"]
-            atomic_write_text(result_file, json.dumps({"top1": result["top1"], "test_std": bootstrap_std(correct),
-                                                       "videos": len(correct)}))
-        saved = json.loads(result_file.read_text())
-        top1.append(saved["top1"])
-        test_std.append(saved["test_std"])
-        print(f"  {group:<12} seed {seed}: top-1 {saved['top1']:.1f}", flush=True)
-    return GroupResult(group, top1), test_std
+RESULT = "variance_result.json"
 
 
-def decompose(cell: Cell, seeds: list[int], out_dir: Path, groups: tuple[str, ...] = GROUPS) -> dict[str, Any]:
-    """Every group's runs, and the summary that ablations/variance.py prints (also saved as summary.json)."""
-    results, test_std = {}, []
+def run_dir_of(out_dir: Path, config: dict[str, Any]) -> Path:
+    """A run's folder, named by its two seeds (runs with the same seeds are one run, whichever groups use it)."""
+    return out_dir / f"seed_everything{config['seed_everything']}_data{config['data']['init_args']['seed']}"
+
+
+def train_run(cell: Cell, config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """Train and test one run (resuming an unfinished one) on the threads the grid gives the cell (cell_threads, so
+    the group ``all`` repeats the grid's numbers), unless it finished before; its top-1 and bootstrap test-set std,
+    saved in run_dir/variance_result.json."""
+    result_file = run_dir / RESULT
+    if result_file.exists():
+        return json.loads(result_file.read_text())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path = run_dir / "cell.yaml"
+    atomic_write_text(config_path, yaml.safe_dump(config, sort_keys=False))
+    with cell_threads(cell):
+        result = fit_and_test(config_path, run_dir, resume=True)
+    predictions = torch.load(run_dir / "test_predictions.pt", weights_only=True)
+    correct = predictions["scores"].argmax(-1) == predictions["labels"]
+    saved = {"top1": result["top1"], "test_std": bootstrap_std(correct), "videos": len(correct)}
+    atomic_write_text(result_file, json.dumps(saved))
+    return saved
+
+
+def train_runs(cell: Cell, runs: dict[Path, dict[str, Any]], jobs: int = 1) -> None:
+    """Train every run of `runs` ({folder: experiment}) that has not finished, `jobs` at a time in worker processes
+    (uv2.ablation.parallel, as the grid runs cells side by side; 1: one after the other in this process)."""
+    pending = [run_dir for run_dir in runs if not (run_dir / RESULT).exists()]
+    if jobs > 1 and len(pending) > 1:
+        with worker_pool(min(jobs, len(pending))) as pool:
+            futures = {pool.submit(train_run, cell, runs[run_dir], run_dir): run_dir for run_dir in pending}
+            for future in as_completed(futures):
+                print(f"  {futures[future].name}: top-1 {future.result()['top1']:.1f}", flush=True)
+        return
+    for run_dir in pending:
+        print(f"  {run_dir.name}: top-1 {train_run(cell, runs[run_dir], run_dir)['top1']:.1f}", flush=True)
+
+
+def decompose(cell: Cell, seeds: list[int], out_dir: Path, groups: tuple[str, ...] = GROUPS,
+              jobs: int = 1) -> dict[str, Any]:
+    """Every group's runs (each distinct run trained once: seed 1's is every group's first), and the summary that
+    ablations/variance.py prints (also saved as summary.json)."""
+    folders = {group: [run_dir_of(out_dir, group_config(cell, group, seed)) for seed in seeds] for group in groups}
+    runs = {folder: group_config(cell, group, seed)
+            for group in groups for seed, folder in zip(seeds, folders[group])}
+    train_runs(cell, runs, jobs)
+    saved = {folder: json.loads((folder / RESULT).read_text()) for folder in runs}
+    results = {}
     for group in groups:
-        results[group], stds = run_group(cell, group, seeds, out_dir)
-        if group == "all":
-            test_std = stds
+        results[group] = GroupResult(group, [saved[folder]["top1"] for folder in folders[group]])
+        for seed, top1 in zip(seeds, results[group].top1):
+            print(f"  {group:<12} seed {seed}: top-1 {top1:.1f}", flush=True)
+    test_std = [saved[folder]["test_std"] for folder in folders.get("all", [])]
     summary = {"cell": cell.slug, "seeds": seeds,
                "groups": {g: {"top1": r.top1, "mean": r.mean, "std": r.std} for g, r in results.items()},
                "test_set_std": statistics.mean(test_std) if test_std else None}
