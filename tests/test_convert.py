@@ -17,10 +17,13 @@ from uv2.labels import class_rows, union_classes
 from uv2.models import ModelConfig, build_model
 from uv2.models.arming import build_vit
 from uv2.models.convert import (
+    OFFICIAL_NORMALISATION,
+    checkpoint_normalisation,
     convert_official,
     from_official,
     infer_official_config,
     init_from_image_weights,
+    init_model,
     load_image_weights,
     load_model,
     official_state_dict,
@@ -313,6 +316,19 @@ def test_init_from_clip_inflates_stem(tmp_path, pretrained_vit, t_down):
     torch.testing.assert_close(model.blocks[2].mlp.fc1.weight, pretrained_vit.blocks[2].mlp.fc1.weight)
 
 
+def test_init_model_reads_extracted_clip_weights_as_image_weights(tmp_path, pretrained_vit):
+    """CLIP's extracted visual weights share their keys with an official checkpoint (conv1, transformer.resblocks)
+    but hold a 2D patch kernel: model.init_from arms them as image weights (the stem inflated for T-Down), and
+    from_official refuses them, naming the file."""
+    torch.save(clip_visual_state(pretrained_vit), tmp_path / "clip.pth")
+    cfg = ModelConfig(vit="tiny", num_frames=4, num_classes=3, global_layers="3-4", t_down=True)
+    model, report = init_model(cfg, tmp_path / "clip.pth")
+    assert not report.missing and report.normalisation is None
+    torch.testing.assert_close(model.patch_embed.proj.weight[:, :, 1], pretrained_vit.patch_embed.proj.weight)
+    with pytest.raises(CheckpointError, match=r"clip\.pth: not an official UniFormerV2 checkpoint: its conv1"):
+        from_official(tmp_path / "clip.pth")
+
+
 def test_init_from_clip_resamples_position_embedding(tmp_path, pretrained_vit):
     torch.save(clip_visual_state(pretrained_vit), tmp_path / "clip.pth")
     cfg = ModelConfig(vit="tiny", vit_overrides={"img_size": 48}, num_classes=3, global_layers="4")
@@ -353,6 +369,25 @@ def test_convert_cli(tmp_path, official_fixture):
     assert "width 128, depth 4" in result.stdout and "T-Down True" in result.stdout
     with torch.no_grad():
         torch.testing.assert_close(load_model(out)(io["input"]), io["logits"], rtol=0, atol=1e-4)
+
+
+def test_checkpoints_say_what_normalisation_their_weights_trained_on(tmp_path, capsys):
+    """An official .pyth: PySlowFast's 0.45 / 0.225, which `convert official` and `slice-head` write into the uv2
+    checkpoint; a uv2 checkpoint that records none, and image weights: unknown."""
+    cfg = ModelConfig(vit="tiny", num_frames=4, num_classes=3, local_type="none", global_layers="3-4")
+    official = tmp_path / "official.pyth"
+    torch.save(randomize_(OfficialLayoutUniFormerV2.from_config(cfg)).official_state_dict(), official)
+    assert checkpoint_normalisation(safe_load(official)) == OFFICIAL_NORMALISATION
+    assert convert_main(["official", str(official), str(tmp_path / "converted.ckpt")]) == 0
+    assert checkpoint_normalisation(safe_load(tmp_path / "converted.ckpt")) == OFFICIAL_NORMALISATION
+    classes = _classes_file(tmp_path / "classes.txt", ["a", "b", "c"])
+    assert convert_main(["slice-head", str(official), str(tmp_path / "sliced.ckpt"), "--target-classes",
+                         str(_classes_file(tmp_path / "target.txt", ["c", "a"])), "--source-classes", str(classes)]) == 0
+    assert checkpoint_normalisation(safe_load(tmp_path / "sliced.ckpt")) == OFFICIAL_NORMALISATION
+    save_checkpoint(UniFormerV2(cfg), tmp_path / "plain.ckpt")
+    assert checkpoint_normalisation(safe_load(tmp_path / "plain.ckpt")) is None
+    assert checkpoint_normalisation(clip_visual_state(build_vit(cfg.vit_cfg))) is None
+    capsys.readouterr()
 
 
 def test_convert_cli_bad_file(tmp_path):

@@ -154,6 +154,34 @@ def _uv2(*args: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "uv2", *args], cwd=REPO, capture_output=True, text=True, **kwargs)
 
 
+def test_checkpoints_record_the_normalisation_they_were_trained_on(synth_root, tmp_path, caplog):
+    """Weights that record the frames' normalisation they trained on (an official .pyth: PySlowFast's 0.45 / 0.225;
+    a uv2 run: its data's, in the checkpoint) meet data normalised otherwise: a warning names the file and both."""
+    from benchmarks.official_layout import OfficialLayoutUniFormerV2, randomize_
+    from uv2.data.transforms import CLIP_MEAN
+
+    arch = ModelConfig(**load_experiment(REPO / "experiments/temporal_tiny.yaml")["model"]["arch"])
+    official = tmp_path / "official_tiny.pyth"
+    torch.save(randomize_(OfficialLayoutUniFormerV2.from_config(arch)).official_state_dict(), official)
+    run_dir = tmp_path / "from_official"
+    short = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1"]
+    with caplog.at_level("WARNING", logger="uv2.train.module"):
+        assert run("fit", [*_fit_argv(synth_root, run_dir, *short), "--model.init_from", str(official)]) == 0
+    warned = [r.getMessage() for r in caplog.records if "trained on frames normalised" in r.getMessage()]
+    assert len(warned) == 1 and str(official) in warned[0] and "mean [0.45, 0.45, 0.45]" in warned[0]
+    recorded = safe_load(run_dir / "checkpoints" / "last.ckpt")["input_normalisation"]
+    assert recorded["mean"] == pytest.approx(list(CLIP_MEAN))  # the data module's default, which the run used
+
+    official_stats = ["--data.init_args.mean", "[0.45, 0.45, 0.45]", "--data.init_args.std", "[0.225, 0.225, 0.225]"]
+    last = str(run_dir / "checkpoints" / "last.ckpt")
+    for extra, expected in (([], 0), (official_stats, 1)):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="uv2.train.module"):
+            assert run("test", [*_fit_argv(synth_root, run_dir), "--ckpt_path", last, *extra]) == 0
+        warned = [r.getMessage() for r in caplog.records if "trained on frames normalised" in r.getMessage()]
+        assert len(warned) == expected and all(last in w for w in warned)
+
+
 def test_ddp_two_cpu_processes_fit_and_test(synth_root, tmp_path):
     """strategy ddp on CPU (gloo): fit, then a multi-view test whose video-level counts are exact."""
     run_dir = tmp_path / "ddp"

@@ -81,6 +81,7 @@ class LoadReport:
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    normalisation: dict[str, list[float]] | None = None  # the frames' mean / std the weights trained on, if known
 
     def summary(self) -> str:
         lines = [f"{self.source}: loaded {len(self.loaded)} tensors, {len(self.missing)} missing, "
@@ -113,6 +114,10 @@ def official_state_dict(source: str | Path | dict[str, Any], name: str | None = 
     if "conv1.weight" not in stripped or not any(k.startswith("transformer.resblocks.") for k in stripped):
         raise CheckpointError(f"{name}: not an official UniFormerV2 checkpoint (no backbone.conv1.weight / "
                               f"backbone.transformer.resblocks.*); keys start with {sorted(state)[:5]}")
+    if stripped["conv1.weight"].ndim != 5:  # CLIP's visual tower has the same keys, with a 2D patch embedding
+        raise CheckpointError(f"{name}: not an official UniFormerV2 checkpoint: its conv1.weight is "
+                              f"{stripped['conv1.weight'].ndim}-D where the official video model's is a 5-D Conv3d "
+                              f"kernel (image weights such as CLIP's visual tower: give them as model.init_from)")
     return stripped
 
 
@@ -236,6 +241,26 @@ def init_from_image_weights(cfg: ModelConfig, path: str | Path, checkpoint: Any 
     return UniFormerV2(cfg, vit), report
 
 
+# The input normalisation of the official UniFormerV2 runs: PySlowFast's DATA.MEAN / DATA.STD of [0, 1] pixels, which
+# no official config changes (the official checkpoints were trained and tested on it; the paper recipes set it too)
+OFFICIAL_NORMALISATION = {"mean": [0.45, 0.45, 0.45], "std": [0.225, 0.225, 0.225]}
+
+
+def checkpoint_normalisation(checkpoint: Any) -> dict[str, list[float]] | None:
+    """The mean / std of [0, 1] pixels a video checkpoint's weights were trained on: what a uv2 or Lightning
+    checkpoint records, the official runs' for an official .pyth; None where unknown (image weights, checkpoints
+    written before uv2 recorded it)."""
+    if not isinstance(checkpoint, dict):
+        return None
+    if uv2_state_dict(checkpoint) is not None:
+        return checkpoint.get("input_normalisation")
+    try:
+        official_state_dict(checkpoint)
+    except CheckpointError:
+        return None
+    return OFFICIAL_NORMALISATION
+
+
 def init_model(cfg: ModelConfig, path: str | Path | None = None) -> tuple[UniFormerV2, LoadReport | None]:
     """A model of architecture `cfg` initialised from any weight file uv2 reads: a CLIP / open_clip / timm image
     ViT (armed, stem inflated), an official .pyth, a uv2 checkpoint or a Lightning checkpoint of a uv2 run.
@@ -253,11 +278,15 @@ def init_model(cfg: ModelConfig, path: str | Path | None = None) -> tuple[UniFor
             official = None
         if official is not None:
             model = UniFormerV2(cfg)
-            return model, load_state(model, convert_official(official, model), str(path))
+            report = load_state(model, convert_official(official, model), str(path))
+            report.normalisation = OFFICIAL_NORMALISATION
+            return model, report
     if video_state is None:
         return init_from_image_weights(cfg, path, checkpoint)
     model = UniFormerV2(cfg)
-    return model, load_state(model, video_state, str(path))
+    report = load_state(model, video_state, str(path))
+    report.normalisation = checkpoint_normalisation(checkpoint)
+    return model, report
 
 
 def uv2_state_dict(checkpoint: Any) -> StateDict | None:
@@ -351,12 +380,12 @@ def slice_classifier(state: StateDict, rows: list[int], prefix: str = "head.fc."
 
 
 def slice_head(source: str | Path, target_classes: list[str], source_classes: list[str] | None = None,
-               **overrides: Any) -> UniFormerV2:
+               checkpoint: Any = None, **overrides: Any) -> UniFormerV2:
     """The model of a checkpoint (official .pyth, uv2 or Lightning checkpoint) with its classifier cut down to
     `target_classes`, each row taken from the head's row of the same class name: a Kinetics-710 head sliced to the
     K400, K600 or K700 classes for fine-tuning. `source_classes` is the order of the checkpoint's head (default:
-    the names the checkpoint stores; an official .pyth stores none)."""
-    checkpoint = safe_load(source)
+    the names the checkpoint stores; an official .pyth stores none); `checkpoint`: the file's contents, already read."""
+    checkpoint = safe_load(source) if checkpoint is None else checkpoint
     names = source_classes or checkpoint_class_names(checkpoint)
     if names is None:
         raise CheckpointError(f"{source}: the checkpoint stores no class names (an official .pyth): give the class "
@@ -404,10 +433,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             target = read_classes_file(args.target_classes)
             source = read_classes_file(args.source_classes) if args.source_classes else None
-            model = slice_head(args.src, target, source)
+            checkpoint = safe_load(args.src)
+            model = slice_head(args.src, target, source, checkpoint)
         except (CheckpointError, ValueError, FileNotFoundError) as err:
             parser.error(str(err))
-        save_checkpoint(model, args.dst, source=str(args.src), class_names=target)
+        extra = {"input_normalisation": normalisation} if (normalisation := checkpoint_normalisation(checkpoint)) else {}
+        save_checkpoint(model, args.dst, source=str(args.src), class_names=target, **extra)
         print(f"wrote {args.dst}: the {len(target)} classes of {args.target_classes}, rows of {args.src}'s head "
               f"matched by name")
         return 0
@@ -420,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         model = from_official(args.src, **overrides)
     except CheckpointError as err:
         parser.error(str(err))
-    save_checkpoint(model, args.dst, source=str(args.src))
+    save_checkpoint(model, args.dst, source=str(args.src), input_normalisation=OFFICIAL_NORMALISATION)
     cfg = model.cfg
     print(f"wrote {args.dst}: width {cfg.vit_cfg.width}, depth {cfg.vit_cfg.depth}, patch {cfg.vit_cfg.patch_size}, "
           f"{cfg.vit_cfg.img_size}px, T-Down {cfg.t_down}, local {cfg.local_type} ({cfg.local_layers}, "

@@ -33,7 +33,7 @@ from timm.loss import SoftTargetCrossEntropy
 
 from uv2.io import atomic_write_text
 from uv2.models import ModelConfig
-from uv2.models.convert import init_model
+from uv2.models.convert import checkpoint_normalisation, init_model
 from uv2.train.callbacks import writes_step_logs
 from uv2.train.guard import GUARDS, NonFiniteGuard, skips_on_device
 from uv2.train.metrics import accuracies, video_level
@@ -103,6 +103,8 @@ class VideoClassifier(pl.LightningModule):
             self.model.compile()
         if report is not None:
             log.info(report.summary())
+        # the frames' mean / std the initial weights trained on (where the file says), checked against the data's
+        self._init_normalisation = (report.normalisation, report.source) if report is not None else (None, "")
         self.class_names = class_names
         self.set_sizes = sets
         self.mixup = None
@@ -153,6 +155,24 @@ class VideoClassifier(pl.LightningModule):
         log.info(f"global batch {global_batch} = {train_batch_size(self.trainer.datamodule)} x "
                  f"{self.trainer.world_size} devices x {self.trainer.accumulate_grad_batches} accumulation; "
                  f"peak lr {lr:g}{scaled}")
+        self._check_init_normalisation()
+
+    def _check_init_normalisation(self) -> None:
+        """Once, where a run uses its initial weights rather than a checkpoint's (those are checked as they load, in
+        on_load_checkpoint): warn if the file they came from was trained on frames normalised otherwise."""
+        weights, source = self._init_normalisation
+        self._init_normalisation = (None, source)
+        if self._loaded_step is None:
+            warn_if_normalisation_differs(weights, source, data_normalisation(getattr(self.trainer, "datamodule", None)))
+
+    def on_validation_start(self) -> None:
+        self._check_init_normalisation()
+
+    def on_test_start(self) -> None:
+        self._check_init_normalisation()
+
+    def on_predict_start(self) -> None:
+        self._check_init_normalisation()
 
     def on_train_start(self) -> None:
         scaler = getattr(self.trainer.precision_plugin, "scaler", None)
@@ -385,13 +405,45 @@ class VideoClassifier(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._loaded_step = checkpoint.get("global_step")
+        warn_if_normalisation_differs(checkpoint_normalisation(checkpoint), str(self.trainer.ckpt_path),
+                                      data_normalisation(getattr(self.trainer, "datamodule", None)))
         counts = checkpoint.get("uv2_nonfinite_steps")
         if counts:  # a resumed run counts on (train/nonfinite_steps, the stop after too many in a row)
             self.guard.in_a_row, self.guard.total = counts["in_a_row"], counts["total"]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["hyper_parameters"]["class_names"] = self.class_names
+        normalisation = data_normalisation(getattr(self.trainer, "datamodule", None))
+        if normalisation is not None:  # what a test or fine-tuning of these weights should feed them (not among the
+            checkpoint["input_normalisation"] = normalisation  # hyper-parameters, which the CLI reads back as arguments
         checkpoint["hyper_parameters"]["sets"] = self.set_sizes
         for step, finite in self.guard.arrived():  # the steps in flight count in the checkpoint
             self.guard.count(finite, step)
         checkpoint["uv2_nonfinite_steps"] = {"in_a_row": self.guard.in_a_row, "total": self.guard.total}
+
+
+def data_normalisation(datamodule: Any) -> dict[str, list[float]] | None:
+    """The mean / std of [0, 1] pixels a uv2 data module normalises its frames with (None for other data modules)."""
+    cfg = getattr(getattr(datamodule, "augment", None), "cfg", None)
+    if cfg is None or not hasattr(cfg, "mean"):
+        return None
+    return {"mean": [float(v) for v in cfg.mean], "std": [float(v) for v in cfg.std]}
+
+
+def warn_if_normalisation_differs(weights: dict[str, list[float]] | None, source: str,
+                                  data: dict[str, list[float]] | None) -> None:
+    """Warn when weights that record the frames' normalisation they trained on (official checkpoints: PySlowFast's
+    0.45 / 0.225; uv2 checkpoints: their data's) meet data normalised otherwise: their top-1 would be lower than
+    theirs, silently. Fine-tuning on other statistics may be meant, so it is a warning, not an error."""
+    if weights is None or data is None:
+        return
+    if all(abs(a - b) < 1e-4 for key in ("mean", "std") for a, b in zip(weights[key], data[key])):
+        return
+
+    def shown(values: list[float]) -> str:
+        return "[" + ", ".join(f"{v:.4g}" for v in values) + "]"
+
+    log.warning(f"{source} was trained on frames normalised with mean {shown(weights['mean'])} and std "
+                f"{shown(weights['std'])}, but the data module normalises with mean {shown(data['mean'])} and std "
+                f"{shown(data['std'])}: set data.init_args.mean / data.init_args.std to the checkpoint's to test or "
+                f"fine-tune it on the inputs it was trained on")
