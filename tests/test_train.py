@@ -171,6 +171,7 @@ def test_checkpoints_record_the_normalisation_they_were_trained_on(synth_root, t
     assert len(warned) == 1 and str(official) in warned[0] and "mean [0.45, 0.45, 0.45]" in warned[0]
     recorded = safe_load(run_dir / "checkpoints" / "last.ckpt")["input_normalisation"]
     assert recorded["mean"] == pytest.approx(list(CLIP_MEAN))  # the data module's default, which the run used
+    assert VideoClassifier.load_from_checkpoint(run_dir / "checkpoints" / "last.ckpt").arch == arch  # no trainer
 
     official_stats = ["--data.init_args.mean", "[0.45, 0.45, 0.45]", "--data.init_args.std", "[0.225, 0.225, 0.225]"]
     last = str(run_dir / "checkpoints" / "last.ckpt")

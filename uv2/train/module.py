@@ -405,8 +405,10 @@ class VideoClassifier(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._loaded_step = checkpoint.get("global_step")
-        warn_if_normalisation_differs(checkpoint_normalisation(checkpoint), str(self.trainer.ckpt_path),
-                                      data_normalisation(getattr(self.trainer, "datamodule", None)))
+        trainer = self._trainer  # None where the checkpoint is read without one (load_from_checkpoint)
+        if trainer is not None:
+            warn_if_normalisation_differs(checkpoint_normalisation(checkpoint), str(trainer.ckpt_path),
+                                          data_normalisation(getattr(trainer, "datamodule", None)))
         counts = checkpoint.get("uv2_nonfinite_steps")
         if counts:  # a resumed run counts on (train/nonfinite_steps, the stop after too many in a row)
             self.guard.in_a_row, self.guard.total = counts["in_a_row"], counts["total"]
