@@ -14,7 +14,13 @@ from tests.helpers import REPO
 from tests.results_helpers import Outcome, micro_datasets, write_results
 from uv2.ablation.grid import expand_cells, load_table
 from uv2.ablation.runner import GridRunner
-from uv2.analysis.results import differences_by_video, load_results, per_class_top1, spread_by_video
+from uv2.analysis.results import (
+    cell_scalars,
+    differences_by_video,
+    load_results,
+    per_class_top1,
+    spread_by_video,
+)
 from uv2.data.synthetic import ensure_synthetic
 
 
@@ -47,6 +53,26 @@ def test_load_results_reads_text_as_text(tmp_path):
     assert frame["git_commit"].tolist() == ["57e9584"] and frame["label"].tolist() == ["0012"]
     assert frame["config_hash"].tolist() == [(folder / "results.csv").read_text().splitlines()[1].split(",")[-3]]
     assert (Path(frame["run_dir"].item()) / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_cell_scalars(tmp_path):
+    """A TensorBoard scalar of every finished cell's run, one row per logged value (the runs of
+    tests/results_helpers.write_run log val/top1 at steps 5 and 10: half the cell's top-1, then its top-1); a failed
+    cell has none, and a tag no run logged gives an empty frame with the same columns."""
+    ensure_synthetic(tmp_path / "synthetic" / "micro_seed0", "micro", 0, sets=["temporal"])
+    table = tmp_path / "t.yaml"
+    table.write_text(yaml.safe_dump({"title": "t", "datasets": ["temporal"],
+                                     "rows": [{"label": "done"}, {"label": "failed"}]}))
+    write_results(tmp_path / "results", table, micro_datasets(tmp_path), [1, 2], {
+        (0, "temporal", 1): Outcome("done", 60.0), (0, "temporal", 2): Outcome("done", 80.0),
+        (1, "temporal", 1): Outcome("failed", error="RuntimeError: x")})
+    results = load_results(tmp_path / "results")
+    frame = cell_scalars(results, "val/top1")
+    assert list(frame.columns) == ["table", "row", "label", "dataset", "seed", "step", "value"]
+    assert set(frame["label"]) == {"done"}
+    assert [(r.seed, r.step, round(r.value, 3)) for r in frame.itertuples()] == [(1, 5, 30.0), (1, 10, 60.0),
+                                                                               (2, 5, 40.0), (2, 10, 80.0)]
+    assert cell_scalars(results, "train/grad_norm").empty
 
 
 def test_differences_by_video(tmp_path):

@@ -17,6 +17,8 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from uv2.analysis.results import run_scalars
+
 
 def _save(fig: Figure, path: str | Path | None) -> Figure:
     if path is not None:
@@ -62,19 +64,15 @@ def training_curves(run_dirs: dict[str, str | Path],
     """Scalars read from each run's TensorBoard event files, one panel per entry of `panels`: a tuple of tags, the
     first one a run has is drawn (step-level logs exist only after `log_every_n_steps` steps; short runs have the
     epoch-level ones)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.2), squeeze=False)
     shown: list[set[str]] = [set() for _ in panels]
     for label, run_dir in run_dirs.items():
-        events = EventAccumulator(str(run_dir))
-        events.Reload()
-        available = events.Tags()["scalars"]
+        scalars = run_scalars(run_dir)
         for ax, tags, used in zip(axes[0], panels, shown):
-            tag = next((t for t in tags if t in available), None)
+            tag = next((t for t in tags if t in scalars), None)
             if tag is not None:
-                points = events.Scalars(tag)
-                ax.plot([p.step for p in points], [p.value for p in points], label=label,
+                points = scalars[tag]
+                ax.plot([step for step, _ in points], [value for _, value in points], label=label,
                         marker="." if len(points) < 20 else None)
                 used.add(tag)
     for ax, tags, used in zip(axes[0], panels, shown):

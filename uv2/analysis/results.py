@@ -91,6 +91,25 @@ def run_config(cell: Any) -> dict[str, Any] | None:
     return yaml.safe_load(path.read_text()) if path.is_file() else None
 
 
+def run_scalars(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
+    """Every TensorBoard scalar a training run logged: {tag: [(step, value), ...]} from its event files."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})  # 0: every point, not a sample of them
+    events.Reload()
+    return {tag: [(p.step, p.value) for p in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def cell_scalars(results: pd.DataFrame, tag: str) -> pd.DataFrame:
+    """One row per value of the TensorBoard scalar `tag` that a finished cell's training run logged (table, row,
+    label, dataset, seed, step, value): e.g. the gradients' norm before clipping, train/grad_norm, over a table's
+    temporal cells."""
+    rows = [{"table": cell.table, "row": cell.row, "label": cell.label, "dataset": cell.dataset, "seed": cell.seed,
+             "step": step, "value": value}
+            for cell in finished(results).itertuples() for step, value in run_scalars(cell.run_dir).get(tag, [])]
+    return pd.DataFrame(rows, columns=["table", "row", "label", "dataset", "seed", "step", "value"])
+
+
 def load_predictions(cell_dir: str | Path) -> dict:
     """Per-video scores, labels and class names of a finished cell's multi-view test."""
     return torch.load(Path(cell_dir) / "test_predictions.pt", weights_only=True)
