@@ -242,3 +242,27 @@ def test_depthwise_conv3d_gradients_match_conv3d():
         results.append((out, inputs.grad, dpe.conv.weight.grad.clone(), dpe.conv.bias.grad.clone()))
     for ours, conv3d in zip(*results):
         torch.testing.assert_close(ours, conv3d, atol=1e-5, rtol=1e-5)
+
+
+def test_depthwise_conv3d_bf16_gradients_on_cpu():
+    """Under bf16 autocast on the CPU the DPE's weight and bias gradients are fp32's up to bf16 rounding, whatever
+    the memory held before: torch's bf16 weight gradient on channels-last-3d inputs reads memory it never wrote
+    (NaN or wrong values from call to call), so the DPE computes it on a contiguous copy."""
+    from uv2.models.blocks import DepthwiseConv3d
+
+    torch.manual_seed(0)
+    dpe = DepthwiseConv3d(128)
+    torch.nn.init.normal_(dpe.conv.weight)
+    x, grad = torch.randn(1, 2, 4, 4, 128), torch.randn(1, 2, 4, 4, 128)
+    dpe(x).backward(grad)
+    reference = dpe.conv.weight.grad.clone(), dpe.conv.bias.grad.clone()
+    for _ in range(5):
+        garbage = [torch.full((1024, 1024), float("nan")) for _ in range(16)]  # freed memory full of NaN
+        del garbage
+        dpe.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = dpe(x)
+        out.float().backward(grad)
+        for ours, fp32 in zip((dpe.conv.weight.grad, dpe.conv.bias.grad), reference):
+            torch.testing.assert_close(ours, fp32, rtol=0.05, atol=0.3)
+

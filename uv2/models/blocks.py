@@ -94,6 +94,11 @@ class _SameDepthwiseConv3d(torch.autograd.Function):
         grad_x = None
         if ctx.needs_input_grad[0]:
             grad_x = F.conv3d(grad_out, weight.flip(2, 3, 4), padding=pad, groups=channels)
+        if grad_out.dtype != torch.float32:
+            # torch's CPU weight gradient of a depth-wise Conv3d reads memory it never wrote when bf16 inputs come
+            # in channels-last-3d strides (non-finite or wrong values, varying from call to call; torch 2.14): on a
+            # contiguous copy it is right (tests/test_model.py)
+            grad_out, x = grad_out.contiguous(), x.contiguous()
         _, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
             grad_out, x, weight, [channels], [1] * 3, [pad] * 3, [1] * 3, False, [0] * 3, channels,
             [False, ctx.needs_input_grad[1], ctx.needs_input_grad[2]])
