@@ -371,7 +371,7 @@ def test_convert_cli(tmp_path, official_fixture):
         torch.testing.assert_close(load_model(out)(io["input"]), io["logits"], rtol=0, atol=1e-4)
 
 
-def test_checkpoints_say_what_normalisation_their_weights_trained_on(tmp_path, capsys):
+def test_checkpoints_say_what_normalisation_their_weights_trained_on(tmp_path):
     """An official .pyth: PySlowFast's 0.45 / 0.225, which `convert official` and `slice-head` write into the uv2
     checkpoint; a uv2 checkpoint that records none, and image weights: unknown."""
     cfg = ModelConfig(vit="tiny", num_frames=4, num_classes=3, local_type="none", global_layers="3-4")
@@ -387,7 +387,6 @@ def test_checkpoints_say_what_normalisation_their_weights_trained_on(tmp_path, c
     save_checkpoint(UniFormerV2(cfg), tmp_path / "plain.ckpt")
     assert checkpoint_normalisation(safe_load(tmp_path / "plain.ckpt")) is None
     assert checkpoint_normalisation(clip_visual_state(build_vit(cfg.vit_cfg))) is None
-    capsys.readouterr()
 
 
 def test_convert_cli_bad_file(tmp_path):

@@ -349,7 +349,7 @@ def test_nonfinite_in_a_row_stops_the_run(guard):
         _guarded_fit(set(range(10)), steps=10, tolerance=3, guard=guard)
 
 
-def _bf16_fit(clip: float | None, nan_items: set[int] = frozenset(), steps: int = 2, algorithm: str = "norm",
+def _bf16_fit(clip: float | None, nan_items: frozenset[int] = frozenset(), steps: int = 2, algorithm: str = "norm",
               callbacks: list[pl.Callback] = ()) -> tuple[VideoClassifier, pl.Trainer]:
     torch.manual_seed(0)
     arch = ModelConfig(vit="tiny", num_frames=2, num_classes=3, global_layers="4", local_type="none")

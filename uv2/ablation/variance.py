@@ -146,9 +146,13 @@ def decompose(cell: Cell, seeds: list[int], out_dir: Path, groups: tuple[str, ..
               jobs: int = 1) -> dict[str, Any]:
     """Every group's runs (each distinct run trained once: seed 1's is every group's first), and the summary that
     ablations/variance.py prints (also saved as summary.json)."""
-    folders = {group: [run_dir_of(out_dir, group_config(cell, group, seed)) for seed in seeds] for group in groups}
-    runs = {folder: group_config(cell, group, seed)
-            for group in groups for seed, folder in zip(seeds, folders[group])}
+    folders: dict[str, list[Path]] = {group: [] for group in groups}
+    runs: dict[Path, dict[str, Any]] = {}  # each distinct run once, whichever groups share it
+    for group in groups:
+        for seed in seeds:
+            config = group_config(cell, group, seed)
+            folders[group].append(run_dir_of(out_dir, config))
+            runs.setdefault(folders[group][-1], config)
     train_runs(cell, runs, jobs)
     saved = {folder: json.loads((folder / RESULT).read_text()) for folder in runs}
     results = {}

@@ -437,8 +437,8 @@ def main(argv: list[str] | None = None) -> int:
             model = slice_head(args.src, target, source, checkpoint)
         except (CheckpointError, ValueError, FileNotFoundError) as err:
             parser.error(str(err))
-        extra = {"input_normalisation": normalisation} if (normalisation := checkpoint_normalisation(checkpoint)) else {}
-        save_checkpoint(model, args.dst, source=str(args.src), class_names=target, **extra)
+        save_checkpoint(model, args.dst, source=str(args.src), class_names=target,
+                        input_normalisation=checkpoint_normalisation(checkpoint))
         print(f"wrote {args.dst}: the {len(target)} classes of {args.target_classes}, rows of {args.src}'s head "
               f"matched by name")
         return 0
