@@ -69,8 +69,8 @@ show(report.overview(results))'''),
     new_markdown_cell("## Differences with the test videos drawn too\n\nEach row's difference from its table's first "
                       "row, paired by seed as in table.md, with two 95 % intervals: one over the seeds alone, which "
                       "all test on the same videos and so leave out which videos those are, and table.md's, over the "
-                      "seeds and the test videos both (a crossed two-way design; README, \"Five seeds\"): what "
-                      "counting the test videos changes."),
+                      "seeds and the test videos both (a crossed two-way design; docs/tiny_scale.md, \"Five "
+                      "seeds\"): what counting the test videos changes."),
     new_code_cell('''show(report.difference_sources(results))'''),
     new_markdown_cell("## What the global blocks look at\n\nThe cross-attention of each global block's query over "
                       "the patches of every frame of one validation video (heads and queries averaged), in the best "

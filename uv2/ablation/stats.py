@@ -275,7 +275,7 @@ def video_part(diff: Sequence[Sequence[float]]) -> tuple[float, float]:
     (seeds x videos), of which MS_seeds / (seeds x videos) is the paired difference's own over the seeds; the rest,
     (MS_videos - MS_residual) / (seeds x videos), floored at 0, is the videos' part, with Satterthwaite's degrees of
     freedom (MS_videos - MS_residual)^2 / (MS_videos^2 / (videos - 1) + MS_residual^2 / ((seeds - 1)(videos - 1)))
-    (inf where the part is 0). Measured use: benchmarks/test_set_size.py (README, five seeds)."""
+    (inf where the part is 0). Measured use: benchmarks/test_set_size.py (docs/tiny_scale.md, five seeds)."""
     seeds = len(diff)
     videos = len(diff[0]) if seeds else 0
     if seeds < 2 or videos < 2 or any(len(d) != videos for d in diff):
