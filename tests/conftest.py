@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 import random
+import tempfile
 
 import numpy as np
 import pytest
@@ -16,6 +19,18 @@ def _seed():
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _subprocess_tmpdir(tmp_path_factory):
+    """The processes the tests start keep their temporary files under pytest's base folder, which a passing session
+    removes: a run the tests SIGKILL on purpose cannot remove its merged configs (uv2-config-*) or multiprocessing's
+    sockets (pymp-*), which under /tmp would pile up run after run. torch.compile's cache stays where it was, warm."""
+    inductor_cache = os.path.join(tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}")  # torch's default
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TORCHINDUCTOR_CACHE_DIR", os.environ.get("TORCHINDUCTOR_CACHE_DIR", inductor_cache))
+        mp.setenv("TMPDIR", str(tmp_path_factory.mktemp("tmpdir")))
+        yield
 
 
 @pytest.fixture(scope="session")
