@@ -437,6 +437,28 @@ def test_an_unknown_guard_is_refused():
         VideoClassifier(arch=ModelConfig(vit="tiny", num_frames=2, num_classes=3, global_layers="4"), nonfinite_guard="gpu")
 
 
+
+def test_init_seed_draws_the_initial_weights_apart_from_the_global_stream():
+    """model.init_seed: one seed gives the same initial weights whatever seed_everything set, another seed other
+    weights, and the global stream (which then seeds the training order and draws) is left where it was."""
+    arch = ModelConfig(vit="tiny", num_frames=2, num_classes=3, global_layers="4", local_type="lmhra")
+
+    def weights(global_seed: int, init_seed: int | None) -> dict[str, torch.Tensor]:
+        torch.manual_seed(global_seed)
+        return VideoClassifier(arch=arch, init_seed=init_seed).state_dict()
+
+    def differ(a: dict, b: dict) -> bool:
+        return any(not torch.equal(a[k], b[k]) for k in a)
+
+    assert not differ(weights(1, 5), weights(2, 5))
+    assert differ(weights(1, 5), weights(1, 6))
+    assert differ(weights(1, None), weights(2, None))  # without it, the global stream draws them
+    torch.manual_seed(1)
+    VideoClassifier(arch=arch, init_seed=5)
+    untouched = torch.rand(3)
+    torch.manual_seed(1)
+    assert torch.equal(torch.rand(3), untouched)
+
 def test_mixup_cutmix_training_step():
     """Mixup / cutmix (timm's, on clips as (B, C*T, H, W)) train with soft targets."""
     arch = ModelConfig(vit="tiny", num_frames=2, num_classes=3, global_layers="4", local_type="lmhra")

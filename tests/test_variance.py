@@ -17,11 +17,14 @@ def cell() -> Cell:
     return Cell(table="c", row=1, label="1-12, DPE", dataset="temporal", seed=1, config=config)
 
 
-@pytest.mark.parametrize("group, seeds", [("all", (3, 3)), ("data", (1, 3)), ("init", (3, 1))])
-def test_each_group_varies_its_own_seeds(group, seeds):
+@pytest.mark.parametrize("group, seeds", [("all", (3, 3, None)), ("data", (1, 3, None)), ("init", (3, 1, None)),
+                                         ("weights", (1, 1, 3))])
+def test_each_group_varies_its_own_seeds(group, seeds, tmp_path):
     config = variance.group_config(cell(), group, 3)
-    assert (config["seed_everything"], config["data"]["init_args"]["seed"]) == seeds
-    assert cell().config["seed_everything"] == 7  # the cell's own experiment is left alone
+    assert (config["seed_everything"], config["data"]["init_args"]["seed"], config["model"].get("init_seed")) == seeds
+    assert cell().config["seed_everything"] == 7 and "init_seed" not in cell().config["model"]  # the cell's own
+    name = variance.run_dir_of(tmp_path, config).name
+    assert name == f"seed_everything{seeds[0]}_data{seeds[1]}" + ("_weights3" if group == "weights" else "")
 
 
 def test_bootstrap_std_is_the_binomial_spread():
@@ -38,24 +41,26 @@ def test_decompose_trains_each_run_once_and_reports_every_group(monkeypatch, tmp
         import yaml
 
         config = yaml.safe_load(config_path.read_text())
-        calls.append((config["seed_everything"], config["data"]["init_args"]["seed"]))
+        init_seed = config["model"].get("init_seed") or 0
+        calls.append((config["seed_everything"], config["data"]["init_args"]["seed"], init_seed))
         labels = torch.arange(20) % 4
         scores = torch.nn.functional.one_hot(labels, 4).float()
-        scores[: 2 * config["seed_everything"] + config["data"]["init_args"]["seed"]] *= -1  # a few wrong
+        scores[: 2 * config["seed_everything"] + config["data"]["init_args"]["seed"] + init_seed] *= -1  # a few wrong
         torch.save({"scores": scores, "labels": labels}, run_dir / "test_predictions.pt")
         return {"top1": 100 * float((scores.argmax(-1) == labels).float().mean())}
 
     monkeypatch.setattr(variance, "fit_and_test", fake_fit_and_test)
     summary = variance.decompose(cell(), [1, 2, 3], tmp_path)
-    assert len(calls) == 7  # seed 1's run (1, 1) is every group's first, trained once
+    assert len(calls) == 10  # seed 1's run (1, 1) is the first of all, data and init, trained once; weights' 3 own
     assert summary["groups"]["data"]["top1"] == pytest.approx([85.0, 80.0, 75.0])  # 3, 4, 5 wrong of 20
     assert summary["groups"]["init"]["std"] == pytest.approx(10.0)  # 3, 5, 7 wrong: 85, 75, 65
+    assert summary["groups"]["weights"]["top1"] == pytest.approx([80.0, 75.0, 70.0])  # 4, 5, 6 wrong
     assert summary["test_set_std"] > 0
     table = variance.render(summary)
     assert "| the data module's seed (order, augmentation) | 80.0 | 5.00 | 85.0, 80.0, 75.0 |" in table
     assert "test set (bootstrap" in table
     again = variance.decompose(cell(), [1, 2, 3], tmp_path)  # finished runs are read back, not trained again
-    assert len(calls) == 7 and again == summary
+    assert len(calls) == 10 and again == summary
 
 
 def test_settings_change_a_copy_of_the_experiment():

@@ -7,18 +7,20 @@ Groups of runs (seeds 1..n each):
 - ``data``: only the data module's seed varies: the training order and every training item's draws (temporal
   offsets, crops, flips, RandAugment); the initialisation and the dropout and drop-path masks stay seed 1's;
 - ``init``: only ``seed_everything`` varies: the new modules' initialisation, the dropout and drop-path masks, and
-  with them the data stream (the training order and draws derive from both seeds, uv2.data.datamodule.TrainSeed).
+  with them the data stream (the training order and draws derive from both seeds, uv2.data.datamodule.TrainSeed);
+- ``weights``: only the initial weights vary (``model.init_seed``: the new blocks' and the head's random
+  initialisation); the data stream and the masks are the same in every run (seed_everything 1, data seed 1).
 
 And the test set: the standard deviation of each run's top-1 under bootstrap resampling of the test videos (what a
 different draw of as many test videos would give), averaged over the runs of ``all``; with n videos at accuracy p
 it is about sqrt(p (1 - p) / n).
 
 ``python ablations/variance.py --table c --row 1 --dataset temporal --seeds 5`` prints the standard deviation of
-each group, the test-set part and the mean top-1 per group. A run is named by its two seeds,
-results/variance/<cell>/seed_everything<e>_data<d>, so the groups share their common runs (seed 1's, in all three)
-and a second command reuses every finished one. The runs train side by side as the grid's cells do (``--jobs``,
-default one per core as memory allows), each on the grid's one thread per cell, so ``all`` repeats the grid's top-1
-seed for seed.
+each group, the test-set part and the mean top-1 per group. A run is named by its seeds,
+results/variance/<cell>/seed_everything<e>_data<d>[_weights<w>], so the groups share their common runs (seed 1's, in
+all, data and init) and a second command reuses every finished one. The runs train side by side as the grid's cells
+do (``--jobs``, default one per core as memory allows), each on the grid's one thread per cell, so ``all`` repeats
+the grid's top-1 seed for seed.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from uv2.ablation.launch import fit_and_test
 from uv2.ablation.parallel import cell_threads, worker_pool
 from uv2.io import atomic_write_text
 
-GROUPS = ("all", "data", "init")
+GROUPS = ("all", "data", "init", "weights")
 BOOTSTRAP_SAMPLES = 2000
 
 
@@ -73,9 +75,12 @@ def _yaml_value(text: str) -> Any:
 def group_config(cell: Cell, group: str, seed: int) -> dict[str, Any]:
     """The cell's experiment with the seeds of one group's run."""
     config = json.loads(json.dumps(cell.config))
-    everything, data = {"all": (seed, seed), "data": (1, seed), "init": (seed, 1)}[group]
+    everything, data, weights = {"all": (seed, seed, None), "data": (1, seed, None), "init": (seed, 1, None),
+                                 "weights": (1, 1, seed)}[group]
     config["seed_everything"] = everything
     config["data"]["init_args"]["seed"] = data
+    if weights is not None:
+        config.setdefault("model", {})["init_seed"] = weights
     return config
 
 
@@ -105,8 +110,10 @@ RESULT = "variance_result.json"
 
 
 def run_dir_of(out_dir: Path, config: dict[str, Any]) -> Path:
-    """A run's folder, named by its two seeds (runs with the same seeds are one run, whichever groups use it)."""
-    return out_dir / f"seed_everything{config['seed_everything']}_data{config['data']['init_args']['seed']}"
+    """A run's folder, named by its seeds (runs with the same seeds are one run, whichever groups use it)."""
+    name = f"seed_everything{config['seed_everything']}_data{config['data']['init_args']['seed']}"
+    init_seed = config.get("model", {}).get("init_seed")
+    return out_dir / (name if init_seed is None else f"{name}_weights{init_seed}")
 
 
 def train_run(cell: Cell, config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
@@ -172,7 +179,8 @@ def render(summary: dict[str, Any]) -> str:
     lines = [f"{summary['cell']}: top-1 over seeds {', '.join(map(str, summary['seeds']))}", "",
              "| varied | mean | std over seeds | runs |", "|---|---|---|---|"]
     names = {"all": "everything (as the grid)", "data": "the data module's seed (order, augmentation)",
-             "init": "seed_everything (initialisation, dropout; data stream)"}
+             "init": "seed_everything (initialisation, dropout; data stream)",
+             "weights": "model.init_seed (the initial weights only)"}
     for group, r in summary["groups"].items():
         runs = ", ".join(f"{v:.1f}" for v in r["top1"])
         lines.append(f"| {names[group]} | {r['mean']:.1f} | {r['std']:.2f} | {runs} |")

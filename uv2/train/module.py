@@ -64,6 +64,7 @@ class VideoClassifier(pl.LightningModule):
         class_names: list[str] | None = None,
         sets: dict[str, int] | None = None,
         compile: bool = False,
+        init_seed: int | None = None,
     ) -> None:
         """
         Args:
@@ -82,6 +83,9 @@ class VideoClassifier(pl.LightningModule):
             sets: co-training: {set name: its class count}, the heads stacked in the classifier in this order
                 (filled from a MultiSetDataModule; stored in checkpoints).
             compile: torch.compile the model (training and evaluation; in place, so state dict keys are unchanged).
+            init_seed: draw the random initial weights (the new blocks', the head's: what `init_from` does not give)
+                from this seed instead of seed_everything's stream, which then seeds only the training order and
+                draws (with data.seed): ablations/variance.py varies one without the other. None: seed_everything's.
         """
         super().__init__()
         if nonfinite_guard not in GUARDS:
@@ -94,10 +98,13 @@ class VideoClassifier(pl.LightningModule):
                                    "mixup_alpha": mixup_alpha, "cutmix_alpha": cutmix_alpha,
                                    "max_nonfinite_steps": max_nonfinite_steps, "nonfinite_guard": nonfinite_guard,
                                    "class_names": class_names,
-                                   "sets": sets},
+                                   "sets": sets, "init_seed": init_seed},
                                   logger=False)
         self.arch, self.optim_cfg = arch, optim
-        self.model, report = init_model(arch, init_from)
+        with torch.random.fork_rng(devices=[], enabled=init_seed is not None):  # the global stream left as it was
+            if init_seed is not None:
+                torch.default_generator.manual_seed(init_seed)  # the CPU stream the weights are drawn from
+            self.model, report = init_model(arch, init_from)
         self.compiled = compile  # the first training step compiles (ThroughputSummary says so)
         if compile:
             self.model.compile()
