@@ -2,8 +2,9 @@
 """Where one cell's spread over seeds comes from: `python ablations/variance.py --table c --row 1 --dataset temporal`.
 
 Trains the cell (tiny scale) once per seed in four groups (everything varies; only the data module's seed; only
-seed_everything; only the initial weights), side by side as the grid's cells (--jobs), and resamples its test set (uv2/ablation/variance.py),
-then prints the standard deviation of each. Runs go to results/variance/<cell>/ and are reused by a rerun.
+seed_everything; only the initial weights), side by side as the grid's cells (--jobs), and resamples its test set
+(uv2/ablation/variance.py), then prints the standard deviation of each. Runs go to results/variance/<cell>/ and are
+reused by a rerun.
 """
 
 from __future__ import annotations

@@ -437,7 +437,6 @@ def test_an_unknown_guard_is_refused():
         VideoClassifier(arch=ModelConfig(vit="tiny", num_frames=2, num_classes=3, global_layers="4"), nonfinite_guard="gpu")
 
 
-
 def test_init_seed_draws_the_initial_weights_apart_from_the_global_stream():
     """model.init_seed: one seed gives the same initial weights whatever seed_everything set, another seed other
     weights, and the global stream (which then seeds the training order and draws) is left where it was."""
@@ -458,6 +457,7 @@ def test_init_seed_draws_the_initial_weights_apart_from_the_global_stream():
     untouched = torch.rand(3)
     torch.manual_seed(1)
     assert torch.equal(torch.rand(3), untouched)
+
 
 def test_mixup_cutmix_training_step():
     """Mixup / cutmix (timm's, on clips as (B, C*T, H, W)) train with soft targets."""

@@ -180,9 +180,9 @@ def differences_by_video(results: pd.DataFrame) -> pd.DataFrame:
     """Each row's difference from its table's first row (top-1 points, paired by seed as in table.md) with two 95 %
     half-widths: over the seeds alone (the test videos held fixed) and over the seeds and the test videos (table.md's:
     every seed tests on the same videos, so an interval over the seeds leaves out which videos those are;
-    docs/tiny_scale.md, "Five seeds"). One row per (table, row, dataset) with two seeds or more in common with the first row, both with
-    test predictions on the same videos: seeds, videos, difference, half_seeds, half_crossed, and whether each
-    interval excludes zero (resolved_seeds, resolved_crossed)."""
+    docs/tiny_scale.md, "Five seeds"). One row per (table, row, dataset) with two seeds or more in common with the first
+    row, both with test predictions on the same videos: seeds, videos, difference, half_seeds, half_crossed, and whether
+    each interval excludes zero (resolved_seeds, resolved_crossed)."""
     columns = ["table", "row", "label", "dataset", "seeds", "videos", "difference", "half_seeds", "half_crossed",
                "resolved_seeds", "resolved_crossed"]
     rows = []
