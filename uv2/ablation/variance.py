@@ -151,8 +151,8 @@ def train_runs(cell: Cell, runs: dict[Path, dict[str, Any]], jobs: int = 1) -> N
 
 def decompose(cell: Cell, seeds: list[int], out_dir: Path, groups: tuple[str, ...] = GROUPS,
               jobs: int = 1) -> dict[str, Any]:
-    """Every group's runs (each distinct run trained once: seed 1's is every group's first), and the summary that
-    ablations/variance.py prints (also saved as summary.json)."""
+    """Every group's runs (each distinct run trained once: seed 1's is the first of all, data and init), and the
+    summary that ablations/variance.py prints (also saved as summary.json)."""
     folders: dict[str, list[Path]] = {group: [] for group in groups}
     runs: dict[Path, dict[str, Any]] = {}  # each distinct run once, whichever groups share it
     for group in groups:

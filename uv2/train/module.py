@@ -422,9 +422,11 @@ class VideoClassifier(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["hyper_parameters"]["class_names"] = self.class_names
+        # what a test or fine-tuning of these weights should feed them: at the top level, not among the
+        # hyper-parameters, which the CLI reads back as arguments
         normalisation = data_normalisation(getattr(self.trainer, "datamodule", None))
-        if normalisation is not None:  # what a test or fine-tuning of these weights should feed them (not among the
-            checkpoint["input_normalisation"] = normalisation  # hyper-parameters, which the CLI reads back as arguments
+        if normalisation is not None:
+            checkpoint["input_normalisation"] = normalisation
         checkpoint["hyper_parameters"]["sets"] = self.set_sizes
         for step, finite in self.guard.arrived():  # the steps in flight count in the checkpoint
             self.guard.count(finite, step)
