@@ -30,6 +30,9 @@
 #            clips/s and the split of a clip's time, the per-batch work (RandAugment included) on the GPU
 #   fit      (if time is left) python -m uv2 fit of the SSv2 B/16 design on generated synthetic videos (the tiny
 #            temporal set, upscaled to 224), --trainer.accelerator gpu --trainer.precision bf16-mixed, 40 steps
+#   resume   (if time is left) benchmarks/resume_check.py: the tiny temporal preset on the GPU (bf16-mixed, 2
+#            workers), 30 steps, twice uninterrupted and once killed with SIGKILL at step 15 and resumed, with and
+#            without --trainer.deterministic true: final weights and AdamW state compared, run to run and resumed
 #   control  (if time is left) uv2 alone on the SSv2 design with --path cpu: the CPU formulations of the
 #            dispatched layers on the GPU, i.e. what the device dispatch gains there
 #   compile  (with --compile or --stages ...,compile, if time is left) uv2 under torch.compile on the K400 design,
@@ -80,9 +83,9 @@ while (($#)); do
 done
 for stage in ${ONLY//,/ }; do
   case "$stage" in
-    env|augment|feed|k400|ssv2|bench|fit|control|compile|fit_compiled) ;;
-    *) echo "gpu_check.sh: --stages: no stage $stage (stages: env augment feed k400 ssv2 bench fit control" \
-            "compile fit_compiled)" >&2; exit 2 ;;
+    env|augment|feed|k400|ssv2|bench|fit|resume|control|compile|fit_compiled) ;;
+    *) echo "gpu_check.sh: --stages: no stage $stage (stages: env augment feed k400 ssv2 bench fit resume" \
+            "control compile fit_compiled)" >&2; exit 2 ;;
   esac
 done
 if [[ ! "$ROUNDS" =~ ^[1-9][0-9]*$ ]]; then echo "gpu_check.sh: --rounds: $ROUNDS is not a positive integer" >&2; exit 2; fi
@@ -110,7 +113,9 @@ if [[ "$SMOKE" == 1 ]]; then
   FEED=(--cpu-smoke --plain --probe)
   BENCH=(--workers 2 --videos 2 --seconds 2 --width 64 --height 48 --size 32 --frames 4 --clips-per-video 2
          --batch-size 2)
-  STAGE_LIMITS=(augment:240 k400:240 ssv2:240 feed:240 bench:240 fit:240 control:240 compile:600 fit_compiled:600)
+  RESUME=(--cpu-smoke --workers 0 --deterministic off)
+  STAGE_LIMITS=(augment:240 k400:240 ssv2:240 feed:240 bench:240 fit:240 resume:240 control:240 compile:600
+                fit_compiled:600)
   AUG_DEVICE=cpu; AUG_SIZE=(--batch 4 --size 32 --repeats 1)
 else
   SPEED_COMMON=(--device cuda --dtype bf16 --warmup 3 --iters 10 --rounds "$ROUNDS" --json --profile 12)
@@ -119,7 +124,8 @@ else
             --trainer.accelerator gpu --trainer.max_steps 40 --trainer.limit_val_batches 2)
   FEED=(--workers 14 --repeats 1,2 --plain --steps 40 --probe)
   BENCH=(--workers 14 --videos 8 --clips-per-video 8 --batch-size 16 --rand-augment rand-m7-n4-mstd0.5-inc1)
-  STAGE_LIMITS=(augment:60 k400:$((150 * ROUNDS)) ssv2:$((150 * ROUNDS)) feed:300 bench:90 fit:120
+  RESUME=()
+  STAGE_LIMITS=(augment:60 k400:$((150 * ROUNDS)) ssv2:$((150 * ROUNDS)) feed:300 bench:90 fit:120 resume:240
                 control:$((60 * ROUNDS)) compile:300 fit_compiled:360)
   AUG_DEVICE=cuda; AUG_SIZE=(--repeats 20)
 fi
@@ -234,6 +240,17 @@ if feed is not None:
         print(f"| {r['repeats']} | {'yes' if r['rand_augment'] else 'no'} | {r['batch_size']} x {r['repeats']} | "
               f"{r['clips_per_s']:.1f} | {100 * r['wait_fraction']:.0f}% | {r['first_step_s']:.1f} | "
               f"{r['decode_failures']} |")
+resume = report("resume")
+if resume is not None:
+    print(f"\nresume (tiny temporal preset, {resume['device']}; {resume['steps']} steps, killed at step "
+          f"{resume['kill_at']} and resumed): final weights and AdamW state against the first uninterrupted run")
+    print("| setting | two uninterrupted runs | killed and resumed |\n|---|---|---|")
+    for r in resume["results"]:
+        cells = [("failed: " + ", ".join(r["failed"])) if "failed" in r else
+                 "bit-identical" if r[key]["identical"] else
+                 f"{r[key]['tensors_differing']} of {r[key]['tensors']} tensors differ, max {r[key]['max_abs_diff']:.2g}"
+                 for key in ("uninterrupted_twice", "resumed_vs_uninterrupted")]
+        print(f"| {r['setting']} | {cells[0]} | {cells[1]} |")
 if (out / "augment.log").is_file():
     lines = (out / "augment.log").read_text(errors="replace").splitlines()
     keep = ("BatchAugment", "batched passes", "clip by clip", "outputs equal")
@@ -328,6 +345,8 @@ FIT_ARGS=(--config experiments/ssv2/ssv2_b16_16x224.yaml --model.init_from null 
   --trainer.devices 1 --trainer.precision bf16-mixed --trainer.max_epochs 1 --trainer.num_sanity_val_steps 0 \
   --trainer.log_every_n_steps 1 --trainer.enable_progress_bar false)
 run_stage fit "$PY" -m uv2 fit "${FIT_ARGS[@]}" --run_dir "$WORK/fit"
+
+run_stage resume "$PY" benchmarks/resume_check.py --work "$WORK/resume" "${RESUME[@]}" --json
 
 run_stage control "$PY" benchmarks/speed.py --config experiments/ssv2/ssv2_b16_16x224.yaml --batch "$SSV2_BATCH" \
   --impl uv2 --path cpu "${SPEED_COMMON[@]}"

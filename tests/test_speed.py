@@ -104,7 +104,7 @@ def test_gpu_check_reports_every_stage_within_its_budget(tmp_path):
     proc = gpu_check(tmp_path, "--budget", "0")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = (tmp_path / "summary.txt").read_text()
-    for stage in ("env", "k400", "ssv2", "feed", "control", "bench", "fit"):
+    for stage in ("env", "k400", "ssv2", "feed", "control", "bench", "fit", "resume"):
         assert f"| {stage} | skipped: the 0s budget is spent |" in summary
 
 
@@ -129,14 +129,41 @@ def test_gpu_check_cpu_smoke(tmp_path):
     proc = gpu_check(tmp_path, "--budget", "1500")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = (tmp_path / "summary.txt").read_text()
-    for stage in ("env", "k400", "ssv2", "feed", "control", "bench", "fit"):
+    for stage in ("env", "k400", "ssv2", "feed", "control", "bench", "fit", "resume"):
         assert f"| {stage} | ok |" in summary, summary
+    assert "| deterministic_false | bit-identical | bit-identical |" in summary  # resume_check on the CPU
     # feed: one fit per num_repeats, and one without RandAugment
     assert "| 1 | yes | 4 x 1 |" in summary and "| 2 | yes | 2 x 2 |" in summary and "| 1 | no | 4 x 1 |" in summary
     assert "| k400 | uv2 | train | 2 |" in summary and "| ssv2 | official | eval | 2 |" in summary
     assert "max |logits uv2 - official|" in summary and "checkpoint written" in summary
     assert "ssv2: uv2 training step, costliest kernels by own device time" in summary
     assert json.loads((tmp_path / "k400.log").read_text().strip().splitlines()[-1])["arch"]["local_type"] == "none"
+
+
+def test_resume_check_compares_weights_and_optimizer_state():
+    """benchmarks/resume_check.py's comparison of two final checkpoints: identical ones are bit-identical; a change
+    of the last bit of one weight or of one AdamW moment is found, counted and measured; checkpoints of different
+    steps are refused."""
+    import torch
+
+    from benchmarks.resume_check import compare
+
+    def checkpoint(step: int = 30) -> dict:
+        weights = {"w": torch.linspace(-1, 1, 6), "b": torch.zeros(2)}
+        moments = {0: {"step": torch.tensor(30.0), "exp_avg": torch.full((6,), 0.5), "exp_avg_sq": torch.ones(6)}}
+        return {"global_step": step, "state_dict": weights, "optimizer_states": [{"state": moments}]}
+
+    assert compare(checkpoint(), checkpoint()) == dict(identical=True, tensors_differing=0, tensors=5,
+                                                       max_abs_diff=0.0, first_differing=[])
+    nudged = checkpoint()
+    nudged["state_dict"]["w"][2] = torch.nextafter(nudged["state_dict"]["w"][2], torch.tensor(2.0))
+    nudged["optimizer_states"][0]["state"][0]["exp_avg"][0] += 1e-3
+    result = compare(nudged, checkpoint())
+    assert not result["identical"] and result["tensors_differing"] == 2
+    assert result["first_differing"] == ["weight w", "optimizer 0 param 0 exp_avg"]
+    assert result["max_abs_diff"] == pytest.approx(1e-3, rel=1e-3)
+    with pytest.raises(SystemExit, match="different steps"):
+        compare(checkpoint(15), checkpoint())
 
 
 def test_augment_cost_counts_the_batch_augmentation(capsys):
