@@ -19,11 +19,8 @@ reported with the end of its output. Arguments it does not know go to every fit.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -32,25 +29,13 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.resume_helpers import uv2_fit  # noqa: E402  (a fit in a process session of its own)
 from uv2.io import safe_load  # noqa: E402
 
 KILLER = "tests.resume_helpers.KillAfterCheckpoint"  # SIGKILLs the run once last.ckpt holds a chosen step
 # --cpu-smoke: the micro synthetic set (32 px, 20 training videos) on the CPU in fp32
 SMOKE_ARGS = ["--data.init_args.synthetic_size", "micro", "--data.init_args.batch_size", "4",
               "--trainer.accelerator", "cpu", "--trainer.precision", "32-true"]
-
-
-def fit(args: list[str], log: Path) -> int:
-    """`python -m uv2 fit ARGS` in a session of its own (killed with its DataLoader workers once it has ended), its
-    output in ``log``; its return code."""
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "uv2", "fit", *args], cwd=REPO, stdout=out, stderr=out,
-                                start_new_session=True)
-        try:
-            return proc.wait(timeout=900)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
 
 
 def tensors(checkpoint: dict) -> dict[str, torch.Tensor]:
@@ -82,7 +67,7 @@ def setting(work: Path, name: str, common: list[str], steps: int, kill_at: int) 
         """One fit into work/name/run_dir; its final last.ckpt, or None where it did not end as expected."""
         logs[label] = work / name / f"{label}.log"
         logs[label].parent.mkdir(parents=True, exist_ok=True)
-        rc = fit([*common, "--run_dir", str(work / name / run_dir), *extra], logs[label])
+        rc = uv2_fit([*common, "--run_dir", str(work / name / run_dir), *extra], logs[label], timeout=900)
         if rc != (-signal.SIGKILL if expect_kill else 0):
             return None
         return safe_load(work / name / run_dir / "checkpoints" / "last.ckpt")

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 
+from tests.helpers import REPO
 from uv2.train.checkpointing import LastCheckpoint
+
+
+def uv2_fit(args: list[str], log: Path, timeout: float = 600) -> int:
+    """`python -m uv2 fit` in a subprocess (every run of a comparison is one: same threads, same start), its output
+    in `log`; its return code. Run in a session of its own, which is killed once the run has ended: a run killed with
+    SIGKILL leaves its DataLoader workers (forkserver children) behind."""
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "uv2", "fit", *args], cwd=REPO, stdout=out, stderr=out,
+                                start_new_session=True)
+        try:
+            return proc.wait(timeout=timeout)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
 
 
 class KillAfterCheckpoint(pl.Callback):

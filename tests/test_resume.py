@@ -4,7 +4,6 @@ decode cache on and off, in co-training, and in the ablation grid (uv2.data.samp
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -16,7 +15,7 @@ import pytest
 import torch
 
 from tests.helpers import REPO, hparams_records, hparams_session, micro_grid_spec
-from tests.resume_helpers import logged_scalars
+from tests.resume_helpers import logged_scalars, uv2_fit
 from uv2.data.sampler import ItemKey, ResumableDataLoader, ShuffleSampler
 from uv2.data.synthetic import ensure_synthetic
 from uv2.io import safe_load
@@ -103,20 +102,6 @@ def _fit_args(synth_root: Path, run_dir: Path, num_workers: int) -> list[str]:
             "--trainer.enable_model_summary", "false", "--run_dir", str(run_dir)]
 
 
-def _uv2_fit(args: list[str], log: Path) -> int:
-    """`python -m uv2 fit` in a subprocess (every run of a comparison is one: same threads, same start), its output
-    in `log`; its return code. Run in a session of its own, which is killed once the run has ended: a run killed with
-    SIGKILL leaves its DataLoader workers (forkserver children) behind."""
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "uv2", "fit", *args], cwd=REPO, stdout=out, stderr=out,
-                                start_new_session=True)
-        try:
-            return proc.wait(timeout=600)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-
-
 def _tail(log: Path) -> str:
     return log.read_text()[-3000:]
 
@@ -129,10 +114,10 @@ def _killed_and_resumed(args: list[str], kill_steps: list[int]) -> dict:
     for n, step in enumerate(kill_steps):
         log = run_dir / f"killed{n}.log"
         resume = ["--resume"] if n else []
-        killed = _uv2_fit([*args, *resume, f"--trainer.callbacks+={KILLER}", f"--trainer.callbacks.step={step}"], log)
+        killed = uv2_fit([*args, *resume, f"--trainer.callbacks+={KILLER}", f"--trainer.callbacks.step={step}"], log)
         assert killed == -signal.SIGKILL, _tail(log)
         assert safe_load(run_dir / "checkpoints" / "last.ckpt")["global_step"] == step
-    assert _uv2_fit([*args, "--resume"], run_dir / "resumed.log") == 0, _tail(run_dir / "resumed.log")
+    assert uv2_fit([*args, "--resume"], run_dir / "resumed.log") == 0, _tail(run_dir / "resumed.log")
     return safe_load(run_dir / "checkpoints" / "last.ckpt")
 
 
@@ -151,7 +136,7 @@ def uninterrupted(synth_root, tmp_path_factory) -> Path:
     """The run dir of the uninterrupted run (no workers: the batches do not depend on them)."""
     run_dir = tmp_path_factory.mktemp("uninterrupted")
     log = run_dir.parent / f"{run_dir.name}.log"
-    assert _uv2_fit(_fit_args(synth_root, run_dir, 0), log) == 0, _tail(log)
+    assert uv2_fit(_fit_args(synth_root, run_dir, 0), log) == 0, _tail(log)
     return run_dir
 
 
@@ -196,7 +181,7 @@ def test_cotraining_resumes_bit_identically(synth_root, tmp_path):
                 "--checkpoint_every_n_steps", "1", "--trainer.enable_progress_bar", "false",
                 "--trainer.enable_model_summary", "false", "--run_dir", str(run_dir)]
 
-    assert _uv2_fit(args(tmp_path / "uninterrupted"), tmp_path / "uninterrupted.log") == 0, \
+    assert uv2_fit(args(tmp_path / "uninterrupted"), tmp_path / "uninterrupted.log") == 0, \
         _tail(tmp_path / "uninterrupted.log")
     reference = safe_load(tmp_path / "uninterrupted" / "checkpoints" / "last.ckpt")
     resumed = _killed_and_resumed(args(tmp_path / "killed"), [5])  # scene_a's second pass, its first batch done

@@ -54,12 +54,14 @@ def test_speed_json(config, path, local):
 def test_speed_profiles_a_training_step():
     """--profile N: uv2's N costliest operations of a training step (CPU here), by own time, with their shares."""
     report = speed("--config", "experiments/ssv2/ssv2_b16_16x224.yaml", "--arch", json.dumps(TINY_VIT),
-                   "--impl", "uv2", "--profile", "5")
+                   "--impl", "uv2", "--profile", "12")
     profile = report["profile"]
-    assert len(profile) == 5 and all(p["name"] and p["calls"] >= 1 for p in profile)
+    assert len(profile) == 12 and all(p["name"] and p["calls"] >= 1 for p in profile)
     assert [p["ms"] for p in profile] == sorted((p["ms"] for p in profile), reverse=True)
     assert all(0 < p["share"] <= 1 for p in profile) and sum(p["share"] for p in profile) <= 1 + 1e-6
-    assert any(p["name"] in ("aten::mm", "aten::addmm", "aten::bmm") for p in profile)  # the matrix products
+    # the matrix products: among the 12 costliest (one profiled step of this small model can put attention's
+    # backward and AdamW ahead of them, so a top 5 held them only on most runs)
+    assert any(p["name"] in ("aten::mm", "aten::addmm", "aten::bmm") for p in profile)
 
 
 def test_a_measuring_process_keeps_its_model(monkeypatch):
