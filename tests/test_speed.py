@@ -143,9 +143,9 @@ def test_gpu_check_cpu_smoke(tmp_path):
 
 
 def test_resume_check_compares_weights_and_optimizer_state():
-    """benchmarks/resume_check.py's comparison of two final checkpoints: identical ones are bit-identical; a change
-    of the last bit of one weight or of one AdamW moment is found, counted and measured; checkpoints of different
-    steps are refused."""
+    """benchmarks/resume_check.py's comparison of two final checkpoints: identical ones are bit-identical; a weight
+    one bit apart and an AdamW moment 1e-3 apart are both found and counted, the larger difference measured;
+    checkpoints of different steps are refused."""
     import torch
 
     from benchmarks.resume_check import compare
