@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -115,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
               *(SMOKE_ARGS if args.cpu_smoke else ["--trainer.accelerator", "gpu", "--trainer.precision",
                                                    "bf16-mixed"]), *fit_args]
     modes = {"off": ["false"], "on": ["true"], "both": ["false", "true"]}[args.deterministic]
+    # the fits' temporary folders (a SIGKILLed fit leaves its merged configs behind) go under --work, not /tmp
+    (args.work / "tmp").mkdir(parents=True, exist_ok=True)
+    os.environ["TMPDIR"] = str(args.work / "tmp")
     results = []
     for flag in modes:
         name = f"deterministic_{flag}"
