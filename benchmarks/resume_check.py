@@ -30,7 +30,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.resume_helpers import uv2_fit  # noqa: E402  (a fit in a process session of its own)
+from tests.resume_helpers import uv2_fit, weight_difference  # noqa: E402
 from uv2.io import safe_load  # noqa: E402
 
 KILLER = "tests.resume_helpers.KillAfterCheckpoint"  # SIGKILLs the run once last.ckpt holds a chosen step
@@ -55,7 +55,7 @@ def compare(a: dict, b: dict) -> dict:
         raise SystemExit(f"resume_check: the checkpoints hold different steps ({a['global_step']}, {b['global_step']})"
                          " or tensors; the runs did not train alike")
     different = [k for k in ta if not torch.equal(ta[k], tb[k])]
-    largest = max(((ta[k].double() - tb[k].double()).abs().max().item() for k in different), default=0.0)
+    largest = weight_difference(ta, tb) if different else 0.0
     return dict(identical=not different, tensors_differing=len(different), tensors=len(ta), max_abs_diff=largest,
                 first_differing=different[:3])
 

@@ -439,7 +439,7 @@ def test_an_unknown_guard_is_refused():
 
 def test_init_seed_draws_the_initial_weights_apart_from_the_global_stream():
     """model.init_seed: one seed gives the same initial weights whatever seed_everything set, another seed other
-    weights, and the global stream (which then seeds the training order and draws) is left where it was."""
+    weights, and the global stream (which goes on seeding dropout and the data) is left where it was."""
     arch = ModelConfig(vit="tiny", num_frames=2, num_classes=3, global_layers="4", local_type="lmhra")
 
     def weights(global_seed: int, init_seed: int | None) -> dict[str, torch.Tensor]:

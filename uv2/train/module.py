@@ -84,8 +84,9 @@ class VideoClassifier(pl.LightningModule):
                 (filled from a MultiSetDataModule; stored in checkpoints).
             compile: torch.compile the model (training and evaluation; in place, so state dict keys are unchanged).
             init_seed: draw the random initial weights (the new blocks', the head's: what `init_from` does not give)
-                from this seed instead of seed_everything's stream, which then seeds only the training order and
-                draws (with data.seed): ablations/variance.py varies one without the other. None: seed_everything's.
+                from this seed instead of seed_everything's stream, which goes on seeding the rest (dropout and
+                drop-path, and with data.seed the training order and draws): ablations/variance.py varies one
+                without the other. None: seed_everything's.
         """
         super().__init__()
         if nonfinite_guard not in GUARDS:
