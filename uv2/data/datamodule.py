@@ -39,6 +39,7 @@ from uv2.data.lists import LIST_FORMATS, ListFormat, VideoRecord, load_video_lis
 from uv2.data.sampler import ResumableDataLoader, ShuffleSampler, derive_seed
 from uv2.data.synthetic import (
     ALL_SETS,
+    DECODED_DIR,
     DEFAULT_ROOT,
     DEFAULT_SEED,
     DEFAULT_SIZE,
@@ -168,6 +169,12 @@ class VideoDataModule(pl.LightningDataModule):
         cache_decoded: decode each video once and keep its frames in memory (per process, one cache for the
             train, validation and test sets; for small sets such as the synthetic benchmark, where it removes
             decoding from every epoch after the first and from a test on the validation videos).
+        decoded_cache_dir: with cache_decoded, a folder that also keeps every decoded video on disk (one .npy file
+            each, keyed by the video's path, size and modification time), where other processes and later runs load
+            it instead of decoding it again: an ablation grid's cells, DataLoader workers, DDP ranks
+            (uv2.data.decoded_cache). None: a synthetic set's videos are kept beside it, in
+            ``<synthetic_root>/<synthetic_size>_seed<synthetic_seed>/decoded`` (removed when the set is generated
+            again); other videos in memory only.
         seed: seeds replacement choices and (with torch's seed) the augmentation RNGs.
         decoder: video decoder backend, "pyav" (default) or "torchcodec" (optional; see uv2.data.backends).
         frame_template: file names of the frames in frame folders, one integer field (e.g. "img_{:05d}.jpg",
@@ -215,6 +222,7 @@ class VideoDataModule(pl.LightningDataModule):
         min_bad_attempts: int = 500,
         max_retries: int = 10,
         cache_decoded: bool = False,
+        decoded_cache_dir: str | None = None,
         seed: int = 0,
         decoder: Literal["pyav", "torchcodec"] = "pyav",
         frame_template: str | None = None,
@@ -260,6 +268,7 @@ class VideoDataModule(pl.LightningDataModule):
             min_attempts=min_bad_attempts,
             max_retries=max_retries,
             cache_decoded=cache_decoded,
+            decoded_cache_dir=decoded_cache_dir or self._default_decoded_cache_dir(),
             seed=seed,
             decoder=decoder,
             frame_template=frame_template,
@@ -283,6 +292,12 @@ class VideoDataModule(pl.LightningDataModule):
         if hp.synthetic_set is None:
             return None
         return synthetic_root_for(hp.synthetic_root, hp.synthetic_size, hp.synthetic_seed)
+
+    def _default_decoded_cache_dir(self) -> str | None:
+        """Where a synthetic set's decoded videos are kept when decoded_cache_dir is not given (with cache_decoded)."""
+        if not self.hparams.cache_decoded or self.synthetic_dir is None:
+            return None
+        return str(self.synthetic_dir / DECODED_DIR)
 
     def _sources(self) -> dict[str, str | None]:
         """list_format, lists, classes file and data root after applying the synthetic defaults."""

@@ -48,7 +48,9 @@ Decoding: frames are decoded by the configured backend (``decoder``: ``pyav``, t
 count overstated what decodes), the clip's indices are re-sampled with the true count and decoded again. A record
 that is a directory, or that its list format names one (ssv1, rawframes), is a frame folder (numbered images,
 :mod:`uv2.data.frames`), read by the frame-folder backend behind the same interface, so its clips are sampled, cropped
-and augmented by the code above, as a video's.
+and augmented by the code above, as a video's. With ``cache_decoded`` a video is decoded whole, once per process, and
+kept in memory; with ``decoded_cache_dir`` too, its frames are also kept on disk, where other processes and later
+runs load them instead of decoding (:mod:`uv2.data.decoded_cache`).
 
 Repeated augmentation (``num_repeats = R``): one decode of the union of the R clips' frames gives R clips, each with
 its own temporal offsets, crop, flip and RandAugment. With uniform sampling the R clips need about the frames one
@@ -73,6 +75,7 @@ from torch.utils.data import Dataset, default_collate
 from uv2.data.augment import BatchAugment
 from uv2.data.backends import DECODERS, DecoderName, VideoBackend, backend_unavailable, get_backend
 from uv2.data.decode import FrameSpec, StageTimer, VideoDecodeError, VideoIndex, decode_all_frames
+from uv2.data.decoded_cache import DecodedCache
 from uv2.data.frames import FrameFolderBackend, parse_frame_template
 from uv2.data.lists import VideoRecord
 from uv2.data.sampler import ItemKey
@@ -126,6 +129,8 @@ class VideoDatasetConfig:
     min_attempts: int = 500  # ... once this many distinct videos were attempted in the process
     max_retries: int = 10  # replacement videos tried for one item before giving up
     cache_decoded: bool = False  # keep every decoded video in memory (small sets: decode once, augment each epoch)
+    decoded_cache_dir: str | None = None  # with cache_decoded, also keep them on disk here for other processes
+    # and later runs (uv2.data.decoded_cache)
     seed: int = 0  # seeds the (deterministic) choice of replacement videos
     decoder: DecoderName = "pyav"  # video decoder backend: "pyav" or "torchcodec" (uv2.data.backends)
     frame_template: str | None = None  # frame folders: frame file names, e.g. "img_{:05d}.jpg"; None: read off each
@@ -151,6 +156,9 @@ class VideoDatasetConfig:
             raise ValueError(f"unknown decoder {self.decoder!r}; valid choices: {', '.join(DECODERS)}")
         if self.frame_template is not None:
             parse_frame_template(self.frame_template)
+        if self.decoded_cache_dir is not None and not self.cache_decoded:
+            raise ValueError(f"decoded_cache_dir ({self.decoded_cache_dir}) keeps the videos that cache_decoded keeps "
+                             f"in memory: set cache_decoded: true too, or drop decoded_cache_dir")
         if self.min_attempts < 1 or self.max_retries < 0:
             raise ValueError(
                 f"need min_attempts >= 1 and max_retries >= 0, got {self.min_attempts}, {self.max_retries}"
@@ -196,6 +204,8 @@ class VideoDataset(Dataset):
         self._attempted: set[int] = set()
         # path -> uint8 (N, C, H, W), with cfg.cache_decoded
         self._frame_cache: dict[str, torch.Tensor] = {} if frame_cache is None else frame_cache
+        # the same videos' frames on disk, shared with other processes, with cfg.decoded_cache_dir
+        self._disk_cache = DecodedCache(self.cfg.decoded_cache_dir) if self.cfg.decoded_cache_dir else None
         self._bad: dict[int, str] = {}  # list index -> error, insertion-ordered (first bad first)
         self._rng: np.random.Generator | None = None
         self._rng_owner: tuple[int, int] | None = None
@@ -286,14 +296,25 @@ class VideoDataset(Dataset):
         return self.frames if self.frames.reads(path) else self.backend
 
     def _cached_frames(self, path: str, timer: StageTimer | None) -> torch.Tensor:
-        """uint8 (N, C, H, W): every frame of ``path``, decoded once per process (``cache_decoded``)."""
+        """uint8 (N, C, H, W): every frame of ``path``, decoded once per process (``cache_decoded``), or loaded
+        from ``decoded_cache_dir`` where another process left it."""
         if path not in self._frame_cache:
             start = time.perf_counter()
-            frames = self.frames.decode_all(path) if self.frames.reads(path) else decode_all_frames(path)
-            self._frame_cache[path] = rearrange(torch.from_numpy(frames), "n h w c -> n c h w")
+            self._frame_cache[path] = rearrange(torch.from_numpy(self._all_frames(path)), "n h w c -> n c h w")
             if timer is not None:
                 timer.add("decode", time.perf_counter() - start)
         return self._frame_cache[path]
+
+    def _all_frames(self, path: str) -> np.ndarray:
+        """uint8 (N, H, W, 3): every frame of a frame folder, or of a video (through the disk cache, if any)."""
+        if self.frames.reads(path):
+            return self.frames.decode_all(path)
+        frames = self._disk_cache.load(path) if self._disk_cache is not None else None
+        if frames is None:
+            frames = decode_all_frames(path)
+            if self._disk_cache is not None:
+                self._disk_cache.save(path, frames)
+        return frames
 
     def _decode(
         self,

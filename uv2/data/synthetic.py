@@ -73,6 +73,7 @@ import logging
 import math
 import multiprocessing
 import os
+import shutil
 import time
 import zlib
 from collections.abc import Sequence
@@ -119,6 +120,8 @@ __all__ = [
 # seeds, and on the scene set's 640 the test videos' part was most of a scene cell's spread (README)
 GENERATOR_VERSION = 5
 MANIFEST = "manifest.json"
+# the data modules' decoded videos of the root's sets (uv2.data.decoded_cache), removed when a set is generated again
+DECODED_DIR = "decoded"
 
 
 @dataclass(frozen=True)
@@ -873,6 +876,7 @@ def generate(
         log.info("synthetic %s (seed %d) already complete in %s", size, seed, root)
         return manifest
     jobs = [job for s in todo for job in _jobs(s, spec)]
+    shutil.rmtree(root / DECODED_DIR, ignore_errors=True)  # frames of the videos about to be written over
     workers = max(1, workers or len(os.sched_getaffinity(0)))
     start = time.perf_counter()
     log.info("generating %d files for sets %s (%s, seed %d) with %d workers", len(jobs), todo, size, seed, workers)
