@@ -52,15 +52,17 @@ difference kept every difference of table (e) unresolved. The temporal cells' sp
 set stays at 640. Objects have a radius of ~15-23 % of the frame, so a model cropping 32x32 from the 48x48 frames
 (crop scale >= ~0.4) still sees them; motions span 30-45 % of the frame (translation; the L-shaped path as far along
 each of its sides), a 2-3x scale change or a full fade over the clip, so the 4 or 8 frames the presets sample from
-16 show them clearly. tiny's scene, temporal and image sets take 75 MB. Sanity check (generator version 2, 160
-validation videos; 8 centre frames at 32x32, plain PyTorch, 2 shared CPU cores): a 3-conv-layer early-fusion CNN
-(frames stacked as channels, so order-aware) reached 92 % val accuracy on temporal after 90 s of training, 85 % on
-scene after 50 s and 94 % on scene_a after 35 s.
+16 show them clearly. tiny's scene, temporal and image sets take 75 MB, and the frames the data modules decode from
+the scene and temporal sets and keep beside them (``decoded/``, :mod:`uv2.data.decoded_cache`) 490 MB. Sanity check
+(generator version 2, 160 validation videos; 8 centre frames at 32x32, plain PyTorch, 2 shared CPU cores): a
+3-conv-layer early-fusion CNN (frames stacked as channels, so order-aware) reached 92 % val accuracy on temporal
+after 90 s of training, 85 % on scene after 50 s and 94 % on scene_a after 35 s.
 
 Layout: ``DIR/<set>/{train.csv,val.csv,classes.txt,videos/<split>/<class>/<n>.mp4}`` (``images/...png`` for the
 image set), ``DIR/temporal/reversal_pairs.json``, and ``DIR/manifest.json`` (generator version, size, seed,
-resolution, frames, fps, codec, and per set its kind, class and video counts), written last. :func:`generate` skips
-sets whose manifest entry matches (idempotent) and :func:`ensure_synthetic` is the entry point for training code.
+resolution, frames, fps, codec, and per set its kind, class and video counts), written last; ``DIR/decoded/`` holds
+the data modules' decoded frames (:data:`DECODED_DIR`). :func:`generate` skips sets whose manifest entry matches
+(idempotent) and :func:`ensure_synthetic` is the entry point for training code.
 Same seed => byte-identical lists and manifest, and identical decoded frames (in fact byte-identical videos: x264
 runs single-threaded with fixed options and without mbtree, see :data:`X264_OPTIONS`); each video depends only on
 (seed, set, split, index), so generating sets separately or in parallel gives the same files.
