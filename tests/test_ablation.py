@@ -621,3 +621,41 @@ def test_a_table_sets_its_own_tiny_epochs(tmp_path):
     (tmp_path / "t.yaml").write_text(yaml.safe_dump({**spec, "epochs": 3}))
     with pytest.raises(TableError, match=r"unknown fields \['epochs'\]; valid: title, datasets, rows, tiny_epochs"):
         load_table(str(tmp_path / "t.yaml"), tmp_path)
+
+
+def test_a_cells_test_is_of_the_averaged_weights_last_ckpt_holds(micro, tmp_path):
+    """With Lightning's EMAWeightAveraging among a cell's callbacks, last.ckpt's weights are the average (the current
+    ones beside them, for resuming). The cell's test is of the average, as `python -m uv2 test --ckpt_path
+    last.ckpt` tests it, not of the current weights the callback would load back in the trainer that fitted."""
+    import logging
+
+    import pytorch_lightning as pl
+
+    from uv2.ablation.grid import expand_cells, load_datasets
+    from uv2.ablation.launch import fit_and_test
+    from uv2.experiment import deep_merge
+
+    if not hasattr(pl.callbacks, "EMAWeightAveraging"):
+        pytest.skip("Lightning < 2.6 has no weight averaging")
+
+    class TestedWeights(pl.Callback):
+        def on_test_start(self, trainer, pl_module) -> None:
+            self.weights = {k: v.clone() for k, v in pl_module.state_dict().items()}
+
+    table = load_table(str(write_table(tmp_path, "ema", ["temporal"], MICRO_ROWS[1:])), REPO / "ablations" / "tables")
+    cell = expand_cells(table, load_datasets(micro / "datasets.yaml"), "tiny", [1], repo=REPO)[0]
+    ema = {"class_path": "pytorch_lightning.callbacks.EMAWeightAveraging", "init_args": {"decay": 0.5}}
+    config = tmp_path / "cell.yaml"
+    config.write_text(yaml.safe_dump(deep_merge(cell.config, {"trainer": {"callbacks": [ema]}})))
+    tested = TestedWeights()
+    levels = {name: logging.getLogger(name).level for name in ("pytorch_lightning", "lightning_fabric", "uv2")}
+    try:
+        fit_and_test(config, tmp_path / "run", resume=False, callbacks=[tested])
+    finally:  # fit_and_test quiets Lightning's and uv2's loggers, as a grid's process does
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    averaged, current = checkpoint["state_dict"], checkpoint["current_model_state"]
+    assert any(not torch.equal(averaged[k], current[k]) for k in averaged)
+    assert tested.weights.keys() == averaged.keys()
+    assert all(torch.equal(tested.weights[k], averaged[k]) for k in averaged)

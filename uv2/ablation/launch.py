@@ -43,6 +43,15 @@ def quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def averages_weights(callback: pl.Callback) -> bool:
+    """Whether a callback keeps an average of the weights (Lightning >= 2.6's WeightAveraging, EMAWeightAveraging)."""
+    try:
+        from pytorch_lightning.callbacks import WeightAveraging
+    except ImportError:  # Lightning < 2.6
+        return False
+    return isinstance(callback, WeightAveraging)
+
+
 def fit_and_test(config_path: Path, run_dir: Path, resume: bool, callbacks: Sequence[pl.Callback] = (),
                  hparams_summary: HParamsSummary | None = None) -> dict[str, Any]:
     """Fit an experiment in run_dir (resuming from its last checkpoint when asked), then test it.
@@ -78,7 +87,11 @@ def fit_and_test(config_path: Path, run_dir: Path, resume: bool, callbacks: Sequ
     train_s = time.perf_counter() - start
     if cli.trainer.interrupted:
         raise KeyboardInterrupt
-    # the test names its weights: last.ckpt, the final state of the fit (test_results.json and results.csv)
+    # the test names its weights: last.ckpt, the final state of the fit (test_results.json and results.csv). A
+    # weight-averaging callback (Lightning's EMAWeightAveraging) saves the average as last.ckpt's weights and, in the
+    # trainer that fitted, loads the current weights back from it: it leaves first, so the test is of the weights
+    # that `python -m uv2 test --ckpt_path last.ckpt` tests
+    cli.trainer.callbacks = [c for c in cli.trainer.callbacks if not averages_weights(c)]
     cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=str(last), verbose=False)
     result, names = cli.model.test_results, cli.model.class_names
     per_set = result.get("per_set", {"": result})
