@@ -21,7 +21,7 @@ from uv2.data.synthetic import ensure_synthetic
 from uv2.experiment import load_experiment
 from uv2.io import safe_load
 from uv2.models import ModelConfig
-from uv2.train.cli import run
+from uv2.train.cli import remove_stale_config_dirs, run
 from uv2.train.guard import NonFiniteLossError
 from uv2.train.module import VideoClassifier
 
@@ -235,6 +235,20 @@ def test_bf16_mixed_precision_fit_on_cpu(synth_root, tmp_path):
     assert all(torch.isfinite(torch.tensor(e.value)) for e in events.Scalars("val/loss"))
     grad_norms = [e.value for e in events.Scalars("train/grad_norm")]
     assert len(grad_norms) == 3 and all(1e-4 < g < float("inf") for g in grad_norms)  # clipped to 1e-4 after
+
+
+def test_the_merged_configs_of_gone_runs_are_removed(tmp_path):
+    """A SIGKILLed run leaves its merged-config folder behind; the next run removes it, not a running one's."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = tmp_path / f"uv2-config-{gone.pid}-x1"
+    running = tmp_path / f"uv2-config-{os.getpid()}-x2"
+    other = tmp_path / "uv2-config-x3"  # no pid: not a run's (kept)
+    for folder in (dead, running, other):
+        folder.mkdir()
+        (folder / "0_temporal_tiny.yaml").write_text("trainer: {}\n")
+    assert remove_stale_config_dirs(tmp_path) == [dead]
+    assert not dead.exists() and running.exists() and other.exists()
 
 
 def test_predict_cli(synth_root, tmp_path):

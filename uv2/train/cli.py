@@ -15,6 +15,8 @@ Checkpoints are written atomically (temporary file + rename), so a killed run ne
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import sys
 import tempfile
 import warnings
@@ -104,11 +106,34 @@ def expand_argv(argv: list[str], tmp_dir: str | Path) -> list[str]:
     return out
 
 
+CONFIG_DIR_PREFIX = "uv2-config-"  # + "<pid>-<random>": a run's merged configs, in the temporary folder
+
+
+def remove_stale_config_dirs(tmp_root: str | Path | None = None) -> list[Path]:
+    """Remove the merged-config folders of runs whose process is gone (a SIGKILLed run cannot remove its own);
+    those of running processes stay. Returns the folders removed."""
+    removed = []
+    for folder in Path(tmp_root or tempfile.gettempdir()).glob(f"{CONFIG_DIR_PREFIX}*-*"):
+        pid = folder.name[len(CONFIG_DIR_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or not folder.is_dir():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:  # no such process: its run is over
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        except PermissionError:  # another user's running process
+            pass
+    return removed
+
+
 def run(subcommand: str, argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # sys.argv stays intact: DDP re-launches this command line for ranks > 0 (`python -m uv2.__main__ fit ...`)
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
-    with tempfile.TemporaryDirectory(prefix="uv2-config-") as tmp_dir:  # the merged configs live while the run does
+    remove_stale_config_dirs()
+    # the merged configs live while the run does
+    with tempfile.TemporaryDirectory(prefix=f"{CONFIG_DIR_PREFIX}{os.getpid()}-") as tmp_dir:
         UV2CLI(
             VideoClassifier,
             pl.LightningDataModule,  # any data module by class_path: uv2.data.VideoDataModule or ImageDataModule
