@@ -41,7 +41,7 @@ class DecodedCache:
         """Where the frames of ``video`` as it is now (path, size, modification time) are kept."""
         path = os.path.abspath(video)
         stat = os.stat(path)
-        digest = hashlib.sha1(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()
+        digest = hashlib.sha1(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode(), usedforsecurity=False).hexdigest()
         return self.folder / digest[:2] / f"{digest}.npy"
 
     def load(self, video: str | os.PathLike) -> np.ndarray | None:
