@@ -53,7 +53,7 @@ set stays at 640. Objects have a radius of ~15-23 % of the frame, so a model cro
 (crop scale >= ~0.4) still sees them; motions span 30-45 % of the frame (translation; the L-shaped path as far along
 each of its sides), a 2-3x scale change or a full fade over the clip, so the 4 or 8 frames the presets sample from
 16 show them clearly. tiny's scene, temporal and image sets take 75 MB, and the frames the data modules decode from
-the scene and temporal sets and keep beside them (``decoded/``, :mod:`uv2.data.decoded_cache`) 490 MB. Sanity check
+the scene and temporal sets and keep beside them (``decoded/``, :mod:`uv2.data.decoded_cache`) 474 MB. Sanity check
 (generator version 2, 160 validation videos; 8 centre frames at 32x32, plain PyTorch, 2 shared CPU cores): a
 3-conv-layer early-fusion CNN (frames stacked as channels, so order-aware) reached 92 % val accuracy on temporal
 after 90 s of training, 85 % on scene after 50 s and 94 % on scene_a after 35 s.
