@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import Checkpoint
 
 from tests.helpers import REPO
 from uv2.train.checkpointing import LastCheckpoint
@@ -30,9 +31,10 @@ def uv2_fit(args: list[str], log: Path, timeout: float = 600) -> int:
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
-class KillAfterCheckpoint(pl.Callback):
+class KillAfterCheckpoint(Checkpoint):
     """SIGKILLs its own process right after last.ckpt holds optimizer step `step` (give it as a trainer callback), so
-    a test kills a run at a state it chose, whatever the machine's load.
+    a test kills a run at a state it chose, whatever the machine's load. A ``Checkpoint`` given after LastCheckpoint,
+    so that Lightning runs it after LastCheckpoint's write (checkpoint callbacks run last, in the order given).
 
     Args:
         step: the optimizer step.

@@ -1,6 +1,7 @@
 """Exact resume: a run killed with SIGKILL at a chosen step and resumed ends bit-identically to the uninterrupted run
 (weights, optimizer state, logged metrics from the resume point on), with and without worker processes, with the
-decode cache on and off, in co-training, and in the ablation grid (uv2.data.sampler, uv2.train.resume)."""
+decode cache on and off, in co-training, with weight averaging, and in the ablation grid (uv2.data.sampler,
+uv2.train.resume)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from tests.helpers import REPO, hparams_records, hparams_session, micro_grid_spec
@@ -242,3 +244,24 @@ def test_grid_killed_mid_cell_and_rerun_gives_the_same_results(synth_root, tmp_p
         scores = [torch.load(out / "cells" / cell.name / "test_predictions.pt")["scores"]
                   for out in (straight_out, killed_out)]
         assert torch.equal(*scores), cell.name
+
+
+def test_weight_averaging_resumes_bit_identically(synth_root, tmp_path):
+    """With Lightning's EMAWeightAveraging among the callbacks, a run killed mid-epoch (last.ckpt written at a step
+    checkpoint) and resumed ends with the uninterrupted run's average, current weights and averaging state."""
+    if not hasattr(pl.callbacks, "EMAWeightAveraging"):
+        pytest.skip("Lightning < 2.6 has no weight averaging")
+    ema = json.dumps({"class_path": "pytorch_lightning.callbacks.EMAWeightAveraging", "init_args": {"decay": 0.5}})
+
+    def args(run_dir: Path) -> list[str]:
+        return [*_fit_args(synth_root, run_dir, 0), f"--trainer.callbacks+={ema}"]
+
+    reference_log = tmp_path / "uninterrupted.log"
+    assert uv2_fit(args(tmp_path / "uninterrupted"), reference_log) == 0, _tail(reference_log)
+    reference = safe_load(tmp_path / "uninterrupted" / "checkpoints" / "last.ckpt")
+    resumed = _killed_and_resumed(args(tmp_path / "killed"), [3])
+    _assert_same_state(resumed, reference)
+    for key in ("current_model_state", "averaging_state"):
+        assert resumed[key].keys() == reference[key].keys()
+        different = [k for k, v in reference[key].items() if not torch.equal(v, resumed[key][k])]
+        assert not different, f"{key} differs from the uninterrupted run's: {different[:5]}"

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import Checkpoint, ModelCheckpoint
 
 from uv2.io import atomic_torch_save
 
@@ -51,8 +51,13 @@ def best_checkpoint(ckpt_dir: Path, monitor: str = "val/top1") -> ModelCheckpoin
                            monitor=monitor, mode="max", save_top_k=1, save_last=False)
 
 
-class LastCheckpoint(pl.Callback):
-    """Keeps ckpt_dir/last.ckpt the newest state of the run (see the module docstring)."""
+class LastCheckpoint(Checkpoint):
+    """Keeps ckpt_dir/last.ckpt the newest state of the run (see the module docstring).
+
+    A Lightning ``Checkpoint``: Lightning runs checkpoint callbacks after every other callback at each hook, so a write
+    at a batch's end holds what the others did at that batch. Weight averaging needs it: EMAWeightAveraging updates
+    its average at the batch's end, and a checkpoint written before that update resumed one update short.
+    """
 
     def __init__(self, ckpt_dir: Path, every_n_steps: int = 0) -> None:
         self.path = Path(ckpt_dir) / LAST
