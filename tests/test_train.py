@@ -466,6 +466,7 @@ def test_init_seed_draws_the_initial_weights_apart_from_the_global_stream():
     assert not differ(weights(1, 5), weights(2, 5))
     assert differ(weights(1, 5), weights(1, 6))
     assert differ(weights(1, None), weights(2, None))  # without it, the global stream draws them
+    assert not differ(weights(5, None), weights(1, 5))  # init_seed k draws what seed k draws (variance's groups)
     torch.manual_seed(1)
     VideoClassifier(arch=arch, init_seed=5)
     untouched = torch.rand(3)

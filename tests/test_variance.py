@@ -25,6 +25,8 @@ def test_each_group_varies_its_own_seeds(group, seeds, tmp_path):
     assert cell().config["seed_everything"] == 7 and "init_seed" not in cell().config["model"]  # the cell's own
     name = variance.run_dir_of(tmp_path, config).name
     assert name == f"seed_everything{seeds[0]}_data{seeds[1]}" + ("_weights3" if group == "weights" else "")
+    # init_seed 1 would draw what seed_everything 1 draws: the weights group's seed 1 is the other groups' seed-1 run
+    assert variance.run_dir_of(tmp_path, variance.group_config(cell(), group, 1)).name == "seed_everything1_data1"
 
 
 def test_bootstrap_std_is_the_binomial_spread():
@@ -51,16 +53,16 @@ def test_decompose_trains_each_run_once_and_reports_every_group(monkeypatch, tmp
 
     monkeypatch.setattr(variance, "fit_and_test", fake_fit_and_test)
     summary = variance.decompose(cell(), [1, 2, 3], tmp_path)
-    assert len(calls) == 10  # seed 1's run (1, 1) is the first of all, data and init, trained once; weights' 3 own
+    assert len(calls) == 9  # seed 1's run (1, 1) is the first of every group, trained once; weights' 2 own
     assert summary["groups"]["data"]["top1"] == pytest.approx([85.0, 80.0, 75.0])  # 3, 4, 5 wrong of 20
     assert summary["groups"]["init"]["std"] == pytest.approx(10.0)  # 3, 5, 7 wrong: 85, 75, 65
-    assert summary["groups"]["weights"]["top1"] == pytest.approx([80.0, 75.0, 70.0])  # 4, 5, 6 wrong
+    assert summary["groups"]["weights"]["top1"] == pytest.approx([85.0, 75.0, 70.0])  # 3 (seed 1's run), 5, 6 wrong
     assert summary["test_set_std"] > 0
     table = variance.render(summary)
     assert "| the data module's seed (order, augmentation) | 80.0 | 5.00 | 85.0, 80.0, 75.0 |" in table
     assert "test set (bootstrap" in table
     again = variance.decompose(cell(), [1, 2, 3], tmp_path)  # finished runs are read back, not trained again
-    assert len(calls) == 10 and again == summary
+    assert len(calls) == 9 and again == summary
 
 
 def test_settings_change_a_copy_of_the_experiment():

@@ -18,7 +18,7 @@ it is about sqrt(p (1 - p) / n).
 ``python ablations/variance.py --table c --row 1 --dataset temporal --seeds 5`` prints the standard deviation of
 each group, the test-set part and the mean top-1 per group. A run is named by its seeds,
 results/variance/<cell>/seed_everything<e>_data<d>[_weights<w>], so the groups share their common runs (seed 1's, in
-all, data and init) and a second command reuses every finished one. The runs train side by side as the grid's cells
+all four) and a second command reuses every finished one. The runs train side by side as the grid's cells
 do (``--jobs``, default one per core as memory allows), each on the grid's one thread per cell, so ``all`` repeats
 the grid's top-1 seed for seed.
 """
@@ -79,7 +79,8 @@ def group_config(cell: Cell, group: str, seed: int) -> dict[str, Any]:
                                  "weights": (1, 1, seed)}[group]
     config["seed_everything"] = everything
     config["data"]["init_args"]["seed"] = data
-    if weights is not None:
+    # init_seed k draws the weights that seed_everything k draws: the group's run of seed 1 is the others' seed-1 run
+    if weights is not None and weights != everything:
         config.setdefault("model", {})["init_seed"] = weights
     return config
 
@@ -151,7 +152,7 @@ def train_runs(cell: Cell, runs: dict[Path, dict[str, Any]], jobs: int = 1) -> N
 
 def decompose(cell: Cell, seeds: list[int], out_dir: Path, groups: tuple[str, ...] = GROUPS,
               jobs: int = 1) -> dict[str, Any]:
-    """Every group's runs (each distinct run trained once: seed 1's is the first of all, data and init), and the
+    """Every group's runs (each distinct run trained once: seed 1's is the first of every group), and the
     summary that ablations/variance.py prints (also saved as summary.json)."""
     folders: dict[str, list[Path]] = {group: [] for group in groups}
     runs: dict[Path, dict[str, Any]] = {}  # each distinct run once, whichever groups share it
