@@ -20,6 +20,7 @@ from tests.helpers import REPO, hparams_records, hparams_session, micro_grid_spe
 from uv2.ablation.grid import Cell, load_table, scale_layers
 from uv2.ablation.union import LabelSet, build_union, slice_head, union_classes
 from uv2.ablation.union import main as union_main
+from uv2.env import hardware
 from uv2.models import ModelConfig
 
 
@@ -141,10 +142,12 @@ def test_micro_table_end_to_end(micro, tmp_path):
         assert 0 <= float(r["top1"]) <= 100 and float(r["gflops"]) > 0 and float(r["params_m"]) > 0
         assert float(r["train_s"]) > 0 and float(r["clips_per_s"]) > 0 and float(r["peak_mem_mb"]) > 0
         assert len(r["config_hash"]) == 12 and r["git_commit"]
+        assert r["hardware"] == hardware("cpu") and r["hardware"].startswith("CPU ")  # CPU and its instruction set
         assert r["checkpoint"].endswith("checkpoints/last.ckpt") and int(r["checkpoint_step"]) > 0  # tested weights
     assert float(rows[1]["params_m"]) > float(rows[0]["params_m"])  # the local blocks are there
     table_md = (tmp_path / "results" / "table_m2" / "table.md").read_text()
     assert "| no local |" in table_md and "| 60.0 |" in table_md and "2/2 cells done" in table_md
+    assert f"Ran on: {hardware('cpu')}." in table_md
     cell = tmp_path / "results" / "table_m2" / "cells" / "r01-local-mhra__temporal__seed1"
     assert (cell / "cell.yaml").exists() and (cell / "checkpoints" / "last.ckpt").exists()
     assert list(cell.glob("events.out.tfevents.*"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 import re
 from pathlib import Path
@@ -51,7 +52,8 @@ def test_load_results_reads_text_as_text(tmp_path):
                            {(0, "temporal", 1): Outcome("done", 50.0)}, git_commit="57e9584")
     frame = load_results(tmp_path / "results")
     assert frame["git_commit"].tolist() == ["57e9584"] and frame["label"].tolist() == ["0012"]
-    assert frame["config_hash"].tolist() == [(folder / "results.csv").read_text().splitlines()[1].split(",")[-3]]
+    with open(folder / "results.csv") as f:
+        assert frame["config_hash"].tolist() == [next(csv.DictReader(f))["config_hash"]]
     assert (Path(frame["run_dir"].item()) / "checkpoints" / "last.ckpt").is_file()
 
 

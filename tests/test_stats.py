@@ -252,3 +252,16 @@ def test_table_reports_the_spread_decomposition_once_per_run():
     one_seed = [r for r in records if r["seed"] == 1]
     assert dataset_spreads(table, one_seed)["temporal"] is None and "Spread over seeds" not in render_table(
         table, one_seed)
+
+
+def test_table_says_what_hardware_its_cells_ran_on():
+    table = Table("t", "synthetic", ["temporal"], [Row("base"), Row("other")], Path("t.yaml"))
+    records = _records(0, {1: 60, 2: 62}) + _records(1, {1: 65, 2: 66})
+    assert "Ran on" not in render_table(table, records)  # results of versions that did not record it
+    for r in records:
+        r["hardware"] = "CPU AVX512, torch 2.14.1"
+    assert "Ran on: CPU AVX512, torch 2.14.1.\n" in render_table(table, records)
+    records[3]["hardware"] = records[2]["hardware"] = "CPU AVX2, torch 2.14.1"
+    records[1]["status"] = "failed"  # a cell that did not finish is not counted
+    text = render_table(table, records)
+    assert "Ran on: CPU AVX2, torch 2.14.1 (2 cells); CPU AVX512, torch 2.14.1 (1 cell). Another CPU" in text

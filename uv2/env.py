@@ -37,7 +37,7 @@ def torch_info() -> dict[str, Any]:
 
     info: dict[str, Any] = {"version": torch.__version__, "cuda_build": torch.version.cuda,
                             "cuda_available": torch.cuda.is_available(), "cudnn": None, "gpus": [],
-                            "threads": torch.get_num_threads()}
+                            "threads": torch.get_num_threads(), "cpu_capability": cpu_capability()}
     if torch.backends.cudnn.is_available():
         info["cudnn"] = torch.backends.cudnn.version()
     if info["cuda_available"]:
@@ -47,6 +47,26 @@ def torch_info() -> dict[str, Any]:
                                  "capability": f"{p.major}.{p.minor}"})
         info["bf16_supported"] = torch.cuda.is_bf16_supported()
     return info
+
+
+def cpu_capability() -> str:
+    """The instruction set torch's CPU kernels use here (AVX2, AVX512, ...): the same run on CPUs of another one
+    rounds differently (a tiny-scale ablation cell can end several points apart)."""
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def hardware(device: Any) -> str:
+    """What ran a computation on torch `device`, as results.csv's `hardware` records it: the GPU's name, or the CPU's
+    instruction set, with torch's version (both decide the rounding, hence a run's numbers)."""
+    import torch
+
+    device = torch.device(device)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type.upper()
+    if device.type == "cpu":
+        where += f" {cpu_capability()}"
+    return f"{where}, torch {torch.__version__}"
 
 
 def pyav_info() -> dict[str, Any]:
@@ -111,7 +131,8 @@ def render(info: dict[str, Any]) -> str:
         ("Python", f"{info['python']} ({info['executable']})"),
         ("Platform", f"{info['platform']} ({info['machine']})"),
         ("torch", f"{t['version']}, CUDA build {t['cuda_build']}, cuDNN {t['cudnn']}, "
-                  f"CUDA available: {t['cuda_available']}, {t['threads']} CPU threads"),
+                  f"CUDA available: {t['cuda_available']}, {t['threads']} CPU threads, CPU kernels "
+                  f"{t['cpu_capability']}"),
         ("GPUs", gpus),
         ("PyAV", f"{a['version']}, FFmpeg {a['ffmpeg'] or '?'} (libavcodec {a['libraries'].get('libavcodec', '?')}), "
                  f"av.open keywords: {', '.join(a['open_keywords']) or 'none'}"),

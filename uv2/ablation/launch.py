@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from uv2.env import hardware
 from uv2.io import atomic_torch_save
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ def fit_and_test(config_path: Path, run_dir: Path, resume: bool, callbacks: Sequ
     batch = train_batch_size(cli.datamodule) * cli.trainer.world_size
     out = {**result["metrics"], "train_s": train_s, "clips_per_s": steps * batch / max(train_s, 1e-9),
            "num_classes": cli.model.arch.num_classes, "checkpoint": result["checkpoint"],
-           "checkpoint_step": result["checkpoint_step"]}
+           "checkpoint_step": result["checkpoint_step"], "hardware": hardware(cli.trainer.strategy.root_device)}
     if "per_set" in result:
         out["per_set"] = summary
     return out

@@ -183,4 +183,5 @@ class TrainingScripts:
             atomic_write_text(results_file, json.dumps(result, indent=2))
         result = json.loads(results_file.read_text())
         shutil.copyfile(shared / "run" / f"test_predictions_{cell.dataset}.pt", folder / "test_predictions.pt")
-        return {**result["per_set"][cell.dataset], "train_s": result["train_s"], "clips_per_s": result["clips_per_s"]}
+        return {**result["per_set"][cell.dataset], "train_s": result["train_s"], "clips_per_s": result["clips_per_s"],
+                "hardware": result.get("hardware", "")}

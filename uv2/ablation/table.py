@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from uv2.ablation.stats import (
 
 CSV_FIELDS = ["table", "row", "label", "dataset", "seed", "top1", "top5", "mean_class", "gflops", "params_m",
               "train_s", "clips_per_s", "peak_mem_mb", "num_classes", "checkpoint", "checkpoint_step", "status",
-              "error", "config_hash", "git_commit", "same_run_as"]
+              "error", "config_hash", "git_commit", "same_run_as", "hardware"]
 
 
 def results_csv(records: list[dict[str, Any]]) -> str:
@@ -198,7 +199,25 @@ def render_table(table: Table, records: list[dict[str, Any]], videos: VideoResul
     lines += ["", f"{done_count}/{len(records)} cells done, seeds {', '.join(map(str, seeds))}. {LEGEND.format(base=table.rows[0].label)}"]
     if spreads := spread_text(table, records):
         lines += ["", spreads]
+    if ran_on := hardware_text(records):
+        lines += ["", ran_on]
     return "\n".join(lines) + "\n"
+
+
+def hardware_text(records: list[dict[str, Any]]) -> str:
+    """'Ran on: CPU AVX2, torch 2.14.1.' (results.csv's `hardware` of the finished cells; with the count of cells
+    per entry where they differ); '' where no cell says (results of older versions)."""
+    counts = Counter(r["hardware"] for r in records if r.get("status") == "done" and r.get("hardware"))
+    if not counts:
+        return ""
+    if len(counts) == 1:
+        return f"Ran on: {next(iter(counts))}."
+    return ("Ran on: " + "; ".join(f"{name} ({n} cell{'s' * (n > 1)})" for name, n in counts.most_common())
+            + f". {MIXED_HARDWARE}")
+
+
+MIXED_HARDWARE = ("Another CPU instruction set, GPU or torch version rounds differently, and a run still learning can "
+                  "end several points elsewhere: compare cells run on the same hardware.")
 
 
 def spread_text(table: Table, records: list[dict[str, Any]]) -> str:

@@ -36,7 +36,8 @@ def table_definition(folder: str | Path) -> Table:
 
 
 #: results.csv's columns of text, read as text where their values look like numbers (a commit "57e9584" is not 5.7e9585)
-TEXT_FIELDS = ("table", "label", "dataset", "checkpoint", "status", "error", "config_hash", "git_commit", "same_run_as")
+TEXT_FIELDS = ("table", "label", "dataset", "checkpoint", "status", "error", "config_hash", "git_commit", "same_run_as",
+               "hardware")
 
 
 def load_results(results_dir: str | Path = "results") -> pd.DataFrame:
