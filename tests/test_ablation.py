@@ -20,8 +20,8 @@ from tests.helpers import REPO, hparams_records, hparams_session, micro_grid_spe
 from uv2.ablation.grid import Cell, load_table, scale_layers
 from uv2.ablation.union import LabelSet, build_union, slice_head, union_classes
 from uv2.ablation.union import main as union_main
-from uv2.env import hardware
 from uv2.models import ModelConfig
+from uv2.train.hardware import hardware
 
 
 def test_scale_layers():

@@ -35,6 +35,8 @@ def _version(dist: str) -> str | None:
 def torch_info() -> dict[str, Any]:
     import torch
 
+    from uv2.train.hardware import cpu_capability
+
     info: dict[str, Any] = {"version": torch.__version__, "cuda_build": torch.version.cuda,
                             "cuda_available": torch.cuda.is_available(), "cudnn": None, "gpus": [],
                             "threads": torch.get_num_threads(), "cpu_capability": cpu_capability()}
@@ -47,26 +49,6 @@ def torch_info() -> dict[str, Any]:
                                  "capability": f"{p.major}.{p.minor}"})
         info["bf16_supported"] = torch.cuda.is_bf16_supported()
     return info
-
-
-def cpu_capability() -> str:
-    """The instruction set torch's CPU kernels use here (AVX2, AVX512, ...): the same run on CPUs of another one
-    rounds differently (a tiny-scale ablation cell can end several points apart)."""
-    import torch
-
-    return torch.backends.cpu.get_cpu_capability()
-
-
-def hardware(device: Any) -> str:
-    """What ran a computation on torch `device`, as results.csv's `hardware` records it: the GPU's name, or the CPU's
-    instruction set, with torch's version (both decide the rounding, hence a run's numbers)."""
-    import torch
-
-    device = torch.device(device)
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type.upper()
-    if device.type == "cpu":
-        where += f" {cpu_capability()}"
-    return f"{where}, torch {torch.__version__}"
 
 
 def pyav_info() -> dict[str, Any]:

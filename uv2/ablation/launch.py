@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from uv2.env import hardware
 from uv2.io import atomic_torch_save
+from uv2.train.hardware import hardware
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl

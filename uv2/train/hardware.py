@@ -1,0 +1,28 @@
+"""What a run ran on, as far as its numbers depend on it: the GPU, or the CPU's instruction set, and torch's version.
+
+Two runs of the same config, seeds and code round differently on other hardware, and a run still learning when its
+schedule ends can end points apart: 20 points for one cell of table (c) (README). The ablation grid records :func:`hardware` in every
+cell's row of results.csv, and table.md names it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["cpu_capability", "hardware"]
+
+
+def cpu_capability() -> str:
+    """The instruction set torch's CPU kernels use here (AVX2, AVX512, ...): the same run on CPUs of another one
+    rounds differently."""
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def hardware(device: torch.device | str) -> str:
+    """What ran a computation on torch `device`, as results.csv's `hardware` records it: the GPU's name, or the CPU's
+    instruction set, with torch's version (both decide the rounding, hence a run's numbers)."""
+    device = torch.device(device)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type.upper()
+    if device.type == "cpu":
+        where += f" {cpu_capability()}"
+    return f"{where}, torch {torch.__version__}"
