@@ -217,7 +217,7 @@ def hardware_text(records: list[dict[str, Any]]) -> str:
 
 
 MIXED_HARDWARE = ("Another CPU instruction set, GPU or torch version rounds differently, and a run still learning can "
-                  "end several points elsewhere: compare cells run on the same hardware.")
+                  "end many points elsewhere: compare cells run on the same hardware.")
 
 
 def spread_text(table: Table, records: list[dict[str, Any]]) -> str:

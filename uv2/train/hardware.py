@@ -1,8 +1,8 @@
 """What a run ran on, as far as its numbers depend on it: the GPU, or the CPU's instruction set, and torch's version.
 
 Two runs of the same config, seeds and code round differently on other hardware, and a run still learning when its
-schedule ends can end points apart: 20 points for one cell of table (c) (README). The ablation grid records :func:`hardware` in every
-cell's row of results.csv, and table.md names it.
+schedule ends can end far apart: 20 points for one cell of table (c) (README). The ablation grid records
+:func:`hardware` in every cell's row of results.csv, and table.md names it.
 """
 
 from __future__ import annotations
