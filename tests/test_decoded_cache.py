@@ -74,6 +74,25 @@ def test_a_second_process_serves_the_same_items_without_decoding(micro, tmp_path
         assert torch.equal(memory_only[i]["video"], item), f"item {i}"
 
 
+def test_a_killed_writers_temporary_file_goes_at_the_next_processs_first_write(micro, tmp_path):
+    """A writer killed mid-file leaves its temporary file; the next process to write removes it once it is older
+    than any write takes, and leaves a fresh one (a live writer's) alone."""
+    _, records = micro
+    cache = DecodedCache(tmp_path / "cache")
+    cache.save(records[0].path, decode_all_frames(records[0].path))
+    folder = cache.file_for(records[0].path).parent
+    abandoned, live = folder / ".abc.x1.tmp", folder / ".abc.x2.tmp"
+    for tmp in (abandoned, live):
+        tmp.write_bytes(b"part of an npy file")
+    hours_ago = os.stat(abandoned).st_mtime_ns - 2 * 3600 * 10**9
+    os.utime(abandoned, ns=(hours_ago, hours_ago))
+    cache.save(records[1].path, decode_all_frames(records[1].path))  # this process has swept already
+    assert abandoned.exists()
+    DecodedCache(tmp_path / "cache").save(records[1].path, decode_all_frames(records[1].path))  # another process
+    assert not abandoned.exists() and live.exists()
+    assert cache.load(records[0].path) is not None and cache.load(records[1].path) is not None
+
+
 def test_an_unreadable_cache_file_is_decoded_again(micro, tmp_path, monkeypatch, caplog):
     _, records = micro
     cache = DecodedCache(tmp_path / "cache")

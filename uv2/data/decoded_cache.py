@@ -11,7 +11,8 @@ A video's file is named by the SHA-1 of its absolute path, size and modification
 place (a synthetic set generated again) is decoded again under a new name. Files are written under a temporary name
 and renamed, so processes that decode the same video at once each write a whole file and a reader never sees part of
 one. A file that cannot be read is decoded again; a cache that cannot be written is reported once and the run goes
-on with what it decoded. Frame folders (``uv2.data.frames``) are not kept: a folder's modification time does not
+on with what it decoded. A process killed while writing (SIGKILL, a preempted job) leaves its temporary file behind:
+a cache's first use in a process removes those older than ``ABANDONED_AFTER_S``, which no write takes. Frame folders (``uv2.data.frames``) are not kept: a folder's modification time does not
 change when one of its images is rewritten.
 """
 
@@ -21,6 +22,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["DecodedCache"]
 
+# a temporary file this old is a killed writer's: writing one video's frames takes seconds, even on a network disk
+ABANDONED_AFTER_S = 3600.0
+
 
 class DecodedCache:
     """Decoded videos as ``.npy`` files in ``folder`` (created on first use), keyed by each video's identity."""
@@ -36,6 +41,7 @@ class DecodedCache:
     def __init__(self, folder: str | os.PathLike) -> None:
         self.folder = Path(folder)
         self._write_failed = False  # reported once per process
+        self._swept = False  # abandoned temporary files removed (on first use in a process)
 
     def file_for(self, video: str | os.PathLike) -> Path:
         """Where the frames of ``video`` as it is now (path, size, modification time) are kept."""
@@ -66,6 +72,9 @@ class DecodedCache:
 
     def save(self, video: str | os.PathLike, frames: np.ndarray) -> None:
         """Keep the decoded ``frames`` of ``video`` for other processes (atomically; failures are logged once)."""
+        if not self._swept:
+            self._swept = True
+            self.remove_abandoned()
         try:
             file = self.file_for(video)
             file.parent.mkdir(parents=True, exist_ok=True)
@@ -82,3 +91,18 @@ class DecodedCache:
                 self._write_failed = True
                 log.warning("decoded-video cache: cannot write to %s (%s); videos stay decoded in memory only",
                             self.folder, e)
+
+    def remove_abandoned(self, older_than_s: float = ABANDONED_AFTER_S) -> int:
+        """Remove the temporary files that killed writers left (older than ``older_than_s``); how many went."""
+        removed, cutoff = 0, time.time() - older_than_s
+        for tmp in self.folder.glob("*/.*.tmp"):
+            try:
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+                    removed += 1
+            except OSError:  # another process removed or renamed it first
+                continue
+        if removed:
+            log.info("decoded-video cache: removed %d temporary files that killed writers left in %s", removed,
+                     self.folder)
+        return removed
