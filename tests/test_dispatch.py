@@ -92,6 +92,27 @@ def test_dpe_paths_equal(kernel):
     torch.testing.assert_close(results["cpu"][1], expected.detach(), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize(("shape", "kernel"), [((2, 4, 5, 6, 16), 3), ((2, 1, 3, 1, 8), 3), ((3, 2, 2, 5, 4), 5)],
+                         ids=["clips", "one_frame_one_column", "fewer_frames_than_the_kernel"])
+def test_dpe_weight_gradient_as_a_forward_convolution(shape, kernel):
+    """The CPU DPE's weight gradient (per clip, a depth-wise convolution of the input by the output gradient) is
+    torch's own depth-wise Conv3d weight gradient, on channels-last views as the DPE passes them, also where the
+    clip is shorter or narrower than the kernel; under bf16 inputs it is summed in fp32."""
+    from uv2.models.blocks import _depthwise_weight_grad
+
+    channels = shape[-1]
+    x, grad_out = (torch.randn(shape, dtype=torch.float64).permute(0, 4, 1, 2, 3) for _ in range(2))
+    weight = torch.zeros(channels, 1, kernel, kernel, kernel, dtype=torch.float64)
+    _, expected, _ = torch.ops.aten.convolution_backward(grad_out, x, weight, [channels], [1] * 3, [kernel // 2] * 3,
+                                                         [1] * 3, False, [0] * 3, channels, [False, True, False])
+    got = _depthwise_weight_grad(x.float(), grad_out.float(), kernel)
+    assert got.dtype == torch.float32 and got.shape == expected.shape
+    torch.testing.assert_close(got, expected.float(), atol=1e-5, rtol=1e-5)
+    low = _depthwise_weight_grad(x.bfloat16(), grad_out.bfloat16(), kernel)
+    assert low.dtype == torch.float32
+    torch.testing.assert_close(low, expected.float(), atol=0.05 * expected.abs().max().item(), rtol=0.0)
+
+
 @pytest.mark.parametrize("kernel", [3, 5])
 def test_temporal_conv_paths_equal(kernel):
     """The local modules' depth-wise temporal conv: k frame-shifted multiply-adds (CPU) and a depth-wise Conv2d
@@ -169,3 +190,16 @@ def test_gpu_path_under_bf16_autocast():
     torch.testing.assert_close(low.float(), reference.detach(), rtol=0.05, atol=0.05)
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+def test_the_dpe_gradient_benchmark_compares_both_on_every_shape(capsys):
+    """benchmarks/dpe_grad.py: a row per DPE size with both times, the speed-up and a difference at rounding's
+    size (the two compute the same gradient)."""
+    from benchmarks.dpe_grad import SHAPES, main
+
+    assert main(["--warmup", "0", "--iters", "1"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()[2:]
+    assert [row[:28].strip() for row in rows] == list(SHAPES)
+    for row in rows:
+        ms_torch, ms_uv2, speedup, diff = row[28:].split()
+        assert float(ms_torch) > 0 and float(ms_uv2) > 0 and speedup.endswith("x") and float(diff) < 1e-3

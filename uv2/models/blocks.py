@@ -75,11 +75,34 @@ class DepthwiseTemporalConv(nn.Module):
         return out.permute(0, 2, 3, 1)  # (B, T, S, C) view
 
 
+def _depthwise_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kernel: int) -> torch.Tensor:
+    """The weight gradient of a depth-wise k x k x k Conv3d ('same' padding, stride 1), computed as forward
+    convolutions: each channel's gradient is its input correlated with its output gradient, summed over the clips,
+    so for each clip a depth-wise Conv3d of the input (padded as the layer pads it) whose kernel is that clip's whole
+    output gradient (C groups, kernel T x h x w, output k x k x k). On CPUs this is faster than the convolution's
+    own weight backward at every DPE size measured, 1.4x (the SSv2 B/16 design at 224) to 6.5x (ViT-S), 3.5x the tiny
+    grid's (``python benchmarks/dpe_grad.py``, one thread); one clip at a time, as one convolution of B*C groups is
+    slower than the loop at ViT sizes. In fp32 whatever the inputs' dtype: under bf16 autocast the sums over a clip's positions would otherwise
+    round in bf16.
+
+    x, grad_out: (B, C, T, h, w), any strides (the DPE's are channels-last views). Returns (C, 1, k, k, k), fp32."""
+    x, grad_out = x.float(), grad_out.float()
+    channels = grad_out.shape[1]
+    grad = grad_out.new_zeros((channels, 1, kernel, kernel, kernel))
+    for i in range(len(x)):
+        # slices, not x[i][None]: a slice keeps the channels-last-3d strides that the CPU kernels take without a copy
+        clip, clip_grad = x[i:i + 1], rearrange(grad_out[i:i + 1], "1 c t h w -> c 1 t h w")
+        per_clip = F.conv3d(clip, clip_grad, padding=kernel // 2, groups=channels)  # (1, C, k, k, k)
+        grad += rearrange(per_clip, "1 c x y z -> c 1 x y z")
+    return grad
+
+
 class _SameDepthwiseConv3d(torch.autograd.Function):
-    """Depth-wise Conv3d (stride 1, odd kernel, 'same' padding) whose input gradient is computed as the forward
-    convolution of the output gradient with the flipped kernel, which is what that gradient is. CPU kernels run
-    this forward far faster than the convolution's own input backward (the ViT-S DPE at 8x7x7x384, batch 4: a
-    whole backward 11.8 -> 6.1 ms); the same numbers up to rounding."""
+    """Depth-wise Conv3d (stride 1, odd kernel, 'same' padding) whose gradients are computed as forward
+    convolutions: the input's as the output gradient convolved with the flipped kernel, which is what that gradient
+    is, the weight's by _depthwise_weight_grad. CPU kernels run these forwards far faster than the convolution's own
+    backward (the ViT-S DPE at 8x7x7x384, batch 4: the input gradient 11.8 -> 6.1 ms of a whole backward); the same
+    numbers up to rounding."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -89,19 +112,14 @@ class _SameDepthwiseConv3d(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         x, weight = ctx.saved_tensors
-        x, weight = x.to(grad_out.dtype), weight.to(grad_out.dtype)  # under autocast the forward ran in bf16
-        pad, channels = weight.shape[-1] // 2, weight.shape[0]
-        grad_x = None
-        if ctx.needs_input_grad[0]:
-            grad_x = F.conv3d(grad_out, weight.flip(2, 3, 4), padding=pad, groups=channels)
-        if grad_out.dtype != torch.float32:
-            # torch's CPU weight gradient of a depth-wise Conv3d reads memory it never wrote when bf16 inputs come
-            # in channels-last-3d strides (non-finite or wrong values, varying from call to call; torch 2.14): on a
-            # contiguous copy it is right (tests/test_model.py)
-            grad_out, x = grad_out.contiguous(), x.contiguous()
-        _, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
-            grad_out, x, weight, [channels], [1] * 3, [pad] * 3, [1] * 3, False, [0] * 3, channels,
-            [False, ctx.needs_input_grad[1], ctx.needs_input_grad[2]])
+        kernel, channels = weight.shape[-1], weight.shape[0]
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:  # under autocast the forward ran in bf16: so does this one
+            grad_x = F.conv3d(grad_out, weight.to(grad_out.dtype).flip(2, 3, 4), padding=kernel // 2, groups=channels)
+        if ctx.needs_input_grad[1]:
+            grad_weight = _depthwise_weight_grad(x, grad_out, kernel)
+        if ctx.needs_input_grad[2]:
+            grad_bias = grad_out.float().sum((0, 2, 3, 4))
         return grad_x, grad_weight, grad_bias
 
 
