@@ -6,9 +6,10 @@ forward convolution (``uv2.models.blocks._depthwise_weight_grad``, which the CPU
     python benchmarks/dpe_grad.py --threads 2 --iters 50
 
 Each shape is (B, T, h, w, C), the DPE's channels-last input: the tiny temporal preset's (batch 8, 4 frames of 4x4
-patches, width 128), the ViT-S one of the docstrings (batch 4, 8x7x7x384), the B/16 one of `benchmarks/speed.py`'s
-CPU setting (batch 4, 16x112x112: 16x7x7x768) and the SSv2 B/16 design's at batch 2 (16x14x14x768). Both take the same channels-last views the model's backward gets, and are called in turn; each's
-median of --iters calls after --warmup is printed with the largest difference between the two results.
+patches, width 128), ViT-S's in `benchmarks/speed.py`'s CPU reference setting (batch 4, 16x112x112 frames, which
+T-Down halves: 8x7x7x384) and the SSv2 B/16 design's at batch 2 (16x14x14x768). Both take the same channels-last
+views the model's backward gets and are called in turn; each's median of --iters calls after --warmup is printed
+with the largest difference between the two results.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from functools import partial
 
 SHAPES = {"tiny grid (8x4x4x4x128)": (8, 4, 4, 4, 128), "ViT-S (4x8x7x7x384)": (4, 8, 7, 7, 384),
-          "speed.py CPU (4x16x7x7x768)": (4, 16, 7, 7, 768), "SSv2 B/16 (2x16x14x14x768)": (2, 16, 14, 14, 768)}
+          "SSv2 B/16 (2x16x14x14x768)": (2, 16, 14, 14, 768)}
 
 
 def median_ms(fns: list[Callable[[], object]], warmup: int, iters: int) -> list[float]:

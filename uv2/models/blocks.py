@@ -80,10 +80,10 @@ def _depthwise_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kernel: int)
     convolutions: each channel's gradient is its input correlated with its output gradient, summed over the clips,
     so for each clip a depth-wise Conv3d of the input (padded as the layer pads it) whose kernel is that clip's whole
     output gradient (C groups, kernel T x h x w, output k x k x k). On CPUs this is faster than the convolution's
-    own weight backward at every DPE size measured, 1.4x (the SSv2 B/16 design at 224) to 6.5x (ViT-S), 3.5x the tiny
-    grid's (``python benchmarks/dpe_grad.py``, one thread); one clip at a time, as one convolution of B*C groups is
-    slower than the loop at ViT sizes. In fp32 whatever the inputs' dtype: under bf16 autocast the sums over a clip's positions would otherwise
-    round in bf16.
+    own weight backward at every DPE size measured: about 1.3x at the SSv2 B/16 design's 16x14x14x768, 3x at the
+    tiny grid's, 5-6x at ViT-S sizes (``python benchmarks/dpe_grad.py``, one thread). One clip at a time: a single
+    convolution of B*C groups is slower than the loop at ViT sizes. In fp32 whatever the inputs' dtype, as under
+    bf16 autocast the sums over a clip's positions would otherwise round in bf16.
 
     x, grad_out: (B, C, T, h, w), any strides (the DPE's are channels-last views). Returns (C, 1, k, k, k), fp32."""
     x, grad_out = x.float(), grad_out.float()
@@ -99,10 +99,9 @@ def _depthwise_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kernel: int)
 
 class _SameDepthwiseConv3d(torch.autograd.Function):
     """Depth-wise Conv3d (stride 1, odd kernel, 'same' padding) whose gradients are computed as forward
-    convolutions: the input's as the output gradient convolved with the flipped kernel, which is what that gradient
-    is, the weight's by _depthwise_weight_grad. CPU kernels run these forwards far faster than the convolution's own
-    backward (the ViT-S DPE at 8x7x7x384, batch 4: the input gradient 11.8 -> 6.1 ms of a whole backward); the same
-    numbers up to rounding."""
+    convolutions, which CPU kernels run far faster than the convolution's own backward; the same numbers up to
+    rounding. The input's is the output gradient convolved with the flipped kernel, which is what that gradient is
+    (the ViT-S DPE at 8x7x7x384, batch 4: a whole backward 11.8 -> 6.1 ms); the weight's, _depthwise_weight_grad."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
