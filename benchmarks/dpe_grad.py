@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""The DPE's weight gradient on the CPU: torch's depth-wise Conv3d weight backward against uv2's formulation as a
-forward convolution (``uv2.models.blocks._depthwise_weight_grad``, which the CPU path of the DPE runs).
+"""The DPE's weight gradient on the CPU: torch's depth-wise Conv3d weight backward against uv2's formulation as
+forward convolutions (``uv2.models.blocks.depthwise_weight_grad``, which the CPU path of the DPE runs).
 
-    python benchmarks/dpe_grad.py                 # one thread, the tiny grid's DPE and the ViT-S and ViT-B ones
+    python benchmarks/dpe_grad.py                 # one thread: the tiny grid's DPE, ViT-S's and ViT-B's
     python benchmarks/dpe_grad.py --threads 2 --iters 50
 
 Each shape is (B, T, h, w, C), the DPE's channels-last input: the tiny temporal preset's (batch 8, 4 frames of 4x4
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import torch
 
-    from uv2.models.blocks import _depthwise_weight_grad
+    from uv2.models.blocks import depthwise_weight_grad
     from uv2.train.hardware import hardware
 
     torch.set_num_threads(args.threads)
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         grad_out = torch.randn(b, t, h, w, c, generator=gen).permute(0, 4, 1, 2, 3)
 
         by_torch = partial(torch_weight_grad, x, grad_out, k)
-        by_uv2 = partial(_depthwise_weight_grad, x, grad_out, k)
+        by_uv2 = partial(depthwise_weight_grad, x, grad_out, k)
         diff = (by_torch() - by_uv2()).abs().max().item()
         ms_torch, ms_uv2 = median_ms([by_torch, by_uv2], args.warmup, args.iters)
         print(f"{name:<28} {ms_torch:>10.2f} {ms_uv2:>10.2f} {ms_torch / ms_uv2:>8.2f}x {diff:>11.2e}")

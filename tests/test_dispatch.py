@@ -12,7 +12,7 @@ from torch import nn
 
 from benchmarks.official_layout import randomize_
 from uv2.models import ModelConfig, build_model
-from uv2.models.blocks import CrossAttention, DepthwiseConv3d, DepthwiseTemporalConv
+from uv2.models.blocks import CrossAttention, DepthwiseConv3d, DepthwiseTemporalConv, depthwise_weight_grad
 from uv2.models.dispatch import PATHS, force_path, forced_path, path_for, set_path
 
 
@@ -98,17 +98,15 @@ def test_dpe_weight_gradient_as_a_forward_convolution(shape, kernel):
     """The CPU DPE's weight gradient (per clip, a depth-wise convolution of the input by the output gradient) is
     torch's own depth-wise Conv3d weight gradient, on channels-last views as the DPE passes them, also where the
     clip is shorter or narrower than the kernel; under bf16 inputs it is summed in fp32."""
-    from uv2.models.blocks import _depthwise_weight_grad
-
     channels = shape[-1]
     x, grad_out = (torch.randn(shape, dtype=torch.float64).permute(0, 4, 1, 2, 3) for _ in range(2))
     weight = torch.zeros(channels, 1, kernel, kernel, kernel, dtype=torch.float64)
     _, expected, _ = torch.ops.aten.convolution_backward(grad_out, x, weight, [channels], [1] * 3, [kernel // 2] * 3,
                                                          [1] * 3, False, [0] * 3, channels, [False, True, False])
-    got = _depthwise_weight_grad(x.float(), grad_out.float(), kernel)
+    got = depthwise_weight_grad(x.float(), grad_out.float(), kernel)
     assert got.dtype == torch.float32 and got.shape == expected.shape
     torch.testing.assert_close(got, expected.float(), atol=1e-5, rtol=1e-5)
-    low = _depthwise_weight_grad(x.bfloat16(), grad_out.bfloat16(), kernel)
+    low = depthwise_weight_grad(x.bfloat16(), grad_out.bfloat16(), kernel)
     assert low.dtype == torch.float32
     torch.testing.assert_close(low, expected.float(), atol=0.05 * expected.abs().max().item(), rtol=0.0)
 

@@ -246,8 +246,9 @@ def test_depthwise_conv3d_gradients_match_conv3d():
 
 def test_depthwise_conv3d_bf16_gradients_on_cpu():
     """Under bf16 autocast on the CPU the DPE's weight and bias gradients are fp32's up to bf16 rounding, whatever
-    the memory held before: torch's bf16 weight gradient on channels-last-3d inputs reads memory it never wrote
-    (NaN or wrong values from call to call), so the DPE computes it on a contiguous copy."""
+    the memory held before: torch's own bf16 weight gradient on channels-last-3d inputs reads memory it never wrote
+    (NaN or wrong values from call to call; torch 2.14), which the DPE does not call: it sums in fp32
+    (blocks.depthwise_weight_grad)."""
     from uv2.models.blocks import DepthwiseConv3d
 
     torch.manual_seed(0)

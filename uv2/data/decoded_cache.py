@@ -12,8 +12,9 @@ place (a synthetic set generated again) is decoded again under a new name. Files
 and renamed, so processes that decode the same video at once each write a whole file and a reader never sees part of
 one. A file that cannot be read is decoded again; a cache that cannot be written is reported once and the run goes
 on with what it decoded. A process killed while writing (SIGKILL, a preempted job) leaves its temporary file behind:
-a cache's first use in a process removes those older than ``ABANDONED_AFTER_S``, which no write takes. Frame folders (``uv2.data.frames``) are not kept: a folder's modification time does not
-change when one of its images is rewritten.
+a process's first write to the cache removes those older than ``ABANDONED_AFTER_S``, which no write takes. Frame
+folders (``uv2.data.frames``) are not kept: a folder's modification time does not change when one of its images is
+rewritten.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class DecodedCache:
     def __init__(self, folder: str | os.PathLike) -> None:
         self.folder = Path(folder)
         self._write_failed = False  # reported once per process
-        self._swept = False  # abandoned temporary files removed (on first use in a process)
+        self._swept = False  # abandoned temporary files removed (at this process's first write)
 
     def file_for(self, video: str | os.PathLike) -> Path:
         """Where the frames of ``video`` as it is now (path, size, modification time) are kept."""

@@ -75,7 +75,7 @@ class DepthwiseTemporalConv(nn.Module):
         return out.permute(0, 2, 3, 1)  # (B, T, S, C) view
 
 
-def _depthwise_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kernel: int) -> torch.Tensor:
+def depthwise_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kernel: int) -> torch.Tensor:
     """The weight gradient of a depth-wise k x k x k Conv3d ('same' padding, stride 1), computed as forward
     convolutions: each channel's gradient is its input correlated with its output gradient, summed over the clips,
     so for each clip a depth-wise Conv3d of the input (padded as the layer pads it) whose kernel is that clip's whole
@@ -101,7 +101,7 @@ class _SameDepthwiseConv3d(torch.autograd.Function):
     """Depth-wise Conv3d (stride 1, odd kernel, 'same' padding) whose gradients are computed as forward
     convolutions, which CPU kernels run far faster than the convolution's own backward; the same numbers up to
     rounding. The input's is the output gradient convolved with the flipped kernel, which is what that gradient is
-    (the ViT-S DPE at 8x7x7x384, batch 4: a whole backward 11.8 -> 6.1 ms); the weight's, _depthwise_weight_grad."""
+    (the ViT-S DPE at 8x7x7x384, batch 4: a whole backward 11.8 -> 6.1 ms); the weight's, depthwise_weight_grad."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -116,7 +116,7 @@ class _SameDepthwiseConv3d(torch.autograd.Function):
         if ctx.needs_input_grad[0]:  # under autocast the forward ran in bf16: so does this one
             grad_x = F.conv3d(grad_out, weight.to(grad_out.dtype).flip(2, 3, 4), padding=kernel // 2, groups=channels)
         if ctx.needs_input_grad[1]:
-            grad_weight = _depthwise_weight_grad(x, grad_out, kernel)
+            grad_weight = depthwise_weight_grad(x, grad_out, kernel)
         if ctx.needs_input_grad[2]:
             grad_bias = grad_out.float().sum((0, 2, 3, 4))
         return grad_x, grad_weight, grad_bias
