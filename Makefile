@@ -10,6 +10,8 @@ TABLE ?= c
 SCALE ?= tiny
 SEEDS ?= 1,2,3
 PYTEST_ARGS ?=
+# test processes (pytest-xdist; 0: one, in pytest's own). Two on 2 cores: many tests wait on processes they start
+TEST_JOBS ?= 2
 
 .PHONY: venv test test-slow test-pyav ablation tensorboard bench lint clean
 
@@ -26,10 +28,10 @@ venv: $(STAMP)
 
 ## the test suite (slow extras excluded; `make test-slow` runs everything)
 test: $(STAMP)
-	$(PYTHON) -m pytest -m "not slow" -q $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -m "not slow" -q -n $(TEST_JOBS) --dist worksteal $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
-	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -q -n $(TEST_JOBS) --dist worksteal $(PYTEST_ARGS)
 
 ## the decode and frame-folder tests under another Python / PyAV pair (torch-free): make test-pyav PYAV_PYTHON=python3.12 PYAV=19.0.2
 PYAV_PYTHON ?= python3.12
