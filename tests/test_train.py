@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from unittest.mock import patch
 
@@ -21,7 +23,7 @@ from uv2.data.synthetic import ensure_synthetic
 from uv2.experiment import load_experiment
 from uv2.io import safe_load
 from uv2.models import ModelConfig
-from uv2.train.cli import remove_stale_config_dirs, run
+from uv2.train.cli import quiet_library_notices, remove_stale_config_dirs, run
 from uv2.train.guard import NonFiniteLossError
 from uv2.train.module import VideoClassifier
 
@@ -249,6 +251,26 @@ def test_the_merged_configs_of_gone_runs_are_removed(tmp_path):
         (folder / "0_temporal_tiny.yaml").write_text("trainer: {}\n")
     assert remove_stale_config_dirs(tmp_path) == [dead]
     assert not dead.exists() and running.exists() and other.exists()
+
+
+def test_library_notices_are_hidden_and_the_rest_kept(caplog):
+    """The CLI hides the libraries' deprecations inside their own code and Lightning's tips, not other warnings or
+    Lightning's other lines."""
+    rank_zero = "pytorch_lightning.utilities.rank_zero"
+    caplog.set_level(logging.INFO, logger=rank_zero)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        quiet_library_notices()
+        quiet_library_notices()  # a second call (DDP ranks, notebooks) adds nothing
+        warnings.warn("'set_vital' is deprecated, please do not call", UserWarning, stacklevel=1)
+        warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use `isinstance(treespec, TreeSpec)`",
+                      FutureWarning, stacklevel=1)
+        warnings.warn("The dataloader does not have many workers", UserWarning, stacklevel=1)
+        logging.getLogger(rank_zero).info("💡 Tip: For seamless cloud logging, try installing litlogger")
+        logging.getLogger(rank_zero).info("GPU available: False, used: False")
+    assert [str(w.message) for w in seen] == ["The dataloader does not have many workers"]
+    assert [r.getMessage() for r in caplog.records if r.name == rank_zero] == ["GPU available: False, used: False"]
+    assert len(logging.getLogger(rank_zero).filters) == 1
 
 
 def test_predict_cli(synth_root, tmp_path):

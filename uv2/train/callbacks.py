@@ -425,8 +425,7 @@ class ThroughputSummary(pl.Callback):
             self.line = self.summary(int(clips), wait_s, step_s, int(failures), trainer,
                                      first=(int(first_clips), first_s / devices),
                                      compiled=bool(getattr(pl_module, "compiled", False)))
-            log.info(self.line)
-            print(self.line, flush=True)
+            print(self.line, flush=True)  # on stdout, once: benchmarks/feed_check.py and grid_jobs.py read it there
 
     def summary(self, clips: int, wait_s: float, step_s: float, failures: int, trainer: pl.Trainer,
                 first: tuple[int, float] | None = None, compiled: bool = False) -> str:

@@ -36,6 +36,27 @@ from uv2.train.module import VideoClassifier
 from uv2.train.resume import EpochMetricSums, RandomStates, TrainLoaderPosition
 
 PROGRESS_REFRESH_STEPS = 10  # training steps between updates of the progress bar (see instantiate_trainer)
+# warnings of the libraries that a uv2 user cannot act on: torch >= 2.14's deprecations called inside torchdata's
+# StatefulDataLoader and Lightning's pytree helper (they print on every fit)
+LIBRARY_DEPRECATIONS = ("'set_vital' is deprecated", r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+
+
+class _HideTips(logging.Filter):
+    """Drops Lightning's "💡 Tip: ..." lines (an advertisement for its cloud logger at every fit)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+def quiet_library_notices() -> None:
+    """Hide the libraries' notices that say nothing about this run (LIBRARY_DEPRECATIONS, Lightning's tips); their
+    other warnings and Lightning's own lines (devices, seeds, the model summary) stay."""
+    for message in LIBRARY_DEPRECATIONS:
+        warnings.filterwarnings("ignore", message=message)
+    for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _HideTips) for f in logger.filters):
+            logger.addFilter(_HideTips())
 
 
 class UV2CLI(LightningCLI):
@@ -131,6 +152,7 @@ def run(subcommand: str, argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # sys.argv stays intact: DDP re-launches this command line for ranks > 0 (`python -m uv2.__main__ fit ...`)
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+    quiet_library_notices()
     remove_stale_config_dirs()
     # the merged configs live while the run does
     with tempfile.TemporaryDirectory(prefix=f"{CONFIG_DIR_PREFIX}{os.getpid()}-") as tmp_dir:
