@@ -23,7 +23,7 @@ from uv2.data.synthetic import ensure_synthetic
 from uv2.experiment import load_experiment
 from uv2.io import safe_load
 from uv2.models import ModelConfig
-from uv2.train.cli import quiet_library_notices, remove_stale_config_dirs, run
+from uv2.train.cli import expand_argv, quiet_library_notices, remove_stale_config_dirs, run
 from uv2.train.guard import NonFiniteLossError
 from uv2.train.module import VideoClassifier
 
@@ -217,6 +217,25 @@ def test_last_checkpoint_is_the_final_state(synth_root, tmp_path):
     last = safe_load(run_dir / "checkpoints" / "last.ckpt")
     steps_per_epoch = len((synth_root / f"micro_seed{SYNTH_SEED}" / "temporal" / "train.csv").read_text().splitlines()) // 4
     assert last["global_step"] == 3 * steps_per_epoch and last["epoch"] == 2
+
+
+def test_testing_with_a_runs_own_config_writes_beside_the_run(synth_root, tmp_path, monkeypatch):
+    """`test --config RUN/config.yaml` (the run's resolved config, which holds its run_dir) writes test_results.json
+    in RUN, not in runs/config; an experiment file still defaults to runs/<its name>, and --run_dir wins over both."""
+    run_dir = tmp_path / "run"
+    assert run("fit", _fit_argv(synth_root, run_dir, "--trainer.max_steps", "2", "--trainer.limit_val_batches", "1",
+                                "--trainer.enable_model_summary", "false")) == 0
+    monkeypatch.chdir(tmp_path)  # where a default runs/<config name> would land
+    assert run("test", ["--config", str(run_dir / "config.yaml"), "--trainer.limit_test_batches", "1",
+                        "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt")]) == 0
+    assert (run_dir / "test_results.json").is_file() and not (tmp_path / "runs").exists()
+
+    def run_dir_of(*argv: str) -> str:
+        out = expand_argv(list(argv), tmp_path)
+        return out[out.index("--run_dir") + 1]
+
+    assert run_dir_of("--config", str(REPO / "experiments/temporal_tiny.yaml")) == str(Path("runs/temporal_tiny"))
+    assert run_dir_of("--config", str(run_dir / "config.yaml"), "--run_dir", "elsewhere") == "elsewhere"
 
 
 def test_bf16_mixed_precision_fit_on_cpu(synth_root, tmp_path):

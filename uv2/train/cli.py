@@ -3,9 +3,10 @@
 LightningCLI conventions hold (YAML sections model / data / trainer, dotted overrides such as
 `--model.arch.fusion parallel`, `--print_config`), plus:
 - experiment files may inherit: a top-level `base: other.yaml` is merged first (uv2.experiment.load_experiment);
-- `--run_dir DIR` (default runs/<config name>) receives the resolved config.yaml, the TensorBoard logs and
-  checkpoints/: best-*.ckpt (by val/top1) and last.ckpt, the newest state (every epoch end, every
-  `--checkpoint_every_n_steps` optimizer steps, the end of training, Ctrl-C / SIGTERM: uv2.train.checkpointing);
+- `--run_dir DIR` (default: the config's `run_dir`, which a run's own config.yaml holds, else runs/<config name>)
+  receives the resolved config.yaml, the TensorBoard logs and checkpoints/: best-*.ckpt (by val/top1) and
+  last.ckpt, the newest state (every epoch end, every `--checkpoint_every_n_steps` optimizer steps, the end of
+  training, Ctrl-C / SIGTERM: uv2.train.checkpointing);
 - `--resume` continues the run in run_dir from last.ckpt, bit-identically to the uninterrupted run (same step,
   optimizer, scheduler, data position and augmentation draws, random generators, epoch metric sums:
   uv2.train.resume).
@@ -72,7 +73,8 @@ class UV2CLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--run_dir", type=str | None, default=None,
-                            help="run directory (config, TensorBoard logs, checkpoints); default runs/<config name>")
+                            help="run directory (config, TensorBoard logs, checkpoints); default runs/<config name>, "
+                                 "or the config's run_dir")
         parser.add_argument("--checkpoint_every_n_steps", type=int, default=0,
                             help="also save last.ckpt every N optimizer steps (mid-epoch resume); 0: at epoch ends")
 
@@ -103,7 +105,8 @@ class UV2CLI(LightningCLI):
 
 def expand_argv(argv: list[str], tmp_dir: str | Path) -> list[str]:
     """Resolve every --config file (`base:` inheritance, `model.arch.variant`) into a merged YAML in tmp_dir, map
-    --resume to --ckpt_path last and default --run_dir to runs/<name of the last config>."""
+    --resume to --ckpt_path last and default --run_dir to runs/<name of the last config> where neither the command
+    line nor a config sets it (a run's own config.yaml does: testing with it writes beside the run)."""
     out: list[str] = []
     run_dir_given = any(a == "--run_dir" or a.startswith("--run_dir=") for a in argv)
     last_config: Path | None = None
@@ -116,7 +119,9 @@ def expand_argv(argv: list[str], tmp_dir: str | Path) -> list[str]:
             path = Path(arg.split("=", 1)[1] if "=" in arg else argv[i + 1])
             i += 0 if "=" in arg else 1
             merged = Path(tmp_dir) / f"{len(out)}_{path.stem}.yaml"
-            merged.write_text(yaml.safe_dump(load_experiment(path), sort_keys=False))
+            config = load_experiment(path)
+            run_dir_given = run_dir_given or bool(config.get("run_dir"))
+            merged.write_text(yaml.safe_dump(config, sort_keys=False))
             out += ["--config", str(merged)]
             last_config = path
         else:
