@@ -1,4 +1,5 @@
-"""Packaging: the wheel that `pip install .` builds holds every module of uv2, and `python -m uv2 env` reports."""
+"""Packaging: the wheel that `pip install .` builds holds every module of uv2, `python -m uv2 env` reports, and
+`python -m uv2` tells bad input from bugs."""
 
 from __future__ import annotations
 
@@ -56,3 +57,19 @@ def test_env_report(as_json):
     assert "h264" in info["pyav"]["video_decoders"]
     assert {"pytorch-lightning", "timm", "torchmetrics", "torchdata", "jsonargparse"} <= set(info["libraries"])
     assert info["decode_self_test"]["ok"] is True
+
+
+def test_bad_input_is_one_line_and_a_bug_keeps_its_traceback(monkeypatch):
+    """An InputError (here a missing experiment file) ends `python -m uv2` with one line naming the file and exit
+    status 2; any other exception is a bug and propagates with its traceback."""
+    result = subprocess.run([sys.executable, "-m", "uv2", "fit", "--config", "experiments/nope.yaml"], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    missing = REPO / "experiments" / "nope.yaml"
+    assert result.stderr.splitlines()[-1] == f"uv2 fit: error: {missing}: no such experiment file"
+
+    from uv2 import __main__ as entry
+
+    monkeypatch.setitem(entry.COMMANDS, "fit", ("json:loads", "a command whose code fails"))
+    with pytest.raises(TypeError):  # json.loads(["x"]): not bad input
+        entry.main(["fit", "x"])

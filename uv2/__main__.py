@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from uv2.errors import InputError
+
 # command -> ("module:function", one-line help). The function takes argv (list[str]) and returns an exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
     "fit": ("uv2.train.cli:fit_main", "train (LightningCLI): --config experiments/NAME.yaml [overrides] [--resume]"),
@@ -46,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module_name, func_name = COMMANDS[name][0].split(":")
     func = getattr(importlib.import_module(module_name), func_name)
-    return int(func(rest) or 0)
+    try:
+        return int(func(rest) or 0)
+    except InputError as err:  # bad input, not a bug: its message names the file or field (uv2.errors)
+        print(f"uv2 {name}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -16,10 +16,11 @@ from typing import Any
 
 import yaml
 
+from uv2.errors import InputError
 from uv2.models.config import VARIANTS
 
 
-class ExperimentError(ValueError):
+class ExperimentError(InputError, ValueError):
     """An experiment file is missing, malformed or inherits in a cycle."""
 
 

@@ -13,8 +13,10 @@ from typing import Any
 
 import torch
 
+from uv2.errors import InputError
 
-class CheckpointError(RuntimeError):
+
+class CheckpointError(InputError, RuntimeError):
     """A checkpoint file cannot be read safely or has an unknown layout."""
 
 

@@ -14,10 +14,12 @@ import difflib
 import os
 from collections.abc import Sequence
 
+from uv2.errors import InputError
+
 __all__ = ["ListFormatError", "read_classes_file", "union_classes", "class_rows"]
 
 
-class ListFormatError(ValueError):
+class ListFormatError(InputError, ValueError):
     """A malformed list or classes file; the message names the file and line."""
 
 

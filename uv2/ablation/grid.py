@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from uv2.data.synthetic import GENERATOR_VERSION
+from uv2.errors import InputError
 from uv2.experiment import ExperimentError, deep_merge, load_experiment
 from uv2.models import ModelConfig
 
@@ -28,7 +29,7 @@ SCRIPTS = ("individual", "cotrain", "union_cotrain", "union_individual")
 UNION_SCRIPTS = ("union_cotrain", "union_individual")  # fine-tuned after union-label pretraining
 
 
-class TableError(ValueError):
+class TableError(InputError, ValueError):
     """A table or datasets file is malformed; the message names the file and the field."""
 
 

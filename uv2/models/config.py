@@ -12,12 +12,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_type_hints
 
+from uv2.errors import InputError
+
 LocalType = Literal["none", "lmhra", "temporal_mhsa", "temporal_conv", "st_adapter"]
 FusionType = Literal["sequential", "parallel", "hierarchical_kv", "hierarchical_q"]
 ActType = Literal["quick_gelu", "gelu"]
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError, ValueError):
     """A config value is invalid; the message names the field and the valid choices."""
 
 
