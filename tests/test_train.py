@@ -21,7 +21,7 @@ from tests.data_helpers import write_mit_layout, write_ssv1_layout
 from tests.helpers import REPO
 from uv2.data.synthetic import ensure_synthetic
 from uv2.experiment import load_experiment
-from uv2.io import safe_load
+from uv2.io import CheckpointError, safe_load
 from uv2.models import ModelConfig
 from uv2.train.cli import expand_argv, quiet_library_notices, remove_stale_config_dirs, run
 from uv2.train.guard import NonFiniteLossError
@@ -236,6 +236,18 @@ def test_testing_with_a_runs_own_config_writes_beside_the_run(synth_root, tmp_pa
 
     assert run_dir_of("--config", str(REPO / "experiments/temporal_tiny.yaml")) == str(Path("runs/temporal_tiny"))
     assert run_dir_of("--config", str(run_dir / "config.yaml"), "--run_dir", "elsewhere") == "elsewhere"
+
+
+def test_a_missing_checkpoint_is_named_before_the_run_is_built(tmp_path):
+    """--ckpt_path naming no file stops the command at once, naming it; Lightning's own names and URLs pass."""
+    ckpt = tmp_path / "last.ckpt"
+    with pytest.raises(CheckpointError, match=f"--ckpt_path {ckpt}: no such checkpoint file"):
+        run("test", ["--config", str(REPO / "experiments/temporal_tiny.yaml"), "--ckpt_path", str(ckpt),
+                     "--run_dir", str(tmp_path / "run")])
+    assert not (tmp_path / "run").exists()
+    ckpt.write_bytes(b"")
+    for value in (str(ckpt), "last", "best", "registry:uv2:latest", "s3://bucket/run/last.ckpt"):
+        assert expand_argv([f"--ckpt_path={value}", "--run_dir", "r"], tmp_path)[0] == f"--ckpt_path={value}"
 
 
 def test_bf16_mixed_precision_fit_on_cpu(synth_root, tmp_path):

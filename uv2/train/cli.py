@@ -31,6 +31,7 @@ from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from uv2.experiment import load_experiment
+from uv2.io import CheckpointError
 from uv2.train.callbacks import BalanceMonitor, HParamsSummary, NonBlockingProgressBar, ThroughputSummary
 from uv2.train.checkpointing import AtomicCheckpointIO, LastCheckpoint, best_checkpoint
 from uv2.train.module import VideoClassifier
@@ -115,6 +116,9 @@ def expand_argv(argv: list[str], tmp_dir: str | Path) -> list[str]:
         arg = argv[i]
         if arg == "--resume":
             out += ["--ckpt_path", "last"]
+        elif arg.startswith("--ckpt_path=") or (arg == "--ckpt_path" and i + 1 < len(argv)):
+            check_ckpt_path(arg.split("=", 1)[1] if "=" in arg else argv[i + 1])
+            out.append(arg)
         elif arg == "--config" or arg.startswith("--config="):
             path = Path(arg.split("=", 1)[1] if "=" in arg else argv[i + 1])
             i += 0 if "=" in arg else 1
@@ -130,6 +134,18 @@ def expand_argv(argv: list[str], tmp_dir: str | Path) -> list[str]:
     if not run_dir_given and last_config is not None:
         out += ["--run_dir", str(Path("runs") / last_config.stem)]
     return out
+
+
+# --ckpt_path values that Lightning resolves itself rather than as a file
+LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry", "null")
+
+
+def check_ckpt_path(value: str) -> None:
+    """A --ckpt_path that names a file must exist: said before the run is built, not after."""
+    if value.split(":")[0] in LIGHTNING_CKPT_NAMES or "://" in value or Path(value).is_file():
+        return
+    raise CheckpointError(f"--ckpt_path {value}: no such checkpoint file (or one of Lightning's names: "
+                          f"{', '.join(LIGHTNING_CKPT_NAMES[:-1])})")
 
 
 CONFIG_DIR_PREFIX = "uv2-config-"  # + "<pid>-<random>": a run's merged configs, in the temporary folder
