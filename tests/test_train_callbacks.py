@@ -90,6 +90,9 @@ def test_summary_reads_the_device_timeline_without_waiting():
     module.compiled = True  # a torch.compiled model: its first step is mostly the compilation
     summary.on_fit_end(trainer, module)
     assert "the first step after 12.0 s (compilation and worker start-up); then 8 clips" in summary.line
+    idle = ThroughputSummary()  # a fit that ran no step (a resumed run that had already ended)
+    idle.on_fit_end(trainer, module)
+    assert idle.line == "fit throughput: no training step ran in this fit"
 
 
 def test_step_values_only_on_the_steps_the_logger_writes():

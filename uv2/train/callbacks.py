@@ -420,12 +420,15 @@ class ThroughputSummary(pl.Callback):
         if trainer.world_size > 1:  # every rank reaches on_fit_end: one all-reduce
             totals = trainer.strategy.reduce(totals, reduce_op="sum")
         first_clips, first_s, clips, wait_s, step_s, failures = totals.tolist()
-        if trainer.is_global_zero:
-            devices = max(trainer.world_size, 1)
+        if not trainer.is_global_zero:
+            return
+        if not first_clips:  # e.g. --resume of a run that had already finished
+            self.line = "fit throughput: no training step ran in this fit"
+        else:
             self.line = self.summary(int(clips), wait_s, step_s, int(failures), trainer,
-                                     first=(int(first_clips), first_s / devices),
+                                     first=(int(first_clips), first_s / max(trainer.world_size, 1)),
                                      compiled=bool(getattr(pl_module, "compiled", False)))
-            print(self.line, flush=True)  # on stdout, once: benchmarks/feed_check.py and grid_jobs.py read it there
+        print(self.line, flush=True)  # on stdout, once: benchmarks/feed_check.py and grid_jobs.py read it there
 
     def summary(self, clips: int, wait_s: float, step_s: float, failures: int, trainer: pl.Trainer,
                 first: tuple[int, float] | None = None, compiled: bool = False) -> str:
