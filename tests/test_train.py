@@ -238,6 +238,17 @@ def test_testing_with_a_runs_own_config_writes_beside_the_run(synth_root, tmp_pa
     assert run_dir_of("--config", str(run_dir / "config.yaml"), "--run_dir", "elsewhere") == "elsewhere"
 
 
+def test_resume_without_a_last_checkpoint_starts_the_run(synth_root, tmp_path, caplog):
+    """--resume in a run directory without last.ckpt (a job script's first start) trains from step 0, saying so."""
+    run_dir = tmp_path / "run"
+    caplog.set_level(logging.INFO, logger="uv2.train.cli")
+    assert run("fit", _fit_argv(synth_root, run_dir, "--resume", "--trainer.max_steps", "2",
+                                "--trainer.limit_val_batches", "1", "--trainer.enable_model_summary", "false")) == 0
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert f"--resume: no {last} yet, so the run starts from the beginning" in caplog.messages
+    assert safe_load(last)["global_step"] == 2
+
+
 def test_a_missing_checkpoint_is_named_before_the_run_is_built(tmp_path):
     """--ckpt_path naming no file stops the command at once, naming it; Lightning's own names and URLs pass."""
     ckpt = tmp_path / "last.ckpt"

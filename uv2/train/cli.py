@@ -33,9 +33,11 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from uv2.experiment import load_experiment
 from uv2.io import CheckpointError
 from uv2.train.callbacks import BalanceMonitor, HParamsSummary, NonBlockingProgressBar, ThroughputSummary
-from uv2.train.checkpointing import AtomicCheckpointIO, LastCheckpoint, best_checkpoint
+from uv2.train.checkpointing import LAST, AtomicCheckpointIO, LastCheckpoint, best_checkpoint
 from uv2.train.module import VideoClassifier
 from uv2.train.resume import EpochMetricSums, RandomStates, TrainLoaderPosition
+
+log = logging.getLogger(__name__)
 
 PROGRESS_REFRESH_STEPS = 10  # training steps between updates of the progress bar (see instantiate_trainer)
 # warnings of the libraries that a uv2 user cannot act on: torch >= 2.14's deprecations called inside torchdata's
@@ -81,7 +83,7 @@ class UV2CLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any):
         config = self.config[self.subcommand] if self.subcommand else self.config
-        run_dir = Path(config.get("run_dir") or "runs/default")
+        run_dir = run_dir_of(config)
         kwargs.setdefault("default_root_dir", str(run_dir))
         trainer_cfg = config.get("trainer", {})
         if trainer_cfg.get("logger") in (None, True):
@@ -102,6 +104,20 @@ class UV2CLI(LightningCLI):
         kwargs["callbacks"] = callbacks + list(configured) + list(kwargs.get("callbacks") or [])
         kwargs.setdefault("plugins", [AtomicCheckpointIO()])
         return super().instantiate_trainer(**kwargs)
+
+    def before_fit(self) -> None:
+        """--resume where the run has no last.ckpt yet (the first start under a job script that always resumes) starts
+        the run afresh, saying so (Lightning's own warning there points at a ModelCheckpoint setting)."""
+        config = self.config_init[self.subcommand]
+        last = run_dir_of(config) / "checkpoints" / LAST
+        if config.get("ckpt_path") == "last" and not last.exists():
+            log.info(f"--resume: no {last} yet, so the run starts from the beginning")
+            config["ckpt_path"] = None
+
+
+def run_dir_of(config) -> Path:
+    """The run directory a parsed config names (--run_dir, or the config's run_dir; expand_argv sets a default)."""
+    return Path(config.get("run_dir") or "runs/default")
 
 
 def expand_argv(argv: list[str], tmp_dir: str | Path) -> list[str]:
