@@ -221,14 +221,18 @@ def test_last_checkpoint_is_the_final_state(synth_root, tmp_path):
 
 def test_testing_with_a_runs_own_config_writes_beside_the_run(synth_root, tmp_path, monkeypatch):
     """`test --config RUN/config.yaml` (the run's resolved config, which holds its run_dir) writes test_results.json
-    in RUN, not in runs/config; an experiment file still defaults to runs/<its name>, and --run_dir wins over both."""
+    in RUN, not in runs/config, and its own test_config.yaml: config.yaml stays the fit's. An experiment file still
+    defaults to runs/<its name>, and --run_dir wins over both."""
     run_dir = tmp_path / "run"
     assert run("fit", _fit_argv(synth_root, run_dir, "--trainer.max_steps", "2", "--trainer.limit_val_batches", "1",
                                 "--trainer.enable_model_summary", "false")) == 0
+    fitted = (run_dir / "config.yaml").read_text()
     monkeypatch.chdir(tmp_path)  # where a default runs/<config name> would land
     assert run("test", ["--config", str(run_dir / "config.yaml"), "--trainer.limit_test_batches", "1",
                         "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt")]) == 0
     assert (run_dir / "test_results.json").is_file() and not (tmp_path / "runs").exists()
+    assert (run_dir / "config.yaml").read_text() == fitted
+    assert "limit_test_batches: 1" in (run_dir / "test_config.yaml").read_text()
 
     def run_dir_of(*argv: str) -> str:
         out = expand_argv(list(argv), tmp_path)

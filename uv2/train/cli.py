@@ -198,7 +198,9 @@ def run(subcommand: str, argv: list[str]) -> int:
             pl.LightningDataModule,  # any data module by class_path: uv2.data.VideoDataModule or ImageDataModule
             subclass_mode_data=True,
             args=[subcommand, *expand_argv(argv, tmp_dir)],
-            save_config_kwargs={"overwrite": True},
+            # the run's config.yaml stays the fit's: a test or validate writes its own (test_config.yaml) beside it
+            save_config_kwargs={"overwrite": True,
+                                "config_filename": "config.yaml" if subcommand == "fit" else f"{subcommand}_config.yaml"},
             parser_kwargs={"parser_mode": "yaml"},
         )
     return 0
