@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 from uv2.ablation.grid import SCALES, TableError, expand_cells, load_datasets, load_table  # noqa: E402
 from uv2.ablation.launch import quiet_warnings  # noqa: E402
 from uv2.ablation.parallel import default_jobs, why_one_at_a_time  # noqa: E402
-from uv2.ablation.pretrain import ensure_image_vit  # noqa: E402
+from uv2.ablation.pretrain import ensure_image_vit, missing_init_files  # noqa: E402
 from uv2.ablation.runner import GridRunner  # noqa: E402
 from uv2.ablation.slurm import write_sbatch  # noqa: E402
 
@@ -68,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
                              + ", ".join(f"{i} ({r.label})" for i, r in enumerate(table.rows)))
         trainer = {k: v for k, v in (("devices", args.devices), ("accelerator", args.accelerator),
                                      ("num_nodes", args.num_nodes)) if v is not None}
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        try:
+            seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        except ValueError:
+            parser.error(f"--seeds {args.seeds!r}: comma-separated integers, e.g. 1,2,3")
         out_dir = args.out / f"table_{table.name}"
         # the grid holds the seeds given and those run before in this table (a later --seeds 4 adds to 1,2,3)
         grid_seeds = sorted(set(seeds) | recorded_seeds(out_dir))
@@ -97,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     if jobs > 1 and (reason := why_one_at_a_time(cells)):
         parser.error(f"--jobs {jobs}: these cells run one at a time: {reason}")
     ensure_image_vit(cells, trainer, REPO)
+    if missing := missing_init_files(cells, REPO):
+        print(f"error: model.init_from: no such file: {', '.join(missing)} (relative to {REPO}), which every cell "
+              "starting from it would fail on; paper scale: CLIP's weights go under weights/ (README, Models and "
+              "weights)", file=sys.stderr)
+        return 2
     print(f"table {table.name}: {len(rows)} rows x {len(table.datasets)} datasets x {len(seeds)} seeds = "
           f"{len(cells)} cells -> {out_dir}", flush=True)
     try:

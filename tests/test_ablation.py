@@ -131,6 +131,21 @@ def read_results(out: Path, table: str) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def test_weights_no_cell_can_start_from_stop_the_grid_before_it_runs(tmp_path):
+    """A model.init_from file that is missing and that the grid does not pretrain (here a small ViT's; at paper
+    scale CLIP's) stops the grid at once, naming it, instead of failing every cell in turn; so does a bad --seeds."""
+    spec = micro_grid_spec(tmp_path)
+    missing = tmp_path / "weights" / "vit_small.pth"
+    spec["overrides"] = {"model": {"init_from": str(missing), "arch": {"vit": "small"}}}
+    (tmp_path / "datasets.yaml").write_text(yaml.safe_dump({"temporal": {"name": "SSv2", "tiny": spec}}))
+    table = write_table(tmp_path, "w", ["temporal"], MICRO_ROWS)
+    result = grid(table, tmp_path, tmp_path / "results", timeout=120)
+    assert result.returncode == 2 and f"error: model.init_from: no such file: {missing}" in result.stderr
+    assert "cells" not in result.stdout and not (tmp_path / "results" / "table_w" / "cells").exists()
+    result = grid(table, tmp_path, tmp_path / "results", "--seeds", "1,two", timeout=120)
+    assert result.returncode == 2 and "--seeds '1,two': comma-separated integers, e.g. 1,2,3" in result.stderr
+
+
 def test_micro_table_end_to_end(micro, tmp_path):
     table = write_table(tmp_path, "m2", ["temporal"], MICRO_ROWS)
     result = grid(table, micro, tmp_path / "results", "--jobs", "1", timeout=600)
