@@ -23,10 +23,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from uv2.ablation.grid import SCALES, TableError, expand_cells, load_datasets, load_table  # noqa: E402
+from uv2.ablation.grid import SCALES, TableError, expand_cells, load_datasets, load_table, missing_inputs  # noqa: E402
 from uv2.ablation.launch import quiet_warnings  # noqa: E402
 from uv2.ablation.parallel import default_jobs, why_one_at_a_time  # noqa: E402
-from uv2.ablation.pretrain import ensure_image_vit, missing_init_files  # noqa: E402
+from uv2.ablation.pretrain import ensure_image_vit  # noqa: E402
 from uv2.ablation.runner import GridRunner  # noqa: E402
 from uv2.ablation.slurm import write_sbatch  # noqa: E402
 
@@ -100,10 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     if jobs > 1 and (reason := why_one_at_a_time(cells)):
         parser.error(f"--jobs {jobs}: these cells run one at a time: {reason}")
     ensure_image_vit(cells, trainer, REPO)
-    if missing := missing_init_files(cells, REPO):
-        print(f"error: model.init_from: no such file: {', '.join(missing)} (relative to {REPO}), which every cell "
-              "starting from it would fail on; paper scale: CLIP's weights go under weights/ (README, Models and "
-              "weights)", file=sys.stderr)
+    if missing := missing_inputs(cells, REPO):
+        print(f"error: the cells read files or folders that do not exist (paths relative to {REPO}):\n  "
+              + "\n  ".join(missing) + "\nAt paper scale --data-root names the folder that holds the datasets "
+              "(ssv2/, k400/, ...), and CLIP's weights go under weights/ (README, Models and weights).", file=sys.stderr)
         return 2
     print(f"table {table.name}: {len(rows)} rows x {len(table.datasets)} datasets x {len(seeds)} seeds = "
           f"{len(cells)} cells -> {out_dir}", flush=True)

@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from tests.helpers import REPO, hparams_records, hparams_session, micro_grid_spec
-from uv2.ablation.grid import Cell, load_table, scale_layers
+from uv2.ablation.grid import Cell, load_table, missing_inputs, scale_layers
 from uv2.ablation.union import LabelSet, build_union, slice_head, union_classes
 from uv2.ablation.union import main as union_main
 from uv2.models import ModelConfig
@@ -103,7 +103,8 @@ def micro(tmp_path_factory) -> Path:
     """A datasets file pointing at the micro synthetic benchmark, one quick epoch per cell."""
     root = tmp_path_factory.mktemp("micro")
     spec = micro_grid_spec(root)
-    broken = {**spec, "data": {**spec["data"], "synthetic_set": None, "train_list": str(root / "missing.csv")}}
+    (root / "malformed.csv").write_text("a line without a label\n")  # read by the cell only: the grid starts
+    broken = {**spec, "data": {**spec["data"], "synthetic_set": None, "train_list": str(root / "malformed.csv")}}
     datasets = {"temporal": {"name": "SSv2", "tiny": spec, "paper": {"experiment": "experiments/ssv2/ssv2_b16_16x224.yaml"}},
                 "broken": {"name": "SSv2", "tiny": broken, "paper": None}}
     (root / "datasets.yaml").write_text(yaml.safe_dump(datasets))
@@ -133,17 +134,21 @@ def read_results(out: Path, table: str) -> list[dict]:
 
 def test_weights_no_cell_can_start_from_stop_the_grid_before_it_runs(tmp_path):
     """A model.init_from file that is missing and that the grid does not pretrain (here a small ViT's; at paper
-    scale CLIP's) stops the grid at once, naming it, instead of failing every cell in turn; so does a bad --seeds."""
+    scale CLIP's), or a data list, stops the grid at once, naming it, instead of failing every cell in turn; so does
+    a bad --seeds."""
     spec = micro_grid_spec(tmp_path)
     missing = tmp_path / "weights" / "vit_small.pth"
     spec["overrides"] = {"model": {"init_from": str(missing), "arch": {"vit": "small"}}}
     (tmp_path / "datasets.yaml").write_text(yaml.safe_dump({"temporal": {"name": "SSv2", "tiny": spec}}))
     table = write_table(tmp_path, "w", ["temporal"], MICRO_ROWS)
     result = grid(table, tmp_path, tmp_path / "results", timeout=120)
-    assert result.returncode == 2 and f"error: model.init_from: no such file: {missing}" in result.stderr
+    assert result.returncode == 2 and f"\n  model.init_from: {missing}\n" in result.stderr, result.stderr[-3000:]
     assert "cells" not in result.stdout and not (tmp_path / "results" / "table_w" / "cells").exists()
     result = grid(table, tmp_path, tmp_path / "results", "--seeds", "1,two", timeout=120)
     assert result.returncode == 2 and "--seeds '1,two': comma-separated integers, e.g. 1,2,3" in result.stderr
+    data = {"train_list": "data/none/train.csv", "val_list": str(table), "classes_file": None}  # val_list exists
+    cell = Cell("w", 0, "x", "temporal", 1, {"model": {"init_from": None}, "data": {"init_args": data}})
+    assert missing_inputs([cell], REPO) == ["data.init_args.train_list: data/none/train.csv"]
 
 
 def test_micro_table_end_to_end(micro, tmp_path):
@@ -354,7 +359,7 @@ def test_failing_cell_is_recorded_and_grid_continues(micro, tmp_path):
     assert result.returncode == 1, result.stderr[-3000:]  # the grid finished, but a cell failed
     assert "1 of 2 cells failed" in result.stderr
     broken, ok = read_results(tmp_path / "results", "mf")
-    assert broken["status"] == "failed" and "missing.csv" in broken["error"]
+    assert broken["status"] == "failed" and "malformed.csv" in broken["error"]
     assert ok["status"] == "done"
     assert "broken: seed 1 failed" in (tmp_path / "results" / "table_mf" / "table.md").read_text()
     only_ok = grid(table, micro, tmp_path / "results", "--cell", "1", timeout=600)  # the good cell alone: success

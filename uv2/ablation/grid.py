@@ -248,6 +248,25 @@ def cell_config(row: Row, key: str, dataset: dict[str, Any], scale: str, seed: i
     return copy.deepcopy(config)
 
 
+# the files and folders a cell reads, by config field
+CELL_INPUTS = ("model.init_from", "data.init_args.train_list", "data.init_args.val_list", "data.init_args.test_list",
+               "data.init_args.classes_file", "data.init_args.data_root")
+
+
+def missing_inputs(cells: list[Cell], repo: Path) -> list[str]:
+    """'field: path' for each file or folder of CELL_INPUTS that the cells name and that does not exist (paths
+    relative to repo): checked before a grid runs, since every cell reading one would fail on it in turn."""
+    missing = set()
+    for cell in cells:
+        for name in CELL_INPUTS:
+            value: Any = cell.config
+            for key in name.split("."):
+                value = value.get(key) if isinstance(value, dict) else None
+            if isinstance(value, str) and value and not (repo / value).exists():
+                missing.add(f"{name}: {value}")
+    return sorted(missing)
+
+
 def finetune_settings(spec: dict[str, Any] | None, repo: Path) -> dict[str, Any] | None:
     """The epochs and optimiser of the dataset's `finetune` experiment (table (e)'s fine-tuning after union-label
     pretraining at paper scale: the official 5 epochs at a lower lr), or None when the dataset names none."""

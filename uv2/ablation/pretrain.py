@@ -39,10 +39,3 @@ def ensure_image_vit(cells: list[Cell], trainer: dict, repo: Path) -> None:
         if not (repo / vit_file).is_file():
             raise FileNotFoundError(f"image pretraining ({IMAGE_EXPERIMENT}) did not write {vit_file}")
 
-
-def missing_init_files(cells: list[Cell], repo: Path) -> list[str]:
-    """The `model.init_from` files the cells start from that do not exist (paths relative to repo), after
-    ensure_image_vit: weights the grid cannot make (paper scale: CLIP's, under weights/), which every cell arming
-    them would fail on, one after the other."""
-    return sorted({c.config["model"]["init_from"] for c in cells
-                   if c.config["model"].get("init_from") and not (repo / c.config["model"]["init_from"]).exists()})
