@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     if missing := missing_inputs(cells, REPO):
         print(f"error: the cells read files or folders that do not exist (paths relative to {REPO}):\n  "
               + "\n  ".join(missing) + "\nAt paper scale --data-root names the folder that holds the datasets "
-              "(ssv2/, k400/, ...), and CLIP's weights go under weights/ (README, Models and weights).", file=sys.stderr)
+              "(ssv2/, k400/, ...), and CLIP's weights go under weights/ (README, Models and weights).",
+              file=sys.stderr)
         return 2
     print(f"table {table.name}: {len(rows)} rows x {len(table.datasets)} datasets x {len(seeds)} seeds = "
           f"{len(cells)} cells -> {out_dir}", flush=True)

@@ -38,4 +38,3 @@ def ensure_image_vit(cells: list[Cell], trainer: dict, repo: Path) -> None:
         run("fit", image_pretraining_argv(vit_file, trainer))
         if not (repo / vit_file).is_file():
             raise FileNotFoundError(f"image pretraining ({IMAGE_EXPERIMENT}) did not write {vit_file}")
-

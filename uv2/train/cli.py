@@ -164,6 +164,7 @@ def check_ckpt_path(value: str) -> None:
                           f"{', '.join(LIGHTNING_CKPT_NAMES[:-1])})")
 
 
+RUN_CONFIG = "config.yaml"  # the fit's resolved config in its run directory (Lightning's SaveConfigCallback)
 CONFIG_DIR_PREFIX = "uv2-config-"  # + "<pid>-<random>": a run's merged configs, in the temporary folder
 
 
@@ -199,8 +200,8 @@ def run(subcommand: str, argv: list[str]) -> int:
             subclass_mode_data=True,
             args=[subcommand, *expand_argv(argv, tmp_dir)],
             # the run's config.yaml stays the fit's: a test or validate writes its own (test_config.yaml) beside it
-            save_config_kwargs={"overwrite": True,
-                                "config_filename": "config.yaml" if subcommand == "fit" else f"{subcommand}_config.yaml"},
+            save_config_kwargs={"overwrite": True, "config_filename": RUN_CONFIG if subcommand == "fit"
+                                else f"{subcommand}_{RUN_CONFIG}"},
             parser_kwargs={"parser_mode": "yaml"},
         )
     return 0
