@@ -132,7 +132,7 @@ def read_results(out: Path, table: str) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def test_weights_no_cell_can_start_from_stop_the_grid_before_it_runs(tmp_path):
+def test_missing_inputs_stop_the_grid_before_any_cell(tmp_path):
     """A model.init_from file that is missing and that the grid does not pretrain (here a small ViT's; at paper
     scale CLIP's), or a data list, stops the grid at once, naming it, instead of failing every cell in turn; so does
     a bad --seeds."""
