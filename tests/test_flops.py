@@ -1,16 +1,19 @@
-"""FLOPs (MACs) against a hand count, the released designs, and the flops CLI."""
+"""FLOPs (MACs) against a hand count, the released designs, the flops CLI and the model summary of a fit."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
 from tests.helpers import REPO
 from uv2.models import ModelConfig, model_config
 from uv2.models.flops import model_flops
+from uv2.train.callbacks import ModelSummaryWithMacs
+from uv2.train.module import VideoClassifier
 
 
 def hand_count(cfg: ModelConfig) -> float:
@@ -95,3 +98,18 @@ def test_flops_parts_add_up():
     assert list(flops["parts"]) == ["patch_embed", "norm_pre", "blocks.0", "blocks.1", "blocks.2", "blocks.3", "fusion", "head"]
     assert sum(flops["parts"].values()) == pytest.approx(flops["gflops"], rel=1e-9)
     assert flops["gflops"] == pytest.approx(hand_count(cfg), rel=1e-9)
+
+
+def test_model_summary_shows_the_models_macs():
+    """A fit's summary table carries uv2's count of one view (Lightning's own, without an example input, is 0): the
+    whole model, and at depth 2 each part, the ModuleList of blocks (never called itself) as the sum of its blocks."""
+    cfg = ModelConfig(vit="tiny", num_frames=4, num_classes=10, local_type="lmhra", global_layers="2-4")
+    flops = model_flops(cfg)
+    table = ModelSummaryWithMacs(max_depth=2)._summary(SimpleNamespace(strategy=SimpleNamespace()),
+                                                       VideoClassifier(arch=cfg))
+    assert table.total_flops == pytest.approx(flops["gflops"] * 1e9, abs=1) and table.total_flops > 0
+    counts = {name: sum(ops.values()) for name, ops in table.flop_counts.items()}
+    blocks = sum(gflops for part, gflops in flops["parts"].items() if part.startswith("blocks."))
+    assert counts["model"] == table.total_flops
+    assert counts["model.blocks"] == pytest.approx(blocks * 1e9, abs=1)
+    assert counts["model.head"] == pytest.approx(flops["parts"]["head"] * 1e9, abs=1) == cfg.vit_cfg.width * 10

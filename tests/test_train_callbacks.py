@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import ModelSummary
 
 from tests.helpers import REPO
 from uv2.data.synthetic import ensure_synthetic
@@ -173,14 +174,28 @@ def test_fit_prints_the_summary_and_models_see_float(synth_root, tmp_path, capsy
     assert summary.line == match.group(0)
 
 
-def test_cli_fit_registers_the_summary(synth_root, tmp_path, capsys):
+class SummaryProbe(pl.Callback):
+    """Records the model-summary callbacks of a CLI fit (class path tests.test_train_callbacks.SummaryProbe)."""
+
+    seen: list = []
+
+    def on_fit_start(self, trainer, pl_module):
+        SummaryProbe.seen.append([type(c).__name__ for c in trainer.callbacks if isinstance(c, ModelSummary)])
+
+
+def test_cli_fit_registers_the_summaries(synth_root, tmp_path, capsys):
+    """A CLI fit prints the throughput line, and its model summary is uv2's (the model's FLOPs), none where the
+    summary is switched off."""
     argv = ["--config", str(REPO / "experiments/temporal_tiny.yaml"),
             "--data.init_args.synthetic_size", "micro", "--data.init_args.synthetic_root", str(synth_root),
             "--data.init_args.num_workers", "0", "--data.init_args.crop_size", "32", "--model.init_from", "null",
             "--data.init_args.batch_size", "4", "--trainer.max_steps", "2", "--trainer.limit_val_batches", "1",
-            "--trainer.enable_progress_bar", "false", "--run_dir", str(tmp_path / "run")]
-    assert run("fit", argv) == 0
+            "--trainer.enable_progress_bar", "false", "--trainer.callbacks+=tests.test_train_callbacks.SummaryProbe"]
+    SummaryProbe.seen.clear()
+    assert run("fit", [*argv, "--run_dir", str(tmp_path / "run")]) == 0
     assert "fit throughput: 8 clips, the first step after " in capsys.readouterr().out
+    assert run("fit", [*argv, "--trainer.enable_model_summary", "false", "--run_dir", str(tmp_path / "quiet")]) == 0
+    assert SummaryProbe.seen == [["ModelSummaryWithMacs"], []]
 
 
 class BarProbe(pl.Callback):

@@ -38,9 +38,10 @@ def _register_cpu_attention() -> None:
 _register_cpu_attention()
 
 
-def count_flops(model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict[str, Any]:
-    """{"gflops": MACs / 1e9 of one forward on `input_shape`, "params_m": parameters / 1e6, "parts": GFLOPs of each
-    top-level part (patch_embed, blocks.0, ..., fusion, head)}. Gradients are switched off for the count."""
+def macs_by_module(model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:
+    """MACs of one forward on `input_shape` per module of `model`, by name as `named_modules` gives it ("": the whole
+    model). Gradients are switched off for the count. A module that is not called itself (a ModuleList; fusion, whose
+    methods are called directly) gets the sum of its outermost called descendants."""
     cross_attention = {m: m.project_tokens for m in model.modules() if isinstance(m, CrossAttention)}
     for m in cross_attention:
         m.project_tokens = True
@@ -56,27 +57,48 @@ def count_flops(model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict[st
         for m, flag in cross_attention.items():
             m.project_tokens = flag
     root = type(model).__name__
-    per_module = counter.get_flop_counts()
+    # FlopCounterMode's keys are "<root class>.<name>"; it counts 2 FLOPs per MAC
+    called = {("" if key == root else key.removeprefix(root + ".")): sum(ops.values()) / 2
+              for key, ops in counter.get_flop_counts().items() if key == root or key.startswith(root + ".")}
+    macs: dict[str, float] = {}
+    for name, _ in model.named_modules():
+        if name in called:
+            macs[name] = called[name]
+            continue
+        # nested entries repeat their parents' counts, so only the outermost called descendants count
+        inside = [k for k in called if name == "" or k.startswith(name + ".")]
+        macs[name] = sum(called[k] for k in inside if not any(k.startswith(o + ".") for o in inside if o != k))
+    return macs
+
+
+def count_flops(model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict[str, Any]:
+    """{"gflops": MACs / 1e9 of one forward on `input_shape`, "params_m": parameters / 1e6, "parts": GFLOPs of each
+    top-level part (patch_embed, blocks.0, ..., fusion, head)}."""
+    macs = macs_by_module(model, input_shape)
     parts: dict[str, float] = {}
     for name, child in model.named_children():
         children = [f"{name}.{i}" for i in range(len(child))] if isinstance(child, torch.nn.ModuleList) else [name]
         for part in children:
-            # a part's own entry, or (for parts whose methods are called directly, e.g. fusion.step) the entries
-            # of its outermost called submodules; nested entries repeat their parents' counts, so only those
-            prefix = f"{root}.{part}"
-            keys = [k for k in per_module if k == prefix or k.startswith(prefix + ".")]
-            outermost = [k for k in keys if not any(k.startswith(o + ".") for o in keys if o != k)]
-            parts[part] = sum(sum(per_module[k].values()) for k in outermost) / 2 / 1e9
-    macs = counter.get_total_flops() / 2
-    return {"gflops": macs / 1e9, "params_m": sum(p.numel() for p in model.parameters()) / 1e6, "parts": parts}
+            parts[part] = macs[part] / 1e9
+    return {"gflops": macs[""] / 1e9, "params_m": sum(p.numel() for p in model.parameters()) / 1e6, "parts": parts}
+
+
+def _meta_view(cfg: ModelConfig, frames: int | None, size: int | None) -> tuple[UniFormerV2, tuple[int, ...]]:
+    """The model of `cfg` on the meta device (no memory, no compute) and the shape of one view of its input."""
+    with torch.device("meta"):
+        model = UniFormerV2(cfg).eval()
+    size = size or cfg.vit_cfg.img_size
+    return model, (1, 3, frames or cfg.num_frames, size, size)
 
 
 def model_flops(cfg: ModelConfig, frames: int | None = None, size: int | None = None) -> dict[str, Any]:
     """FLOPs and parameters of one view (frames x size x size; defaults from the config) of a ModelConfig."""
-    with torch.device("meta"):
-        model = UniFormerV2(cfg).eval()
-    size = size or cfg.vit_cfg.img_size
-    return count_flops(model, (1, 3, frames or cfg.num_frames, size, size))
+    return count_flops(*_meta_view(cfg, frames, size))
+
+
+def model_macs(cfg: ModelConfig, frames: int | None = None, size: int | None = None) -> dict[str, float]:
+    """MACs of one view (as model_flops) per module of a ModelConfig's model (`macs_by_module`)."""
+    return macs_by_module(*_meta_view(cfg, frames, size))
 
 
 def main(argv: list[str] | None = None) -> int:

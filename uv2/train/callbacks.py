@@ -1,6 +1,6 @@
-"""Callbacks of a uv2 run: throughput and data wait (per step, and fit's summary line), the progress bar, the head's
-balance, exporting the image ViT, and TensorBoard's HPARAMS tab (the run's switches beside its validation and test
-top-1)."""
+"""Callbacks of a uv2 run: throughput and data wait (per step, and fit's summary line), the progress bar, the model
+summary with its FLOPs, the head's balance, exporting the image ViT, and TensorBoard's HPARAMS tab (the run's switches
+beside its validation and test top-1)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,13 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import TQDMProgressBar
+from pytorch_lightning.callbacks import ModelSummary, TQDMProgressBar
+from pytorch_lightning.utilities.model_summary import ModelSummary as LayerSummaryTable
 
 from uv2.io import atomic_torch_save
 from uv2.models.convert import export_image_vit
+from uv2.models.flops import model_macs
+from uv2.models.uniformerv2 import UniFormerV2
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,52 @@ class BalanceMonitor(pl.Callback):
             weight = torch.sigmoid(balance.detach())
             pl_module.log_dict({"model/balance_weight_mean": weight.mean(), "model/balance_weight_min": weight.min(),
                                 "model/balance_weight_max": weight.max()}, on_step=True, on_epoch=False)
+
+
+def view_macs(pl_module: torch.nn.Module) -> dict[str, float]:
+    """MACs of one view per module of `pl_module` (by `named_modules` name; "" the whole), for each UniFormerV2 in it:
+    uv2.models.flops' count of the model's design, on the meta device. Empty where it holds no UniFormerV2."""
+    macs: dict[str, float] = {}
+    models = [(name, m) for name, m in pl_module.named_modules() if isinstance(m, UniFormerV2)]
+    for name, model in models:
+        if any(name.startswith(outer + ".") for outer, _ in models):
+            continue
+        macs.update({".".join(filter(None, (name, sub))): count for sub, count in model_macs(model.cfg).items()})
+    if macs:
+        macs.setdefault("", sum(macs[name] for name, _ in models if name in macs))
+    return macs
+
+
+class _MacsTable(LayerSummaryTable):
+    """Lightning's layer table with the FLOPs column and total given (MACs of one view), not counted by a forward."""
+
+    def __init__(self, model: pl.LightningModule, max_depth: int, macs: dict[str, float]) -> None:
+        self._macs = macs  # set first: the table is built in __init__
+        super().__init__(model, max_depth=max_depth)
+
+    @property
+    def total_flops(self) -> int:
+        return int(self._macs[""])
+
+    @property
+    def flop_counts(self) -> dict[str, dict[Any, int]]:
+        return {name: {"macs": int(self._macs.get(name, 0))} for name in self.layer_names}
+
+
+class ModelSummaryWithMacs(ModelSummary):
+    """Lightning's model summary, its FLOPs column and "Total Flops" filled in by uv2.models.flops: the MACs of one
+    view (the config's frames and input side), the paper's GFLOPs as `python -m uv2 flops` prints them.
+
+    Lightning counts FLOPs only by running the LightningModule's ``example_input_array`` through the model, a forward
+    at every fit's start (and on a CPU it would not see the depth-wise convolutions' shifted multiply-adds); uv2 sets
+    none, so its table said 0. This count builds the design on the meta device: no memory, no compute.
+    """
+
+    def _summary(self, trainer: pl.Trainer, pl_module: pl.LightningModule):
+        macs = view_macs(pl_module)
+        if not macs or getattr(trainer.strategy, "zero_stage_3", False):  # DeepSpeed's sharded summary as it is
+            return super()._summary(trainer, pl_module)
+        return _MacsTable(pl_module, self._max_depth, macs)
 
 
 class ExportImageViT(pl.Callback):

@@ -26,13 +26,19 @@ from typing import Any
 
 import pytorch_lightning as pl
 import yaml
-from pytorch_lightning.callbacks import LearningRateMonitor, ProgressBar
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelSummary, ProgressBar
 from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from uv2.experiment import load_experiment
 from uv2.io import CheckpointError
-from uv2.train.callbacks import BalanceMonitor, HParamsSummary, NonBlockingProgressBar, ThroughputSummary
+from uv2.train.callbacks import (
+    BalanceMonitor,
+    HParamsSummary,
+    ModelSummaryWithMacs,
+    NonBlockingProgressBar,
+    ThroughputSummary,
+)
 from uv2.train.checkpointing import LAST, AtomicCheckpointIO, LastCheckpoint, best_checkpoint
 from uv2.train.module import VideoClassifier
 from uv2.train.resume import EpochMetricSums, RandomStates, TrainLoaderPosition
@@ -101,6 +107,9 @@ class UV2CLI(LightningCLI):
                 isinstance(c, ProgressBar) for c in [*configured, *(kwargs.get("callbacks") or [])]):
             # the training loss without a wait for the GPU (NonBlockingProgressBar); redrawn every few steps
             callbacks.append(NonBlockingProgressBar(refresh_rate=PROGRESS_REFRESH_STEPS))
+        if trainer_cfg.get("enable_model_summary", True) is not False and not any(
+                isinstance(c, ModelSummary) for c in [*configured, *(kwargs.get("callbacks") or [])]):
+            callbacks.append(ModelSummaryWithMacs())  # the model's FLOPs, which Lightning's own summary leaves at 0
         kwargs["callbacks"] = callbacks + list(configured) + list(kwargs.get("callbacks") or [])
         kwargs.setdefault("plugins", [AtomicCheckpointIO()])
         return super().instantiate_trainer(**kwargs)
