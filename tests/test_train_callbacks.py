@@ -3,6 +3,7 @@ yield uint8, the model trains, validates and tests on float32 made after the tra
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -192,8 +193,18 @@ def test_cli_fit_registers_the_summaries(synth_root, tmp_path, capsys):
             "--data.init_args.batch_size", "4", "--trainer.max_steps", "2", "--trainer.limit_val_batches", "1",
             "--trainer.enable_progress_bar", "false", "--trainer.callbacks+=tests.test_train_callbacks.SummaryProbe"]
     SummaryProbe.seen.clear()
-    assert run("fit", [*argv, "--run_dir", str(tmp_path / "run")]) == 0
+    printed: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: printed.append(record.getMessage())
+    summary_log = logging.getLogger("pytorch_lightning.callbacks.model_summary")
+    summary_log.addHandler(handler)
+    try:
+        assert run("fit", [*argv, "--run_dir", str(tmp_path / "run")]) == 0
+    finally:
+        summary_log.removeHandler(handler)
     assert "fit throughput: 8 clips, the first step after " in capsys.readouterr().out
+    total = re.search(r"\n(\S+(?: [KMGT])?)\s+Total Flops", "".join(printed))
+    assert total and total.group(1) != "0", printed  # the table Lightning prints holds uv2's count
     assert run("fit", [*argv, "--trainer.enable_model_summary", "false", "--run_dir", str(tmp_path / "quiet")]) == 0
     assert SummaryProbe.seen == [["ModelSummaryWithMacs"], []]
 
