@@ -46,14 +46,13 @@ class BalanceMonitor(pl.Callback):
 def view_macs(pl_module: torch.nn.Module) -> dict[str, float]:
     """MACs of one view per module of `pl_module` (by `named_modules` name; "" the whole), for each UniFormerV2 in it:
     uv2.models.flops' count of the model's design, on the meta device. Empty where it holds no UniFormerV2."""
-    macs: dict[str, float] = {}
     models = [(name, m) for name, m in pl_module.named_modules() if isinstance(m, UniFormerV2)]
-    for name, model in models:
-        if any(name.startswith(outer + ".") for outer, _ in models):
-            continue
+    outermost = [(name, m) for name, m in models if not any(name.startswith(o + ".") for o, _ in models)]
+    macs: dict[str, float] = {}
+    for name, model in outermost:
         macs.update({".".join(filter(None, (name, sub))): count for sub, count in model_macs(model.cfg).items()})
-    if macs:
-        macs.setdefault("", sum(macs[name] for name, _ in models if name in macs))
+    if outermost:
+        macs.setdefault("", sum(macs[name] for name, _ in outermost))
     return macs
 
 
