@@ -621,6 +621,33 @@ def test_grid_order_benchmark_replays_the_cell_times(tmp_path):
     assert re.search(r"even split\s+240 s", out) and "8 cells, 480 s of fits on 2 workers" in out, out
 
 
+def test_temporal_probes_expand_to_the_cells_they_describe(tmp_path, monkeypatch):
+    """benchmarks/temporal_probes.py: each probe's table file names rows of tables (a) and (c) that exist and
+    expands, with its datasets file, to temporal cells with the probe's switches, frames, schedule and set."""
+    from benchmarks import temporal_probes
+    from uv2.ablation.grid import expand_cells
+
+    made = []
+    monkeypatch.setattr(temporal_probes, "generate", lambda root, **kw: made.append((root, kw)))
+    for name, probe in temporal_probes.PROBES.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(temporal_probes.table_file(name, probe)))
+        datasets = temporal_probes.datasets_file(probe, tmp_path / name)
+        cells = expand_cells(load_table(str(path), REPO / "ablations" / "tables"), datasets, "tiny", [1], repo=REPO)
+        assert [c.label for c in cells] == [label for _, label in probe.rows]
+        for cell in cells:
+            arch, data = cell.config["model"]["arch"], cell.config["data"]["init_args"]
+            assert cell.dataset == "temporal" and arch.get("t_down", False) == name.startswith("t-down")
+            assert arch["num_frames"] == (8 if name.startswith("t-down") else 4)
+            assert cell.config["model"]["optim"].get("min_lr_factor") == (0.3 if name.endswith("floor") else None)
+            synthetic = tmp_path / name / "synthetic"
+            assert data.get("train_list") == (str(synthetic / "temporal" / "train.csv") if probe.motion_scale else None)
+    assert made == [(tmp_path / "half-motion" / "synthetic",
+                     {"size": "tiny", "seed": 0, "sets": ["temporal"], "motion_scale": 0.5})]
+    with pytest.raises(ValueError, match="probe x: table \\(c\\) has no row 'none'"):
+        temporal_probes.table_file("x", temporal_probes.Probe(rows=(("c", "none"),)))
+
+
 def test_a_table_sets_its_own_tiny_epochs(tmp_path):
     """`tiny_epochs` gives a table's cells their own epochs per dataset at tiny scale (the validation at the end
     moves with them); a bad entry is refused with the file, the field and what it accepts."""

@@ -4,6 +4,7 @@ import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -126,6 +127,32 @@ def test_a_larger_test_set_extends_the_size_s(micro_roots, tmp_path):
     assert len((tmp_path / "temporal" / "val.csv").read_text().splitlines()) == 30  # nothing written over
     with pytest.raises(ValueError, match="val_per_class must be >= 1"):
         generate(tmp_path / "none", size="micro", seed=0, sets=["temporal"], val_per_class=0)
+
+
+def test_a_shorter_motion_changes_only_the_translations(micro_roots, tmp_path):
+    """motion_scale: the same draws, the translation's distance scaled (its centre within the margins that
+    leaves); the set's lists stay, its moving videos change, the manifest records the scale (a standard root's
+    manifest still has no such field), and each root refuses the other's benchmark."""
+    full = sample_temporal_params(np.random.default_rng(7), 48, 16, nuisance=0.0)
+    half = sample_temporal_params(np.random.default_rng(7), 48, 16, nuisance=0.0, motion_scale=0.5)
+    assert half.amplitude == pytest.approx(full.amplitude / 2)
+    path = {"amplitude": full.amplitude, "cx": full.cx, "cy": full.cy}
+    assert replace(half, **path) == full and (half.cx, half.cy) != (full.cx, full.cy)
+    standard = micro_roots[0]
+    generate(tmp_path, size="micro", seed=0, sets=["temporal"], workers=1, motion_scale=0.5)
+    for name in ("train.csv", "val.csv", "classes.txt"):
+        assert (tmp_path / "temporal" / name).read_bytes() == (standard / "temporal" / name).read_bytes()
+    moving = next(line.split(",")[0] for line in (tmp_path / "temporal" / "train.csv").read_text().splitlines()
+                  if "/move_right/" in line)
+    assert (tmp_path / "temporal" / moving).read_bytes() != (standard / "temporal" / moving).read_bytes()
+    assert read_manifest(tmp_path)["size_spec"]["motion_scale"] == 0.5
+    assert "motion_scale" not in read_manifest(standard)["size_spec"]
+    with pytest.raises(ValueError, match="motion_scale=0.5, asked 1.0"):
+        ensure_synthetic(tmp_path, size="micro", seed=0, sets=["temporal"])
+    with pytest.raises(ValueError, match="motion_scale=1.0, asked 0.5"):
+        generate(standard, size="micro", seed=0, sets=["temporal"], motion_scale=0.5)
+    with pytest.raises(ValueError, match="motion_scale must be > 0"):
+        generate(tmp_path / "none", size="micro", seed=0, sets=["temporal"], motion_scale=0)
 
 
 def test_adding_a_set_keeps_the_others(tmp_path):

@@ -62,6 +62,10 @@ def synth_main(argv: list[str]) -> int:
                         help="validation videos per class of the scene and temporal sets instead of the size's (a "
                              "larger test set: where N is the larger, the size's own videos are its first, byte for "
                              "byte)")
+    parser.add_argument("--motion-scale", type=float, default=None, metavar="F",
+                        help="the temporal set's translations over F of their distance, every other property of its "
+                             "videos the same (0.5: half as far; a probe of the step between frames, "
+                             "docs/tiny_scale.md)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
@@ -72,7 +76,7 @@ def synth_main(argv: list[str]) -> int:
     start = time.perf_counter()
     try:
         manifest = generate(args.out, size=args.size, seed=args.seed, sets=sets, workers=args.workers, force=args.force,
-                            val_per_class=args.val_per_class)
+                            val_per_class=args.val_per_class, motion_scale=args.motion_scale)
     except ValueError as e:
         print(f"synth: error: {e}", file=sys.stderr)
         return 2

@@ -18,8 +18,9 @@ L-shaped path: half the clip one way, then half the other),
 symmetry, texture, colour, background) and the nuisances (small common drift, jitter, a static distractor with
 p=0.5, noise) are drawn independently of the class. How much of that nuisance there is, and how large the motion,
 is set per size (``SizeSpec.temporal_nuisance``): none at micro and tiny (motion over 55-70 % of the frame on a plain
-background, so a tiny ViT learns it in a few epochs), half at small, all of it at medium. Classes come in **time-reversal pairs** listed in
-``temporal/reversal_pairs.json``: :func:`render_temporal` of ``partner(c)`` with the same :class:`TemporalParams`
+background, so a tiny ViT learns it in a few epochs), half at small, all of it at medium; ``SizeSpec.motion_scale``
+(``python -m uv2 synth --motion-scale``) scales the translations of a probe's set. Classes come in **time-reversal
+pairs** listed in ``temporal/reversal_pairs.json``: :func:`render_temporal` of ``partner(c)`` with the same :class:`TemporalParams`
 is exactly the frames of ``c`` in reverse order (every time-dependent quantity, noise included, runs on reversed
 time), and both classes of a pair draw params from the same distribution. The set of frames therefore carries no
 information about which of the two classes a video belongs to: a model that ignores frame order is at chance within
@@ -142,6 +143,7 @@ class SizeSpec:
     images_val_per_class: int  # images validation PNGs per class
     noise: float = 4.0  # std of per-pixel Gaussian noise (0-255 scale)
     temporal_nuisance: float = 1.0  # 0 = clean temporal videos (big motion, plain background), 1 = every nuisance
+    motion_scale: float = 1.0  # the temporal set's translations over this fraction of their drawn distance (a probe)
 
 
 SIZES: dict[str, SizeSpec] = {
@@ -446,19 +448,24 @@ class TemporalParams:
 
 
 def sample_temporal_params(
-    rng: np.random.Generator, size: int, frames: int, noise: float = 4.0, nuisance: float = 1.0
+    rng: np.random.Generator, size: int, frames: int, noise: float = 4.0, nuisance: float = 1.0,
+    motion_scale: float = 1.0,
 ) -> TemporalParams:
     """Draw class-independent latent parameters for one temporal video.
 
     ``nuisance`` in [0, 1] sets how much hides the motion: at 1 the motion spans 30-45 % of the frame over any
     background, with drift, jitter, a distractor half the time and pixel noise; at 0 it spans 55-70 % of the frame
-    over a plain dark or light background with none of those. Values between interpolate.
+    over a plain dark or light background with none of those. Values between interpolate. ``motion_scale`` scales
+    the translations' distance (0.5: half as far), the path's centre drawn within the margins that distance leaves;
+    every draw is the same, so every property but the path is as at 1.
     """
     if not 0.0 <= nuisance <= 1.0:
         raise ValueError(f"nuisance must be in [0, 1], got {nuisance}")
+    if motion_scale <= 0:
+        raise ValueError(f"motion_scale must be > 0, got {motion_scale}")
     clean = 1.0 - nuisance
     radius = size * rng.uniform(0.15, 0.2)
-    amplitude = size * rng.uniform(0.3 + 0.25 * clean, 0.45 + 0.25 * clean)
+    amplitude = size * rng.uniform(0.3 + 0.25 * clean, 0.45 + 0.25 * clean) * motion_scale
     margin = min(radius + amplitude / 2, size / 2)
     plain = ("dark", "light")
     background = str(rng.choice(BACKGROUNDS)) if rng.random() < nuisance else str(rng.choice(plain))
@@ -711,12 +718,12 @@ def _jobs(set_name: str, spec: SizeSpec) -> list[_Job]:
     return jobs
 
 
-def _run_job(job: _Job, root: str, size_name: str, seed: int) -> None:
-    spec = SIZES[size_name]
+def _run_job(job: _Job, root: str, spec: SizeSpec, seed: int) -> None:
     rng = np.random.default_rng([seed, _stable_id(job.set_name), _stable_id(job.split), job.index])
     out = Path(root) / job.set_name / job.rel_path
     if job.set_name == "temporal":
-        params = sample_temporal_params(rng, spec.resolution, spec.frames, spec.noise, spec.temporal_nuisance)
+        params = sample_temporal_params(rng, spec.resolution, spec.frames, spec.noise, spec.temporal_nuisance,
+                                        spec.motion_scale)
         write_video(out, render_temporal(job.class_name, params), spec.fps)
     elif job.set_name == "images":
         params = sample_scene_params(job.class_name, rng, spec.resolution, 1, spec.noise)
@@ -742,9 +749,9 @@ def can_spawn() -> bool:
     return path is None or os.path.exists(path)
 
 
-def _run_chunk(jobs: list[_Job], root: str, size_name: str, seed: int) -> int:
+def _run_chunk(jobs: list[_Job], root: str, spec: SizeSpec, seed: int) -> int:
     for job in jobs:
-        _run_job(job, root, size_name, seed)
+        _run_job(job, root, spec, seed)
     return len(jobs)
 
 
@@ -781,8 +788,17 @@ def _manifest_header(size: str, seed: int, spec: SizeSpec | None = None) -> dict
         "frames": spec.frames,
         "fps": spec.fps,
         "codec": CODEC_DESCRIPTION,
-        "size_spec": asdict(spec),
+        "size_spec": _spec_record(spec),
     }
+
+
+def _spec_record(spec: SizeSpec) -> dict:
+    """The manifest's ``size_spec``: the spec's fields, but a motion scale of 1 left out, as in the manifests written
+    before the field existed (which still describe their roots)."""
+    record = asdict(spec)
+    if record["motion_scale"] == 1.0:
+        del record["motion_scale"]
+    return record
 
 
 def read_manifest(root: str | os.PathLike) -> dict | None:
@@ -831,6 +847,7 @@ def generate(
     workers: int | None = None,
     force: bool = False,
     val_per_class: int | None = None,
+    motion_scale: float | None = None,
 ) -> dict:
     """Generate the synthetic benchmark under ``root`` and return its manifest.
 
@@ -846,6 +863,9 @@ def generate(
             the same, byte for byte, and listed first (where N is the larger); the manifest records the counts
             (``size_spec``), and a root holds one spec (``ensure_synthetic`` refuses a root of another rather than
             write over it).
+        motion_scale: the temporal set's translations over this fraction of their distance instead of all of it,
+            every other property of its videos unchanged (``sample_temporal_params``): a benchmark to probe what the
+            size of a step between frames does (docs/tiny_scale.md). Recorded in the manifest as ``val_per_class``.
 
     A root generated with another size, seed or generator version is refused (use another directory); sets already
     complete for this (size, seed) are skipped unless ``force``.
@@ -860,16 +880,21 @@ def generate(
     root.mkdir(parents=True, exist_ok=True)
     if val_per_class is not None and val_per_class < 1:
         raise ValueError(f"val_per_class must be >= 1, got {val_per_class}")
-    spec = SIZES[size] if val_per_class is None else replace(SIZES[size], val_per_class=val_per_class,
-                                                             scene_val_per_class=val_per_class)
+    if motion_scale is not None and motion_scale <= 0:
+        raise ValueError(f"motion_scale must be > 0, got {motion_scale}")
+    spec = SIZES[size]
+    if val_per_class is not None:
+        spec = replace(spec, val_per_class=val_per_class, scene_val_per_class=val_per_class)
+    if motion_scale is not None:
+        spec = replace(spec, motion_scale=motion_scale)
     manifest = read_manifest(root)
     header = _manifest_header(size, seed, spec)
     if manifest is not None and not force:
         differs = [f"{k}={manifest.get(k)!r}, asked {header[k]!r}" for k in ("generator_version", "size", "seed")
                    if manifest.get(k) != header[k]]
-        if not differs:  # the same size with other counts (val_per_class): name the fields that differ
-            held = manifest.get("size_spec") or {}
-            differs = [f"{k}={held.get(k)!r}, asked {v!r}" for k, v in header["size_spec"].items() if held.get(k) != v]
+        if not differs:  # the same size with another spec (val_per_class, motion_scale): name the fields that differ
+            held, asked = ({"motion_scale": 1.0} | d for d in (manifest.get("size_spec") or {}, header["size_spec"]))
+            differs = [f"{k}={held.get(k)!r}, asked {v!r}" for k, v in asked.items() if held.get(k) != v]
         if differs:
             raise ValueError(f"{root / MANIFEST} describes a different benchmark ({', '.join(differs)}); generate into "
                              f"another directory or pass force=True")
@@ -886,11 +911,11 @@ def generate(
         log.info("__main__ cannot be re-imported by worker processes; generating serially")
         workers = 1
     if workers == 1 or len(jobs) < 16:
-        _run_chunk(jobs, str(root), size, seed)
+        _run_chunk(jobs, str(root), spec, seed)
     else:
         chunks = [jobs[i :: workers * 4] for i in range(workers * 4)]
         with ProcessPoolExecutor(workers, mp_context=process_context()) as pool:
-            list(pool.map(_run_chunk, chunks, *zip(*[(str(root), size, seed)] * len(chunks))))
+            list(pool.map(_run_chunk, chunks, *zip(*[(str(root), spec, seed)] * len(chunks))))
     for s in todo:
         _write_set_lists(root, s, spec)
     kept = (manifest or {}).get("sets", {}) if manifest and not force else {}

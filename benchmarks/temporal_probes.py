@@ -1,0 +1,105 @@
+"""The temporal-set probes of issue 13 (docs/tiny_scale.md): a benchmark or a recipe other than the grid's, measured
+on some rows of tables (a) and (c) and not adopted, each run again with one command.
+
+    python benchmarks/temporal_probes.py --probe NAME --out DIR [--seeds 1,2,3]
+
+Probes (PROBES below):
+  half-motion   the temporal set with its translations over half the distance, every other property of its videos
+                the same (`python -m uv2 synth --motion-scale 0.5`), on table (a)'s "global", "local" and
+                "global + local" and table (c)'s "9-12, no DPE" and "9-12, DPE";
+  t-down        table (c)'s rows with T-Down and twice the frames (table (a)'s T-Down row): the design of the paper's
+                SSv2 ablations, which the tiny presets train without T-Down on 4 frames;
+  t-down-floor  the same, with the cosine schedule ending at 30 % of its peak learning rate instead of 1 %.
+
+It writes DIR/<probe>.yaml (the rows, on the temporal set alone) and DIR/datasets.yaml (ablations/datasets.yaml with
+the probe's changes), generates a probe's own set into DIR/synthetic, and runs `ablations/run.py --table
+DIR/<probe>.yaml --datasets DIR/datasets.yaml --seeds ... --out DIR/results`, which prints where table.md is (a
+second command reuses every finished cell).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from uv2.data.synthetic import generate, set_dir  # noqa: E402
+from uv2.experiment import deep_merge  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Probe:
+    rows: tuple[tuple[str, str], ...]  # (table, row label) of ablations/tables/<table>.yaml, in this order
+    arch: dict = field(default_factory=dict)  # merged into every row's arch
+    frames_factor: int = 1  # every row's (T-Down rows sample twice the frames)
+    temporal: dict = field(default_factory=dict)  # deep-merged into the temporal dataset's tiny entry
+    motion_scale: float | None = None  # the temporal set generated into DIR/synthetic with this motion scale
+
+
+TABLE_C = tuple(("c", label) for label in ("9-12, no DPE", "9-12, DPE", "5-12, DPE", "1-12, DPE"))
+T_DOWN = dict(rows=TABLE_C, arch={"t_down": True}, frames_factor=2)
+PROBES = {
+    "half-motion": Probe(rows=(("a", "global"), ("a", "local"), ("a", "global + local"), ("c", "9-12, no DPE"),
+                               ("c", "9-12, DPE")), motion_scale=0.5),
+    "t-down": Probe(**T_DOWN),
+    "t-down-floor": Probe(**T_DOWN, temporal={"overrides": {"model": {"optim": {"min_lr_factor": 0.3}}}}),
+}
+
+
+def table_file(name: str, probe: Probe) -> dict:
+    """The probe's rows as a table file on the temporal set alone."""
+    tables: dict[str, dict] = {}
+    rows = []
+    for table, label in probe.rows:
+        tables.setdefault(table, yaml.safe_load((REPO / "ablations" / "tables" / f"{table}.yaml").read_text()))
+        row = next((r for r in tables[table]["rows"] if r["label"] == label), None)
+        if row is None:
+            raise ValueError(f"probe {name}: table ({table}) has no row {label!r}")
+        rows.append({"label": label, "arch": row["arch"] | probe.arch,
+                     "frames_factor": row.get("frames_factor", 1) * probe.frames_factor,
+                     "paper": {"temporal": row["paper"]["temporal"]}})
+    return {"title": f"probe {name}: " + ", ".join(f"({t}) {label}" for t, label in probe.rows),
+            "datasets": ["temporal"], "rows": rows}
+
+
+def datasets_file(probe: Probe, out: Path) -> dict:
+    """ablations/datasets.yaml with the probe's changes to the temporal entry; a probe's own set read by its lists
+    (a root of another spec is refused as a synthetic_root, rather than generated over)."""
+    datasets = yaml.safe_load((REPO / "ablations" / "datasets.yaml").read_text())
+    tiny = deep_merge(datasets["temporal"]["tiny"], probe.temporal)
+    if probe.motion_scale is not None:
+        root = out / "synthetic"
+        generate(root, size="tiny", seed=0, sets=["temporal"], motion_scale=probe.motion_scale)
+        lists = set_dir(root, "temporal")
+        tiny = deep_merge(tiny, {"data": {"synthetic_set": None, "train_list": str(lists / "train.csv"),
+                                          "val_list": str(lists / "val.csv"),
+                                          "classes_file": str(lists / "classes.txt"),
+                                          "decoded_cache_dir": str(root / "decoded")}})
+    datasets["temporal"]["tiny"] = tiny
+    return datasets
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--probe", required=True, choices=list(PROBES))
+    parser.add_argument("--out", type=Path, required=True, help="folder for the table, datasets, set and results")
+    parser.add_argument("--seeds", default="1,2,3")
+    args = parser.parse_args(argv)
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    probe = PROBES[args.probe]
+    table, datasets = out / f"{args.probe}.yaml", out / "datasets.yaml"
+    table.write_text(yaml.safe_dump(table_file(args.probe, probe), sort_keys=False))
+    datasets.write_text(yaml.safe_dump(datasets_file(probe, out), sort_keys=False))
+    return subprocess.run([sys.executable, str(REPO / "ablations" / "run.py"), "--table", str(table), "--datasets",
+                           str(datasets), "--seeds", args.seeds, "--out", str(out / "results")], cwd=REPO).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
