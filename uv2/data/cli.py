@@ -63,9 +63,9 @@ def synth_main(argv: list[str]) -> int:
                              "larger test set: where N is the larger, the size's own videos are its first, byte for "
                              "byte)")
     parser.add_argument("--motion-scale", type=float, default=None, metavar="F",
-                        help="the temporal set's translations over F of their distance, every other property of its "
-                             "videos the same (0.5: half as far; a probe of the step between frames, "
-                             "docs/tiny_scale.md)")
+                        help="the temporal set's translations over F of their distance (0.5: half as far), their "
+                             "centres within the margins that leaves, every other draw the same: a probe of the step "
+                             "between frames (docs/tiny_scale.md)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)

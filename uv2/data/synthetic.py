@@ -13,18 +13,18 @@ plus a smaller distractor object (p=0.4), colour jitter and pixel noise. One fra
 
 ``temporal`` (Something-Something-like). The class is the *motion* of one object: ``move_right``/``move_left``,
 ``move_down``/``move_up``, ``grow``/``shrink`` (approaching/receding), ``right_then_down``/``up_then_left`` (an
-L-shaped path: half the clip one way, then half the other),
-``appear``/``disappear`` (fade in/out). Appearance (shape among triangle / L / half-disc / T, which have no rotational
-symmetry, texture, colour, background) and the nuisances (small common drift, jitter, a static distractor with
-p=0.5, noise) are drawn independently of the class. How much of that nuisance there is, and how large the motion,
-is set per size (``SizeSpec.temporal_nuisance``): none at micro and tiny (motion over 55-70 % of the frame on a plain
-background, so a tiny ViT learns it in a few epochs), half at small, all of it at medium; ``SizeSpec.motion_scale``
-(``python -m uv2 synth --motion-scale``) scales the translations of a probe's set. Classes come in **time-reversal
-pairs** listed in ``temporal/reversal_pairs.json``: :func:`render_temporal` of ``partner(c)`` with the same :class:`TemporalParams`
-is exactly the frames of ``c`` in reverse order (every time-dependent quantity, noise included, runs on reversed
-time), and both classes of a pair draw params from the same distribution. The set of frames therefore carries no
-information about which of the two classes a video belongs to: a model that ignores frame order is at chance within
-each pair, i.e. at most 50 % overall with 10 classes (chance is 10 %).
+L-shaped path: half the clip one way, then half the other), ``appear``/``disappear`` (fade in/out). Appearance
+(shape among triangle / L / half-disc / T, which have no rotational symmetry, texture, colour, background) and the
+nuisances (small common drift, jitter, a static distractor with p=0.5, noise) are drawn independently of the class.
+How much of that nuisance there is, and how large the motion, is set per size (``SizeSpec.temporal_nuisance``): none
+at micro and tiny (motion over 55-70 % of the frame on a plain background, so a tiny ViT learns it in a few epochs),
+half at small, all of it at medium; ``SizeSpec.motion_scale`` (``python -m uv2 synth --motion-scale``) scales the
+translations of a probe's set. Classes come in **time-reversal pairs** listed in ``temporal/reversal_pairs.json``:
+:func:`render_temporal` of ``partner(c)`` with the same :class:`TemporalParams` is exactly the frames of ``c`` in
+reverse order (every time-dependent quantity, noise included, runs on reversed time), and both classes of a pair
+draw params from the same distribution. The set of frames therefore carries no information about which of the two
+classes a video belongs to: a model that ignores frame order is at chance within each pair, i.e. at most 50 %
+overall with 10 classes (chance is 10 %).
 
 ``scene_a``, ``scene_b``, ``scene_c`` (for the paper's table (e), a union "K710"-like set is built from them later).
 Three 8-class scene sets drawn from one catalogue of 16 appearance classes: a and b share 4 classes, a and c share 2,
@@ -864,8 +864,9 @@ def generate(
             (``size_spec``), and a root holds one spec (``ensure_synthetic`` refuses a root of another rather than
             write over it).
         motion_scale: the temporal set's translations over this fraction of their distance instead of all of it,
-            every other property of its videos unchanged (``sample_temporal_params``): a benchmark to probe what the
-            size of a step between frames does (docs/tiny_scale.md). Recorded in the manifest as ``val_per_class``.
+            the paths' centres within the margins that leaves and every other draw the same
+            (``sample_temporal_params``): a benchmark to probe what the size of a step between frames does
+            (docs/tiny_scale.md). Recorded in the manifest as ``val_per_class`` is.
 
     A root generated with another size, seed or generator version is refused (use another directory); sets already
     complete for this (size, seed) are skipped unless ``force``.
