@@ -669,8 +669,40 @@ def test_a_table_sets_its_own_tiny_epochs(tmp_path):
     with pytest.raises(TableError, match=r"t\.yaml: tiny_epochs: \[30\]; expected epochs per dataset"):
         load_table(str(tmp_path / "t.yaml"), tmp_path)
     (tmp_path / "t.yaml").write_text(yaml.safe_dump({**spec, "epochs": 3}))
-    with pytest.raises(TableError, match=r"unknown fields \['epochs'\]; valid: title, datasets, rows, tiny_epochs"):
+    with pytest.raises(TableError, match=r"unknown fields \['epochs'\]; valid: title, datasets, rows, tiny_epochs, "
+                                         r"tiny_overrides"):
         load_table(str(tmp_path / "t.yaml"), tmp_path)
+
+
+def test_a_table_changes_its_datasets_tiny_experiment(tmp_path):
+    """`tiny_overrides` changes a dataset's tiny experiment for one table before its rows' switches: a row's switch
+    wins and its frames_factor multiplies the table's frames; the other datasets and the paper scale are untouched;
+    a bad entry is refused with the file, the field and what it accepts."""
+    from uv2.ablation.grid import TableError, expand_cells, load_datasets
+
+    datasets = load_datasets(REPO / "ablations" / "datasets.yaml")
+    change = {"model": {"arch": {"t_down": True, "num_frames": 8}, "optim": {"min_lr_factor": 0.3}}}
+    spec = {"title": "t", "datasets": ["scene", "temporal"], "tiny_overrides": {"temporal": change},
+            "rows": [{"label": "r", "arch": {}, "paper": {}},
+                     {"label": "s", "arch": {"t_down": False}, "frames_factor": 2, "paper": {}}]}
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(spec))
+    table = load_table(str(tmp_path / "t.yaml"), tmp_path)
+
+    def designs(scale):
+        cells = expand_cells(table, datasets, scale, [1], repo=REPO)
+        archs = [ModelConfig(**c.config["model"]["arch"]) for c in cells]
+        return {(c.label, c.dataset): (arch.t_down, arch.num_frames, c.config["model"]["optim"].get("min_lr_factor"))
+                for c, arch in zip(cells, archs)}
+
+    assert designs("tiny") == {("r", "scene"): (False, 4, None), ("r", "temporal"): (True, 8, 0.3),
+                               ("s", "scene"): (False, 8, None), ("s", "temporal"): (False, 16, 0.3)}
+    paper = designs("paper")
+    assert paper[("r", "temporal")] == (True, 16, None) and paper[("s", "temporal")] == (False, 32, None)
+    for bad in ({"kinetics": change}, {"temporal": 3}, [change]):
+        (tmp_path / "t.yaml").write_text(yaml.safe_dump({**spec, "tiny_overrides": bad}))
+        with pytest.raises(TableError, match=r"t\.yaml: tiny_overrides: .*config sections per dataset of the table "
+                                             r"\(scene, temporal\)"):
+            load_table(str(tmp_path / "t.yaml"), tmp_path)
 
 
 def test_a_cells_test_is_of_the_averaged_weights_last_ckpt_holds(micro, tmp_path):

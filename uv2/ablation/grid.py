@@ -52,6 +52,9 @@ class Table:
     # tiny scale: epochs per dataset key for this table's cells, in place of ablations/datasets.yaml's (tables whose
     # designs learn slower than the epochs that table (c) can afford)
     tiny_epochs: dict[str, int] = field(default_factory=dict)
+    # tiny scale: what the table changes in a dataset's experiment before its rows' switches, per dataset key (a
+    # table whose paper setting differs from the dataset's preset, e.g. {temporal: {model: {arch: {t_down: true}}}})
+    tiny_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -135,7 +138,7 @@ def grid_hparams(cell: Cell, **changes: Any) -> dict[str, Any]:
             **{f"grid/{k}": v for k, v in changes.items()}}
 
 
-TABLE_FIELDS = ("title", "datasets", "rows", "tiny_epochs")  # a table file's fields, the required ones first
+TABLE_FIELDS = ("title", "datasets", "rows", "tiny_epochs", "tiny_overrides")  # the required ones first
 
 
 def load_table(name_or_path: str, tables_dir: Path) -> Table:
@@ -159,6 +162,12 @@ def load_table(name_or_path: str, tables_dir: Path) -> Table:
         if key not in data["datasets"] or not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise TableError(f"{path}: tiny_epochs: {key}: {epochs!r}; expected a positive whole number of epochs for "
                              f"one of the table's datasets ({', '.join(map(str, data['datasets']))})")
+    tiny_overrides = data.get("tiny_overrides") or {}
+    if not isinstance(tiny_overrides, dict) or not all(
+            key in data["datasets"] and isinstance(value, dict) for key, value in tiny_overrides.items()):
+        raise TableError(f"{path}: tiny_overrides: {tiny_overrides!r}; expected config sections per dataset of the "
+                         f"table ({', '.join(map(str, data['datasets']))}), e.g. {{temporal: {{model: {{arch: "
+                         f"{{t_down: true}}}}}}}}")
     rows = []
     for i, raw in enumerate(data["rows"]):
         unknown = set(raw) - {"label", "arch", "paper", "frames_factor", "script"}
@@ -169,7 +178,8 @@ def load_table(name_or_path: str, tables_dir: Path) -> Table:
             raise TableError(f"{path}: row {i}: script {raw['script']!r}; valid choices: {', '.join(SCRIPTS)}")
         rows.append(Row(label=str(raw["label"]), arch=dict(raw.get("arch") or {}), paper=dict(raw.get("paper") or {}),
                         frames_factor=int(raw.get("frames_factor", 1)), script=raw.get("script")))
-    return Table(path.stem, str(data["title"]), list(data["datasets"]), rows, path, dict(tiny_epochs))
+    return Table(path.stem, str(data["title"]), list(data["datasets"]), rows, path, dict(tiny_epochs),
+                 dict(tiny_overrides))
 
 
 def scale_layers(spec: str, depth: int, reference_depth: int = REFERENCE_DEPTH) -> str:
@@ -198,17 +208,21 @@ def expand_cells(table: Table, datasets: dict[str, Any], scale: str, seeds: list
                 raise TableError(f"{table.path}: dataset {key!r} is not in ablations/datasets.yaml "
                                  f"(valid: {', '.join(datasets)})")
             for seed in seeds:
+                tiny = scale == "tiny"
                 config = cell_config(row, key, datasets[key], scale, seed, trainer or {}, data_root, repo,
-                                     epochs=table.tiny_epochs.get(key))
+                                     epochs=table.tiny_epochs.get(key) if tiny else None,
+                                     base=table.tiny_overrides.get(key) if tiny else None)
                 finetune = finetune_settings(datasets[key].get(scale), repo) if row.script in UNION_SCRIPTS else None
                 cells.append(Cell(table.name, i, row.label, key, seed, config, row.script, finetune))
     return cells
 
 
 def cell_config(row: Row, key: str, dataset: dict[str, Any], scale: str, seed: int, trainer: dict[str, Any],
-                data_root: str | None, repo: Path, epochs: int | None = None) -> dict[str, Any]:
-    """The experiment of one cell: the dataset's experiment at this scale, the row's switches, the grid settings
-    (`epochs`: the table's own for this dataset at tiny scale, else the dataset's)."""
+                data_root: str | None, repo: Path, epochs: int | None = None,
+                base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The experiment of one cell: the dataset's experiment at this scale with the table's changes to it (`base`,
+    the table's tiny_overrides for this dataset), the row's switches, the grid settings (`epochs`: the table's own
+    for this dataset at tiny scale, else the dataset's)."""
     spec = dataset.get(scale)
     if not spec:
         raise TableError(f"dataset {key!r} ({dataset.get('name')}) has no {scale}-scale experiment in "
@@ -218,6 +232,7 @@ def cell_config(row: Row, key: str, dataset: dict[str, Any], scale: str, seed: i
     except ExperimentError as err:
         raise TableError(str(err)) from err
     config.pop("base", None)
+    config = deep_merge(config, base or {})  # the table's design before the rows vary it
     arch = config["model"]["arch"]
     depth = ModelConfig(**arch).vit_cfg.depth
     switches = {k: (scale_layers(v, depth) if k.endswith("_layers") else v) for k, v in row.arch.items()}
