@@ -4,12 +4,13 @@ on some rows of tables (a) and (c) and not adopted, each run again with one comm
     python benchmarks/temporal_probes.py --probe NAME --out DIR [--seeds 1,2,3]
 
 Probes (PROBES below):
-  half-motion   the temporal set with its translations over half the distance, every other property of its videos
-                the same (`python -m uv2 synth --motion-scale 0.5`), on table (a)'s "global", "local" and
+  half-motion   the temporal set with its translations over half the distance, every draw of the generator the
+                same (`python -m uv2 synth --motion-scale 0.5`), on table (a)'s "global", "local" and
                 "global + local" and table (c)'s "9-12, no DPE" and "9-12, DPE";
   t-down        table (c)'s rows with T-Down and twice the frames (table (a)'s T-Down row): the design of the paper's
                 SSv2 ablations, which the tiny presets train without T-Down on 4 frames;
-  t-down-floor  the same, with the cosine schedule ending at 30 % of its peak learning rate instead of 1 %.
+  t-down-floor  the same, with the cosine schedule ending at 30 % of its peak learning rate instead of 1 % (the
+                setting table (b) trains in: its tiny_overrides).
 
 It writes DIR/<probe>.yaml (the rows, on the temporal set alone) and DIR/datasets.yaml (ablations/datasets.yaml with
 the probe's changes), generates a probe's own set into DIR/synthetic, and runs `ablations/run.py --table
