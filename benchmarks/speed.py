@@ -264,8 +264,9 @@ def design(args: argparse.Namespace) -> tuple[ModelConfig, str]:
         datasets = load_datasets(REPO / "ablations" / "datasets.yaml")
         if dataset not in datasets:
             raise SystemExit(f"--dataset: {dataset!r} is not in ablations/datasets.yaml ({', '.join(datasets)})")
-        base = table.tiny_overrides.get(dataset) if args.scale == "tiny" else None
-        arch = cell_config(row, dataset, datasets[dataset], args.scale, 0, {}, None, REPO, base=base)["model"]["arch"]
+        config = cell_config(row, dataset, datasets[dataset], args.scale, 0, {}, None, REPO,
+                             **table.changes(dataset, args.scale))
+        arch = config["model"]["arch"]
         name = f"table ({table.name}) row {args.row} \"{row.label}\" on {dataset}, {args.scale} scale"
     elif args.config is not None:
         arch, name = model_section(load_experiment(args.config), str(args.config)), str(args.config)

@@ -56,6 +56,13 @@ class Table:
     # table whose paper setting differs from the dataset's preset, e.g. {temporal: {model: {arch: {t_down: true}}}})
     tiny_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def changes(self, key: str, scale: str) -> dict[str, Any]:
+        """What this table changes in dataset `key`'s cells at `scale`, as cell_config's keyword arguments: its
+        tiny_epochs and tiny_overrides at tiny scale, nothing at paper scale."""
+        if scale != "tiny":
+            return {}
+        return {"epochs": self.tiny_epochs.get(key), "base": self.tiny_overrides.get(key)}
+
 
 @dataclass
 class Cell:
@@ -208,10 +215,8 @@ def expand_cells(table: Table, datasets: dict[str, Any], scale: str, seeds: list
                 raise TableError(f"{table.path}: dataset {key!r} is not in ablations/datasets.yaml "
                                  f"(valid: {', '.join(datasets)})")
             for seed in seeds:
-                tiny = scale == "tiny"
                 config = cell_config(row, key, datasets[key], scale, seed, trainer or {}, data_root, repo,
-                                     epochs=table.tiny_epochs.get(key) if tiny else None,
-                                     base=table.tiny_overrides.get(key) if tiny else None)
+                                     **table.changes(key, scale))
                 finetune = finetune_settings(datasets[key].get(scale), repo) if row.script in UNION_SCRIPTS else None
                 cells.append(Cell(table.name, i, row.label, key, seed, config, row.script, finetune))
     return cells

@@ -796,7 +796,7 @@ def _spec_record(spec: SizeSpec) -> dict:
     """The manifest's ``size_spec``: the spec's fields, but a motion scale of 1 left out, as in the manifests written
     before the field existed (which still describe their roots)."""
     record = asdict(spec)
-    if record["motion_scale"] == 1.0:
+    if record["motion_scale"] == SizeSpec.motion_scale:
         del record["motion_scale"]
     return record
 
@@ -894,7 +894,7 @@ def generate(
         differs = [f"{k}={manifest.get(k)!r}, asked {header[k]!r}" for k in ("generator_version", "size", "seed")
                    if manifest.get(k) != header[k]]
         if not differs:  # the same size with another spec (val_per_class, motion_scale): name the fields that differ
-            held, asked = ({"motion_scale": 1.0} | d for d in (manifest.get("size_spec") or {}, header["size_spec"]))
+            held, asked = ({"motion_scale": SizeSpec.motion_scale} | d for d in (manifest.get("size_spec") or {}, header["size_spec"]))
             differs = [f"{k}={held.get(k)!r}, asked {v!r}" for k, v in asked.items() if held.get(k) != v]
         if differs:
             raise ValueError(f"{root / MANIFEST} describes a different benchmark ({', '.join(differs)}); generate into "
