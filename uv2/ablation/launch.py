@@ -91,9 +91,12 @@ def fit_and_test(config_path: Path, run_dir: Path, resume: bool, callbacks: Sequ
     # the test names its weights: last.ckpt, the final state of the fit (test_results.json and results.csv). A
     # weight-averaging callback (Lightning's EMAWeightAveraging) saves the average as last.ckpt's weights and, in the
     # trainer that fitted, loads the current weights back from it: it leaves first, so the test is of the weights
-    # that `python -m uv2 test --ckpt_path last.ckpt` tests
+    # that `python -m uv2 test --ckpt_path last.ckpt` tests (Lightning's advice to add the callback back is not for
+    # this test, which leaves it out on purpose)
     cli.trainer.callbacks = [c for c in cli.trainer.callbacks if not averages_weights(c)]
-    cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=str(last), verbose=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`, callbacks used to create")
+        cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=str(last), verbose=False)
     result, names = cli.model.test_results, cli.model.class_names
     per_set = result.get("per_set", {"": result})
     summary: dict[str, Any] = {}
