@@ -181,12 +181,13 @@ class SummaryProbe(pl.Callback):
     seen: list = []
 
     def on_fit_start(self, trainer, pl_module):
-        SummaryProbe.seen.append([type(c).__name__ for c in trainer.callbacks if isinstance(c, ModelSummary)])
+        SummaryProbe.seen.append([(type(c).__name__, c._max_depth) for c in trainer.callbacks
+                                  if isinstance(c, ModelSummary)])
 
 
 def test_cli_fit_registers_the_summaries(synth_root, tmp_path, capsys):
-    """A CLI fit prints the throughput line, and its model summary is uv2's (the model's FLOPs), none where the
-    summary is switched off."""
+    """A CLI fit prints the throughput line, and its model summary is uv2's (the model's FLOPs), also where the
+    config asks for Lightning's own (its depth kept), none where the summary is switched off."""
     argv = ["--config", str(REPO / "experiments/temporal_tiny.yaml"),
             "--data.init_args.synthetic_size", "micro", "--data.init_args.synthetic_root", str(synth_root),
             "--data.init_args.num_workers", "0", "--data.init_args.crop_size", "32", "--model.init_from", "null",
@@ -206,7 +207,9 @@ def test_cli_fit_registers_the_summaries(synth_root, tmp_path, capsys):
     total = re.search(r"\n(\S+(?: [KMGT])?)\s+Total Flops", "".join(printed))
     assert total and total.group(1) != "0", printed  # the table Lightning prints holds uv2's count
     assert run("fit", [*argv, "--trainer.enable_model_summary", "false", "--run_dir", str(tmp_path / "quiet")]) == 0
-    assert SummaryProbe.seen == [["ModelSummaryWithMacs"], []]
+    assert run("fit", [*argv, "--trainer.callbacks+=pytorch_lightning.callbacks.ModelSummary",
+                       "--trainer.callbacks.max_depth=3", "--run_dir", str(tmp_path / "configured")]) == 0
+    assert SummaryProbe.seen == [[("ModelSummaryWithMacs", 1)], [], [("ModelSummaryWithMacs", 3)]]
 
 
 class BarProbe(pl.Callback):

@@ -81,6 +81,14 @@ class ModelSummaryWithMacs(ModelSummary):
     none, so its table said 0. This count builds the design on the meta device: no memory, no compute.
     """
 
+    @classmethod
+    def of(cls, callback: pl.Callback) -> pl.Callback:
+        """A configured callback as a fit runs it: Lightning's own ModelSummary (whose FLOPs say 0) becomes this one
+        with the same settings; any other callback, a summary of another kind included, stays itself."""
+        if type(callback) is not ModelSummary:
+            return callback
+        return cls(max_depth=callback._max_depth, **callback._summarize_kwargs)
+
     def _summary(self, trainer: pl.Trainer, pl_module: pl.LightningModule):
         macs = view_macs(pl_module)
         if not macs or getattr(trainer.strategy, "zero_stage_3", False):  # DeepSpeed's sharded summary as it is

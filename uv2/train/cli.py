@@ -103,6 +103,7 @@ class UV2CLI(LightningCLI):
             callbacks += [best_checkpoint(ckpt_dir),
                           LastCheckpoint(ckpt_dir, every_n_steps=config.get("checkpoint_every_n_steps") or 0)]
         configured = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
+        configured = [ModelSummaryWithMacs.of(c) for c in configured]  # Lightning's summary with the model's FLOPs
         if trainer_cfg.get("enable_progress_bar", True) is not False and not any(
                 isinstance(c, ProgressBar) for c in [*configured, *(kwargs.get("callbacks") or [])]):
             # the training loss without a wait for the GPU (NonBlockingProgressBar); redrawn every few steps
