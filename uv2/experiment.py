@@ -19,6 +19,8 @@ import yaml
 from uv2.errors import InputError
 from uv2.models.config import VARIANTS
 
+RUN_CONFIG = "config.yaml"  # a fit's resolved experiment, written in its run directory (Lightning's SaveConfigCallback)
+
 
 class ExperimentError(InputError, ValueError):
     """An experiment file is missing, malformed or inherits in a cycle."""

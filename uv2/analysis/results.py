@@ -18,6 +18,7 @@ from uv2.ablation.grid import Cell, Table, load_table
 from uv2.ablation.scripts import COTRAINED, SHARED_RUNS, shared_run_dir
 from uv2.ablation.stats import paired_difference, video_split
 from uv2.ablation.table import video_differences, video_results
+from uv2.experiment import RUN_CONFIG
 
 
 def table_folders(results_dir: str | Path) -> list[Path]:
@@ -87,8 +88,8 @@ def checkpoint_path(cell: Any) -> Path | None:
 
 
 def run_config(cell: Any) -> dict[str, Any] | None:
-    """The resolved experiment of a cell's training run (config.yaml, written by LightningCLI), or None."""
-    path = Path(cell.run_dir) / "config.yaml"
+    """The resolved experiment of a cell's training run (RUN_CONFIG, written by LightningCLI), or None."""
+    path = Path(cell.run_dir) / RUN_CONFIG
     return yaml.safe_load(path.read_text()) if path.is_file() else None
 
 

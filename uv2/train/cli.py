@@ -30,7 +30,7 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelSummary, Progr
 from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from uv2.experiment import load_experiment
+from uv2.experiment import RUN_CONFIG, load_experiment
 from uv2.io import CheckpointError
 from uv2.train.callbacks import (
     BalanceMonitor,
@@ -174,7 +174,6 @@ def check_ckpt_path(value: str) -> None:
                           f"{', '.join(LIGHTNING_CKPT_NAMES[:-1])})")
 
 
-RUN_CONFIG = "config.yaml"  # the fit's resolved config in its run directory (Lightning's SaveConfigCallback)
 CONFIG_DIR_PREFIX = "uv2-config-"  # + "<pid>-<random>": a run's merged configs, in the temporary folder
 
 
