@@ -4,6 +4,7 @@ forward convolutions (``uv2.models.blocks.depthwise_weight_grad``, which the CPU
 
     python benchmarks/dpe_grad.py                 # one thread: the tiny grid's DPE, ViT-S's and ViT-B's
     python benchmarks/dpe_grad.py --threads 2 --iters 50
+    python benchmarks/dpe_grad.py --batch-factor 8   # each shape with 8x the clips (uv2 loops over the clips)
 
 Each shape is (B, T, h, w, C), the DPE's channels-last input: the tiny temporal preset's (batch 8, 4 frames of 4x4
 patches, width 128), ViT-S's in `benchmarks/speed.py`'s CPU reference setting (batch 4, 16x112x112 frames, which
@@ -20,8 +21,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-SHAPES = {"tiny grid (8x4x4x4x128)": (8, 4, 4, 4, 128), "ViT-S (4x8x7x7x384)": (4, 8, 7, 7, 384),
-          "SSv2 B/16 (2x16x14x14x768)": (2, 16, 14, 14, 768)}
+SHAPES = {"tiny grid": (8, 4, 4, 4, 128), "ViT-S": (4, 8, 7, 7, 384), "SSv2 B/16": (2, 16, 14, 14, 768)}
 
 
 def median_ms(fns: list[Callable[[], object]], warmup: int, iters: int) -> list[float]:
@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--kernel", type=int, default=3)
+    parser.add_argument("--batch-factor", type=int, default=1,
+                        help="each shape's clips times this (uv2's formulation is one convolution per clip)")
     args = parser.parse_args(argv)
     import torch
 
@@ -64,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     k = args.kernel
     print(f"{hardware('cpu')}, {args.threads} thread(s), kernel {k}, median of {args.iters} calls")
-    print(f"{'DPE input':<28} {'torch (ms)':>10} {'uv2 (ms)':>10} {'speed-up':>9} {'max |diff|':>11}")
+    print(f"{'DPE input':<29} {'torch (ms)':>10} {'uv2 (ms)':>10} {'speed-up':>9} {'max |diff|':>11}")
     for name, (b, t, h, w, c) in SHAPES.items():
+        b *= args.batch_factor
+        name = f"{name} ({b}x{t}x{h}x{w}x{c})"
         gen = torch.Generator().manual_seed(0)
         # the (B, C, T, h, w) views of channels-last tensors, as the DPE's backward receives them
         x = torch.randn(b, t, h, w, c, generator=gen).permute(0, 4, 1, 2, 3)
@@ -75,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         by_uv2 = partial(depthwise_weight_grad, x, grad_out, k)
         diff = (by_torch() - by_uv2()).abs().max().item()
         ms_torch, ms_uv2 = median_ms([by_torch, by_uv2], args.warmup, args.iters)
-        print(f"{name:<28} {ms_torch:>10.2f} {ms_uv2:>10.2f} {ms_torch / ms_uv2:>8.2f}x {diff:>11.2e}")
+        print(f"{name:<29} {ms_torch:>10.2f} {ms_uv2:>10.2f} {ms_torch / ms_uv2:>8.2f}x {diff:>11.2e}")
     return 0
 
 

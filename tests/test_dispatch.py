@@ -191,13 +191,14 @@ def test_gpu_path_under_bf16_autocast():
 
 
 def test_the_dpe_gradient_benchmark_compares_both_on_every_shape(capsys):
-    """benchmarks/dpe_grad.py: a row per DPE size with both times, the speed-up and a difference at rounding's
-    size (the two compute the same gradient)."""
+    """benchmarks/dpe_grad.py: a row per DPE size, named with its shape (--batch-factor times the clips), with both
+    times, the speed-up and a difference at rounding's size (the two compute the same gradient)."""
     from benchmarks.dpe_grad import SHAPES, main
 
-    assert main(["--warmup", "0", "--iters", "1"]) == 0
+    assert main(["--warmup", "0", "--iters", "1", "--batch-factor", "2"]) == 0
     rows = capsys.readouterr().out.strip().splitlines()[2:]
-    assert [row[:28].strip() for row in rows] == list(SHAPES)
+    assert [row[:29].strip() for row in rows] == [f"{name} ({2 * b}x{t}x{h}x{w}x{c})"
+                                                   for name, (b, t, h, w, c) in SHAPES.items()]
     for row in rows:
-        ms_torch, ms_uv2, speedup, diff = row[28:].split()
+        ms_torch, ms_uv2, speedup, diff = row[29:].split()
         assert float(ms_torch) > 0 and float(ms_uv2) > 0 and speedup.endswith("x") and float(diff) < 1e-3
