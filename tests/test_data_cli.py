@@ -173,6 +173,11 @@ def test_synth_cli(tmp_path, capsys):
     assert "different benchmark" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         synth_main(["--out", str(out), "--sets", "kinetics"])
+    capsys.readouterr()
+    for flag, value in (("--motion-scale", "0"), ("--motion-scale", "nan"), ("--val-per-class", "0")):
+        with pytest.raises(SystemExit):  # refused before anything is written
+            synth_main(["--out", str(tmp_path / "refused"), "--size", "micro", flag, value])
+        assert f"{flag} {value}: expected" in capsys.readouterr().err and not (tmp_path / "refused").exists()
 
 
 def test_bench_data_prints_the_split(capsys):

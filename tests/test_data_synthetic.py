@@ -151,8 +151,10 @@ def test_a_shorter_motion_changes_only_the_translations(micro_roots, tmp_path):
         ensure_synthetic(tmp_path, size="micro", seed=0, sets=["temporal"])
     with pytest.raises(ValueError, match="motion_scale=1.0, asked 0.5"):
         generate(standard, size="micro", seed=0, sets=["temporal"], motion_scale=0.5)
-    with pytest.raises(ValueError, match="motion_scale must be > 0"):
-        generate(tmp_path / "none", size="micro", seed=0, sets=["temporal"], motion_scale=0)
+    for refused in (0, float("nan")):
+        with pytest.raises(ValueError, match="motion_scale must be > 0"):
+            generate(tmp_path / "none", size="micro", seed=0, sets=["temporal"], motion_scale=refused)
+        assert not (tmp_path / "none").exists()  # refused before anything is written
 
 
 def test_adding_a_set_keeps_the_others(tmp_path):

@@ -73,6 +73,10 @@ def synth_main(argv: list[str]) -> int:
     bad = [s for s in sets if s not in ALL_SETS]
     if bad or not sets:
         parser.error(f"unknown set(s) {', '.join(bad) or '(none given)'}; valid: {', '.join(ALL_SETS)}")
+    if args.val_per_class is not None and args.val_per_class < 1:
+        parser.error(f"--val-per-class {args.val_per_class}: expected a number of videos >= 1")
+    if args.motion_scale is not None and not args.motion_scale > 0:
+        parser.error(f"--motion-scale {args.motion_scale:g}: expected a fraction of the distance > 0 (0.5: half as far)")
     start = time.perf_counter()
     try:
         manifest = generate(args.out, size=args.size, seed=args.seed, sets=sets, workers=args.workers, force=args.force,

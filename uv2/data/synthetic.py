@@ -877,12 +877,12 @@ def generate(
     for s in sets:
         if s not in ALL_SETS:
             raise ValueError(f"unknown synthetic set {s!r}; valid: {', '.join(ALL_SETS)}")
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     if val_per_class is not None and val_per_class < 1:
         raise ValueError(f"val_per_class must be >= 1, got {val_per_class}")
-    if motion_scale is not None and motion_scale <= 0:
+    if motion_scale is not None and not motion_scale > 0:  # NaN too
         raise ValueError(f"motion_scale must be > 0, got {motion_scale}")
+    root = Path(root)  # created once the arguments are known to be valid
+    root.mkdir(parents=True, exist_ok=True)
     spec = SIZES[size]
     if val_per_class is not None:
         spec = replace(spec, val_per_class=val_per_class, scene_val_per_class=val_per_class)
