@@ -209,10 +209,20 @@ def fp32_outputs(model: torch.nn.Module, x: torch.Tensor) -> list:
 
 class Measurers:
     """One process per implementation and mode, started on its first measurement and kept for every round (its own
-    model and peak memory); a crash there raises here."""
+    model and peak memory); a crash there raises here.
+
+    The processes fork from a server that has imported this script (torch, uv2, timm, the official layout) once,
+    where each would otherwise start an interpreter and import them again (about 6 s per process on a 2-core CPU,
+    four to six processes a run: tests/test_speed.py's runs take half the time). The server has run no torch
+    operation and not touched CUDA, so forking it is safe."""
 
     def __init__(self) -> None:
         self.pools: dict[tuple[str, str], ProcessPoolExecutor] = {}
+        if "forkserver" in mp.get_all_start_methods():
+            self.context = mp.get_context("forkserver")
+            self.context.set_forkserver_preload(["benchmarks.speed"])
+        else:  # Windows: a fresh interpreter per process
+            self.context = mp.get_context("spawn")
 
     def __enter__(self) -> Measurers:
         return self
@@ -223,7 +233,7 @@ class Measurers:
 
     def measure(self, impl: str, mode: str, cfg: ModelConfig, args: dict) -> dict:
         if (impl, mode) not in self.pools:
-            self.pools[(impl, mode)] = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
+            self.pools[(impl, mode)] = ProcessPoolExecutor(max_workers=1, mp_context=self.context)
         return self.pools[(impl, mode)].submit(measure, impl, mode, cfg.to_dict(), args).result()
 
 
