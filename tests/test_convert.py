@@ -12,6 +12,7 @@ from torch import nn
 
 from benchmarks.official_layout import OfficialLayoutUniFormerV2, official_layout_unsupported, randomize_
 from tests.helpers import REPO
+from uv2.__main__ import main as uv2_main
 from uv2.io import CheckpointError, safe_load
 from uv2.labels import class_rows, union_classes
 from uv2.models import ModelConfig, build_model
@@ -195,6 +196,26 @@ def test_pickle_that_runs_code_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="refused"):
         load_image_weights(build_vit(ModelConfig(vit="tiny", global_layers="none").vit_cfg), evil)
     assert not marker.exists()
+    with pytest.raises(CheckpointError, match=r"rejected it: [^()]*GLOBAL \w+"):  # torch's line naming it
+        safe_load(evil)
+
+
+@pytest.mark.parametrize("content,says", [
+    (b"", "an empty file, not a checkpoint"),
+    (b"not a checkpoint", "not a PyTorch checkpoint"),
+    ("half", "not a readable PyTorch checkpoint, truncated or corrupted"),
+    ("legacy head", "not a readable PyTorch checkpoint, truncated or corrupted"),
+], ids=["empty", "other format", "truncated", "truncated legacy"])
+def test_a_file_that_is_no_checkpoint_is_named_as_such(tmp_path, content, says):
+    """Bad files, not refusals: each raises a CheckpointError naming the file and what is wrong with it."""
+    whole = tmp_path / "whole.pt"
+    torch.save({"w": torch.ones(3)}, whole, _use_new_zipfile_serialization=content != "half")
+    data = whole.read_bytes()
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes({"half": data[: len(data) // 2], "legacy head": data[:20]}.get(content, content))
+    with pytest.raises(CheckpointError, match=f"bad.pt: {says}") as caught:
+        safe_load(bad)
+    assert "refused" not in str(caught.value)
 
 
 # ------------------------------------------------------------------------------------------- image weights
@@ -389,11 +410,12 @@ def test_checkpoints_say_what_normalisation_their_weights_trained_on(tmp_path):
     assert checkpoint_normalisation(clip_visual_state(build_vit(cfg.vit_cfg))) is None
 
 
-def test_convert_cli_bad_file(tmp_path):
+def test_convert_cli_bad_file(tmp_path, capsys):
+    """Through the entry point's main, in this process: exit status 2, the file named, nothing written."""
     (tmp_path / "garbage.pyth").write_bytes(b"not a checkpoint")
-    result = subprocess.run([sys.executable, "-m", "uv2", "convert", "official", str(tmp_path / "garbage.pyth"),
-                             str(tmp_path / "o.ckpt")], capture_output=True, text=True, cwd=REPO)
-    assert result.returncode != 0 and "garbage.pyth" in result.stderr
+    with pytest.raises(SystemExit) as exit_:  # convert's argparse error
+        uv2_main(["convert", "official", str(tmp_path / "garbage.pyth"), str(tmp_path / "o.ckpt")])
+    assert exit_.value.code == 2 and "garbage.pyth: not a PyTorch checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "o.ckpt").exists()
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from types import SimpleNamespace
 
 import pytest
 
 from tests.helpers import REPO
+from uv2.__main__ import main as uv2_main
 from uv2.models import ModelConfig, model_config
 from uv2.models.flops import model_flops
 from uv2.train.callbacks import ModelSummaryWithMacs
@@ -73,20 +72,21 @@ def test_flops_of_released_designs():
     assert plain["gflops"] == pytest.approx(141, rel=0.01)
 
 
+# `python -m uv2 flops` through the entry point's main, in this process (tests/test_train.py runs the entry point
+# as a process of its own)
 @pytest.mark.parametrize("name,gflops,params", [("k400/k400_b16_8x224", 148, 114.6), ("ssv2/ssv2_b16_16x224", 187, 163.0)])
-def test_flops_cli_json(name, gflops, params):
-    result = subprocess.run([sys.executable, "-m", "uv2", "flops", "--config", f"experiments/{name}.yaml", "--json"],
-                            capture_output=True, text=True, cwd=REPO, check=True)
-    last = json.loads(result.stdout.strip().splitlines()[-1])
+def test_flops_cli_json(name, gflops, params, capsys):
+    assert uv2_main(["flops", "--config", str(REPO / f"experiments/{name}.yaml"), "--json"]) == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last["gflops"] == pytest.approx(gflops, rel=0.02) and round(last["params_m"], 1) == params
 
 
-def test_flops_cli_bad_config(tmp_path):
+def test_flops_cli_bad_config(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  arch:\n    vit: clip_b16\n    fusion: zigzag\n")
-    result = subprocess.run([sys.executable, "-m", "uv2", "flops", "--config", str(bad)], capture_output=True,
-                            text=True, cwd=REPO)
-    assert result.returncode == 2 and "fusion" in result.stderr and "hierarchical_kv" in result.stderr
+    assert uv2_main(["flops", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "fusion" in err and "hierarchical_kv" in err
 
 
 def test_flops_parts_add_up():

@@ -30,22 +30,40 @@ def is_torchscript_archive(path: str | os.PathLike) -> bool:
 
 
 def safe_load(path: str | os.PathLike) -> Any:
-    """torch.load(path, weights_only=True): tensors, containers and primitives only; a pickle that would run code
-    is refused with a CheckpointError that names the file."""
+    """torch.load(path, weights_only=True): tensors, containers and primitives only. A pickle that would run code,
+    and a file that is no checkpoint (empty, truncated, another format), raise a CheckpointError that names the
+    file and says which it is."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: an empty file, not a checkpoint (a download or copy that did not finish?)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first_line = str(err).strip().splitlines()[-1] if str(err).strip() else ""
+        reason = _refusal(str(err))
+        if reason is None:
+            raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither a zip archive torch.save writes nor a "
+                                  f"pickle it can read)") from err
         raise CheckpointError(
-            f"{path}: refused to load: the file holds Python objects that would run code when unpickled "
-            f"(torch.load(weights_only=True) rejected it: {first_line}). If you trust its source, load it yourself "
-            f"and re-save only its tensors: torch.save(state_dict, 'clean.pt')."
+            f"{path}: refused to load: the file holds Python objects that could run code when unpickled "
+            f"(torch.load(weights_only=True) rejected it: {reason}). If you trust its source, load it yourself and "
+            f"re-save only its tensors: torch.save(state_dict, 'clean.pt')."
         ) from err
-    except RuntimeError as err:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({err})") from err
+    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as err:
+        first = str(err).strip().splitlines()[0].split(". ")[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint, truncated or corrupted? ({first})") from err
+
+
+def _refusal(message: str) -> str | None:
+    """The line of torch's weights_only error that says what it refused (e.g. 'Unsupported global: GLOBAL
+    argparse.Namespace ...'), or None where the bytes were no pickle at all ('Unsupported operand', 'invalid load
+    key': a file of another format)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if any("Unsupported operand" in line or "invalid load key" in line for line in lines):
+        return None
+    named = [line for line in lines if "GLOBAL" in line or "global" in line.lower() or "reduce" in line]
+    return (named or lines or ["no reason given"])[0].removeprefix("WeightsUnpickler error: ").split(". ")[0]
 
 
 def load_torchscript_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
