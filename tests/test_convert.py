@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -203,16 +204,21 @@ def test_pickle_that_runs_code_is_refused(tmp_path):
 @pytest.mark.parametrize("content,says", [
     (b"", "an empty file, not a checkpoint"),
     (b"not a checkpoint", "not a PyTorch checkpoint"),
-    ("half", "not a readable PyTorch checkpoint, truncated or corrupted"),
+    ("half", "a zip archive cut short or corrupted"),
+    ("foreign zip", "a zip archive, but not one torch.save wrote"),
     ("legacy head", "not a readable PyTorch checkpoint, truncated or corrupted"),
-], ids=["empty", "other format", "truncated", "truncated legacy"])
+], ids=["empty", "other format", "truncated", "foreign zip", "truncated legacy"])
 def test_a_file_that_is_no_checkpoint_is_named_as_such(tmp_path, content, says):
     """Bad files, not refusals: each raises a CheckpointError naming the file and what is wrong with it."""
     whole = tmp_path / "whole.pt"
-    torch.save({"w": torch.ones(3)}, whole, _use_new_zipfile_serialization=content != "half")
+    torch.save({"w": torch.ones(3)}, whole, _use_new_zipfile_serialization=content != "legacy head")
     data = whole.read_bytes()
     bad = tmp_path / "bad.pt"
-    bad.write_bytes({"half": data[: len(data) // 2], "legacy head": data[:20]}.get(content, content))
+    if content == "foreign zip":
+        with zipfile.ZipFile(bad, "w") as archive:
+            archive.writestr("weights.npy", b"0")
+    else:
+        bad.write_bytes({"half": data[: len(data) // 2], "legacy head": data[:20]}.get(content, content))
     with pytest.raises(CheckpointError, match=f"bad.pt: {says}") as caught:
         safe_load(bad)
     assert "refused" not in str(caught.value)

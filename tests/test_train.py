@@ -254,13 +254,19 @@ def test_resume_without_a_last_checkpoint_starts_the_run(synth_root, tmp_path, c
 
 
 def test_a_missing_checkpoint_is_named_before_the_run_is_built(tmp_path):
-    """--ckpt_path naming no file stops the command at once, naming it; Lightning's own names and URLs pass."""
+    """--ckpt_path naming no file, or a file that is no checkpoint, stops the command at once, naming it (not a
+    traceback from Lightning's torch.load); a checkpoint, Lightning's own names and URLs pass."""
     ckpt = tmp_path / "last.ckpt"
+    argv = ["--config", str(REPO / "experiments/temporal_tiny.yaml"), "--ckpt_path", str(ckpt), "--run_dir",
+            str(tmp_path / "run")]
     with pytest.raises(CheckpointError, match=f"--ckpt_path {ckpt}: no such checkpoint file"):
-        run("test", ["--config", str(REPO / "experiments/temporal_tiny.yaml"), "--ckpt_path", str(ckpt),
-                     "--run_dir", str(tmp_path / "run")])
+        run("test", argv)
+    for content, says in ((b"", "an empty file"), (b"<html>Not Found</html>", "not a PyTorch checkpoint")):
+        ckpt.write_bytes(content)
+        with pytest.raises(CheckpointError, match=f"{ckpt}: {says}"):
+            run("test", argv)
     assert not (tmp_path / "run").exists()
-    ckpt.write_bytes(b"")
+    torch.save({"state_dict": {}}, ckpt)
     for value in (str(ckpt), "last", "best", "registry:uv2:latest", "s3://bucket/run/last.ckpt"):
         assert expand_argv([f"--ckpt_path={value}", "--run_dir", "r"], tmp_path)[0] == f"--ckpt_path={value}"
 

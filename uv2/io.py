@@ -29,41 +29,57 @@ def is_torchscript_archive(path: str | os.PathLike) -> bool:
         return False
 
 
-def safe_load(path: str | os.PathLike) -> Any:
-    """torch.load(path, weights_only=True): tensors, containers and primitives only. A pickle that would run code,
-    and a file that is no checkpoint (empty, truncated, another format), raise a CheckpointError that names the
-    file and says which it is."""
+def check_checkpoint_file(path: str | os.PathLike) -> Path:
+    """`path`, if it can be a file torch.save wrote: a zip archive holding a data.pkl (torch's format since 1.6;
+    TorchScript archives too) or a pickle (its legacy format). Otherwise a CheckpointError that names the file and
+    says what it is instead: missing, empty, a zip archive cut short, another format. Reads the archive's directory,
+    never its tensors, so it costs the same for a checkpoint of any size."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    if path.stat().st_size == 0:
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head:
         raise CheckpointError(f"{path}: an empty file, not a checkpoint (a download or copy that did not finish?)")
+    if head == b"PK\x03\x04":  # a zip archive
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except zipfile.BadZipFile as err:
+            raise CheckpointError(f"{path}: a zip archive cut short or corrupted, not a readable checkpoint (a "
+                                  f"download or copy that did not finish?)") from err
+        if not any(name.endswith("data.pkl") for name in names):
+            raise CheckpointError(f"{path}: a zip archive, but not one torch.save wrote (no data.pkl in it)")
+    elif head[0] != 0x80:  # every pickle torch writes starts with the PROTO opcode
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither a zip archive torch.save writes nor a "
+                              f"pickle)")
+    return path
+
+
+def safe_load(path: str | os.PathLike) -> Any:
+    """torch.load(path, weights_only=True): tensors, containers and primitives only. A pickle that would run code
+    is refused, and a file that is no checkpoint named as such (check_checkpoint_file), with a CheckpointError."""
+    path = check_checkpoint_file(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        reason = _refusal(str(err))
-        if reason is None:
-            raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither a zip archive torch.save writes nor a "
-                                  f"pickle it can read)") from err
         raise CheckpointError(
             f"{path}: refused to load: the file holds Python objects that could run code when unpickled "
-            f"(torch.load(weights_only=True) rejected it: {reason}). If you trust its source, load it yourself and "
-            f"re-save only its tensors: torch.save(state_dict, 'clean.pt')."
+            f"(torch.load(weights_only=True) rejected it: {_refusal(str(err))}). If you trust its source, load it "
+            f"yourself and re-save only its tensors: torch.save(state_dict, 'clean.pt')."
         ) from err
-    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as err:
+    except (RuntimeError, EOFError, ValueError) as err:
         first = str(err).strip().splitlines()[0].split(". ")[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint, truncated or corrupted? ({first})") from err
 
 
-def _refusal(message: str) -> str | None:
-    """The line of torch's weights_only error that says what it refused (e.g. 'Unsupported global: GLOBAL
-    argparse.Namespace ...'), or None where the bytes were no pickle at all ('Unsupported operand', 'invalid load
-    key': a file of another format)."""
+def _refusal(message: str) -> str:
+    """The line of torch's weights_only error that says what it refused, e.g. 'Unsupported global: GLOBAL
+    argparse.Namespace was not an allowed global by default', without the advice that follows it."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
-    if any("Unsupported operand" in line or "invalid load key" in line for line in lines):
-        return None
     named = [line for line in lines if "GLOBAL" in line or "global" in line.lower() or "reduce" in line]
-    return (named or lines or ["no reason given"])[0].removeprefix("WeightsUnpickler error: ").split(". ")[0]
+    reason = (named or lines or ["no reason given"])[0].removeprefix("WeightsUnpickler error: ")
+    return reason.split(". ")[0].rstrip(".")
 
 
 def load_torchscript_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -31,7 +31,7 @@ from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from uv2.experiment import RUN_CONFIG, load_experiment
-from uv2.io import CheckpointError
+from uv2.io import CheckpointError, check_checkpoint_file
 from uv2.train.callbacks import (
     BalanceMonitor,
     HParamsSummary,
@@ -167,8 +167,12 @@ LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry", "null")
 
 
 def check_ckpt_path(value: str) -> None:
-    """A --ckpt_path that names a file must exist: said before the run is built, not after."""
-    if value.split(":")[0] in LIGHTNING_CKPT_NAMES or "://" in value or Path(value).is_file():
+    """A --ckpt_path that names a file must exist and can be a checkpoint (uv2.io.check_checkpoint_file): said
+    before the run is built, not in a traceback from Lightning's torch.load."""
+    if value.split(":")[0] in LIGHTNING_CKPT_NAMES or "://" in value:
+        return
+    if Path(value).is_file():
+        check_checkpoint_file(value)
         return
     raise CheckpointError(f"--ckpt_path {value}: no such checkpoint file (or one of Lightning's names: "
                           f"{', '.join(LIGHTNING_CKPT_NAMES[:-1])})")
