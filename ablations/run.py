@@ -23,12 +23,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from uv2.ablation.grid import SCALES, TableError, expand_cells, load_datasets, load_table, missing_inputs  # noqa: E402
+from uv2.ablation.grid import SCALES, expand_cells, load_datasets, load_table, missing_inputs  # noqa: E402
 from uv2.ablation.launch import quiet_warnings  # noqa: E402
 from uv2.ablation.parallel import default_jobs, why_one_at_a_time  # noqa: E402
 from uv2.ablation.pretrain import ensure_image_vit  # noqa: E402
 from uv2.ablation.runner import GridRunner  # noqa: E402
 from uv2.ablation.slurm import write_sbatch  # noqa: E402
+from uv2.errors import InputError  # noqa: E402
+from uv2.io import make_output_dir  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,7 +81,20 @@ def main(argv: list[str] | None = None) -> int:
                                   REPO)
         # the ones to run; results.csv and table.md show them all
         cells = [c for c in grid_cells if c.row in rows and c.seed in seeds]
-    except (TableError, ValueError) as err:
+    except (InputError, ValueError) as err:  # TableError is both
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.cell is not None and not 0 <= args.cell < len(cells):
+        print(f"error: --cell {args.cell}: the grid has cells 0-{len(cells) - 1}", file=sys.stderr)
+        return 2
+    jobs = default_jobs(cells) if args.jobs is None else args.jobs
+    if jobs < 1:
+        parser.error(f"--jobs {jobs}: at least 1")
+    if jobs > 1 and (reason := why_one_at_a_time(cells)):
+        parser.error(f"--jobs {jobs}: these cells run one at a time: {reason}")
+    try:  # the arguments hold: the table's folder, before anything is trained or written
+        make_output_dir(out_dir, "--out")
+    except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     runner = GridRunner(table, grid_cells, out_dir, REPO, fresh=args.fresh)
@@ -91,14 +106,6 @@ def main(argv: list[str] | None = None) -> int:
         runner.write_outputs()
         print((out_dir / "table.md").read_text())
         return 0
-    if args.cell is not None and not 0 <= args.cell < len(cells):
-        print(f"error: --cell {args.cell}: the grid has cells 0-{len(cells) - 1}", file=sys.stderr)
-        return 2
-    jobs = default_jobs(cells) if args.jobs is None else args.jobs
-    if jobs < 1:
-        parser.error(f"--jobs {jobs}: at least 1")
-    if jobs > 1 and (reason := why_one_at_a_time(cells)):
-        parser.error(f"--jobs {jobs}: these cells run one at a time: {reason}")
     ensure_image_vit(cells, trainer, REPO)
     if missing := missing_inputs(cells, REPO):
         print(f"error: the cells read files or folders that do not exist (paths relative to {REPO}):\n  "

@@ -314,6 +314,20 @@ def test_side_by_side_refused_where_cells_share_a_device(tmp_path):
     assert "accelerator 'gpu'" in result.stderr and not (tmp_path / "table_c").exists()
 
 
+def test_an_out_folder_that_cannot_be_made_stops_the_grid_at_once(tmp_path, monkeypatch, capsys):
+    """--out under a file: exit status 2 naming the flag and the folder, before any pretraining or cell."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ablations_run", REPO / "ablations" / "run.py")
+    run_py = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_py)
+    monkeypatch.chdir(REPO)  # main moves to the repository; the test's own folder comes back after it
+    (tmp_path / "a_file").write_text("")
+    assert run_py.main(["--table", "c", "--out", str(tmp_path / "a_file" / "results"), "--seeds", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {tmp_path / 'a_file' / 'results' / 'table_c'}: cannot create this folder (Not a directory" in err
+
+
 def test_default_jobs(monkeypatch):
     from uv2.ablation import parallel
     from uv2.ablation.parallel import default_jobs, usable_cores, why_one_at_a_time

@@ -12,6 +12,7 @@ import pytest
 from tests.data_helpers import encode, make_bad_files, numbered_frames, write_images
 from uv2.data.bench import measure_data_wait_fraction
 from uv2.data.cli import bench_data_main, check_videos_main, synth_main, untrimmed_lists_main
+from uv2.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -178,6 +179,9 @@ def test_synth_cli(tmp_path, capsys):
         with pytest.raises(SystemExit):  # refused before anything is written
             synth_main(["--out", str(tmp_path / "refused"), "--size", "micro", flag, value])
         assert f"{flag} {value}: expected" in capsys.readouterr().err and not (tmp_path / "refused").exists()
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(InputError, match=f"--out {tmp_path / 'a_file' / 'synth'}: cannot create this folder"):
+        synth_main(["--out", str(tmp_path / "a_file" / "synth"), "--size", "micro"])
 
 
 def test_bench_data_prints_the_split(capsys):

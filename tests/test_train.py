@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from tests.data_helpers import write_mit_layout, write_ssv1_layout
 from tests.helpers import REPO
 from uv2.data.synthetic import ensure_synthetic
+from uv2.errors import InputError
 from uv2.experiment import load_experiment
 from uv2.io import CheckpointError, safe_load
 from uv2.models import ModelConfig
@@ -251,6 +252,13 @@ def test_resume_without_a_last_checkpoint_starts_the_run(synth_root, tmp_path, c
     last = run_dir / "checkpoints" / "last.ckpt"
     assert f"--resume: no {last} yet, so the run starts from the beginning" in caplog.messages
     assert safe_load(last)["global_step"] == 2
+
+
+def test_a_run_dir_that_cannot_be_made_is_named(synth_root, tmp_path):
+    """--run_dir under a file: an InputError naming the flag and the folder, before any step."""
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(InputError, match=f"--run_dir {tmp_path / 'a_file' / 'run'}: cannot create this folder"):
+        run("fit", _fit_argv(synth_root, tmp_path / "a_file" / "run", "--trainer.max_steps", "1"))
 
 
 def test_a_missing_checkpoint_is_named_before_the_run_is_built(tmp_path):

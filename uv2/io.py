@@ -1,4 +1,5 @@
-"""Safe checkpoint reading and atomic writing, shared by the model converters, training and the ablation runner."""
+"""Safe checkpoint reading, atomic writing and the output folders a user names, shared by the model converters,
+training, the synthetic benchmark and the ablation runner."""
 
 from __future__ import annotations
 
@@ -89,6 +90,19 @@ def load_torchscript_state_dict(path: str | os.PathLike) -> dict[str, torch.Tens
         warnings.simplefilter("ignore", FutureWarning)
         module = torch.jit.load(str(path), map_location="cpu")
     return dict(module.state_dict())
+
+
+def make_output_dir(path: str | os.PathLike, setting: str) -> Path:
+    """Create the folder `path` (and its parents) that the user named through `setting` (a flag or config field,
+    e.g. '--run_dir'), or raise an InputError that names both and says why it cannot be created (an existing file
+    on the way, no permission, a read-only file system). Returns the path."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        where = f": {err.filename}" if err.filename and Path(err.filename) != path else ""
+        raise InputError(f"{setting} {path}: cannot create this folder ({err.strerror or err}{where})") from err
+    return path
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -47,6 +47,7 @@ def _cpus() -> int:
 
 def synth_main(argv: list[str]) -> int:
     from uv2.data.synthetic import ALL_SETS, DEFAULT_SEED, DEFAULT_SIZE, SIZES, generate
+    from uv2.io import make_output_dir
 
     parser = argparse.ArgumentParser(prog="python -m uv2 synth", description="Generate the synthetic video benchmark.")
     parser.add_argument("--out", required=True, help="output directory (DIR/<set>/..., DIR/manifest.json)")
@@ -77,6 +78,7 @@ def synth_main(argv: list[str]) -> int:
         parser.error(f"--val-per-class {args.val_per_class}: expected a number of videos >= 1")
     if args.motion_scale is not None and not args.motion_scale > 0:
         parser.error(f"--motion-scale {args.motion_scale:g}: expected a fraction of the distance > 0 (0.5: half as far)")
+    make_output_dir(args.out, "--out")  # an InputError naming it where it cannot be made
     start = time.perf_counter()
     try:
         manifest = generate(args.out, size=args.size, seed=args.seed, sets=sets, workers=args.workers, force=args.force,

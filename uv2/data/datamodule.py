@@ -48,6 +48,7 @@ from uv2.data.synthetic import (
     read_manifest,
 )
 from uv2.data.transforms import CLIP_MEAN, CLIP_STD, TransformConfig, parse_rand_augment
+from uv2.io import make_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -323,6 +324,7 @@ class VideoDataModule(pl.LightningDataModule):
         """Generate the synthetic set when one is configured (called once per node by Lightning)."""
         hp = self.hparams
         if hp.synthetic_set is not None:
+            make_output_dir(self.synthetic_dir, "data.init_args.synthetic_root")
             ensure_synthetic(
                 self.synthetic_dir, size=hp.synthetic_size, seed=hp.synthetic_seed, sets=[hp.synthetic_set]
             )
@@ -508,6 +510,7 @@ class ImageDataModule(pl.LightningDataModule):
     def prepare_data(self) -> None:
         if self._synthetic:
             hp = self.hparams
+            make_output_dir(self.synthetic_dir, "data.init_args.synthetic_root")
             ensure_synthetic(self.synthetic_dir, size=hp.synthetic_size, seed=hp.synthetic_seed, sets=["images"])
 
     def setup(self, stage: str | None = None) -> None:

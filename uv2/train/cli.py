@@ -31,7 +31,7 @@ from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from uv2.experiment import RUN_CONFIG, load_experiment
-from uv2.io import CheckpointError, check_checkpoint_file
+from uv2.io import CheckpointError, check_checkpoint_file, make_output_dir
 from uv2.train.callbacks import (
     BalanceMonitor,
     HParamsSummary,
@@ -89,7 +89,7 @@ class UV2CLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any):
         config = self.config[self.subcommand] if self.subcommand else self.config
-        run_dir = run_dir_of(config)
+        run_dir = make_output_dir(run_dir_of(config), "--run_dir")
         kwargs.setdefault("default_root_dir", str(run_dir))
         trainer_cfg = config.get("trainer", {})
         if trainer_cfg.get("logger") in (None, True):
