@@ -254,6 +254,43 @@ def test_resume_without_a_last_checkpoint_starts_the_run(synth_root, tmp_path, c
     assert safe_load(last)["global_step"] == 2
 
 
+@pytest.mark.parametrize("setting,says", [
+    # raised in the data module's __init__, which jsonargparse re-raises as a ValueError of its own
+    (["--data.init_args.batch_size", "0"], "batch_size and eval_batch_size must be >= 1 and num_workers >= 0, got 0"),
+    (["--data.init_args.rand_augment", "rand-q3"], "RandAugment config 'rand-q3': bad section 'q3'"),
+    (["--model.optim.lr", "-1"], "optim.lr and optim.new_module_lr_scale must be > 0, got -1.0"),
+    (["--model.arch.num_classes", "7"], "model.arch.num_classes is 7 but the data has 10 classes"),  # at setup
+], ids=["batch size", "RandAugment", "lr", "classes"])
+def test_an_invalid_setting_ends_the_command_in_one_line(synth_root, tmp_path, capsys, setting, says):
+    """A setting the model, optimizer or data module refuses: exit status 2 and one line naming it, however deep
+    in Lightning or jsonargparse it was raised."""
+    from uv2.__main__ import main as uv2_main
+
+    assert uv2_main(["fit", *_fit_argv(synth_root, tmp_path / "run", "--trainer.max_steps", "1", *setting)]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"uv2 fit: error: {says}"), last
+
+
+def test_input_errors_are_found_through_their_cause_not_their_context():
+    """jsonargparse raises from a class's error (``__cause__``): bad input. An error raised while another was being
+    handled (``__context__``) is a bug in that handler, whatever it handled."""
+    from uv2.errors import SettingError, input_error_in
+
+    bad = SettingError("crop_size must be >= 1, got 0")
+    try:
+        raise ValueError("Does not validate against any of the Union subtypes") from bad
+    except ValueError as wrapped:
+        assert input_error_in(wrapped) is bad
+    try:
+        try:
+            raise bad
+        except SettingError:
+            raise KeyError("a bug in the handler") from None
+    except KeyError as bug:
+        assert bug.__context__ is bad and input_error_in(bug) is None
+    assert input_error_in(bad) is bad and input_error_in(RuntimeError("x")) is None
+
+
 def test_a_run_dir_that_cannot_be_made_is_named(synth_root, tmp_path):
     """--run_dir under a file: an InputError naming the flag and the folder, before any step."""
     (tmp_path / "a_file").write_text("")

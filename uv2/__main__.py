@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from uv2.errors import InputError
+from uv2.errors import input_error_in
 
 # command -> ("module:function", one-line help). The function takes argv (list[str]) and returns an exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -50,8 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     func = getattr(importlib.import_module(module_name), func_name)
     try:
         return int(func(rest) or 0)
-    except InputError as err:  # bad input, not a bug: its message names the file or field (uv2.errors)
-        print(f"uv2 {name}: error: {err}", file=sys.stderr)
+    except Exception as err:  # bad input, not a bug: its message names the file or field (uv2.errors)
+        if (bad := input_error_in(err)) is None:
+            raise
+        print(f"uv2 {name}: error: {bad}", file=sys.stderr)
         return 2
 
 

@@ -5,3 +5,20 @@ choices) with exit status 2. Any other exception is a bug in uv2 or a library an
 
 class InputError(Exception):
     """A file or setting the user gave is missing or invalid; the message says which and what is valid."""
+
+
+class SettingError(InputError, ValueError):
+    """A setting (a config field or an argument) holds an invalid value; the message names it and what is valid."""
+
+
+def input_error_in(err: BaseException) -> InputError | None:
+    """`err` if it is an InputError, else the first InputError it was raised from along its ``__cause__`` chain
+    (jsonargparse raises its own ValueError from the one a data module's ``__init__`` raised), else None. Never
+    ``__context__``: an exception raised while another was being handled is a bug, whatever that other was."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, InputError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__
+    return None

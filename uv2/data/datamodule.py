@@ -48,6 +48,7 @@ from uv2.data.synthetic import (
     read_manifest,
 )
 from uv2.data.transforms import CLIP_MEAN, CLIP_STD, TransformConfig, parse_rand_augment
+from uv2.errors import SettingError
 from uv2.io import make_output_dir
 
 log = logging.getLogger(__name__)
@@ -231,21 +232,22 @@ class VideoDataModule(pl.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         if list_format not in LIST_FORMATS:
-            raise ValueError(f"unknown list_format {list_format!r}; valid choices: {', '.join(LIST_FORMATS)}")
+            raise SettingError(f"unknown list_format {list_format!r}; valid choices: {', '.join(LIST_FORMATS)}")
         if synthetic_set is not None:
             if synthetic_set not in ALL_SETS or synthetic_set == "images":
                 valid = ", ".join(s for s in ALL_SETS if s != "images")
-                raise ValueError(f"unknown synthetic_set {synthetic_set!r} for videos; valid choices: {valid}")
+                raise SettingError(f"unknown synthetic_set {synthetic_set!r} for videos; valid choices: {valid}")
             if synthetic_size not in SIZES:
-                raise ValueError(f"unknown synthetic_size {synthetic_size!r}; valid choices: {', '.join(SIZES)}")
+                raise SettingError(f"unknown synthetic_size {synthetic_size!r}; valid choices: {', '.join(SIZES)}")
         if (jitter_min is None) != (jitter_max is None):
-            raise ValueError("give both jitter_min and jitter_max, or neither")
+            raise SettingError("give both jitter_min and jitter_max, or neither")
         if rand_augment is not None:
             parse_rand_augment(rand_augment)
         if decoder not in DECODERS:
-            raise ValueError(f"unknown decoder {decoder!r}; valid choices: {', '.join(DECODERS)}")
+            raise SettingError(f"unknown decoder {decoder!r}; valid choices: {', '.join(DECODERS)}")
         if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1) or num_workers < 0:
-            raise ValueError("batch sizes must be >= 1 and num_workers >= 0")
+            raise SettingError(f"batch_size and eval_batch_size must be >= 1 and num_workers >= 0, got {batch_size}, "
+                               f"{eval_batch_size}, {num_workers}")
         transform = TransformConfig(
             crop_size=crop_size,
             short_side=short_side,
@@ -333,7 +335,7 @@ class VideoDataModule(pl.LightningDataModule):
         src = self._sources()
         path = src[which]
         if path is None:
-            raise ValueError(f"no {which} list configured (set {which}_list)")
+            raise SettingError(f"no {which} list configured (set {which}_list)")
         if self.hparams.synthetic_set is not None and read_manifest(self.synthetic_dir) is None:
             raise FileNotFoundError(f"synthetic data missing in {self.synthetic_dir}; call prepare_data() first")
         records, names = load_video_list(src["list_format"], path, src["classes"], src["root"], self.hparams.video_ext)
@@ -349,12 +351,12 @@ class VideoDataModule(pl.LightningDataModule):
         arch = getattr(module, "arch", None)
         model_frames = getattr(arch, "num_frames", None)
         if given is not None and model_frames is not None and given != model_frames:
-            raise ValueError(f"data.init_args.num_frames is {given} but model.arch.num_frames is {model_frames}: the "
+            raise SettingError(f"data.init_args.num_frames is {given} but model.arch.num_frames is {model_frames}: the "
                              f"clips must have the model's frame count; drop data.init_args.num_frames (the data "
                              f"module takes it from the model)")
         frames = given if given is not None else model_frames
         if frames is None:
-            raise ValueError("num_frames is not set and no model is attached to take it from: give num_frames, or "
+            raise SettingError("num_frames is not set and no model is attached to take it from: give num_frames, or "
                              "use the data module with a Trainer and a uv2 model (model.arch.num_frames)")
         return frames
 
@@ -363,7 +365,7 @@ class VideoDataModule(pl.LightningDataModule):
         cfg = self.dataset_cfg = replace(self.dataset_cfg, num_frames=self.clip_frames())
         src = self._sources()
         if not any(src[k] for k in ("train", "val", "test")):
-            raise ValueError("VideoDataModule needs lists (train_list / val_list / test_list) or synthetic_set")
+            raise SettingError("VideoDataModule needs lists (train_list / val_list / test_list) or synthetic_set")
         if stage in ("fit", None) and src["train"] is not None and self.train_dataset is None:
             self.train_dataset = VideoDataset(self._load("train"), "train", cfg, self._decoded)
         if stage in ("fit", "validate", None) and src["val"] is not None and self.val_dataset is None:
@@ -371,7 +373,7 @@ class VideoDataModule(pl.LightningDataModule):
         if stage in ("test", "predict", None) and src["test"] is not None and self.test_dataset is None:
             self.test_dataset = VideoDataset(self._load("test"), "test", cfg, self._decoded)
         if stage == "fit" and self.train_dataset is None:
-            raise ValueError("stage 'fit' needs train_list (or synthetic_set)")
+            raise SettingError("stage 'fit' needs train_list (or synthetic_set)")
 
     @property
     def num_classes(self) -> int:

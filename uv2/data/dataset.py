@@ -90,6 +90,7 @@ from uv2.data.transforms import (
     short_side_size,
     uniform_crop,
 )
+from uv2.errors import SettingError
 
 log = logging.getLogger(__name__)
 
@@ -139,28 +140,28 @@ class VideoDatasetConfig:
 
     def __post_init__(self) -> None:
         if self.num_frames < 1:
-            raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
+            raise SettingError(f"num_frames must be >= 1, got {self.num_frames}")
         if self.sampling not in SAMPLING_MODES:
-            raise ValueError(f"unknown sampling {self.sampling!r}; valid choices: {', '.join(SAMPLING_MODES)}")
+            raise SettingError(f"unknown sampling {self.sampling!r}; valid choices: {', '.join(SAMPLING_MODES)}")
         if self.frame_stride < 1:
-            raise ValueError(f"frame_stride must be >= 1, got {self.frame_stride}")
+            raise SettingError(f"frame_stride must be >= 1, got {self.frame_stride}")
         if self.num_test_clips < 1:
-            raise ValueError(f"num_test_clips must be >= 1, got {self.num_test_clips}")
+            raise SettingError(f"num_test_clips must be >= 1, got {self.num_test_clips}")
         if self.num_test_crops not in (1, 3):
-            raise ValueError(f"num_test_crops must be 1 or 3, got {self.num_test_crops}")
+            raise SettingError(f"num_test_crops must be 1 or 3, got {self.num_test_crops}")
         if self.num_repeats < 1:
-            raise ValueError(f"num_repeats must be >= 1, got {self.num_repeats}")
+            raise SettingError(f"num_repeats must be >= 1, got {self.num_repeats}")
         if not 0 <= self.max_bad_fraction <= 1:
-            raise ValueError(f"max_bad_fraction must be in [0, 1], got {self.max_bad_fraction}")
+            raise SettingError(f"max_bad_fraction must be in [0, 1], got {self.max_bad_fraction}")
         if self.decoder not in DECODERS:
-            raise ValueError(f"unknown decoder {self.decoder!r}; valid choices: {', '.join(DECODERS)}")
+            raise SettingError(f"unknown decoder {self.decoder!r}; valid choices: {', '.join(DECODERS)}")
         if self.frame_template is not None:
             parse_frame_template(self.frame_template)
         if self.decoded_cache_dir is not None and not self.cache_decoded:
-            raise ValueError(f"decoded_cache_dir ({self.decoded_cache_dir}) keeps the videos that cache_decoded keeps "
+            raise SettingError(f"decoded_cache_dir ({self.decoded_cache_dir}) keeps the videos that cache_decoded keeps "
                              f"in memory: set cache_decoded: true too, or drop decoded_cache_dir")
         if self.min_attempts < 1 or self.max_retries < 0:
-            raise ValueError(
+            raise SettingError(
                 f"need min_attempts >= 1 and max_retries >= 0, got {self.min_attempts}, {self.max_retries}"
             )
 

@@ -39,6 +39,8 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from uv2.errors import SettingError
+
 __all__ = [
     "CLIP_MEAN",
     "CLIP_STD",
@@ -82,24 +84,24 @@ class TransformConfig:
 
     def __post_init__(self) -> None:
         if self.crop_size < 1:
-            raise ValueError(f"crop_size must be >= 1, got {self.crop_size}")
+            raise SettingError(f"crop_size must be >= 1, got {self.crop_size}")
         if self.short_side is not None and self.short_side < self.crop_size:
-            raise ValueError(f"short_side ({self.short_side}) must be >= crop_size ({self.crop_size})")
+            raise SettingError(f"short_side ({self.short_side}) must be >= crop_size ({self.crop_size})")
         if self.train_crop not in TRAIN_CROPS:
-            raise ValueError(f"unknown train_crop {self.train_crop!r}; valid choices: {', '.join(TRAIN_CROPS)}")
+            raise SettingError(f"unknown train_crop {self.train_crop!r}; valid choices: {', '.join(TRAIN_CROPS)}")
         lo, hi = self.scale
         if not 0 < lo <= hi <= 1:
-            raise ValueError(f"scale must satisfy 0 < min <= max <= 1, got {self.scale}")
+            raise SettingError(f"scale must satisfy 0 < min <= max <= 1, got {self.scale}")
         if not 0 < self.ratio[0] <= self.ratio[1]:
-            raise ValueError(f"ratio must satisfy 0 < min <= max, got {self.ratio}")
+            raise SettingError(f"ratio must satisfy 0 < min <= max, got {self.ratio}")
         if self.jitter_short_side is not None:
             jlo, jhi = self.jitter_short_side
             if not self.crop_size <= jlo <= jhi:
-                raise ValueError(
+                raise SettingError(
                     f"jitter_short_side must satisfy crop_size <= min <= max, got {self.jitter_short_side}"
                 )
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise ValueError(f"mean and std need 3 values each (std > 0), got mean={self.mean} std={self.std}")
+            raise SettingError(f"mean and std need 3 values each (std > 0), got mean={self.mean} std={self.std}")
         if self.rand_augment is not None:
             parse_rand_augment(self.rand_augment)
 
@@ -131,18 +133,18 @@ def parse_rand_augment(config: str) -> dict[str, float | int | str]:
     """
     valid = "m<int>, n<int>, p<float>, mstd<float>, mmax<int>, inc<0|1>, t<" + "|".join(_RA_TRANSFORM_SETS) + ">"
     if not isinstance(config, str) or not config:
-        raise ValueError(
+        raise SettingError(
             f"RandAugment config must be a non-empty string like 'rand-m7-n4-mstd0.5-inc1', got {config!r}"
         )
     head, *sections = config.split("-")
     if head != "rand":
-        raise ValueError(f"RandAugment config {config!r} must start with 'rand', e.g. 'rand-m7-n4-mstd0.5-inc1'")
+        raise SettingError(f"RandAugment config {config!r} must start with 'rand', e.g. 'rand-m7-n4-mstd0.5-inc1'")
     out: dict[str, float | int | str] = {}
     for section in sections:
         if section.startswith("t"):
             name = section[1:]
             if name not in _RA_TRANSFORM_SETS:
-                raise ValueError(
+                raise SettingError(
                     f"RandAugment config {config!r}: unknown transform set {section!r}; "
                     f"valid: t{', t'.join(_RA_TRANSFORM_SETS)}"
                 )
@@ -150,17 +152,17 @@ def parse_rand_augment(config: str) -> dict[str, float | int | str]:
             continue
         match = re.fullmatch(r"([a-z]+)(\d+(?:\.\d*)?)", section)
         if match is None or match.group(1) not in _RA_KEYS:
-            raise ValueError(f"RandAugment config {config!r}: bad section {section!r}; valid sections: {valid}")
+            raise SettingError(f"RandAugment config {config!r}: bad section {section!r}; valid sections: {valid}")
         key, value = match.groups()
         cast = _RA_KEYS[key]
         try:
             out[key] = cast(value)
         except ValueError:
-            raise ValueError(
+            raise SettingError(
                 f"RandAugment config {config!r}: section {section!r} needs a {cast.__name__} value"
             ) from None
         if key == "inc" and out[key] not in (0, 1):
-            raise ValueError(f"RandAugment config {config!r}: inc must be 0 or 1, got {value}")
+            raise SettingError(f"RandAugment config {config!r}: inc must be 0 or 1, got {value}")
     return out
 
 

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from timm.data import Mixup
 from timm.loss import SoftTargetCrossEntropy
 
+from uv2.errors import SettingError
 from uv2.io import atomic_write_text
 from uv2.models import ModelConfig
 from uv2.models.convert import checkpoint_normalisation, init_model
@@ -90,7 +91,7 @@ class VideoClassifier(pl.LightningModule):
         """
         super().__init__()
         if nonfinite_guard not in GUARDS:
-            raise ValueError(f"model.nonfinite_guard: {nonfinite_guard!r} is not one of {', '.join(GUARDS)}")
+            raise SettingError(f"model.nonfinite_guard: {nonfinite_guard!r} is not one of {', '.join(GUARDS)}")
         arch = arch if isinstance(arch, ModelConfig) else ModelConfig(**arch)
         optim = optim if isinstance(optim, OptimConfig) else OptimConfig(**optim)
         # plain containers only, so checkpoints load with torch.load(weights_only=True)
@@ -131,14 +132,14 @@ class VideoClassifier(pl.LightningModule):
             return
         num_classes = getattr(datamodule, "num_classes", None)
         if num_classes is not None and num_classes != self.arch.num_classes:
-            raise ValueError(f"model.arch.num_classes is {self.arch.num_classes} but the data has {num_classes} "
+            raise SettingError(f"model.arch.num_classes is {self.arch.num_classes} but the data has {num_classes} "
                              f"classes; set model.arch.num_classes: {num_classes}")
         if self.class_names is None and getattr(datamodule, "class_names", None):
             self.class_names = list(datamodule.class_names)
             self.hparams["class_names"] = self.class_names
         if getattr(datamodule, "set_sizes", None) is not None:
             if self.mixup is not None:
-                raise ValueError("mixup / cutmix (model.mixup_alpha, model.cutmix_alpha) mix labels of one head; "
+                raise SettingError("mixup / cutmix (model.mixup_alpha, model.cutmix_alpha) mix labels of one head; "
                                  "set them to 0 for co-training on several sets")
             self.set_sizes = dict(datamodule.set_sizes)
             self.hparams["sets"] = self.set_sizes

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from uv2.errors import SettingError
+
 FUSED_ADAMW_DEVICES = ("cpu", "cuda")  # where torch (>= 2.4) has a fused AdamW kernel
 
 
@@ -33,14 +35,14 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.new_module_lr_scale <= 0:
-            raise ValueError(f"optim.lr and optim.new_module_lr_scale must be > 0, got {self.lr}, "
+            raise SettingError(f"optim.lr and optim.new_module_lr_scale must be > 0, got {self.lr}, "
                              f"{self.new_module_lr_scale}")
         if self.warmup_epochs < 0 or not 0 <= self.min_lr_factor <= 1:
-            raise ValueError("optim.warmup_epochs must be >= 0 and optim.min_lr_factor in [0, 1]")
+            raise SettingError("optim.warmup_epochs must be >= 0 and optim.min_lr_factor in [0, 1]")
         for name in ("warmup_start_lr", "min_lr"):
             value = getattr(self, name)
             if value is not None and not value >= 0:
-                raise ValueError(f"optim.{name} must be >= 0 (or null to use the factor), got {value}")
+                raise SettingError(f"optim.{name} must be >= 0 (or null to use the factor), got {value}")
 
     def factors(self, lr: float) -> tuple[float, float]:
         """(warm-up start, cosine end) as fractions of the peak lr `lr`: the absolute warmup_start_lr / min_lr when
@@ -51,7 +53,7 @@ class OptimConfig:
             if absolute is None:
                 out.append(factor)
             elif absolute > lr:
-                raise ValueError(f"optim.{name} {absolute:g} is above the peak lr {lr:g} (optim.lr, after any "
+                raise SettingError(f"optim.{name} {absolute:g} is above the peak lr {lr:g} (optim.lr, after any "
                                  f"lr_reference_batch scaling); lower it or set it to null")
             else:
                 out.append(absolute / lr)
