@@ -78,7 +78,7 @@ def _refusal(message: str) -> str:
     """The line of torch's weights_only error that says what it refused, e.g. 'Unsupported global: GLOBAL
     argparse.Namespace was not an allowed global by default', without the advice that follows it."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
-    named = [line for line in lines if "GLOBAL" in line or "global" in line.lower() or "reduce" in line]
+    named = [line for line in lines if "global" in line.lower() or "reduce" in line]
     reason = (named or lines or ["no reason given"])[0].removeprefix("WeightsUnpickler error: ")
     return reason.split(". ")[0].rstrip(".")
 

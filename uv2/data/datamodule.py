@@ -352,12 +352,12 @@ class VideoDataModule(pl.LightningDataModule):
         model_frames = getattr(arch, "num_frames", None)
         if given is not None and model_frames is not None and given != model_frames:
             raise SettingError(f"data.init_args.num_frames is {given} but model.arch.num_frames is {model_frames}: the "
-                             f"clips must have the model's frame count; drop data.init_args.num_frames (the data "
-                             f"module takes it from the model)")
+                               f"clips must have the model's frame count; drop data.init_args.num_frames (the data "
+                               f"module takes it from the model)")
         frames = given if given is not None else model_frames
         if frames is None:
             raise SettingError("num_frames is not set and no model is attached to take it from: give num_frames, or "
-                             "use the data module with a Trainer and a uv2 model (model.arch.num_frames)")
+                               "use the data module with a Trainer and a uv2 model (model.arch.num_frames)")
         return frames
 
     def setup(self, stage: str | None = None) -> None:

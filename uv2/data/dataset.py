@@ -158,8 +158,8 @@ class VideoDatasetConfig:
         if self.frame_template is not None:
             parse_frame_template(self.frame_template)
         if self.decoded_cache_dir is not None and not self.cache_decoded:
-            raise SettingError(f"decoded_cache_dir ({self.decoded_cache_dir}) keeps the videos that cache_decoded keeps "
-                             f"in memory: set cache_decoded: true too, or drop decoded_cache_dir")
+            raise SettingError(f"decoded_cache_dir ({self.decoded_cache_dir}) keeps the videos that cache_decoded "
+                               f"keeps in memory: set cache_decoded: true too, or drop decoded_cache_dir")
         if self.min_attempts < 1 or self.max_retries < 0:
             raise SettingError(
                 f"need min_attempts >= 1 and max_retries >= 0, got {self.min_attempts}, {self.max_retries}"

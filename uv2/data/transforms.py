@@ -129,7 +129,7 @@ def parse_rand_augment(config: str) -> dict[str, float | int | str]:
 
     Sections after ``rand`` are ``m<int>`` magnitude, ``n<int>`` ops per image, ``p<float>`` op probability,
     ``mstd<float>`` magnitude noise, ``mmax<int>`` magnitude cap, ``inc<0|1>`` increasing ops, ``t<name>`` transform
-    set. Raises ValueError naming the bad section and the valid ones (timm itself only asserts).
+    set. Raises a SettingError (a ValueError) naming the bad section and the valid ones (timm itself only asserts).
     """
     valid = "m<int>, n<int>, p<float>, mstd<float>, mmax<int>, inc<0|1>, t<" + "|".join(_RA_TRANSFORM_SETS) + ">"
     if not isinstance(config, str) or not config:

@@ -133,14 +133,14 @@ class VideoClassifier(pl.LightningModule):
         num_classes = getattr(datamodule, "num_classes", None)
         if num_classes is not None and num_classes != self.arch.num_classes:
             raise SettingError(f"model.arch.num_classes is {self.arch.num_classes} but the data has {num_classes} "
-                             f"classes; set model.arch.num_classes: {num_classes}")
+                               f"classes; set model.arch.num_classes: {num_classes}")
         if self.class_names is None and getattr(datamodule, "class_names", None):
             self.class_names = list(datamodule.class_names)
             self.hparams["class_names"] = self.class_names
         if getattr(datamodule, "set_sizes", None) is not None:
             if self.mixup is not None:
                 raise SettingError("mixup / cutmix (model.mixup_alpha, model.cutmix_alpha) mix labels of one head; "
-                                 "set them to 0 for co-training on several sets")
+                                   "set them to 0 for co-training on several sets")
             self.set_sizes = dict(datamodule.set_sizes)
             self.hparams["sets"] = self.set_sizes
 

@@ -36,7 +36,7 @@ class OptimConfig:
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.new_module_lr_scale <= 0:
             raise SettingError(f"optim.lr and optim.new_module_lr_scale must be > 0, got {self.lr}, "
-                             f"{self.new_module_lr_scale}")
+                               f"{self.new_module_lr_scale}")
         if self.warmup_epochs < 0 or not 0 <= self.min_lr_factor <= 1:
             raise SettingError("optim.warmup_epochs must be >= 0 and optim.min_lr_factor in [0, 1]")
         for name in ("warmup_start_lr", "min_lr"):
@@ -54,7 +54,7 @@ class OptimConfig:
                 out.append(factor)
             elif absolute > lr:
                 raise SettingError(f"optim.{name} {absolute:g} is above the peak lr {lr:g} (optim.lr, after any "
-                                 f"lr_reference_batch scaling); lower it or set it to null")
+                                   f"lr_reference_batch scaling); lower it or set it to null")
             else:
                 out.append(absolute / lr)
         return out[0], out[1]
