@@ -260,7 +260,9 @@ def test_resume_without_a_last_checkpoint_starts_the_run(synth_root, tmp_path, c
     (["--data.init_args.rand_augment", "rand-q3"], "RandAugment config 'rand-q3': bad section 'q3'"),
     (["--model.optim.lr", "-1"], "optim.lr and optim.new_module_lr_scale must be > 0, got -1.0"),
     (["--model.arch.num_classes", "7"], "model.arch.num_classes is 7 but the data has 10 classes"),  # at setup
-], ids=["batch size", "RandAugment", "lr", "classes"])
+    (["--data.init_args.synthetic_set", "null", "--data.init_args.train_list", "/nonexistent/train.csv",
+      "--data.init_args.val_list", "/nonexistent/train.csv"], "video list not found: /nonexistent/train.csv"),
+], ids=["batch size", "RandAugment", "lr", "classes", "missing list"])
 def test_an_invalid_setting_ends_the_command_in_one_line(synth_root, tmp_path, capsys, setting, says):
     """A setting the model, optimizer or data module refuses: exit status 2 and one line naming it, however deep
     in Lightning or jsonargparse it was raised."""

@@ -7,6 +7,10 @@ class InputError(Exception):
     """A file or setting the user gave is missing or invalid; the message says which and what is valid."""
 
 
+class MissingFileError(InputError, FileNotFoundError):
+    """A file or folder the user named (a video list, classes file, annotation file, video folder) does not exist."""
+
+
 class SettingError(InputError, ValueError):
     """A setting (a config field or an argument) holds an invalid value; the message names it and what is valid."""
 

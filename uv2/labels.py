@@ -14,7 +14,7 @@ import difflib
 import os
 from collections.abc import Sequence
 
-from uv2.errors import InputError
+from uv2.errors import InputError, MissingFileError
 
 __all__ = ["ListFormatError", "read_classes_file", "union_classes", "class_rows"]
 
@@ -27,7 +27,7 @@ def read_classes_file(path: str | os.PathLike) -> list[str]:
     """Class names, one per line (blank lines ignored; index = line order); a duplicate name is an error."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"classes file not found: {path}")
+        raise MissingFileError(f"classes file not found: {path}")
     names: list[str] = []
     seen: dict[str, int] = {}
     with open(path, encoding="utf-8") as f:

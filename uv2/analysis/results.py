@@ -18,6 +18,7 @@ from uv2.ablation.grid import Cell, Table, load_table
 from uv2.ablation.scripts import COTRAINED, SHARED_RUNS, shared_run_dir
 from uv2.ablation.stats import paired_difference, video_split
 from uv2.ablation.table import video_differences, video_results
+from uv2.errors import MissingFileError
 from uv2.experiment import RUN_CONFIG
 
 
@@ -56,7 +57,7 @@ def load_results(results_dir: str | Path = "results") -> pd.DataFrame:
         frame["run_dir"] = [str(_run_dir(frame, r)) for r in frame.itertuples()]
         frames.append(frame)
     if not frames:
-        raise FileNotFoundError(f"no results.csv under {results_dir} (neither {results_dir}/results.csv nor "
+        raise MissingFileError(f"no results.csv under {results_dir} (neither {results_dir}/results.csv nor "
                                 f"{results_dir}/table_*/results.csv): run ablations/run.py first")
     return pd.concat(frames, ignore_index=True)
 

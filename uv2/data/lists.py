@@ -64,6 +64,7 @@ import re
 from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
+from uv2.errors import MissingFileError
 from uv2.io import atomic_write_text
 from uv2.labels import ListFormatError, read_classes_file
 
@@ -142,7 +143,7 @@ def read_csv_list(
     """
     list_path = os.fspath(list_path)
     if not os.path.isfile(list_path):
-        raise FileNotFoundError(f"video list not found: {list_path}")
+        raise MissingFileError(f"video list not found: {list_path}")
     class_names = read_classes_file(classes_file) if classes_file else None
     name_to_index = {n: i for i, n in enumerate(class_names)} if class_names else {}
     base = _base_dir(list_path, data_root)
@@ -239,7 +240,7 @@ def read_ssv2_labels(labels_json: str | os.PathLike) -> list[str]:
     """Class names from SSv2 ``labels.json`` ({"class name": "index"}), ordered by index."""
     labels_json = os.fspath(labels_json)
     if not os.path.isfile(labels_json):
-        raise FileNotFoundError(f"SSv2 labels file not found: {labels_json}")
+        raise MissingFileError(f"SSv2 labels file not found: {labels_json}")
     text, mapping = _read_json(labels_json)
     if not isinstance(mapping, dict) or not mapping:
         raise ListFormatError(f'{labels_json}:1: expected a JSON object {{"class name": "index", ...}}')
@@ -268,7 +269,7 @@ def read_ssv2_list(
     """Read an SSv2 split file with its ``labels.json`` (see module docstring)."""
     split_json = os.fspath(split_json)
     if not os.path.isfile(split_json):
-        raise FileNotFoundError(f"SSv2 split file not found: {split_json}")
+        raise MissingFileError(f"SSv2 split file not found: {split_json}")
     class_names = read_ssv2_labels(labels_json)
     name_to_index = {n: i for i, n in enumerate(class_names)}
     base = _base_dir(split_json, data_root)
@@ -298,7 +299,7 @@ def read_folder(
     frame folders (sub-directories, not hidden) of each class, sorted)."""
     root = os.fspath(root)
     if not os.path.isdir(root):
-        raise FileNotFoundError(f"video folder not found: {root}")
+        raise MissingFileError(f"video folder not found: {root}")
     class_names = sorted(d.name for d in os.scandir(root) if d.is_dir() and not d.name.startswith("."))
     if not class_names:
         raise ListFormatError(f"{root}: expected one sub-directory per class (root/<class name>/<video files>)")
@@ -320,7 +321,7 @@ def read_mit_categories(path: str | os.PathLike) -> list[str]:
     """Class names of Moments in Time's ``moments_categories.txt`` (``class name,index`` lines), ordered by index."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"Moments in Time categories file not found: {path}")
+        raise MissingFileError(f"Moments in Time categories file not found: {path}")
     by_index: dict[int, tuple[str, int]] = {}
     lines_of: dict[str, int] = {}
     with open(path, encoding="utf-8") as f:
@@ -356,7 +357,7 @@ def read_mit_list(
     """Read a Moments in Time split file with ``moments_categories.txt`` (see module docstring)."""
     split_csv = os.fspath(split_csv)
     if not os.path.isfile(split_csv):
-        raise FileNotFoundError(f"Moments in Time split file not found: {split_csv}")
+        raise MissingFileError(f"Moments in Time split file not found: {split_csv}")
     class_names = read_mit_categories(categories_file)
     name_to_index = {n: i for i, n in enumerate(class_names)}
     root = _base_dir(split_csv, data_root)
@@ -391,7 +392,7 @@ def read_ssv1_list(
     line). Records point at frame folders ``<data_root>/<id>`` (see module docstring)."""
     split_csv = os.fspath(split_csv)
     if not os.path.isfile(split_csv):
-        raise FileNotFoundError(f"Something-Something V1 split file not found: {split_csv}")
+        raise MissingFileError(f"Something-Something V1 split file not found: {split_csv}")
     class_names = read_classes_file(labels_file)
     name_to_index = {n: i for i, n in enumerate(class_names)}
     base = _base_dir(split_csv, data_root)
@@ -425,7 +426,7 @@ def read_rawframe_list(
     classes file the labels must be integers and the class names are ``"0" .. str(max label)``."""
     list_path = os.fspath(list_path)
     if not os.path.isfile(list_path):
-        raise FileNotFoundError(f"rawframe list not found: {list_path}")
+        raise MissingFileError(f"rawframe list not found: {list_path}")
     class_names = read_classes_file(classes_file) if classes_file else None
     name_to_index = {n: i for i, n in enumerate(class_names)} if class_names else {}
     base = _base_dir(list_path, data_root)
@@ -472,7 +473,7 @@ def read_untrimmed_annotations(path: str | os.PathLike) -> tuple[dict[str, list[
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"annotation file not found: {path}")
+        raise MissingFileError(f"annotation file not found: {path}")
     _, data = _read_json(path)
     expected = ('expected ActivityNet / HACS Segments annotations: {"database": {"<video id>": {"subset": '
                 '"training", "annotations": [{"segment": [start, end], "label": "<class>"}, ...]}, ...}}')
@@ -567,7 +568,7 @@ def guess_list_format(list_path: str | os.PathLike, data_root: str | os.PathLike
     if list_path.lower().endswith(".json"):
         return "ssv2"
     if not os.path.isfile(list_path):
-        raise FileNotFoundError(f"video list not found: {list_path}")
+        raise MissingFileError(f"video list not found: {list_path}")
     lines = [line for _, line in _content_lines(list_path)]
     rows = lines[1:] if lines and lines[0].lower().startswith("filename,") else lines  # a header row
     if rows and all(_is_mit_row(line) for line in rows):
@@ -603,14 +604,14 @@ def read_list_entries(
         raise ValueError(f"unknown list_format {list_format!r}; valid choices: auto, {', '.join(LIST_FORMATS)}")
     if list_format == "folder":
         if not os.path.isdir(list_path):
-            raise FileNotFoundError(f"video folder not found: {list_path}")
+            raise MissingFileError(f"video folder not found: {list_path}")
         subdirs = [d for d in os.scandir(list_path) if d.is_dir() and not d.name.startswith(".")]
         if subdirs:
             return [(r.path, None) for r in read_folder(list_path)[0]]
         return [(os.path.join(list_path, f), None) for f in sorted(os.listdir(list_path))
                 if f.lower().endswith(VIDEO_EXTENSIONS)]
     if not os.path.isfile(list_path):
-        raise FileNotFoundError(f"video list not found: {list_path}")
+        raise MissingFileError(f"video list not found: {list_path}")
     base = _base_dir(list_path, data_root)
     if list_format == "ssv2":
         entries = []
