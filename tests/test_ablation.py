@@ -105,8 +105,10 @@ def micro(tmp_path_factory) -> Path:
     spec = micro_grid_spec(root)
     (root / "malformed.csv").write_text("a line without a label\n")  # read by the cell only: the grid starts
     broken = {**spec, "data": {**spec["data"], "synthetic_set": None, "train_list": str(root / "malformed.csv")}}
+    unset = {**spec, "data": {**spec["data"], "batch_size": 0}}  # the data module refuses it in __init__
     datasets = {"temporal": {"name": "SSv2", "tiny": spec, "paper": {"experiment": "experiments/ssv2/ssv2_b16_16x224.yaml"}},
-                "broken": {"name": "SSv2", "tiny": broken, "paper": None}}
+                "broken": {"name": "SSv2", "tiny": broken, "paper": None},
+                "unset": {"name": "SSv2", "tiny": unset, "paper": None}}
     (root / "datasets.yaml").write_text(yaml.safe_dump(datasets))
     return root
 
@@ -368,15 +370,18 @@ def test_a_cpu_cell_runs_on_cell_threads_alone_or_side_by_side():
 
 
 def test_failing_cell_is_recorded_and_grid_continues(micro, tmp_path):
-    table = write_table(tmp_path, "mf", ["broken", "temporal"], MICRO_ROWS[:1])
+    """Cells that fail are recorded with the error in its own words (a setting the data module refused, which
+    jsonargparse re-raises as a ValueError of its own: the SettingError's message), and the others run."""
+    table = write_table(tmp_path, "mf", ["broken", "unset", "temporal"], MICRO_ROWS[:1])
     result = grid(table, micro, tmp_path / "results", timeout=600)
-    assert result.returncode == 1, result.stderr[-3000:]  # the grid finished, but a cell failed
-    assert "1 of 2 cells failed" in result.stderr
-    broken, ok = read_results(tmp_path / "results", "mf")
+    assert result.returncode == 1, result.stderr[-3000:]  # the grid finished, but cells failed
+    assert "2 of 3 cells failed" in result.stderr
+    broken, unset, ok = read_results(tmp_path / "results", "mf")
     assert broken["status"] == "failed" and "malformed.csv" in broken["error"]
+    assert unset["status"] == "failed" and unset["error"].startswith("SettingError: batch_size and eval_batch_size")
     assert ok["status"] == "done"
     assert "broken: seed 1 failed" in (tmp_path / "results" / "table_mf" / "table.md").read_text()
-    only_ok = grid(table, micro, tmp_path / "results", "--cell", "1", timeout=600)  # the good cell alone: success
+    only_ok = grid(table, micro, tmp_path / "results", "--cell", "2", timeout=600)  # the good cell alone: success
     assert only_ok.returncode == 0, only_ok.stderr[-3000:]
 
 
