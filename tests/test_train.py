@@ -273,6 +273,19 @@ def test_an_invalid_setting_ends_the_command_in_one_line(synth_root, tmp_path, c
     assert last.startswith(f"uv2 fit: error: {says}"), last
 
 
+def test_the_cli_raises_a_refused_data_setting_as_itself(synth_root, tmp_path):
+    """The data module's SettingError, which jsonargparse re-raises as a ValueError of its own, leaves the CLI as
+    itself, and crosses a process boundary (a grid's or variance.py's worker) with its class and message."""
+    import pickle
+
+    from uv2.errors import SettingError
+
+    with pytest.raises(SettingError, match="batch_size and eval_batch_size must be >= 1") as caught:
+        run("fit", _fit_argv(synth_root, tmp_path / "run", "--data.init_args.batch_size", "0"))
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert type(again) is SettingError and str(again) == str(caught.value)
+
+
 def test_input_errors_are_found_through_their_cause_not_their_context():
     """jsonargparse raises from a class's error (``__cause__``): bad input. An error raised while another was being
     handled (``__context__``) is a bug in that handler, whatever it handled."""

@@ -30,6 +30,7 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelSummary, Progr
 from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
 
+from uv2.errors import input_error_in
 from uv2.experiment import RUN_CONFIG, load_experiment
 from uv2.io import CheckpointError, check_checkpoint_file, make_output_dir
 from uv2.train.callbacks import (
@@ -79,6 +80,17 @@ class UV2CLI(LightningCLI):
     def __init__(self, *args: Any, hparams_summary: HParamsSummary | None = None, **kwargs: Any) -> None:
         self.hparams_summary = hparams_summary or HParamsSummary()  # set first: the trainer is built in __init__
         super().__init__(*args, **kwargs)
+
+    def instantiate_classes(self) -> None:
+        """Lightning's, but bad input that a class raised in its __init__ (a data module's SettingError, which
+        jsonargparse re-raises as a ValueError of its own) comes out as itself: one line at the command line, the
+        grid's record of a cell, and an error that keeps its message between processes (uv2.errors)."""
+        try:
+            super().instantiate_classes()
+        except Exception as err:
+            if (bad := input_error_in(err)) is None or bad is err:
+                raise
+            raise bad from None
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--run_dir", type=str | None, default=None,
