@@ -327,7 +327,8 @@ def test_an_out_folder_that_cannot_be_made_stops_the_grid_at_once(tmp_path, monk
     (tmp_path / "a_file").write_text("")
     assert run_py.main(["--table", "c", "--out", str(tmp_path / "a_file" / "results"), "--seeds", "1"]) == 2
     err = capsys.readouterr().err
-    assert f"--out {tmp_path / 'a_file' / 'results' / 'table_c'}: cannot create this folder (Not a directory" in err
+    assert (f"--out {tmp_path / 'a_file' / 'results' / 'table_c'}: cannot create this folder ({tmp_path / 'a_file'} "
+            f"is a file, not a folder)") in err
 
 
 def test_default_jobs(monkeypatch):

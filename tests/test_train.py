@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from uv2.models import ModelConfig
 from uv2.train.cli import expand_argv, quiet_library_notices, remove_stale_config_dirs, run
 from uv2.train.guard import NonFiniteLossError
 from uv2.train.module import VideoClassifier
+from uv2.train.predict import main as predict_main
 
 # every runnable experiment: the CPU presets and the paper's recipes (experiments/<dataset>/), not the bases
 EXPERIMENTS = sorted(p for p in (REPO / "experiments").rglob("*.yaml")
@@ -407,6 +409,10 @@ def test_predict_cli(synth_root, tmp_path):
     saved = torch.load(features, weights_only=True)
     assert list(saved) == [str(video)]
     assert saved[str(video)]["pooled"].shape == (128,) and saved[str(video)]["layer_cls"].shape == (4, 128)
+    (tmp_path / "a_file").write_text("")  # --features under a file: said before any video is read
+    with pytest.raises(InputError, match=re.escape(f"--features {tmp_path / 'a_file'}: cannot create this folder "
+                                                   f"({tmp_path / 'a_file'} is a file, not a folder)")):
+        predict_main(["--ckpt", str(ckpt), str(video), "--features", str(tmp_path / "a_file" / "features.pt")])
 
 
 def test_cotraining_one_model_a_head_per_set(synth_root, tmp_path):

@@ -100,8 +100,9 @@ def make_output_dir(path: str | os.PathLike, setting: str) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        where = f": {err.filename}" if err.filename and Path(err.filename) != path else ""
-        raise InputError(f"{setting} {path}: cannot create this folder ({err.strerror or err}{where})") from err
+        blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+        reason = f"{blocking} is a file, not a folder" if blocking else (err.strerror or str(err))
+        raise InputError(f"{setting} {path}: cannot create this folder ({reason})") from err
     return path
 
 

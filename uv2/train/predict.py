@@ -21,7 +21,7 @@ from uv2.data.dataset import VideoDataset, VideoDatasetConfig
 from uv2.data.decode import VideoDecodeError
 from uv2.data.lists import VideoRecord
 from uv2.data.transforms import CLIP_MEAN, CLIP_STD, TransformConfig
-from uv2.io import atomic_torch_save, safe_load
+from uv2.io import atomic_torch_save, make_output_dir, safe_load
 from uv2.models import ModelConfig
 from uv2.models.convert import load_model
 
@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--features", type=Path, default=None, help="write features to this .pt file instead")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.features:  # its folder, before any video is read: features are not computed to be lost
+        make_output_dir(args.features.parent, "--features")
 
     checkpoint = safe_load(args.ckpt)
     model = load_model(args.ckpt)
