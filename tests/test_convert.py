@@ -423,6 +423,8 @@ def test_convert_cli_bad_file(tmp_path, capsys):
         uv2_main(["convert", "official", str(tmp_path / "garbage.pyth"), str(tmp_path / "o.ckpt")])
     assert exit_.value.code == 2 and "garbage.pyth: not a PyTorch checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "o.ckpt").exists()
+    assert uv2_main(["convert", "official", str(tmp_path / "garbage.pyth"), str(tmp_path / "garbage.pyth" / "o")]) == 2
+    assert f"dst {tmp_path / 'garbage.pyth'}: cannot create this folder" in capsys.readouterr().err  # said first
 
 
 # ------------------------------------------------------------------------------ K710 heads sliced by class name

@@ -159,6 +159,9 @@ def test_untrimmed_lists(tmp_path, capsys):
                                  str(tmp_path / "empty")]) == 1
     assert "no annotated video found under" in capsys.readouterr().err
     assert untrimmed_lists_main(["--annotations", str(tmp_path / "nope.json"), "--data-root", str(root)]) == 2
+    with pytest.raises(InputError, match="is a file, not a folder"):  # --out under a file, before any search
+        untrimmed_lists_main(["--annotations", str(tmp_path / "anet.json"), "--data-root", str(root), "--out",
+                              str(root / "train.csv" / "lists")])
 
 
 def test_synth_cli(tmp_path, capsys):

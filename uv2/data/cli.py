@@ -207,6 +207,7 @@ def untrimmed_lists_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     _setup_logging(False)
     from uv2.data.lists import VIDEO_EXTENSIONS, ListFormatError, read_untrimmed_annotations, write_lines_atomic
+    from uv2.io import make_output_dir
 
     try:
         subsets, classes = read_untrimmed_annotations(args.annotations)
@@ -216,9 +217,9 @@ def untrimmed_lists_main(argv: list[str]) -> int:
     if not os.path.isdir(args.data_root):
         print(f"untrimmed-lists: error: data root not found: {args.data_root}", file=sys.stderr)
         return 2
-    videos = _index_videos(args.data_root)
     out = args.out or args.data_root
-    os.makedirs(out, exist_ok=True)
+    make_output_dir(out, "--out")
+    videos = _index_videos(args.data_root)
     written = 0
     for subset, file_name in (("training", "train.csv"), ("validation", "val.csv")):
         rows, missing = [], []

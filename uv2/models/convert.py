@@ -25,7 +25,14 @@ import yaml
 from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
 from torch import nn
 
-from uv2.io import CheckpointError, atomic_torch_save, is_torchscript_archive, load_torchscript_state_dict, safe_load
+from uv2.io import (
+    CheckpointError,
+    atomic_torch_save,
+    is_torchscript_archive,
+    load_torchscript_state_dict,
+    make_output_dir,
+    safe_load,
+)
 from uv2.labels import class_rows, read_classes_file
 from uv2.models.arming import build_vit
 from uv2.models.config import ModelConfig, format_layers
@@ -429,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
                              "official .pyth stores none)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    make_output_dir(args.dst.parent, "dst")  # before the checkpoint is read and converted
     if args.kind == "slice-head":
         try:
             target = read_classes_file(args.target_classes)
