@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
 from torch import nn
 
 from benchmarks.official_layout import OfficialLayoutUniFormerV2, official_layout_unsupported, randomize_
@@ -207,7 +208,8 @@ def test_pickle_that_runs_code_is_refused(tmp_path):
     ("half", "a zip archive cut short or corrupted"),
     ("foreign zip", "a zip archive, but not one torch.save wrote"),
     ("legacy head", "not a readable PyTorch checkpoint, truncated or corrupted"),
-], ids=["empty", "other format", "truncated", "foreign zip", "truncated legacy"])
+    ("safetensors cut", "not a readable safetensors file, truncated or corrupted"),
+], ids=["empty", "other format", "truncated", "foreign zip", "truncated legacy", "truncated safetensors"])
 def test_a_file_that_is_no_checkpoint_is_named_as_such(tmp_path, content, says):
     """Bad files, not refusals: each raises a CheckpointError naming the file and what is wrong with it."""
     whole = tmp_path / "whole.pt"
@@ -217,6 +219,9 @@ def test_a_file_that_is_no_checkpoint_is_named_as_such(tmp_path, content, says):
     if content == "foreign zip":
         with zipfile.ZipFile(bad, "w") as archive:
             archive.writestr("weights.npy", b"0")
+    elif content == "safetensors cut":
+        save_file({"w": torch.ones(64)}, bad)
+        bad.write_bytes(bad.read_bytes()[:-16])
     else:
         bad.write_bytes({"half": data[: len(data) // 2], "legacy head": data[:20]}.get(content, content))
     with pytest.raises(CheckpointError, match=f"bad.pt: {says}") as caught:
@@ -283,7 +288,8 @@ def _write_clip_forms(vit: nn.Module, folder: Path) -> dict[str, Path]:
     visual = clip_visual_state(vit)
     forms = {"extracted": folder / "vit_visual.pth", "full_clip": folder / "clip_full.pt",
              "torchscript": folder / "clip_jit.pt", "timm": folder / "timm_vit.pth",
-             "open_clip_timm": folder / "open_clip_timm.pt"}
+             "open_clip_timm": folder / "open_clip_timm.pt", "timm_safetensors": folder / "model.safetensors",
+             "open_clip_safetensors": folder / "open_clip_model.safetensors"}
     torch.save(visual, forms["extracted"])
     full = {f"visual.{k}": v for k, v in visual.items()}
     full.update({"token_embedding.weight": torch.randn(10, 8), "logit_scale": torch.tensor(4.6)})
@@ -292,6 +298,9 @@ def _write_clip_forms(vit: nn.Module, folder: Path) -> dict[str, Path]:
         torch.jit.save(torch.jit.script(_Tree(full)), forms["torchscript"])
     torch.save(vit.state_dict(), forms["timm"])
     torch.save({f"visual.trunk.{k}": v for k, v in vit.state_dict().items()}, forms["open_clip_timm"])
+    # the hub's format for timm and open_clip weights
+    save_file({k: v.contiguous() for k, v in vit.state_dict().items()}, forms["timm_safetensors"])
+    save_file({f"visual.{k}": v.contiguous() for k, v in visual.items()}, forms["open_clip_safetensors"])
     return forms
 
 

@@ -30,11 +30,22 @@ def is_torchscript_archive(path: str | os.PathLike) -> bool:
         return False
 
 
+def is_safetensors(path: str | os.PathLike) -> bool:
+    """True for a safetensors file (the hub's format for timm and open_clip weights): an 8-byte little-endian header
+    length, then the header, a JSON object."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:] == b"{" and 0 < int.from_bytes(head[:8], "little") < os.path.getsize(path)
+
+
 def check_checkpoint_file(path: str | os.PathLike) -> Path:
     """`path`, if it can be a file torch.save wrote: a zip archive holding a data.pkl (torch's format since 1.6;
-    TorchScript archives too) or a pickle (its legacy format). Otherwise a CheckpointError that names the file and
-    says what it is instead: missing, empty, a zip archive cut short, another format. Reads the archive's directory,
-    never its tensors, so it costs the same for a checkpoint of any size."""
+    TorchScript archives too) or a pickle (its legacy format); or a safetensors file. Otherwise a CheckpointError
+    that names the file and says what it is instead: missing, empty, a zip archive cut short, another format. Reads
+    the archive's directory, never its tensors, so it costs the same for a checkpoint of any size."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -42,6 +53,8 @@ def check_checkpoint_file(path: str | os.PathLike) -> Path:
         head = f.read(4)
     if not head:
         raise CheckpointError(f"{path}: an empty file, not a checkpoint (a download or copy that did not finish?)")
+    if is_safetensors(path):
+        return path
     if head == b"PK\x03\x04":  # a zip archive
         try:
             with zipfile.ZipFile(path) as archive:
@@ -52,15 +65,24 @@ def check_checkpoint_file(path: str | os.PathLike) -> Path:
         if not any(name.endswith("data.pkl") for name in names):
             raise CheckpointError(f"{path}: a zip archive, but not one torch.save wrote (no data.pkl in it)")
     elif head[0] != 0x80:  # every pickle torch writes starts with the PROTO opcode
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither a zip archive torch.save writes nor a "
-                              f"pickle)")
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither a zip archive torch.save writes, nor a "
+                              f"pickle, nor a safetensors file)")
     return path
 
 
 def safe_load(path: str | os.PathLike) -> Any:
-    """torch.load(path, weights_only=True): tensors, containers and primitives only. A pickle that would run code
-    is refused, and a file that is no checkpoint named as such (check_checkpoint_file), with a CheckpointError."""
+    """torch.load(path, weights_only=True): tensors, containers and primitives only; a safetensors file's tensors
+    (a dict, on the CPU). A pickle that would run code is refused, and a file that is no checkpoint named as such
+    (check_checkpoint_file), with a CheckpointError."""
     path = check_checkpoint_file(path)
+    if is_safetensors(path):
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(path, device="cpu")
+        except SafetensorError as err:
+            raise CheckpointError(f"{path}: not a readable safetensors file, truncated or corrupted? ({err})") from err
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
