@@ -106,9 +106,11 @@ def micro(tmp_path_factory) -> Path:
     (root / "malformed.csv").write_text("a line without a label\n")  # read by the cell only: the grid starts
     broken = {**spec, "data": {**spec["data"], "synthetic_set": None, "train_list": str(root / "malformed.csv")}}
     unset = {**spec, "data": {**spec["data"], "batch_size": 0}}  # the data module refuses it in __init__
+    typo = {**spec, "data": {**spec["data"], "batch_sise": 8}}  # the parser refuses it (argparse would exit)
     datasets = {"temporal": {"name": "SSv2", "tiny": spec, "paper": {"experiment": "experiments/ssv2/ssv2_b16_16x224.yaml"}},
                 "broken": {"name": "SSv2", "tiny": broken, "paper": None},
-                "unset": {"name": "SSv2", "tiny": unset, "paper": None}}
+                "unset": {"name": "SSv2", "tiny": unset, "paper": None},
+                "typo": {"name": "SSv2", "tiny": typo, "paper": None}}
     (root / "datasets.yaml").write_text(yaml.safe_dump(datasets))
     return root
 
@@ -372,17 +374,20 @@ def test_a_cpu_cell_runs_on_cell_threads_alone_or_side_by_side():
 
 def test_failing_cell_is_recorded_and_grid_continues(micro, tmp_path):
     """Cells that fail are recorded with the error in its own words (a setting the data module refused, which
-    jsonargparse re-raises as a ValueError of its own: the SettingError's message), and the others run."""
-    table = write_table(tmp_path, "mf", ["broken", "unset", "temporal"], MICRO_ROWS[:1])
+    jsonargparse re-raises as a ValueError of its own: the SettingError's message; a field the parser refused,
+    where argparse would end the grid's process), and the others run."""
+    table = write_table(tmp_path, "mf", ["broken", "unset", "typo", "temporal"], MICRO_ROWS[:1])
     result = grid(table, micro, tmp_path / "results", timeout=600)
     assert result.returncode == 1, result.stderr[-3000:]  # the grid finished, but cells failed
-    assert "2 of 3 cells failed" in result.stderr
-    broken, unset, ok = read_results(tmp_path / "results", "mf")
+    assert "3 of 4 cells failed" in result.stderr
+    broken, unset, typo, ok = read_results(tmp_path / "results", "mf")
     assert broken["status"] == "failed" and "malformed.csv" in broken["error"]
     assert unset["status"] == "failed" and unset["error"].startswith("SettingError: batch_size and eval_batch_size")
+    assert typo["status"] == "failed" and typo["error"].startswith("SettingError: cell.yaml: Parser key \"data\"")
+    assert "Option 'batch_sise' is not accepted" in typo["error"] and "NoneType" not in typo["error"]
     assert ok["status"] == "done"
     assert "broken: seed 1 failed" in (tmp_path / "results" / "table_mf" / "table.md").read_text()
-    only_ok = grid(table, micro, tmp_path / "results", "--cell", "2", timeout=600)  # the good cell alone: success
+    only_ok = grid(table, micro, tmp_path / "results", "--cell", "3", timeout=600)  # the good cell alone: success
     assert only_ok.returncode == 0, only_ok.stderr[-3000:]
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from uv2.errors import SettingError
 from uv2.io import atomic_torch_save
 from uv2.train.hardware import hardware
 
@@ -53,6 +54,16 @@ def averages_weights(callback: pl.Callback) -> bool:
     return isinstance(callback, WeightAveraging)
 
 
+def refused_fields(message: str) -> str:
+    """jsonargparse's error on one line, which key and why (`Parser key "data": Problem with given class_path
+    'uv2.data.VideoDataModule': Option 'batch_sise' is not accepted`), without its account of the union's other
+    subtypes and of the whole value it was given."""
+    skip = ("Given value", "Subtypes:", "Errors:", "Does not validate against any of the Union subtypes",
+            "Expected a <class 'NoneType'>")
+    lines = (line.strip().removeprefix("- ") for line in message.splitlines())
+    return " ".join(line for line in lines if line and not line.startswith(skip))
+
+
 def fit_and_test(config_path: Path, run_dir: Path, resume: bool, callbacks: Sequence[pl.Callback] = (),
                  hparams_summary: HParamsSummary | None = None) -> dict[str, Any]:
     """Fit an experiment in run_dir (resuming from its last checkpoint when asked), then test it.
@@ -64,18 +75,22 @@ def fit_and_test(config_path: Path, run_dir: Path, resume: bool, callbacks: Sequ
     and, under "per_set", each set's. Video-level predictions go to run_dir/test_predictions[_<set>].pt.
     """
     import pytorch_lightning as pl
+    from jsonargparse import ArgumentError
 
     from uv2.train.checkpointing import LAST
     from uv2.train.cli import UV2CLI
     from uv2.train.module import VideoClassifier, train_batch_size
 
     quiet_lightning()
-    cli = UV2CLI(VideoClassifier, pl.LightningDataModule, subclass_mode_data=True, run=False,
-                 args=["--config", str(config_path), "--run_dir", str(run_dir), "--checkpoint_every_n_steps",
-                       str(CHECKPOINT_EVERY), "--trainer.enable_progress_bar", "false",
-                       "--trainer.enable_model_summary", "false"],
-                 save_config_kwargs={"overwrite": True}, trainer_defaults={"callbacks": list(callbacks)},
-                 hparams_summary=hparams_summary)
+    try:  # a field the parser refuses raises here instead of ending the grid's process (argparse's exit)
+        cli = UV2CLI(VideoClassifier, pl.LightningDataModule, subclass_mode_data=True, run=False,
+                     args=["--config", str(config_path), "--run_dir", str(run_dir), "--checkpoint_every_n_steps",
+                           str(CHECKPOINT_EVERY), "--trainer.enable_progress_bar", "false",
+                           "--trainer.enable_model_summary", "false"],
+                     parser_kwargs={"exit_on_error": False}, save_config_kwargs={"overwrite": True},
+                     trainer_defaults={"callbacks": list(callbacks)}, hparams_summary=hparams_summary)
+    except ArgumentError as err:
+        raise SettingError(f"{Path(config_path).name}: {refused_fields(str(err))}") from None
     last = run_dir / "checkpoints" / LAST
     start = time.perf_counter()
     try:
