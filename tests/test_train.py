@@ -308,6 +308,21 @@ def test_input_errors_are_found_through_their_cause_not_their_context():
     assert input_error_in(bad) is bad and input_error_in(RuntimeError("x")) is None
 
 
+def test_a_test_without_a_checkpoint_says_which_weights_it_scores(synth_root, tmp_path, caplog):
+    """`test` without --ckpt_path scores what model.init_from gives (here none: random weights), and says so; a test
+    of a run's checkpoint does not."""
+    caplog.set_level(logging.WARNING, logger="uv2.train.cli")
+    argv = _fit_argv(synth_root, tmp_path / "run", "--trainer.limit_test_batches", "1")
+    assert run("test", argv) == 0
+    said = [m for m in caplog.messages if "without --ckpt_path" in m]
+    assert said == ["test without --ckpt_path: the weights are those a random initialisation gives (no init_from), "
+                    "not a run's; to score a trained run give --ckpt_path RUN_DIR/checkpoints/last.ckpt"]
+    caplog.clear()
+    assert run("fit", [*argv, "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0"]) == 0
+    assert run("test", [*argv, "--ckpt_path", str(tmp_path / "run" / "checkpoints" / "last.ckpt")]) == 0
+    assert not [m for m in caplog.messages if "without --ckpt_path" in m]
+
+
 def test_a_run_dir_that_cannot_be_made_is_named(synth_root, tmp_path):
     """--run_dir under a file: an InputError naming the flag and the folder, before any step."""
     (tmp_path / "a_file").write_text("")

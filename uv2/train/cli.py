@@ -136,6 +136,22 @@ class UV2CLI(LightningCLI):
             log.info(f"--resume: no {last} yet, so the run starts from the beginning")
             config["ckpt_path"] = None
 
+    def before_validate(self) -> None:
+        self._say_which_weights()
+
+    def before_test(self) -> None:
+        self._say_which_weights()
+
+    def _say_which_weights(self) -> None:
+        """A test or validate without --ckpt_path scores the weights model.init_from gives (the way to score an
+        official checkpoint), which for image weights means untrained blocks and head: said, not assumed."""
+        if self.config_init[self.subcommand].get("ckpt_path"):
+            return
+        init_from = self.model.hparams.get("init_from")
+        given = f"model.init_from gives ({init_from})" if init_from else "a random initialisation gives (no init_from)"
+        log.warning(f"{self.subcommand} without --ckpt_path: the weights are those {given}, not a run's; to score a "
+                    f"trained run give --ckpt_path RUN_DIR/checkpoints/last.ckpt")
+
 
 def run_dir_of(config) -> Path:
     """The run directory a parsed config names (--run_dir, or the config's run_dir; expand_argv sets a default)."""
