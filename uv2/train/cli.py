@@ -145,7 +145,7 @@ class UV2CLI(LightningCLI):
     def _say_which_weights(self) -> None:
         """A test or validate without --ckpt_path scores the weights model.init_from gives (the way to score an
         official checkpoint), which for image weights means untrained blocks and head: said, not assumed."""
-        if self.config_init[self.subcommand].get("ckpt_path"):
+        if self.config_init[self.subcommand].get("ckpt_path") or not self.trainer.is_global_zero:
             return
         init_from = self.model.hparams.get("init_from")
         given = f"model.init_from gives ({init_from})" if init_from else "a random initialisation gives (no init_from)"
