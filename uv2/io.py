@@ -30,32 +30,23 @@ def is_torchscript_archive(path: str | os.PathLike) -> bool:
         return False
 
 
-def is_safetensors(path: str | os.PathLike) -> bool:
-    """True for a safetensors file (the hub's format for timm and open_clip weights): an 8-byte little-endian header
-    length, then the header, a JSON object."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(9)
-    except OSError:
-        return False
-    return len(head) == 9 and head[8:] == b"{" and 0 < int.from_bytes(head[:8], "little") < os.path.getsize(path)
-
-
-def check_checkpoint_file(path: str | os.PathLike) -> Path:
-    """`path`, if it can be a file torch.save wrote: a zip archive holding a data.pkl (torch's format since 1.6;
-    TorchScript archives too) or a pickle (its legacy format); or a safetensors file. Otherwise a CheckpointError
-    that names the file and says what it is instead: missing, empty, a zip archive cut short, another format. Reads
-    the archive's directory, never its tensors, so it costs the same for a checkpoint of any size."""
+def check_checkpoint_file(path: str | os.PathLike) -> str:
+    """The format of `path`, if it can be a file torch.save wrote: "zip" (torch's format since 1.6, holding a
+    data.pkl; TorchScript archives too) or "pickle" (its legacy format); or "safetensors" (the hub's format for timm
+    and open_clip weights: an 8-byte little-endian header length, then the header, a JSON object). Otherwise a
+    CheckpointError that names the file and says what it is instead: missing, empty, a zip archive cut short,
+    another format. Reads the file's first bytes and an archive's directory, never its tensors, so it costs the same
+    for a checkpoint of any size."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     with open(path, "rb") as f:
-        head = f.read(4)
+        head = f.read(9)
     if not head:
         raise CheckpointError(f"{path}: an empty file, not a checkpoint (a download or copy that did not finish?)")
-    if is_safetensors(path):
-        return path
-    if head == b"PK\x03\x04":  # a zip archive
+    if head[8:] == b"{" and 0 < int.from_bytes(head[:8], "little") < path.stat().st_size:
+        return "safetensors"
+    if head[:4] == b"PK\x03\x04":  # a zip archive
         try:
             with zipfile.ZipFile(path) as archive:
                 names = archive.namelist()
@@ -64,18 +55,19 @@ def check_checkpoint_file(path: str | os.PathLike) -> Path:
                                   f"download or copy that did not finish?)") from err
         if not any(name.endswith("data.pkl") for name in names):
             raise CheckpointError(f"{path}: a zip archive, but not one torch.save wrote (no data.pkl in it)")
-    elif head[0] != 0x80:  # every pickle torch writes starts with the PROTO opcode
+        return "zip"
+    if head[0] != 0x80:  # every pickle torch writes starts with the PROTO opcode
         raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither a zip archive torch.save writes, nor a "
                               f"pickle, nor a safetensors file)")
-    return path
+    return "pickle"
 
 
 def safe_load(path: str | os.PathLike) -> Any:
     """torch.load(path, weights_only=True): tensors, containers and primitives only; a safetensors file's tensors
     (a dict, on the CPU). A pickle that would run code is refused, and a file that is no checkpoint named as such
     (check_checkpoint_file), with a CheckpointError."""
-    path = check_checkpoint_file(path)
-    if is_safetensors(path):
+    path = Path(path)
+    if check_checkpoint_file(path) == "safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
