@@ -245,6 +245,18 @@ def test_testing_with_a_runs_own_config_writes_beside_the_run(synth_root, tmp_pa
     assert run_dir_of("--config", str(run_dir / "config.yaml"), "--run_dir", "elsewhere") == "elsewhere"
 
 
+def test_a_limit_of_one_batch_is_one_batch(synth_root, tmp_path):
+    """`--trainer.limit_*_batches 1` on the command line is one batch, not 1.0 (100 %): uv2.train.cli.Trainer."""
+    run_dir = tmp_path / "run"
+    assert run("fit", _fit_argv(synth_root, run_dir, "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "1",
+                                "--trainer.limit_val_batches", "1", "--trainer.enable_model_summary", "false")) == 0
+    assert safe_load(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 2
+    assert "limit_train_batches: 1\n" in (run_dir / "config.yaml").read_text()
+    assert run("test", _fit_argv(synth_root, run_dir, "--trainer.limit_test_batches", "1", "--ckpt_path",
+                                 str(run_dir / "checkpoints" / "last.ckpt"), "--data.init_args.eval_batch_size", "2")) == 0
+    assert json.loads((run_dir / "test_results.json").read_text())["num_views"] == 2  # one batch of 2 clips
+
+
 def test_resume_without_a_last_checkpoint_starts_the_run(synth_root, tmp_path, caplog):
     """--resume in a run directory without last.ckpt (a job script's first start) trains from step 0, saying so."""
     run_dir = tmp_path / "run"

@@ -70,6 +70,29 @@ def quiet_library_notices() -> None:
             logger.addFilter(_HideTips())
 
 
+class Trainer(pl.Trainer):
+    """Lightning's Trainer, with `limit_*_batches` typed so that the command line's and a config's integers stay
+    integers.
+
+    Lightning annotates them `Optional[Union[int, float]]`, but typing caches Unions by their members regardless of
+    order: once anything imported before Lightning has written `Union[float, int]`, Lightning's annotation is that
+    one, jsonargparse tries float first, and `--trainer.limit_test_batches 1` arrives as 1.0: 100 % of the batches
+    instead of one (Lightning counts 2.0 and up as batches). `int | float` is not cached, so int is tried first.
+
+    Args:
+        limit_train_batches: training batches per epoch: an int is a count, a float a fraction (default 1.0, all).
+        limit_val_batches: validation batches, the same way.
+        limit_test_batches: test batches, the same way.
+        limit_predict_batches: prediction batches, the same way.
+    """
+
+    def __init__(self, *args: Any, limit_train_batches: int | float | None = None,
+                 limit_val_batches: int | float | None = None, limit_test_batches: int | float | None = None,
+                 limit_predict_batches: int | float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, limit_train_batches=limit_train_batches, limit_val_batches=limit_val_batches,
+                         limit_test_batches=limit_test_batches, limit_predict_batches=limit_predict_batches, **kwargs)
+
+
 class UV2CLI(LightningCLI):
     """LightningCLI with run directories, atomic checkpoints and uv2's callbacks.
 
@@ -79,6 +102,7 @@ class UV2CLI(LightningCLI):
 
     def __init__(self, *args: Any, hparams_summary: HParamsSummary | None = None, **kwargs: Any) -> None:
         self.hparams_summary = hparams_summary or HParamsSummary()  # set first: the trainer is built in __init__
+        kwargs.setdefault("trainer_class", Trainer)
         super().__init__(*args, **kwargs)
 
     def instantiate_classes(self) -> None:
