@@ -258,6 +258,15 @@ def test_a_limit_of_one_batch_is_one_batch(synth_root, tmp_path):
     assert json.loads((run_dir / "test_results.json").read_text())["num_views"] == 2  # one batch of 2 clips
 
 
+def test_a_run_without_a_logger(synth_root, tmp_path):
+    """`--trainer.logger false` trains and checkpoints, writing no TensorBoard events (Lightning refuses its
+    learning-rate monitor without a logger, so uv2 leaves it out)."""
+    run_dir = tmp_path / "run"
+    assert run("fit", _fit_argv(synth_root, run_dir, "--trainer.max_steps", "2", "--trainer.limit_val_batches", "1",
+                                "--trainer.logger", "false", "--trainer.enable_model_summary", "false")) == 0
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file() and not list(run_dir.rglob("events.out.tfevents*"))
+
+
 def test_resume_without_a_last_checkpoint_starts_the_run(synth_root, tmp_path, caplog):
     """--resume in a run directory without last.ckpt (a job script's first start) trains from step 0, saying so."""
     run_dir = tmp_path / "run"

@@ -132,8 +132,10 @@ class UV2CLI(LightningCLI):
             kwargs["logger"] = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False)
         # RandomStates, TrainLoaderPosition and EpochMetricSums restore what Lightning leaves out (uv2.train.resume);
         # EpochMetricSums before LastCheckpoint: after a resume it merges the epoch sums before the next write
-        callbacks = [ThroughputSummary(), BalanceMonitor(), LearningRateMonitor(logging_interval="step"),
-                     self.hparams_summary, RandomStates(), TrainLoaderPosition(), EpochMetricSums()]
+        callbacks = [ThroughputSummary(), BalanceMonitor(), self.hparams_summary, RandomStates(), TrainLoaderPosition(),
+                     EpochMetricSums()]
+        if trainer_cfg.get("logger") is not False:  # `--trainer.logger false`: Lightning refuses the monitor then
+            callbacks.insert(2, LearningRateMonitor(logging_interval="step"))
         if trainer_cfg.get("enable_checkpointing", True) is not False:  # uv2.train.checkpointing: what each file is
             ckpt_dir = run_dir / "checkpoints"
             callbacks += [best_checkpoint(ckpt_dir),
