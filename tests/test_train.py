@@ -345,6 +345,20 @@ def test_a_test_without_a_checkpoint_says_which_weights_it_scores(synth_root, tm
     assert not [m for m in caplog.messages if "without --ckpt_path" in m]
 
 
+def test_a_test_of_the_best_checkpoint_in_a_process_of_its_own(synth_root, tmp_path):
+    """`test --ckpt_path best` after the fit's process has ended scores the run directory's best-*.ckpt (Lightning
+    knows it only in the process that fitted), and names the folder where there is none."""
+    run_dir = tmp_path / "run"
+    argv = _fit_argv(synth_root, run_dir, "--trainer.limit_test_batches", "1", "--trainer.enable_model_summary", "false")
+    with pytest.raises(CheckpointError, match=f"--ckpt_path best: {run_dir / 'checkpoints'} holds 0 best-"):
+        run("test", [*argv, "--ckpt_path", "best"])
+    assert run("fit", [*argv, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
+                       "--trainer.limit_val_batches", "1"]) == 0
+    assert run("test", [*argv, "--ckpt_path", "best"]) == 0
+    [best] = (run_dir / "checkpoints").glob("best-*.ckpt")
+    assert json.loads((run_dir / "test_results.json").read_text())["checkpoint"] == str(best)
+
+
 def test_a_run_dir_that_cannot_be_made_is_named(synth_root, tmp_path):
     """--run_dir under a file: an InputError naming the flag and the folder, before any step."""
     (tmp_path / "a_file").write_text("")

@@ -163,10 +163,27 @@ class UV2CLI(LightningCLI):
             config["ckpt_path"] = None
 
     def before_validate(self) -> None:
+        self._find_best_checkpoint()
         self._say_which_weights()
 
     def before_test(self) -> None:
+        self._find_best_checkpoint()
         self._say_which_weights()
+
+    def _find_best_checkpoint(self) -> None:
+        """`--ckpt_path best` names the run directory's best-*.ckpt. Lightning knows the best file only in the process
+        that fitted, and a test or validate of its own stopped with "ModelCheckpoint is not configured"."""
+        config = self.config_init[self.subcommand]
+        if config.get("ckpt_path") != "best":
+            return
+        ckpt_dir = run_dir_of(config) / "checkpoints"
+        found = sorted(ckpt_dir.glob("best-*.ckpt"))
+        if len(found) != 1:
+            raise CheckpointError(f"--ckpt_path best: {ckpt_dir} holds {len(found)} best-*.ckpt files "
+                                  f"({', '.join(p.name for p in found) or 'a run keeps one once it has validated'}); "
+                                  "give --ckpt_path one file")
+        config["ckpt_path"] = str(found[0])
+        log.info(f"--ckpt_path best: {found[0]}")
 
     def _say_which_weights(self) -> None:
         """A test or validate without --ckpt_path scores the weights model.init_from gives (the way to score an
