@@ -167,6 +167,50 @@ def test_killed_run_resumes_bit_identically(synth_root, uninterrupted, tmp_path,
     assert session["values"]["hp/val_top1"] == pytest.approx(max(expected["val/top1"].values()))
 
 
+def test_ddp_run_resumes_with_every_ranks_epoch_sums(synth_root, tmp_path):
+    """Two CPU processes (gloo) killed mid-epoch and resumed: the weights and the epoch metrics, which cover both
+    ranks' batches (sync_dist), come out as the uninterrupted run's: each rank takes its own running sums back
+    (uv2.train.resume.EpochMetricSums)."""
+    ddp = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
+    reference_dir, run_dir = tmp_path / "uninterrupted", tmp_path / "killed"
+    assert uv2_fit([*_fit_args(synth_root, reference_dir, 0), *ddp], tmp_path / "uninterrupted.log") == 0, \
+        _tail(tmp_path / "uninterrupted.log")
+    assert "sync_dist=True" not in (tmp_path / "uninterrupted.log").read_text()  # Lightning's hint: none is left
+    resumed = _killed_and_resumed([*_fit_args(synth_root, run_dir, 0), *ddp], [1])  # 2 steps per epoch on 2 ranks
+    reference = safe_load(reference_dir / "checkpoints" / "last.ckpt")
+    assert resumed["global_step"] == reference["global_step"] == 4
+    different = [k for k, v in reference["state_dict"].items() if not torch.equal(v, resumed["state_dict"][k])]
+    assert not different, f"weights differ from the uninterrupted run's: {different[:5]}"
+    logged, expected = logged_scalars(run_dir, newest_only=True), logged_scalars(reference_dir)
+    for tag in ("train/loss_epoch", "train/top1", "val/top1"):
+        assert expected[tag] and logged[tag] == expected[tag], tag
+
+
+def test_epoch_sums_go_back_to_the_rank_that_saved_them():
+    """Each rank's saved sums go back to that rank; on another number of processes rank 0 takes every rank's (their
+    epoch value is the same up to rounding); one process's sums, as checkpoints held them before, go to rank 0."""
+    from types import SimpleNamespace
+
+    from uv2.train.resume import EpochMetricSums
+
+    def entry(value: float) -> dict[str, torch.Tensor]:
+        return {"value": torch.tensor(value), "count": torch.tensor(4)}
+
+    def pending(saved: dict, world_size: int, rank: int) -> dict:
+        sums = EpochMetricSums()
+        sums.on_load_checkpoint(SimpleNamespace(world_size=world_size, global_rank=rank), None,
+                                {EpochMetricSums.KEY: saved})
+        return {key: [float(e["value"]) for e in entries] for key, entries in sums._pending.items()}
+
+    by_rank = {"world_size": 2, "ranks": [{"train/top1": [entry(1.0)]}, {"train/top1": [entry(2.0)]}]}
+    assert pending(by_rank, 2, 0) == {"train/top1": [1.0]} and pending(by_rank, 2, 1) == {"train/top1": [2.0]}
+    assert pending(by_rank, 1, 0) == {"train/top1": [1.0, 2.0]}
+    assert pending(by_rank, 3, 0) == {"train/top1": [1.0, 2.0]} and pending(by_rank, 3, 2) == {}
+    one_process = {"train/top1": entry(3.0)}
+    assert pending(one_process, 1, 0) == pending(one_process, 2, 0) == {"train/top1": [3.0]}
+    assert pending(one_process, 2, 1) == {}
+
+
 def test_cotraining_resumes_bit_identically(synth_root, tmp_path):
     """Co-training two sets of different batch counts (the shorter set starts a second pass within the epoch), the
     decode cache on, killed mid-epoch in that second pass: the resumed run ends with the uninterrupted run's

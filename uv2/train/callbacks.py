@@ -372,8 +372,8 @@ class NonBlockingProgressBar(TQDMProgressBar):
 
 class ThroughputSummary(pl.Callback):
     """Throughput of the training loop: data/wait_s, data/wait_fraction and perf/clips_per_s, per step (``_step``,
-    on the steps the logger writes) and per epoch (``_epoch``: the epoch's wait per step, and its wait and clips over
-    its time), and at the end of ``fit`` one line, e.g.::
+    on the steps the logger writes: rank 0's) and per epoch (``_epoch``: the epoch's wait per step, and its wait and
+    clips over its time, averaged over the devices), and at the end of ``fit`` one line, e.g.::
 
         fit throughput: 1280 clips, the first step after 14.2 s (worker start-up); then 1248 clips in 61.2 s of
         training steps, 20.4 clips/s, data wait 63% of the step time, 0 decode failures; the model waited for data:
@@ -437,7 +437,7 @@ class ThroughputSummary(pl.Callback):
         wait, step, clips, steps = self._epoch_totals
         if steps:  # the mean step of the epoch's steps read by now (on a GPU the last one or two count in the next)
             values = self._values(wait / steps, step / steps, clips / steps, trainer.world_size, "_epoch")
-            pl_module.log_dict(values, on_step=False, on_epoch=True)
+            pl_module.log_dict(values, on_step=False, on_epoch=True, sync_dist=True)  # the mean over the devices
         self._epoch_totals = (0.0, 0.0, 0, 0)
 
     @staticmethod

@@ -244,15 +244,17 @@ class VideoClassifier(pl.LightningModule):
         elif not self._count_nonfinite(self._loss_is_finite(loss), self.global_step):
             return None  # every rank skips this step together (see _loss_is_finite)
         # not prog_bar: Lightning would read it back every step, a wait for the GPU (the bar of
-        # uv2.train.callbacks.NonBlockingProgressBar shows it without one)
+        # uv2.train.callbacks.NonBlockingProgressBar shows it without one). The step's loss is rank 0's batch; the
+        # epoch metrics cover every rank's batches (sync_dist: one all-reduce each when the epoch ends)
         self.log("train/loss_step", value, on_step=True, on_epoch=False, batch_size=len(correct))
-        self.log("train/loss_epoch", epoch_value, prog_bar=True, on_step=False, on_epoch=True,
+        self.log("train/loss_epoch", epoch_value, prog_bar=True, on_step=False, on_epoch=True, sync_dist=True,
                  batch_size=weight)  # type: ignore[arg-type]
-        self.log("train/top1", top1, on_step=False, on_epoch=True, batch_size=weight)  # type: ignore[arg-type]
+        self.log("train/top1", top1, on_step=False, on_epoch=True, sync_dist=True,
+                 batch_size=weight)  # type: ignore[arg-type]
         failures = [b["decode_failures"] for b in batches.values() if "decode_failures" in b]
         if failures:
             self.log("data/decode_failures", torch.cat(failures).sum().float(), on_step=False, on_epoch=True,
-                     reduce_fx="sum", batch_size=len(correct))
+                     reduce_fx="sum", sync_dist=True, batch_size=len(correct))
         return loss
 
     def on_before_optimizer_step(self, optimizer) -> None:
@@ -304,7 +306,8 @@ class VideoClassifier(pl.LightningModule):
                                           label_smoothing=self.hparams.label_smoothing))
             correct.append(set_logits[:, rows].argmax(-1) == set_labels)
             if name:
-                self.log(f"train/{name}/loss", losses[-1], on_step=False, on_epoch=True, batch_size=len(set_labels))
+                self.log(f"train/{name}/loss", losses[-1], on_step=False, on_epoch=True, batch_size=len(set_labels),
+                         sync_dist=True)
         return torch.stack(losses).mean(), torch.cat(correct)
 
     def _loss_is_finite(self, loss: torch.Tensor) -> bool:

@@ -140,6 +140,12 @@ class EpochMetricSums(pl.Callback):
     and every later batch adds to the same value. A metric first logged after the first batch's end (logged only on
     some steps) is merged when it appears, which may differ from the uninterrupted run in the last bit.
 
+    Under DDP each rank accumulates its own batches (the metrics are synced, ``sync_dist``, when the epoch ends), so
+    every rank's sums are saved (``checkpoint[KEY]``: ``world_size`` and one entry per rank, gathered in
+    ``on_save_checkpoint`` as :class:`RandomStates` gathers) and each rank takes its own back. Resumed on another
+    number of processes, rank 0 takes them all (the same epoch value up to rounding). A checkpoint of one process's
+    sums (written before the ranks' were gathered) goes to rank 0 alone.
+
     It reads Lightning's private result collection (``fit_loop.epoch_loop._results``, ``_ResultMetric.value`` /
     ``cumulated_batch_size``): tested with Lightning 2.6.
     """
@@ -147,7 +153,7 @@ class EpochMetricSums(pl.Callback):
     KEY = "uv2_epoch_metric_sums"
 
     def __init__(self) -> None:
-        self._pending: dict[str, dict[str, torch.Tensor]] = {}
+        self._pending: dict[str, list[dict[str, torch.Tensor]]] = {}  # per metric: saved sums not merged yet
 
     @staticmethod
     def _results(trainer: pl.Trainer):
@@ -157,17 +163,30 @@ class EpochMetricSums(pl.Callback):
         progress = trainer.fit_loop.epoch_progress.current
         if progress.processed >= progress.started:  # at an epoch end (or before any): nothing half-accumulated
             return
-        sums = {key: dict(entry) for key, entry in self._pending.items()}  # not merged yet: kept for the next resume
+        sums = {key: list(entries) for key, entries in self._pending.items()}  # not merged yet: kept for the next one
         for key, metric in self._results(trainer).items():
             if metric.is_tensor and metric.meta.on_epoch and key not in sums:
                 entry = {"value": metric.value.detach().cpu().clone()}
                 if metric.meta.is_mean_reduction:
                     entry["count"] = metric.cumulated_batch_size.detach().cpu().clone()
-                sums[key] = entry
-        checkpoint[self.KEY] = sums
+                sums[key] = [entry]
+        ranks = [sums]
+        if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            ranks = [None] * trainer.world_size
+            torch.distributed.all_gather_object(ranks, sums)
+        checkpoint[self.KEY] = {"world_size": len(ranks), "ranks": ranks}
 
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
-        self._pending = dict(checkpoint.get(self.KEY) or {})
+        saved = checkpoint.get(self.KEY) or {}
+        if "ranks" not in saved:  # one process's sums: {metric: entry}
+            saved = {"world_size": 1, "ranks": [{key: [entry] for key, entry in saved.items()}]}
+        if saved["world_size"] == trainer.world_size:
+            self._pending = {key: list(entries) for key, entries in saved["ranks"][trainer.global_rank].items()}
+        else:
+            self._pending = {}
+            for sums in saved["ranks"] if trainer.global_rank == 0 else []:
+                for key, entries in sums.items():
+                    self._pending.setdefault(key, []).extend(entries)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if self._pending:
@@ -184,14 +203,15 @@ class EpochMetricSums(pl.Callback):
     def _merge(self, trainer: pl.Trainer) -> None:
         results = self._results(trainer)
         for key in [k for k in self._pending if k in results]:
-            saved, metric = self._pending.pop(key), results[key]
-            value = saved["value"].to(metric.value.device, metric.value.dtype)
-            if metric.meta.is_mean_reduction or metric.meta.is_sum_reduction:
-                metric.value = value + metric.value
-                if metric.meta.is_mean_reduction:
-                    metric.cumulated_batch_size = saved["count"].to(metric.cumulated_batch_size.device) \
-                        + metric.cumulated_batch_size
-            elif metric.meta.is_max_reduction:
-                metric.value = torch.maximum(value, metric.value)
-            elif metric.meta.is_min_reduction:
-                metric.value = torch.minimum(value, metric.value)
+            metric = results[key]
+            for saved in self._pending.pop(key):
+                value = saved["value"].to(metric.value.device, metric.value.dtype)
+                if metric.meta.is_mean_reduction or metric.meta.is_sum_reduction:
+                    metric.value = value + metric.value
+                    if metric.meta.is_mean_reduction:
+                        metric.cumulated_batch_size = saved["count"].to(metric.cumulated_batch_size.device) \
+                            + metric.cumulated_batch_size
+                elif metric.meta.is_max_reduction:
+                    metric.value = torch.maximum(value, metric.value)
+                elif metric.meta.is_min_reduction:
+                    metric.value = torch.minimum(value, metric.value)
