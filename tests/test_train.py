@@ -267,6 +267,19 @@ def test_a_run_without_a_logger(synth_root, tmp_path):
     assert (run_dir / "checkpoints" / "last.ckpt").is_file() and not list(run_dir.rglob("events.out.tfevents*"))
 
 
+def test_a_run_without_validation_keeps_last_ckpt_alone(synth_root, tmp_path, caplog):
+    """`--trainer.limit_val_batches 0`: last.ckpt and no best-*.ckpt, without Lightning's warning that the best
+    checkpoint's val/top1 is missing at every save."""
+    run_dir = tmp_path / "run"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert run("fit", _fit_argv(synth_root, run_dir, "--trainer.max_epochs", "2", "--trainer.limit_train_batches",
+                                    "2", "--trainer.limit_val_batches", "0", "--trainer.enable_model_summary",
+                                    "false")) == 0
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["last.ckpt"]
+    assert not [w for w in caught if "could not find the monitored key" in str(w.message)]
+
+
 def test_resume_without_a_last_checkpoint_starts_the_run(synth_root, tmp_path, caplog):
     """--resume in a run directory without last.ckpt (a job script's first start) trains from step 0, saying so."""
     run_dir = tmp_path / "run"

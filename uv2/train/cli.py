@@ -138,8 +138,9 @@ class UV2CLI(LightningCLI):
             callbacks.insert(2, LearningRateMonitor(logging_interval="step"))
         if trainer_cfg.get("enable_checkpointing", True) is not False:  # uv2.train.checkpointing: what each file is
             ckpt_dir = run_dir / "checkpoints"
-            callbacks += [best_checkpoint(ckpt_dir),
-                          LastCheckpoint(ckpt_dir, every_n_steps=config.get("checkpoint_every_n_steps") or 0)]
+            callbacks.append(LastCheckpoint(ckpt_dir, every_n_steps=config.get("checkpoint_every_n_steps") or 0))
+            if trainer_cfg.get("limit_val_batches") != 0:  # no validation, no best: Lightning warned at every save
+                callbacks.insert(-1, best_checkpoint(ckpt_dir))
         configured = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
         configured = [ModelSummaryWithMacs.of(c) for c in configured]  # Lightning's summary with the model's FLOPs
         if trainer_cfg.get("enable_progress_bar", True) is not False and not any(
