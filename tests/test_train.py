@@ -253,8 +253,9 @@ def test_a_limit_of_one_batch_is_one_batch(synth_root, tmp_path):
                                 "--trainer.limit_val_batches", "1", "--trainer.enable_model_summary", "false")) == 0
     assert safe_load(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 2
     assert "limit_train_batches: 1\n" in (run_dir / "config.yaml").read_text()
-    assert run("test", _fit_argv(synth_root, run_dir, "--trainer.limit_test_batches", "1", "--ckpt_path",
-                                 str(run_dir / "checkpoints" / "last.ckpt"), "--data.init_args.eval_batch_size", "2")) == 0
+    last = str(run_dir / "checkpoints" / "last.ckpt")
+    assert run("test", _fit_argv(synth_root, run_dir, "--trainer.limit_test_batches", "1", "--ckpt_path", last,
+                                 "--data.init_args.eval_batch_size", "2")) == 0
     assert json.loads((run_dir / "test_results.json").read_text())["num_views"] == 2  # one batch of 2 clips
 
 
@@ -267,17 +268,25 @@ def test_a_run_without_a_logger(synth_root, tmp_path):
     assert (run_dir / "checkpoints" / "last.ckpt").is_file() and not list(run_dir.rglob("events.out.tfevents*"))
 
 
-def test_a_run_without_validation_keeps_last_ckpt_alone(synth_root, tmp_path, caplog):
+def test_a_run_without_validation_keeps_last_ckpt_alone(synth_root, tmp_path, capsys):
     """`--trainer.limit_val_batches 0`: last.ckpt and no best-*.ckpt, without Lightning's warning that the best
-    checkpoint's val/top1 is missing at every save."""
+    checkpoint's val/top1 is missing at every save; --resume and `test --ckpt_path last` find last.ckpt all the same
+    (Lightning looks for it beside the best-checkpoint callback)."""
     run_dir = tmp_path / "run"
+    argv = _fit_argv(synth_root, run_dir, "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "0",
+                     "--trainer.enable_model_summary", "false")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert run("fit", _fit_argv(synth_root, run_dir, "--trainer.max_epochs", "2", "--trainer.limit_train_batches",
-                                    "2", "--trainer.limit_val_batches", "0", "--trainer.enable_model_summary",
-                                    "false")) == 0
+        assert run("fit", [*argv, "--trainer.max_epochs", "2"]) == 0
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["last.ckpt"]
     assert not [w for w in caught if "could not find the monitored key" in str(w.message)]
+    capsys.readouterr()
+    assert run("fit", [*argv, "--trainer.max_epochs", "3", "--resume"]) == 0
+    assert "fit throughput: 8 clips" in capsys.readouterr().out  # one epoch of 2 batches of 4 after the resume
+    assert safe_load(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 6
+    assert run("test", [*argv, "--ckpt_path", "last", "--trainer.limit_test_batches", "1"]) == 0
+    tested = json.loads((run_dir / "test_results.json").read_text())["checkpoint"]
+    assert tested == str(run_dir / "checkpoints" / "last.ckpt")
 
 
 def test_resume_without_a_last_checkpoint_starts_the_run(synth_root, tmp_path, caplog):
@@ -362,7 +371,8 @@ def test_a_test_of_the_best_checkpoint_in_a_process_of_its_own(synth_root, tmp_p
     """`test --ckpt_path best` after the fit's process has ended scores the run directory's best-*.ckpt (Lightning
     knows it only in the process that fitted), and names the folder where there is none."""
     run_dir = tmp_path / "run"
-    argv = _fit_argv(synth_root, run_dir, "--trainer.limit_test_batches", "1", "--trainer.enable_model_summary", "false")
+    argv = _fit_argv(synth_root, run_dir, "--trainer.limit_test_batches", "1",
+                     "--trainer.enable_model_summary", "false")
     with pytest.raises(CheckpointError, match=f"--ckpt_path best: {run_dir / 'checkpoints'} holds 0 best-"):
         run("test", [*argv, "--ckpt_path", "best"])
     assert run("fit", [*argv, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",

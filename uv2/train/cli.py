@@ -155,36 +155,43 @@ class UV2CLI(LightningCLI):
         return super().instantiate_trainer(**kwargs)
 
     def before_fit(self) -> None:
-        """--resume where the run has no last.ckpt yet (the first start under a job script that always resumes) starts
-        the run afresh, saying so (Lightning's own warning there points at a ModelCheckpoint setting)."""
+        """--resume (`ckpt_path: last`) continues from the run directory's last.ckpt, named as a file: Lightning looks
+        for "last" beside its best-checkpoint callback, which a run without validation does not have. Where there is
+        no last.ckpt yet (the first start under a job script that always resumes) the run starts afresh, saying so."""
         config = self.config_init[self.subcommand]
+        if config.get("ckpt_path") != "last":
+            return
         last = run_dir_of(config) / "checkpoints" / LAST
-        if config.get("ckpt_path") == "last" and not last.exists():
+        if last.exists():
+            config["ckpt_path"] = str(last)
+        else:
             log.info(f"--resume: no {last} yet, so the run starts from the beginning")
             config["ckpt_path"] = None
 
     def before_validate(self) -> None:
-        self._find_best_checkpoint()
+        self._find_named_checkpoint()
         self._say_which_weights()
 
     def before_test(self) -> None:
-        self._find_best_checkpoint()
+        self._find_named_checkpoint()
         self._say_which_weights()
 
-    def _find_best_checkpoint(self) -> None:
-        """`--ckpt_path best` names the run directory's best-*.ckpt. Lightning knows the best file only in the process
-        that fitted, and a test or validate of its own stopped with "ModelCheckpoint is not configured"."""
+    def _find_named_checkpoint(self) -> None:
+        """`--ckpt_path best` / `last` name the run directory's best-*.ckpt / last.ckpt. Lightning knows the best file
+        only in the process that fitted (a test of its own stopped with "ModelCheckpoint is not configured"), and
+        looks for last.ckpt beside that callback, which a run without validation does not have."""
         config = self.config_init[self.subcommand]
-        if config.get("ckpt_path") != "best":
+        name, ckpt_dir = config.get("ckpt_path"), run_dir_of(config) / "checkpoints"
+        if name not in ("best", "last"):
             return
-        ckpt_dir = run_dir_of(config) / "checkpoints"
-        found = sorted(ckpt_dir.glob("best-*.ckpt"))
+        found = sorted(ckpt_dir.glob("best-*.ckpt")) if name == "best" else [p for p in [ckpt_dir / LAST] if p.exists()]
         if len(found) != 1:
-            raise CheckpointError(f"--ckpt_path best: {ckpt_dir} holds {len(found)} best-*.ckpt files "
-                                  f"({', '.join(p.name for p in found) or 'a run keeps one once it has validated'}); "
+            names = ", ".join(p.name for p in found) or "a run writes one as it trains and validates"
+            kind = "best-*.ckpt" if name == "best" else LAST
+            raise CheckpointError(f"--ckpt_path {name}: {ckpt_dir} holds {len(found)} {kind} files ({names}); "
                                   "give --ckpt_path one file")
         config["ckpt_path"] = str(found[0])
-        log.info(f"--ckpt_path best: {found[0]}")
+        log.info(f"--ckpt_path {name}: {found[0]}")
 
     def _say_which_weights(self) -> None:
         """A test or validate without --ckpt_path scores the weights model.init_from gives (the way to score an
