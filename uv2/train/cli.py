@@ -132,15 +132,15 @@ class UV2CLI(LightningCLI):
             kwargs["logger"] = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False)
         # RandomStates, TrainLoaderPosition and EpochMetricSums restore what Lightning leaves out (uv2.train.resume);
         # EpochMetricSums before LastCheckpoint: after a resume it merges the epoch sums before the next write
-        callbacks = [ThroughputSummary(), BalanceMonitor(), self.hparams_summary, RandomStates(), TrainLoaderPosition(),
-                     EpochMetricSums()]
+        callbacks = [ThroughputSummary(), BalanceMonitor()]
         if trainer_cfg.get("logger") is not False:  # `--trainer.logger false`: Lightning refuses the monitor then
-            callbacks.insert(2, LearningRateMonitor(logging_interval="step"))
+            callbacks.append(LearningRateMonitor(logging_interval="step"))
+        callbacks += [self.hparams_summary, RandomStates(), TrainLoaderPosition(), EpochMetricSums()]
         if trainer_cfg.get("enable_checkpointing", True) is not False:  # uv2.train.checkpointing: what each file is
             ckpt_dir = run_dir / "checkpoints"
-            callbacks.append(LastCheckpoint(ckpt_dir, every_n_steps=config.get("checkpoint_every_n_steps") or 0))
             if trainer_cfg.get("limit_val_batches") != 0:  # no validation, no best: Lightning warned at every save
-                callbacks.insert(-1, best_checkpoint(ckpt_dir))
+                callbacks.append(best_checkpoint(ckpt_dir))
+            callbacks.append(LastCheckpoint(ckpt_dir, every_n_steps=config.get("checkpoint_every_n_steps") or 0))
         configured = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
         configured = [ModelSummaryWithMacs.of(c) for c in configured]  # Lightning's summary with the model's FLOPs
         if trainer_cfg.get("enable_progress_bar", True) is not False and not any(
@@ -155,18 +155,17 @@ class UV2CLI(LightningCLI):
         return super().instantiate_trainer(**kwargs)
 
     def before_fit(self) -> None:
-        """--resume (`ckpt_path: last`) continues from the run directory's last.ckpt, named as a file: Lightning looks
-        for "last" beside its best-checkpoint callback, which a run without validation does not have. Where there is
-        no last.ckpt yet (the first start under a job script that always resumes) the run starts afresh, saying so."""
+        """--resume (`ckpt_path: last`) continues from the run directory's last.ckpt, named as a file (see
+        named_checkpoints). Where there is no last.ckpt yet (the first start under a job script that always resumes)
+        the run starts afresh, saying so."""
         config = self.config_init[self.subcommand]
         if config.get("ckpt_path") != "last":
             return
-        last = run_dir_of(config) / "checkpoints" / LAST
-        if last.exists():
-            config["ckpt_path"] = str(last)
-        else:
-            log.info(f"--resume: no {last} yet, so the run starts from the beginning")
-            config["ckpt_path"] = None
+        found = named_checkpoints(run_dir_of(config), "last")
+        if not found:
+            log.info(f"--resume: no {run_dir_of(config) / 'checkpoints' / LAST} yet, so the run starts from the "
+                     f"beginning")
+        config["ckpt_path"] = str(found[0]) if found else None
 
     def before_validate(self) -> None:
         self._find_named_checkpoint()
@@ -177,19 +176,17 @@ class UV2CLI(LightningCLI):
         self._say_which_weights()
 
     def _find_named_checkpoint(self) -> None:
-        """`--ckpt_path best` / `last` name the run directory's best-*.ckpt / last.ckpt. Lightning knows the best file
-        only in the process that fitted (a test of its own stopped with "ModelCheckpoint is not configured"), and
-        looks for last.ckpt beside that callback, which a run without validation does not have."""
+        """`--ckpt_path best` / `last`: the run directory's file (named_checkpoints), or one line naming the folder."""
         config = self.config_init[self.subcommand]
-        name, ckpt_dir = config.get("ckpt_path"), run_dir_of(config) / "checkpoints"
+        name = config.get("ckpt_path")
         if name not in ("best", "last"):
             return
-        found = sorted(ckpt_dir.glob("best-*.ckpt")) if name == "best" else [p for p in [ckpt_dir / LAST] if p.exists()]
+        found = named_checkpoints(run_dir_of(config), name)
         if len(found) != 1:
             names = ", ".join(p.name for p in found) or "a run writes one as it trains and validates"
             kind = "best-*.ckpt" if name == "best" else LAST
-            raise CheckpointError(f"--ckpt_path {name}: {ckpt_dir} holds {len(found)} {kind} files ({names}); "
-                                  "give --ckpt_path one file")
+            raise CheckpointError(f"--ckpt_path {name}: {run_dir_of(config) / 'checkpoints'} holds {len(found)} "
+                                  f"{kind} files ({names}); give --ckpt_path one file")
         config["ckpt_path"] = str(found[0])
         log.info(f"--ckpt_path {name}: {found[0]}")
 
@@ -202,6 +199,14 @@ class UV2CLI(LightningCLI):
         given = f"model.init_from gives ({init_from})" if init_from else "a random initialisation gives (no init_from)"
         log.warning(f"{self.subcommand} without --ckpt_path: the weights are those {given}, not a run's; to score a "
                     f"trained run give --ckpt_path RUN_DIR/checkpoints/last.ckpt")
+
+
+def named_checkpoints(run_dir: Path, name: str) -> list[Path]:
+    """The files `--ckpt_path best` / `last` name in a run directory: its best-*.ckpt, its last.ckpt (where they
+    exist). uv2 resolves the names itself: Lightning knows the best file only in the process that fitted, and looks
+    for last.ckpt beside its best-checkpoint callback, which a run without validation does not have."""
+    ckpt_dir = run_dir / "checkpoints"
+    return sorted(ckpt_dir.glob("best-*.ckpt")) if name == "best" else [p for p in [ckpt_dir / LAST] if p.exists()]
 
 
 def run_dir_of(config) -> Path:
