@@ -369,12 +369,16 @@ def test_a_test_without_a_checkpoint_says_which_weights_it_scores(synth_root, tm
 
 def test_a_test_of_the_best_checkpoint_in_a_process_of_its_own(synth_root, tmp_path):
     """`test --ckpt_path best` after the fit's process has ended scores the run directory's best-*.ckpt (Lightning
-    knows it only in the process that fitted), and names the folder where there is none."""
+    knows it only in the process that fitted), and names the folder where there is none, leaving no run directory
+    behind."""
     run_dir = tmp_path / "run"
     argv = _fit_argv(synth_root, run_dir, "--trainer.limit_test_batches", "1",
                      "--trainer.enable_model_summary", "false")
-    with pytest.raises(CheckpointError, match=f"--ckpt_path best: {run_dir / 'checkpoints'} holds 0 best-"):
-        run("test", [*argv, "--ckpt_path", "best"])
+    for name, kind in (("best", "best-*.ckpt"), ("last", "last.ckpt")):
+        with pytest.raises(CheckpointError, match=re.escape(f"--ckpt_path {name}: {run_dir / 'checkpoints'} has no "
+                                                            f"{kind} (a run writes one as it")):
+            run("test", [*argv, "--ckpt_path", name])
+    assert not run_dir.exists()
     assert run("fit", [*argv, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
                        "--trainer.limit_val_batches", "1"]) == 0
     assert run("test", [*argv, "--ckpt_path", "best"]) == 0

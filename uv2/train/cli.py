@@ -125,6 +125,8 @@ class UV2CLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any):
         config = self.config[self.subcommand] if self.subcommand else self.config
+        if self.subcommand in ("validate", "test"):
+            self._find_named_checkpoint()  # before the run directory is made: a refused run leaves no folder behind
         run_dir = make_output_dir(run_dir_of(config), "--run_dir")
         kwargs.setdefault("default_root_dir", str(run_dir))
         trainer_cfg = config.get("trainer", {})
@@ -168,11 +170,9 @@ class UV2CLI(LightningCLI):
         config["ckpt_path"] = str(found[0]) if found else None
 
     def before_validate(self) -> None:
-        self._find_named_checkpoint()
         self._say_which_weights()
 
     def before_test(self) -> None:
-        self._find_named_checkpoint()
         self._say_which_weights()
 
     def _find_named_checkpoint(self) -> None:
@@ -182,11 +182,14 @@ class UV2CLI(LightningCLI):
         if name not in ("best", "last"):
             return
         found = named_checkpoints(run_dir_of(config), name)
-        if len(found) != 1:
-            names = ", ".join(p.name for p in found) or "a run writes one as it trains and validates"
-            kind = "best-*.ckpt" if name == "best" else LAST
-            raise CheckpointError(f"--ckpt_path {name}: {run_dir_of(config) / 'checkpoints'} holds {len(found)} "
-                                  f"{kind} files ({names}); give --ckpt_path one file")
+        folder = run_dir_of(config) / "checkpoints"
+        if not found:
+            kind, when = ("best-*.ckpt", "as it validates") if name == "best" else (LAST, "as it trains")
+            raise CheckpointError(f"--ckpt_path {name}: {folder} has no {kind} (a run writes one {when}); give "
+                                  f"--run_dir of a run that has, or --ckpt_path a checkpoint file")
+        if len(found) > 1:
+            raise CheckpointError(f"--ckpt_path {name}: {folder} holds {len(found)} best-*.ckpt files "
+                                  f"({', '.join(p.name for p in found)}); give --ckpt_path one of them")
         config["ckpt_path"] = str(found[0])
         log.info(f"--ckpt_path {name}: {found[0]}")
 
