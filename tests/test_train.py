@@ -289,6 +289,22 @@ def test_a_run_without_validation_keeps_last_ckpt_alone(synth_root, tmp_path, ca
     assert tested == str(run_dir / "checkpoints" / "last.ckpt")
 
 
+def test_a_run_stopped_within_an_epoch_keeps_its_best_checkpoint_quiet(synth_root, tmp_path):
+    """max_steps ending a run within an epoch, before its validation: no best-*.ckpt and no warning that val/top1 is
+    missing; a run that validates keeps the best state of its validations."""
+    run_dir = tmp_path / "run"
+    argv = _fit_argv(synth_root, run_dir, "--trainer.limit_val_batches", "1", "--trainer.enable_model_summary", "false")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert run("fit", [*argv, "--trainer.max_steps", "2"]) == 0
+        assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["last.ckpt"]
+        assert run("fit", [*argv, "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "2", "--run_dir",
+                           str(tmp_path / "validated")]) == 0
+    assert not [w for w in caught if "could not find the monitored key" in str(w.message)]
+    [best] = (tmp_path / "validated" / "checkpoints").glob("best-*.ckpt")
+    assert safe_load(best)["global_step"] in (2, 4)
+
+
 def test_resume_without_a_last_checkpoint_starts_the_run(synth_root, tmp_path, caplog):
     """--resume in a run directory without last.ckpt (a job script's first start) trains from step 0, saying so."""
     run_dir = tmp_path / "run"

@@ -46,9 +46,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def best_checkpoint(ckpt_dir: Path, monitor: str = "val/top1") -> ModelCheckpoint:
-    """best-epoch{E}-step{S}.ckpt: the single best state by `monitor` (higher is better)."""
+    """best-epoch{E}-step{S}.ckpt: the single best state by `monitor` (higher is better), weighed as each validation
+    ends. (Lightning's default weighs it as the training epoch ends, after the epoch's validation; a run stopped by
+    max_steps within an epoch skips that validation and warned that `monitor` was missing.)"""
     return ModelCheckpoint(dirpath=ckpt_dir, filename="best-epoch{epoch}-step{step}", auto_insert_metric_name=False,
-                           monitor=monitor, mode="max", save_top_k=1, save_last=False)
+                           monitor=monitor, mode="max", save_top_k=1, save_last=False, save_on_train_epoch_end=False)
 
 
 class LastCheckpoint(Checkpoint):
