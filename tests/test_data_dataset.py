@@ -187,6 +187,22 @@ def test_all_bad_gives_up_after_max_retries(bad_files):
         ds[0]
 
 
+def test_too_many_bad_videos_is_bad_input_in_its_own_words_from_a_worker(bad_files):
+    """Too many bad videos is bad data (an InputError: one line at the command line, exit status 2), and raised in a
+    DataLoader worker it keeps its own message for that line and the grid's record, not torch's traceback text."""
+    from uv2.errors import error_message, input_error_in
+
+    ds = VideoDataset([VideoRecord(str(p), 0) for p in bad_files.values()], "val", _cfg(max_retries=1))
+    with pytest.raises(TooManyBadVideos) as here:
+        ds[0]
+    with pytest.raises(TooManyBadVideos) as from_worker:
+        next(iter(DataLoader(ds, batch_size=1, num_workers=1)))
+    assert input_error_in(from_worker.value) is from_worker.value
+    assert "Original Traceback" in str(from_worker.value)
+    assert error_message(from_worker.value) == error_message(here.value) == str(here.value)
+    assert str(here.value).startswith("no decodable video after 2 attempts for item 0")
+
+
 def test_true_frame_count_is_used(tmp_path):
     full = encode(
         tmp_path / "full.mp4", numbered_frames(48), options=X264, container_options={"movflags": "+faststart"}

@@ -335,6 +335,27 @@ def test_an_invalid_setting_ends_the_command_in_one_line(synth_root, tmp_path, c
     assert last.startswith(f"uv2 fit: error: {says}"), last
 
 
+def test_a_list_of_undecodable_videos_ends_the_command_in_one_line(synth_root, tmp_path, capsys):
+    """Bad data found while training (no decodable video, here in a DataLoader worker): exit status 2 and one line
+    naming the files, not torch's re-raised worker traceback."""
+    from uv2.__main__ import main as uv2_main
+
+    lines = []
+    for i in range(4):
+        (tmp_path / f"v{i}.mp4").write_bytes(b"not a video" * 100)
+        lines.append(f"{tmp_path / f'v{i}.mp4'},{i % 2}")
+    (tmp_path / "list.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "classes.txt").write_text("a\nb\n")
+    layout = {"train_list": str(tmp_path / "list.csv"), "val_list": str(tmp_path / "list.csv"),
+              "classes_file": str(tmp_path / "classes.txt")}
+    argv = [*_fit_argv(synth_root, tmp_path / "run", "--trainer.max_steps", "1"), *micro_data_args(synth_root, layout=layout),
+            "--model.arch.num_classes", "2", "--data.init_args.num_workers", "1"]
+    assert uv2_main(["fit", *argv]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.match(r"uv2 fit: error: no decodable video after \d+ attempts for item \d+ \(video \d: ", last), last
+    assert f"first bad files: {tmp_path}" in last
+
+
 def test_the_cli_raises_a_refused_data_setting_as_itself(synth_root, tmp_path):
     """The data module's SettingError, which jsonargparse re-raises as a ValueError of its own, leaves the CLI as
     itself, and crosses a process boundary (a grid's or variance.py's worker) with its class and message."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from uv2.errors import input_error_in
+from uv2.errors import error_message, input_error_in
 
 # command -> ("module:function", one-line help). The function takes argv (list[str]) and returns an exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # bad input, not a bug: its message names the file or field (uv2.errors)
         if (bad := input_error_in(err)) is None:
             raise
-        print(f"uv2 {name}: error: {bad}", file=sys.stderr)
+        print(f"uv2 {name}: error: {error_message(bad)}", file=sys.stderr)
         return 2
 
 

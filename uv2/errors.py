@@ -2,6 +2,8 @@
 from InputError, and `python -m uv2` reports them in one line (the message names the file or field and the valid
 choices) with exit status 2. Any other exception is a bug in uv2 or a library and keeps its traceback."""
 
+import re
+
 
 class InputError(Exception):
     """A file or setting the user gave is missing or invalid; the message says which and what is valid."""
@@ -26,3 +28,15 @@ def input_error_in(err: BaseException) -> InputError | None:
         seen.add(id(err))
         err = err.__cause__
     return None
+
+
+def error_message(err: BaseException) -> str:
+    """The message of `err` as its raiser wrote it. An error raised in a DataLoader worker comes back to the main
+    process as the same type, with "Caught <type> in DataLoader worker process N." and the worker's traceback for
+    its message; this gives the original message, which the traceback's last line holds."""
+    text = str(err)
+    if not text.startswith(f"Caught {type(err).__name__} in DataLoader worker process"):
+        return text
+    name = re.escape(type(err).__name__)
+    found = list(re.finditer(rf"^(?:[\w.]+\.)?{name}: ", text, flags=re.MULTILINE))
+    return text[found[-1].end():].strip() if found else text

@@ -37,6 +37,7 @@ from uv2.ablation.parallel import CELL_THREADS, cell_threads, side_by_side_order
 from uv2.ablation.progress import GridProgress
 from uv2.ablation.scripts import COTRAINED, TrainingScripts
 from uv2.ablation.table import render_table, results_csv, video_results
+from uv2.errors import error_message
 from uv2.io import atomic_write_text
 from uv2.models import ModelConfig
 from uv2.models.flops import model_flops
@@ -170,7 +171,7 @@ class GridRunner:
             raise
         except Exception as err:  # noqa: BLE001 - a failing cell is recorded and the grid goes on
             self.progress.finish_cell(trained=False)
-            record.update(status="failed", error=f"{type(err).__name__}: {err}".splitlines()[0][:500])
+            record.update(status="failed", error=f"{type(err).__name__}: {error_message(err)}".splitlines()[0][:500])
             (folder / "error.log").parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(folder / "error.log", traceback.format_exc())
             self.say(f"{where}: FAILED: {record['error']} (traceback in {folder / 'error.log'})")

@@ -90,7 +90,7 @@ from uv2.data.transforms import (
     short_side_size,
     uniform_crop,
 )
-from uv2.errors import SettingError
+from uv2.errors import InputError, SettingError
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +112,9 @@ Mode = Literal["train", "val", "test"]
 MODES: tuple[str, ...] = ("train", "val", "test")
 
 
-class TooManyBadVideos(RuntimeError):
-    """Too many videos of a list failed to decode (see :class:`VideoDataset`)."""
+class TooManyBadVideos(InputError, RuntimeError):
+    """Too many videos of a list failed to decode (see :class:`VideoDataset`): bad data, which `python -m uv2` reports
+    in one line naming the first bad files (uv2.errors); a bug in the decode path is not counted as a bad video."""
 
 
 @dataclass
@@ -490,8 +491,8 @@ class VideoDataset(Dataset):
                 break
             candidate = self.replacement(video_index, attempt)
         raise TooManyBadVideos(
-            f"no decodable video after {failures} attempts for item {item} (video {video_index}: "
-            f"{self.records[video_index].path}); first bad files: {self._first_bad()}"
+            f"no decodable video after {failures} attempts for item {key.index if key is not None else item} (video "
+            f"{video_index}: {self.records[video_index].path}); first bad files: {self._first_bad()}"
         )
 
 
