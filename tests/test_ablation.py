@@ -295,7 +295,7 @@ def test_a_repeated_row_is_not_trained_again(micro, tmp_path):
 
 
 def test_side_by_side_runs_the_longest_cells_first():
-    """Table (c) at tiny scale: its 12 temporal cells (14 epochs) go to the workers before its 12 scene cells (2
+    """Table (c) at tiny scale: its 12 temporal cells (14 epochs) go to the workers before its 12 scene cells (4
     epochs), each group in table order; in table (d) the row that repeats "Sequential" still goes last."""
     from uv2.ablation.grid import expand_cells, load_datasets, repeated_runs
     from uv2.ablation.parallel import side_by_side_order
@@ -306,7 +306,7 @@ def test_side_by_side_runs_the_longest_cells_first():
     assert sorted(n for n, _ in order) == list(range(1, 25))
     assert [c.dataset for _, c in order] == ["temporal"] * 12 + ["scene"] * 12
     assert [n for n, _ in order[:12]] == sorted(n for n, c in order[:12])  # table order within a cost
-    assert order[0][1].cost == 14 * 4 and order[-1][1].cost == 2 * 4  # epochs x frames
+    assert order[0][1].cost == 14 * 4 and order[-1][1].cost == 4 * 4  # epochs x frames
     cells = expand_cells(load_table("d", REPO / "ablations" / "tables"), datasets, "tiny", [1], repo=REPO)
     assert [c.label for _, c in side_by_side_order(cells, repeated_runs(cells))][-1] == "Sequential, 1 query"
 
@@ -648,31 +648,38 @@ def test_grid_order_benchmark_replays_the_cell_times(tmp_path):
     assert re.search(r"even split\s+240 s", out) and "8 cells, 480 s of fits on 2 workers" in out, out
 
 
-def test_temporal_probes_expand_to_the_cells_they_describe(tmp_path, monkeypatch):
-    """benchmarks/temporal_probes.py: each probe's table file names rows of tables (a) and (c) that exist and
-    expands, with its datasets file, to temporal cells with the probe's switches, frames, schedule and set."""
-    from benchmarks import temporal_probes
-    from uv2.ablation.grid import expand_cells
+def test_tiny_probes_expand_to_the_cells_they_describe(tmp_path, monkeypatch):
+    """benchmarks/tiny_probes.py: each probe's table file names rows of tables (a) and (c) that exist and expands,
+    with its datasets file, to cells of its dataset with the probe's switches, frames, schedule and set."""
+    from benchmarks import tiny_probes
+    from uv2.ablation.grid import expand_cells, load_datasets
 
     made = []
-    monkeypatch.setattr(temporal_probes, "generate", lambda root, **kw: made.append((root, kw)))
-    for name, probe in temporal_probes.PROBES.items():
+    monkeypatch.setattr(tiny_probes, "generate", lambda root, **kw: made.append((root, kw)))
+    presets = load_datasets(REPO / "ablations" / "datasets.yaml")
+    for name, probe in tiny_probes.PROBES.items():
         path = tmp_path / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(temporal_probes.table_file(name, probe)))
-        datasets = temporal_probes.datasets_file(probe, tmp_path / name)
+        path.write_text(yaml.safe_dump(tiny_probes.table_file(name, probe)))
+        datasets = tiny_probes.datasets_file(probe, tmp_path / name)
         cells = expand_cells(load_table(str(path), REPO / "ablations" / "tables"), datasets, "tiny", [1], repo=REPO)
         assert [c.label for c in cells] == [label for _, label in probe.rows]
         for cell in cells:
-            arch, data = cell.config["model"]["arch"], cell.config["data"]["init_args"]
-            assert cell.dataset == "temporal" and arch.get("t_down", False) == name.startswith("t-down")
-            assert arch["num_frames"] == (8 if name.startswith("t-down") else 4)
-            assert cell.config["model"]["optim"].get("min_lr_factor") == (0.3 if name.endswith("floor") else None)
+            arch, data, optim = (cell.config["model"]["arch"], cell.config["data"]["init_args"],
+                                 cell.config["model"]["optim"])
+            assert cell.dataset == ("scene" if name.startswith("scene") else "temporal")
+            t_down = name.startswith("t-down") or cell.label.endswith("T-Down (2x frames)")
+            assert arch.get("t_down", False) == t_down and arch["num_frames"] == (8 if t_down else 4)
+            assert optim.get("min_lr_factor") == (0.3 if name.endswith("floor") else None)
+            assert optim.get("beta2") == (0.95 if name == "beta2" else None)
+            epochs = 2 if name == "scene-2-epochs" else presets[cell.dataset]["tiny"]["epochs"]
+            assert cell.config["trainer"]["max_epochs"] == epochs
+            assert optim["lr"] == (7.5e-5 if cell.dataset == "scene" and name != "scene-2-epochs" else 1.5e-4)
             synthetic = tmp_path / name / "synthetic"
             assert data.get("train_list") == (str(synthetic / "temporal" / "train.csv") if probe.motion_scale else None)
     assert made == [(tmp_path / "half-motion" / "synthetic",
                      {"size": "tiny", "seed": 0, "sets": ["temporal"], "motion_scale": 0.5})]
     with pytest.raises(ValueError, match="probe x: table \\(c\\) has no row 'none'"):
-        temporal_probes.table_file("x", temporal_probes.Probe(rows=(("c", "none"),)))
+        tiny_probes.table_file("x", tiny_probes.Probe(rows=(("c", "none"),)))
 
 
 def test_a_table_sets_its_own_tiny_epochs(tmp_path):

@@ -1,7 +1,7 @@
-"""The temporal-set probes of issue 13 (docs/tiny_scale.md): a benchmark or a recipe other than the grid's, measured
-on some rows of tables (a) and (c) and not adopted, each run again with one command.
+"""The tiny-scale probes of issue 13 (docs/tiny_scale.md): a benchmark or a recipe other than the grid's, measured
+on some rows of tables (a) and (c), on one dataset, and not adopted, each run again with one command.
 
-    python benchmarks/temporal_probes.py --probe NAME --out DIR [--seeds 1,2,3]
+    python benchmarks/tiny_probes.py --probe NAME --out DIR [--seeds 1,2,3]
 
 Probes (PROBES below):
   half-motion   the temporal set with its translations over half the distance, every draw of the generator the
@@ -10,10 +10,15 @@ Probes (PROBES below):
   t-down        table (c)'s rows with T-Down and twice the frames (table (a)'s T-Down row): the design of the paper's
                 SSv2 ablations, which the tiny presets train without T-Down on 4 frames;
   t-down-floor  the same, with the cosine schedule ending at 30 % of its peak learning rate instead of 1 % (the
-                setting table (b) trains in: its tiny_overrides).
+                setting table (b) trains in: its tiny_overrides);
+  beta2         AdamW's second-moment decay at 0.95 instead of 0.999 (a memory of about 20 steps instead of 1,000,
+                the whole run), on table (a)'s "global" and "local" and table (c)'s "9-12, no DPE" and "9-12, DPE";
+  scene-2-epochs
+                the scene set's former recipe (until 2026-11-29): 2 epochs at the presets' learning rate instead of
+                the grid's 4 at half of it, on the rows of tables (a) and (c).
 
-It writes DIR/<probe>.yaml (the rows, on the temporal set alone) and DIR/datasets.yaml (ablations/datasets.yaml with
-the probe's changes), generates a probe's own set into DIR/synthetic, and runs `ablations/run.py --table
+It writes DIR/<probe>.yaml (the rows, on the probe's dataset alone) and DIR/datasets.yaml (ablations/datasets.yaml
+with the probe's changes), generates a probe's own set into DIR/synthetic, and runs `ablations/run.py --table
 DIR/<probe>.yaml --datasets DIR/datasets.yaml --seeds ... --out DIR/results`, which prints where table.md is (a
 second command reuses every finished cell).
 """
@@ -39,22 +44,31 @@ class Probe:
     rows: tuple[tuple[str, str], ...]  # (table, row label) of ablations/tables/<table>.yaml, in this order
     arch: dict = field(default_factory=dict)  # merged into every row's arch
     frames_factor: int = 1  # every row's (T-Down rows sample twice the frames)
-    temporal: dict = field(default_factory=dict)  # deep-merged into the temporal dataset's tiny entry
+    dataset: str = "temporal"  # the one dataset of ablations/datasets.yaml the rows train on
+    changes: dict = field(default_factory=dict)  # deep-merged into that dataset's tiny entry
     motion_scale: float | None = None  # the temporal set generated into DIR/synthetic with this motion scale
 
 
 TABLE_C = tuple(("c", label) for label in ("9-12, no DPE", "9-12, DPE", "5-12, DPE", "1-12, DPE"))
 T_DOWN = dict(rows=TABLE_C, arch={"t_down": True}, frames_factor=2)
+# table (a)'s rows and table (c)'s but "5-12, DPE" (table (a)'s "global + local")
+SCENE_ROWS = (*(("a", label) for label in ("no global, no local", "global", "local", "global + local",
+                                           "global + local + T-Down (2x frames)")),
+              *(("c", label) for label in ("9-12, no DPE", "9-12, DPE", "1-12, DPE")))
 PROBES = {
     "half-motion": Probe(rows=(("a", "global"), ("a", "local"), ("a", "global + local"), ("c", "9-12, no DPE"),
                                ("c", "9-12, DPE")), motion_scale=0.5),
     "t-down": Probe(**T_DOWN),
-    "t-down-floor": Probe(**T_DOWN, temporal={"overrides": {"model": {"optim": {"min_lr_factor": 0.3}}}}),
+    "t-down-floor": Probe(**T_DOWN, changes={"overrides": {"model": {"optim": {"min_lr_factor": 0.3}}}}),
+    "beta2": Probe(rows=(("a", "global"), ("a", "local"), ("c", "9-12, no DPE"), ("c", "9-12, DPE")),
+                   changes={"overrides": {"model": {"optim": {"beta2": 0.95}}}}),
+    "scene-2-epochs": Probe(rows=SCENE_ROWS, dataset="scene",
+                            changes={"epochs": 2, "overrides": {"model": {"optim": {"lr": 1.5e-4}}}}),
 }
 
 
 def table_file(name: str, probe: Probe) -> dict:
-    """The probe's rows as a table file on the temporal set alone."""
+    """The probe's rows as a table file on the probe's dataset alone."""
     tables: dict[str, dict] = {}
     rows = []
     for table, label in probe.rows:
@@ -64,16 +78,16 @@ def table_file(name: str, probe: Probe) -> dict:
             raise ValueError(f"probe {name}: table ({table}) has no row {label!r}")
         rows.append({"label": label, "arch": row["arch"] | probe.arch,
                      "frames_factor": row.get("frames_factor", 1) * probe.frames_factor,
-                     "paper": {"temporal": row["paper"]["temporal"]}})
+                     "paper": {probe.dataset: row["paper"][probe.dataset]}})
     return {"title": f"probe {name}: " + ", ".join(f"({t}) {label}" for t, label in probe.rows),
-            "datasets": ["temporal"], "rows": rows}
+            "datasets": [probe.dataset], "rows": rows}
 
 
 def datasets_file(probe: Probe, out: Path) -> dict:
-    """ablations/datasets.yaml with the probe's changes to the temporal entry; a probe's own set read by its lists
+    """ablations/datasets.yaml with the probe's changes to its dataset's entry; a probe's own set read by its lists
     (a root of another spec is refused as a synthetic_root, rather than generated over)."""
     datasets = yaml.safe_load((REPO / "ablations" / "datasets.yaml").read_text())
-    tiny = deep_merge(datasets["temporal"]["tiny"], probe.temporal)
+    tiny = deep_merge(datasets[probe.dataset]["tiny"], probe.changes)
     if probe.motion_scale is not None:
         root = out / "synthetic"
         generate(root, size="tiny", seed=0, sets=["temporal"], motion_scale=probe.motion_scale)
@@ -82,7 +96,7 @@ def datasets_file(probe: Probe, out: Path) -> dict:
                                           "val_list": str(lists / "val.csv"),
                                           "classes_file": str(lists / "classes.txt"),
                                           "decoded_cache_dir": str(root / "decoded")}})
-    datasets["temporal"]["tiny"] = tiny
+    datasets[probe.dataset]["tiny"] = tiny
     return datasets
 
 
