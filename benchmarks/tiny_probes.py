@@ -51,7 +51,8 @@ class Probe:
 
 TABLE_C = tuple(("c", label) for label in ("9-12, no DPE", "9-12, DPE", "5-12, DPE", "1-12, DPE"))
 T_DOWN = dict(rows=TABLE_C, arch={"t_down": True}, frames_factor=2)
-# table (a)'s rows and table (c)'s but "5-12, DPE" (table (a)'s "global + local")
+# table (a)'s rows and table (c)'s but "5-12, DPE", which on the scene set (no local blocks in its preset) is table
+# (a)'s "global"
 SCENE_ROWS = (*(("a", label) for label in ("no global, no local", "global", "local", "global + local",
                                            "global + local + T-Down (2x frames)")),
               *(("c", label) for label in ("9-12, no DPE", "9-12, DPE", "1-12, DPE")))

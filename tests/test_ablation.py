@@ -204,6 +204,24 @@ def test_micro_table_end_to_end(micro, tmp_path):
     assert again.returncode == 0 and again.stdout.count("done before") == 2
 
 
+def test_hardware_names_the_cpu_model_beside_its_instruction_set(tmp_path, monkeypatch):
+    """results.csv's `hardware` on a CPU: its instruction set and model (two AVX-512 CPUs gave a cell other numbers),
+    the model from /proc/cpuinfo's first `model name`, else the platform's word, else nothing."""
+    from uv2.train import hardware as hw
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Processor @ 2.80GHz\n"
+                       "processor\t: 1\nmodel name\t: Intel(R) Xeon(R) Processor @ 2.80GHz\n")
+    assert hw.cpu_model(cpuinfo) == "Intel(R) Xeon(R) Processor @ 2.80GHz"
+    monkeypatch.setattr(hw.platform, "processor", lambda: "x86_64")
+    assert hw.cpu_model(tmp_path / "missing") == "x86_64"
+    monkeypatch.setattr(hw, "cpu_model", lambda: "AMD EPYC 7B13")
+    monkeypatch.setattr(hw, "cpu_capability", lambda: "AVX512")
+    assert hw.hardware("cpu") == f"CPU AVX512 (AMD EPYC 7B13), torch {torch.__version__}"
+    monkeypatch.setattr(hw, "cpu_model", lambda: "")
+    assert hw.hardware("cpu") == f"CPU AVX512, torch {torch.__version__}"
+
+
 def test_cells_side_by_side(micro, tmp_path):
     """--jobs 2: two worker processes run the cells as the grid's process would (same records on the same threads),
     each line whole, the grid's count from the grid's process."""

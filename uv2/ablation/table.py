@@ -216,8 +216,8 @@ def hardware_text(records: list[dict[str, Any]]) -> str:
             + f". {MIXED_HARDWARE}")
 
 
-MIXED_HARDWARE = ("Another CPU instruction set, GPU or torch version rounds differently, and a run still learning can "
-                  "end many points elsewhere: compare cells run on the same hardware.")
+MIXED_HARDWARE = ("Another CPU (even of the same instruction set), GPU or torch version rounds differently, and a run "
+                  "still learning can end many points elsewhere: compare cells run on the same hardware.")
 
 
 def spread_text(table: Table, records: list[dict[str, Any]]) -> str:
