@@ -42,6 +42,22 @@ def test_per_class_top1(tmp_path):
     assert frame["class"].tolist() == classes
 
 
+def test_table_bars_keep_the_interval_within_0_to_100():
+    """The bars' error bars are table.md's intervals: within 0-100 where the t interval of a few seeds reaches past
+    it (95.0 +- 10 ends at 100, 3.0 +- 5 at 0); NaN intervals (one seed) draw none."""
+    import pandas as pd
+
+    from uv2.analysis.plots import table_bars
+
+    summary = pd.DataFrame({"temporal ours": [95.0, 3.0, 50.0, 60.0], "temporal ci": [10.0, 5.0, 2.0, math.nan],
+                            "temporal paper": [69.5, 45.1, 68.7, 60.0]}, index=["a", "b", "c", "d"])
+    fig = table_bars(summary, ["temporal"], "t")
+    [bars] = [c for c in fig.axes[0].containers if hasattr(c, "errorbar")]
+    segments = bars.errorbar.lines[2][0].get_segments()
+    assert [(round(s[0][0], 6), round(s[1][0], 6)) for s in segments] == [(85.0, 100.0), (0.0, 8.0), (48.0, 52.0),
+                                                                          (60.0, 60.0)]
+
+
 def test_load_results_reads_text_as_text(tmp_path):
     """A commit, a config hash or a row label that looks like a number stays the text results.csv holds (pandas
     would read the commit 57e9584 as the float 5.7e9585, and "0012" as 12), and the run folders are found."""
