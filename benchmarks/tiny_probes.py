@@ -1,5 +1,6 @@
-"""The tiny-scale probes of issue 13 (docs/tiny_scale.md): a benchmark or a recipe other than the grid's, measured
-on some rows of tables (a) and (c), on one dataset, and not adopted, each run again with one command.
+"""The tiny-scale probes of issue 13 (docs/tiny_scale.md): a benchmark or a recipe other than the grid's (one not
+adopted, or the grid's former one), measured on some rows of tables (a) and (c) on one dataset, each run again with
+one command.
 
     python benchmarks/tiny_probes.py --probe NAME --out DIR [--seeds 1,2,3]
 
