@@ -14,9 +14,11 @@ Probes (PROBES below):
                 setting table (b) trains in: its tiny_overrides);
   beta2         AdamW's second-moment decay at 0.95 instead of 0.999 (a memory of about 20 steps instead of 1,000,
                 the whole run), on table (a)'s "global" and "local" and table (c)'s "9-12, no DPE" and "9-12, DPE";
+  scene         the grid's own scene recipe on the eight distinct scene rows of tables (a) and (c) as one table,
+                every row's gain over the plain ViT paired by seed (the measurement behind the recipe);
   scene-2-epochs
                 the scene set's former recipe (until 2026-11-29): 2 epochs at the presets' learning rate instead of
-                the grid's 4 at half of it, on the rows of tables (a) and (c).
+                the grid's 4 at half of it, on the same rows.
 
 It writes DIR/<probe>.yaml (the rows, on the probe's dataset alone) and DIR/datasets.yaml (ablations/datasets.yaml
 with the probe's changes), generates a probe's own set into DIR/synthetic, and runs `ablations/run.py --table
@@ -64,6 +66,7 @@ PROBES = {
     "t-down-floor": Probe(**T_DOWN, changes={"overrides": {"model": {"optim": {"min_lr_factor": 0.3}}}}),
     "beta2": Probe(rows=(("a", "global"), ("a", "local"), ("c", "9-12, no DPE"), ("c", "9-12, DPE")),
                    changes={"overrides": {"model": {"optim": {"beta2": 0.95}}}}),
+    "scene": Probe(rows=SCENE_ROWS, dataset="scene"),
     "scene-2-epochs": Probe(rows=SCENE_ROWS, dataset="scene",
                             changes={"epochs": 2, "overrides": {"model": {"optim": {"lr": 1.5e-4}}}}),
 }
