@@ -180,14 +180,16 @@ def test_micro_table_end_to_end(micro, tmp_path):
     assert "\r" not in result.stdout
     for n, r in enumerate(rows, 1):
         where = f"[{n}/2] table m2 | {r['label']} | temporal | seed 1"
-        epochs = re.findall(rf"^{re.escape(where)}: epoch (\d+)/1, val top-1 [\d.]+, step (\d+)/(\d+), \S+ elapsed "
+        # no "val top-1": a tiny cell does not validate (its test scores its validation videos)
+        epochs = re.findall(rf"^{re.escape(where)}: epoch (\d+)/1, step (\d+)/(\d+), \S+ elapsed "
                             rf"\| grid {n - 1}/2 done, (.*)$", result.stdout, re.M)
         assert [(e, step == total) for e, step, total, _ in epochs] == [("1", True)], result.stdout
         estimate = epochs[0][3]
         assert estimate == "time left after the first cell" if n == 1 else re.fullmatch(r"~\S+ left", estimate)
         assert re.search(rf"^{re.escape(where)}: top1 [\d.]+ .*\| grid {n}/2 done", result.stdout, re.M)
 
-    # TensorBoard's HPARAMS tab: each cell with its place in the grid, its switches, its val and test top-1
+    # TensorBoard's HPARAMS tab: each cell with its place in the grid, its switches, its test top-1 (a tiny cell does
+    # not validate: no val top-1, not even as a column)
     for r in rows:
         folder = tmp_path / "results" / "table_m2" / "cells" / Cell("m2", int(r["row"]), r["label"], "temporal", 1, {}).slug
         session = hparams_session(folder)
@@ -195,9 +197,9 @@ def test_micro_table_end_to_end(micro, tmp_path):
             {"grid/table": "m2", "grid/row": r["label"], "grid/dataset": "temporal", "grid/seed": 1.0}
         assert session["hparams"]["arch/local_type"] == ("none" if r["label"] == "no local" else "lmhra")
         assert session["hparams"]["arch/t_down"] is False  # a switch stays a boolean
-        assert session["metrics"] == ["hp/val_top1", "hp/test_top1"] and session["status"] == "STATUS_SUCCESS"
+        assert session["metrics"] == ["hp/test_top1"] and session["status"] == "STATUS_SUCCESS"
         assert abs(session["values"]["hp/test_top1"] - float(r["top1"])) < 1e-3  # written in the test stage
-        assert "hp/val_top1" in session["values"]
+        assert "hp/val_top1" not in session["values"]
         assert len(hparams_records(folder)["_hparams_/session_start_info"]) == 1
 
     again = grid(table, micro, tmp_path / "results", timeout=600)  # a rerun redoes nothing
@@ -639,7 +641,7 @@ def test_table_e_training_scripts_micro(tmp_path):
         session = hparams_session(shared("cotrain") / "run" / s)
         assert session["hparams"]["grid/dataset"] == s and session["hparams"]["grid/row"] == "cotrain"
         assert abs(session["values"]["hp/test_top1"] - results[("cotrain", s)]) < 1e-3
-        assert "hp/val_top1" in session["values"] and session["status"] == "STATUS_SUCCESS"
+        assert "hp/val_top1" not in session["values"] and session["status"] == "STATUS_SUCCESS"
     assert hparams_session(shared("union") / "run")["hparams"]["grid/row"] == "union-label pretraining (shared)"
 
     union = torch.load(shared("union") / "run/checkpoints/last.ckpt", weights_only=True)
@@ -701,8 +703,8 @@ def test_tiny_probes_expand_to_the_cells_they_describe(tmp_path, monkeypatch):
 
 
 def test_a_table_sets_its_own_tiny_epochs(tmp_path):
-    """`tiny_epochs` gives a table's cells their own epochs per dataset at tiny scale (the validation at the end
-    moves with them); a bad entry is refused with the file, the field and what it accepts."""
+    """`tiny_epochs` gives a table's cells their own epochs per dataset at tiny scale (and no cell validates: its
+    test scores the same videos); a bad entry is refused with the file, the field and what it accepts."""
     from uv2.ablation.grid import TableError, expand_cells, load_datasets
 
     datasets = load_datasets(REPO / "ablations" / "datasets.yaml")
@@ -710,9 +712,8 @@ def test_a_table_sets_its_own_tiny_epochs(tmp_path):
             "rows": [{"label": "r", "arch": {}, "paper": {}}]}
     (tmp_path / "t.yaml").write_text(yaml.safe_dump(spec))
     cells = expand_cells(load_table(str(tmp_path / "t.yaml"), tmp_path), datasets, "tiny", [1], repo=REPO)
-    epochs = {c.dataset: (c.config["trainer"]["max_epochs"], c.config["trainer"]["check_val_every_n_epoch"])
-              for c in cells}
-    assert epochs == {"scene": (datasets["scene"]["tiny"]["epochs"],) * 2, "temporal": (30, 30)}
+    epochs = {c.dataset: (c.config["trainer"]["max_epochs"], c.config["trainer"]["limit_val_batches"]) for c in cells}
+    assert epochs == {"scene": (datasets["scene"]["tiny"]["epochs"], 0), "temporal": (30, 0)}
     for bad in ({"kinetics": 30}, {"temporal": 0}, {"temporal": "30"}):
         (tmp_path / "t.yaml").write_text(yaml.safe_dump({**spec, "tiny_epochs": bad}))
         with pytest.raises(TableError, match=r"t\.yaml: tiny_epochs: .*one of the table's datasets \(scene, temporal"):

@@ -136,7 +136,7 @@ class TrainingScripts:
             config["model"]["optim"] = dict(finetune["model"]["optim"])
             return
         epochs = max(2, config["trainer"]["max_epochs"] // 3)
-        config["trainer"].update(max_epochs=epochs, check_val_every_n_epoch=epochs)
+        config["trainer"]["max_epochs"] = epochs
 
     def union_finetune_config(self, cell: Cell) -> dict[str, Any]:
         """The short fine-tuning of one set from the union-label model, its head sliced by class name."""

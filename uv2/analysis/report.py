@@ -122,9 +122,13 @@ def accuracy_vs_compute(results: pd.DataFrame, figures: Path) -> Item:
     return plots.accuracy_vs_gflops(results, figures / "accuracy_vs_gflops.png")
 
 
+# the training curves' panels: in each, the first tag a run logged
+CURVES = (("train/loss_step", "train/loss_epoch"), ("val/top1", "test/top1"))
+
+
 def training_curves(results: pd.DataFrame, figures: Path) -> list[Item]:
     """Per table: the training loss and validation top-1 of its finished cells' runs (a shared co-training run
-    once, for all the cells it serves)."""
+    once, for all the cells it serves); a run that never validated (a tiny grid cell) shows its test top-1."""
     items: list[Item] = []
     for name, cells in results.groupby("table", sort=True):
         runs: dict[str, str] = {}
@@ -137,7 +141,7 @@ def training_curves(results: pd.DataFrame, figures: Path) -> list[Item]:
                 runs[label] = cell.run_dir
         items.append(Markdown(f"### Table {name}"))
         if runs:
-            items.append(plots.training_curves(runs, path=figures / f"table_{name}_curves.png"))
+            items.append(plots.training_curves(runs, panels=CURVES, path=figures / f"table_{name}_curves.png"))
         elif finished(cells).empty:
             items.append(Skipped(f"table {name} has no finished cell ({_status_counts(cells)})"))
         else:

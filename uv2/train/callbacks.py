@@ -164,7 +164,8 @@ def _hparams_summary(tag: str, data) -> Any:
 class HParamsSummary(pl.Callback):
     """TensorBoard's HPARAMS tab for a run: one session with the model's switches
     (``VideoClassifier.hparams_for_logging``) and `hparams` (e.g. the grid's table, row, dataset and seed), and its
-    metrics ``hp/val_top1`` (best validation top-1 so far) and ``hp/test_top1`` (the multi-view test).
+    metrics ``hp/val_top1`` (best validation top-1 so far; not in a run that does not validate) and ``hp/test_top1``
+    (the multi-view test).
 
     The session start is written once per run, at the start of the first fit, and flushed at once; a resumed fit
     does not write it again (whether it was written travels in the checkpoint, with the best validation top-1).
@@ -242,9 +243,12 @@ class HParamsSummary(pl.Callback):
         if self.started or self._logger(trainer) is None:
             return
         switches = {**pl_module.hparams_for_logging(), **self.run_hparams}
+        # the metrics this run will have: a run that does not validate (a tiny grid cell) has no hp/val_top1
+        metrics = {tag: text for tag, text in HPARAMS_METRICS.items()
+                   if tag != "hp/val_top1" or trainer.limit_val_batches != 0}
         for session in self._sessions(pl_module):
             values = {**switches, **self.set_hparams.get(session, {})} if session else switches
-            self._write(trainer, session, hparams_summaries(values))
+            self._write(trainer, session, hparams_summaries(values, metrics))
         self.started = True
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module) -> None:
