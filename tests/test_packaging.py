@@ -46,12 +46,15 @@ def test_env_report(as_json):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
     if not as_json:
-        for label in ("Python", "torch", "GPUs", "PyAV", "video decoders", "pytorch-lightning", "timm",
+        for label in ("Python", "CPU", "torch", "GPUs", "PyAV", "video decoders", "pytorch-lightning", "timm",
                       "torchmetrics", "decode self-test"):
             assert any(line.startswith(label + " ") for line in result.stdout.splitlines()), label
         return
     info = json.loads(result.stdout)
-    assert {"python", "platform", "torch", "pyav", "libraries", "decode_self_test"} <= set(info)
+    assert {"python", "platform", "processor", "cpu_count", "torch", "pyav", "libraries", "decode_self_test"} <= set(info)
+    from uv2.train.hardware import cpu_model
+
+    assert info["processor"] == (cpu_model() or None)  # the model results.csv's hardware names
     assert {"version", "cuda_build", "cuda_available", "cudnn", "gpus"} <= set(info["torch"])
     assert {"version", "ffmpeg", "libraries", "video_decoders", "open_keywords"} <= set(info["pyav"])
     assert "h264" in info["pyav"]["video_decoders"]

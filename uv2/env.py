@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -99,8 +100,11 @@ def decode_self_test() -> dict[str, Any]:
 
 
 def collect() -> dict[str, Any]:
+    from uv2.train.hardware import cpu_model
+
+    # processor: the CPU's model, as results.csv's hardware names it (platform.processor() is empty on most Linux)
     return {"python": sys.version.split()[0], "executable": sys.executable, "platform": platform.platform(),
-            "machine": platform.machine(), "processor": platform.processor() or None,
+            "machine": platform.machine(), "processor": cpu_model() or None, "cpu_count": os.cpu_count(),
             "torch": torch_info(), "pyav": pyav_info(),
             "libraries": {name: _version(name) for name in LIBRARIES},
             "decode_self_test": decode_self_test()}
@@ -112,9 +116,10 @@ def render(info: dict[str, Any]) -> str:
     rows = [
         ("Python", f"{info['python']} ({info['executable']})"),
         ("Platform", f"{info['platform']} ({info['machine']})"),
+        ("CPU", f"{info['processor'] or 'unknown model'}, {info['cpu_count']} logical CPUs, "
+                f"torch's kernels {t['cpu_capability']}"),
         ("torch", f"{t['version']}, CUDA build {t['cuda_build']}, cuDNN {t['cudnn']}, "
-                  f"CUDA available: {t['cuda_available']}, {t['threads']} CPU threads, CPU kernels "
-                  f"{t['cpu_capability']}"),
+                  f"CUDA available: {t['cuda_available']}, {t['threads']} CPU threads"),
         ("GPUs", gpus),
         ("PyAV", f"{a['version']}, FFmpeg {a['ffmpeg'] or '?'} (libavcodec {a['libraries'].get('libavcodec', '?')}), "
                  f"av.open keywords: {', '.join(a['open_keywords']) or 'none'}"),
