@@ -56,6 +56,11 @@ def test_table_bars_keep_the_interval_within_0_to_100():
     segments = bars.errorbar.lines[2][0].get_segments()
     assert [(round(s[0][0], 6), round(s[1][0], 6)) for s in segments] == [(85.0, 100.0), (0.0, 8.0), (48.0, 52.0),
                                                                           (60.0, 60.0)]
+    # one legend, for the figure, clear of the panels (inside one it covered the last row's error bar)
+    assert [ax.get_legend() for ax in fig.axes] == [None] and len(fig.legends) == 1
+    fig.canvas.draw()
+    legend, panel = fig.legends[0].get_window_extent(), fig.axes[0].get_window_extent()
+    assert not legend.overlaps(panel), (legend, panel)
 
 
 def test_load_results_reads_text_as_text(tmp_path):

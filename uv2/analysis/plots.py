@@ -55,10 +55,12 @@ def table_bars(summary: pd.DataFrame, datasets: list[str], title: str, path: str
         ax.scatter(summary[f"{key} paper"], y, color="tab:red", marker="|", s=200, label="paper")
         ax.set_yticks(y, summary.index, fontsize=8)
         ax.invert_yaxis()
+        ax.set_xlim(0, 100)  # every panel on the metric's whole range: the datasets' bars compare by eye
         ax.set_xlabel(f"{key} top-1 (%)")
-        ax.legend(fontsize=7, loc="lower right")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    # one legend for the figure, above the panels: inside one it covered the last row's error bar and marker
+    fig.legend(*axes[0][0].get_legend_handles_labels(), fontsize=7, loc="upper right", ncol=2, frameon=False)
+    fig.suptitle(title, fontsize=9, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     return _save(fig, path)
 
 
