@@ -256,7 +256,7 @@ def cell_config(row: Row, key: str, dataset: dict[str, Any], scale: str, seed: i
     if scale == "tiny":
         epochs = epochs or int(spec.get("epochs", trainer_cfg.get("max_epochs", 10)))
         # no validation: a tiny cell's validation videos are its test videos, which the multi-view test scores
-        # right after the fit (a validation at the end scored them again: a fifth of a scene cell's time)
+        # right after the fit (a validation at the end scored them again: a tenth to a fifth of a scene cell's time)
         trainer_cfg.update(max_epochs=epochs, limit_val_batches=0)
         # one crop: the synthetic frames are square, so after the short-side resize three crops along the long
         # side would be one crop three times
