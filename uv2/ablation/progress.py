@@ -69,6 +69,7 @@ class GridProgress:
         self.jobs, self.show_grid = jobs, show_grid
         self.interactive = self.stream.isatty() if interactive is None else interactive
         self.finished = 0  # cells done, failed or skipped
+        self.started = clock()  # the grid's own wall time, given with its last count
         self.durations: list[float] = []  # seconds of the cells that trained to the end in this invocation
         self.duration_costs: list[float] = []  # their costs
         self.left = list(costs) if costs is not None else [1.0] * total  # costs of the cells not ended yet
@@ -125,10 +126,11 @@ class GridProgress:
         return sum(estimates)
 
     def grid_status(self) -> str:
-        """'grid 2/8 done, ~14m left', 'grid 0/8 done, time left after the first cell' or 'grid 8/8 done'."""
+        """'grid 2/8 done, ~14m left', 'grid 0/8 done, time left after the first cell' or, at the end, 'grid 8/8
+        done in 24m12s' (the wall time since the grid started, cells done before included)."""
         done = f"grid {self.finished}/{self.total} done" + (f" ({self.jobs} cells at a time)" if self.jobs > 1 else "")
         if self.finished == self.total:
-            return done
+            return f"{done} in {format_duration(self.clock() - self.started)}"
         left = self.grid_left()
         return f"{done}, ~{format_duration(left)} left" if left is not None else f"{done}, time left after the first cell"
 
