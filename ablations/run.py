@@ -28,7 +28,7 @@ from uv2.ablation.launch import quiet_warnings  # noqa: E402
 from uv2.ablation.parallel import default_jobs, why_one_at_a_time  # noqa: E402
 from uv2.ablation.pretrain import ensure_image_vit  # noqa: E402
 from uv2.ablation.runner import GridRunner  # noqa: E402
-from uv2.ablation.slurm import write_sbatch  # noqa: E402
+from uv2.ablation.slurm import cells_layout, write_sbatch  # noqa: E402
 from uv2.errors import InputError  # noqa: E402
 from uv2.io import make_output_dir  # noqa: E402
 
@@ -37,15 +37,19 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--table", required=True, help="a, b, c, d, e (ablations/tables/<t>.yaml) or a table file")
-    parser.add_argument("--scale", choices=SCALES, default="tiny")
-    parser.add_argument("--seeds", default="1", help="comma-separated seeds to run, e.g. 1,2,3 (results.csv and "
-                        "table.md keep the seeds of earlier runs of the table too)")
+    parser.add_argument("--scale", choices=SCALES, default="tiny",
+                        help="tiny: the synthetic benchmark, generated where missing, on CPU (default); paper: the "
+                             "paper's datasets under --data-root and recipes, on GPUs")
+    parser.add_argument("--seeds", default="1", help="comma-separated seeds to run, e.g. 1,2,3 (default 1; "
+                        "intervals need 2 or more; results.csv and table.md keep the seeds of earlier runs of the "
+                        "table too)")
     parser.add_argument("--only", default=None,
                         help="run only this row (its index or label); the table keeps the other rows' results")
     parser.add_argument("--out", type=Path, default=Path("results"), help="results root (default results/)")
-    parser.add_argument("--devices", type=int, default=None, help="devices per node")
-    parser.add_argument("--accelerator", default=None, help="cpu, gpu, auto")
-    parser.add_argument("--num-nodes", type=int, default=None)
+    parser.add_argument("--devices", type=int, default=None, help="devices per node (default: the experiment's)")
+    parser.add_argument("--accelerator", default=None, help="cpu, gpu, auto (default: the experiment's)")
+    parser.add_argument("--num-nodes", type=int, default=None,
+                        help="nodes per cell (default: the experiment's; with --slurm, the sbatch scripts' too)")
     parser.add_argument("--data-root", default=None, help="paper scale: directory replacing 'data/' in the lists")
     parser.add_argument("--slurm", action="store_true", help="write an sbatch array (one cell per task) and exit")
     parser.add_argument("--cell", type=int, default=None, help="run only cell i (what each sbatch task does)")
@@ -92,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--jobs {jobs}: at least 1")
     if jobs > 1 and (reason := why_one_at_a_time(cells)):
         parser.error(f"--jobs {jobs}: these cells run one at a time: {reason}")
+    try:  # the sbatch array's GPUs and nodes: what the cells' trainers ask for (--devices / --num-nodes included)
+        layout = cells_layout(cells) if args.slurm else None
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:  # the arguments hold: the table's folder, before anything is trained or written
         make_output_dir(out_dir, "--out")
     except InputError as err:
@@ -99,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     runner = GridRunner(table, grid_cells, out_dir, REPO, fresh=args.fresh)
     if args.slurm:
-        script = write_sbatch(table, cells, out_dir, argv, args.devices or 1, args.num_nodes or 1)
+        script = write_sbatch(table, cells, out_dir, argv, *layout)
         print(f"wrote {script} ({len(cells)} cells); submit with: bash {script}")
         return 0
     if args.merge:

@@ -529,6 +529,33 @@ def test_sbatch_script(tmp_path):
     assert not (out / "table_c" / "cells").exists()  # nothing ran
 
 
+def test_sbatch_layout_is_the_cells_trainers(tmp_path):
+    """Without --devices / --num-nodes the sbatch array asks for what the cells' trainers train on (the paper
+    recipes: 8 GPUs on one node), not 1 GPU under a trainer that asks for 8; cells that ask for other layouts, or a
+    device count that is not a number, are refused with the flag to give."""
+    from uv2.ablation.grid import Cell
+    from uv2.ablation.slurm import cells_layout
+    from uv2.errors import SettingError
+
+    out = tmp_path / "results"
+    result = subprocess.run([sys.executable, "ablations/run.py", "--table", "c", "--scale", "paper", "--data-root",
+                             "/datasets", "--out", str(out), "--slurm"], cwd=REPO, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    cells = (out / "table_c" / "slurm" / "cells.sbatch").read_text()
+    assert "#SBATCH --nodes=1" in cells and "#SBATCH --gpus-per-node=8" in cells  # experiments/_base/paper.yaml
+
+    def cell(trainer):
+        return Cell("t", 0, "r", "temporal", 1, {"trainer": trainer})
+
+    assert cells_layout([cell({"devices": 4, "num_nodes": 2}), cell({"devices": 4, "num_nodes": 2})]) == (4, 2)
+    assert cells_layout([cell({})]) == (1, 1)  # Lightning's defaults
+    with pytest.raises(SettingError, match=r"different layouts .*\(4, 1\), \(8, 1\).*give --devices and --num-nodes"):
+        cells_layout([cell({"devices": 8}), cell({"devices": 4})])
+    with pytest.raises(SettingError, match=r"trainer.devices is 'auto'.*give --devices N"):
+        cells_layout([cell({"devices": "auto"})])
+
+
 # ------------------------------------------------------------------------------------------------ table (e)
 def _write_set(folder: Path, name: str, classes: list[str], train: list[tuple[str, str]], val: list[tuple[str, str]]):
     d = folder / name

@@ -6,7 +6,27 @@ import os
 from pathlib import Path
 
 from uv2.ablation.grid import Cell, Table
+from uv2.errors import SettingError
 from uv2.io import atomic_write_text
+
+
+def cells_layout(cells: list[Cell]) -> tuple[int, int]:
+    """(devices per node, nodes) that the cells' trainers ask for: their experiments' settings, with --devices and
+    --num-nodes over them. One sbatch array requests one layout for all its tasks, and each task's Lightning must
+    find the GPUs and processes its trainer asks for."""
+    layouts = {(c.config.get("trainer", {}).get("devices", 1), c.config.get("trainer", {}).get("num_nodes", 1))
+               for c in cells}
+    if len(layouts) > 1:
+        raise SettingError(f"--slurm: the cells train on different layouts (devices per node, nodes): "
+                           f"{', '.join(map(str, sorted(layouts, key=str)))}; one sbatch array has one: give "
+                           f"--devices and --num-nodes")
+    [(devices, nodes)] = layouts
+    for name, value in (("devices", devices), ("num_nodes", nodes)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            flag = "--devices" if name == "devices" else "--num-nodes"
+            raise SettingError(f"--slurm: the cells' trainer.{name} is {value!r}; an sbatch array needs a count: "
+                               f"give {flag} N")
+    return devices, nodes
 
 
 def write_sbatch(table: Table, cells: list[Cell], out_dir: Path, argv: list[str], devices: int, num_nodes: int,
