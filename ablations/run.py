@@ -15,6 +15,7 @@ and resumes an interrupted one; --fresh starts over. Tables are data: ablations/
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import os
 import sys
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    made = [p for p in (out_dir, *out_dir.parents) if not p.exists()]  # removed again if the grid is refused
     try:  # the arguments hold: the table's folder, before anything is trained or written
         make_output_dir(out_dir, "--out")
     except InputError as err:
@@ -121,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
               + "\n  ".join(missing) + "\nAt paper scale --data-root names the folder that holds the datasets "
               "(ssv2/, k400/, ...), and CLIP's weights go under weights/ (README, Models and weights).",
               file=sys.stderr)
+        for folder in made:  # a refused grid leaves no folder behind (still empty: nothing ran)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         return 2
     print(f"table {table.name}: {len(rows)} rows x {len(table.datasets)} datasets x {len(seeds)} seeds = "
           f"{len(cells)} cells -> {out_dir}", flush=True)

@@ -147,7 +147,7 @@ def test_missing_inputs_stop_the_grid_before_any_cell(tmp_path):
     table = write_table(tmp_path, "w", ["temporal"], MICRO_ROWS)
     result = grid(table, tmp_path, tmp_path / "results", timeout=120)
     assert result.returncode == 2 and f"\n  model.init_from: {missing}\n" in result.stderr, result.stderr[-3000:]
-    assert "cells" not in result.stdout and not (tmp_path / "results" / "table_w" / "cells").exists()
+    assert "cells" not in result.stdout and not (tmp_path / "results").exists()  # no folder left behind
     result = grid(table, tmp_path, tmp_path / "results", "--seeds", "1,two", timeout=120)
     assert result.returncode == 2 and "--seeds '1,two': comma-separated integers, e.g. 1,2,3" in result.stderr
     data = {"train_list": "data/none/train.csv", "val_list": str(table), "classes_file": None}  # val_list exists
