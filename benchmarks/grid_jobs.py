@@ -31,7 +31,7 @@ def fits(experiment: str, epochs: int, copies: int, threads: int, out: Path) -> 
     start = time.perf_counter()
     procs = [subprocess.Popen([sys.executable, "-m", "uv2", "fit", "--config", experiment, "--run_dir",
                                str(out / f"run{i}"), "--trainer.max_epochs", str(epochs),
-                               "--trainer.check_val_every_n_epoch", str(epochs), "--model.init_from", "null",
+                               "--trainer.limit_val_batches", "0", "--model.init_from", "null",  # as a grid cell
                                "--trainer.enable_progress_bar", "false"],
                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for i in range(copies)]

@@ -4,8 +4,9 @@ and longest first (uv2.ablation.parallel.side_by_side_order), against an even sp
     python benchmarks/grid_order.py --table c                          # results/table_c/results.csv, 2 workers
     python benchmarks/grid_order.py --table c --results DIR --jobs 4
 
-A cell's time is its fit (results.csv's train_s: training and its final validation); its test and the grid's own
-work between cells add a few seconds per cell that the replay leaves out. Each worker takes the next cell when it
+A cell's time is its fit (results.csv's train_s: its training; until commit d9b5046 a tiny cell also validated at
+its end, in train_s too); its test and the grid's own work between cells add a few seconds per cell that the replay
+leaves out. Each worker takes the next cell when it
 is free, as the grid's process hands them out.
 """
 

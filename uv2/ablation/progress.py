@@ -2,7 +2,8 @@
 left estimated from the cells this invocation finished.
 
 - In a terminal, the running cell's line updates in place (tqdm): ``[3/8] table c | 9-12 | temporal | seed 1:
-  42%|#####       | 101/240 steps [01:10<01:37, epoch 5/12, val top-1 31.2 | grid 2/8 done, ~14m left]``; the
+  42%|#####       | 101/240 steps [01:10<01:37, epoch 5/12, val top-1 31.2 | grid 2/8 done, ~14m left]`` (the
+  last validation's top-1 where the run validates: not a tiny cell, whose test scores its validation videos); the
   test stage then counts its batches on the same line. When the cell ends, the runner's result line replaces it.
 - Elsewhere (CI, SLURM logs, a pipe) nothing is redrawn: one plain line per training epoch, and nothing else.
 - Cells run side by side (``--jobs N``, uv2.ablation.runner): each worker process writes its cells' plain lines
