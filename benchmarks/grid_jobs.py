@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SUMMARY = re.compile(r"fit throughput: (\d+) clips in ([\d.]+) s of training steps, ([\d.]+) clips/s")
+# the fit's summary line (uv2.train.callbacks.ThroughputSummary), its first step reported apart before "then"
+SUMMARY = re.compile(r"fit throughput: (?:.*?; then )?(\d+) clips in ([\d.]+) s of training steps, ([\d.]+) clips/s")
 
 
 def fits(experiment: str, epochs: int, copies: int, threads: int, out: Path) -> tuple[list[float], float]:
