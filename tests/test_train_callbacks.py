@@ -24,15 +24,17 @@ def _trainer(workers: int | None = 8, repeats: int = 1) -> SimpleNamespace:
     return SimpleNamespace(world_size=1, datamodule=SimpleNamespace(hparams=hparams))
 
 
-def test_grid_jobs_reads_the_summary_line():
-    """benchmarks/grid_jobs.py reads a fit's clips/s from the line as the fit prints it, its first step apart (the
-    pattern it had matched only a line without that part, and every fit read as failed)."""
-    from benchmarks import grid_jobs
+def test_benchmarks_read_the_summary_line():
+    """benchmarks/grid_jobs.py and feed_check.py read a fit's clips/s from the line as the fit prints it, its first
+    step apart (grid_jobs.py's pattern had matched only a line without that part, and read every fit as failed)."""
+    from benchmarks import feed_check, grid_jobs
 
     line = ThroughputSummary().summary(clips=632, wait_s=1.0, step_s=7.1, failures=0, trainer=_trainer(0),
                                        first=(8, 0.2))
     assert line.startswith("fit throughput: 640 clips, the first step after 0.2 s (worker start-up); then 632 clips")
     assert grid_jobs.SUMMARY.search(line).groups() == ("632", "8.1", "78.0")
+    assert feed_check.LINE.search(line).groupdict() == {"all": "640", "first_s": "0.2", "clips": "632", "seconds": "8.1",
+                                                        "clips_per_s": "78.0", "wait": "12", "failures": "0"}
 
 
 def test_summary_line_and_hint():
