@@ -530,7 +530,7 @@ def test_sbatch_script(tmp_path):
 
 
 def test_sbatch_layout_is_the_cells_trainers(tmp_path):
-    """Without --devices / --num-nodes the sbatch array asks for what the cells' trainers train on (the paper
+    """Without --devices / --num-nodes the sbatch array asks for what the cells' trainers train on (table (c)'s
     recipes: 8 GPUs on one node), not 1 GPU under a trainer that asks for 8; cells that ask for other layouts, or a
     device count that is not a number, are refused with the flag to give."""
     from uv2.ablation.grid import Cell
@@ -554,6 +554,8 @@ def test_sbatch_layout_is_the_cells_trainers(tmp_path):
         cells_layout([cell({"devices": 8}), cell({"devices": 4})])
     with pytest.raises(SettingError, match=r"trainer.devices is 'auto'.*give --devices N"):
         cells_layout([cell({"devices": "auto"})])
+    with pytest.raises(SettingError, match=r"trainer.devices is \[0, 1\].*give --devices N"):  # device indices
+        cells_layout([cell({"devices": [0, 1]})])
 
 
 # ------------------------------------------------------------------------------------------------ table (e)

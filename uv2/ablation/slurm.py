@@ -14,8 +14,10 @@ def cells_layout(cells: list[Cell]) -> tuple[int, int]:
     """(devices per node, nodes) that the cells' trainers ask for: their experiments' settings, with --devices and
     --num-nodes over them. One sbatch array requests one layout for all its tasks, and each task's Lightning must
     find the GPUs and processes its trainer asks for."""
-    layouts = {(c.config.get("trainer", {}).get("devices", 1), c.config.get("trainer", {}).get("num_nodes", 1))
-               for c in cells}
+    layouts: list[tuple] = []  # a list, not a set: trainer.devices can be a list of device indices
+    for trainer in (c.config.get("trainer", {}) for c in cells):
+        if (layout := (trainer.get("devices", 1), trainer.get("num_nodes", 1))) not in layouts:
+            layouts.append(layout)
     if len(layouts) > 1:
         raise SettingError(f"--slurm: the cells train on different layouts (devices per node, nodes): "
                            f"{', '.join(map(str, sorted(layouts, key=str)))}; one sbatch array has one: give "
