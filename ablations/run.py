@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     runner = GridRunner(table, grid_cells, out_dir, REPO, fresh=args.fresh)
     if args.slurm:
-        script = write_sbatch(table, cells, out_dir, argv, *layout)
+        script = write_sbatch(table, cells, out_dir, argv, layout)
         print(f"wrote {script} ({len(cells)} cells); submit with: bash {script}")
         return 0
     if args.merge:

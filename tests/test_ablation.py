@@ -531,8 +531,8 @@ def test_sbatch_script(tmp_path):
 
 def test_sbatch_layout_is_the_cells_trainers(tmp_path):
     """Without --devices / --num-nodes the sbatch array asks for what the cells' trainers train on (table (c)'s
-    recipes: 8 GPUs on one node), not 1 GPU under a trainer that asks for 8; cells that ask for other layouts, or a
-    device count that is not a number, are refused with the flag to give."""
+    recipes: 8 GPUs on one node), not 1 GPU under a trainer that asks for 8, and no GPU for cells on the CPU; cells
+    that ask for other layouts, or a device count that is not a number, are refused with the flag to give."""
     from uv2.ablation.grid import Cell
     from uv2.ablation.slurm import cells_layout
     from uv2.errors import SettingError
@@ -544,13 +544,21 @@ def test_sbatch_layout_is_the_cells_trainers(tmp_path):
     assert result.returncode == 0, result.stderr
     cells = (out / "table_c" / "slurm" / "cells.sbatch").read_text()
     assert "#SBATCH --nodes=1" in cells and "#SBATCH --gpus-per-node=8" in cells  # experiments/_base/paper.yaml
+    # at tiny scale the cells train on the CPU, one thread each: no GPU asked for
+    result = subprocess.run([sys.executable, "ablations/run.py", "--table", "c", "--out", str(out), "--slurm"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    cells = (out / "table_c" / "slurm" / "cells.sbatch").read_text()
+    assert "--gpus-per-node" not in cells and "#SBATCH --ntasks-per-node=1\n#SBATCH --cpus-per-task=1\n" in cells
 
     def cell(trainer):
         return Cell("t", 0, "r", "temporal", 1, {"trainer": trainer})
 
-    assert cells_layout([cell({"devices": 4, "num_nodes": 2}), cell({"devices": 4, "num_nodes": 2})]) == (4, 2)
-    assert cells_layout([cell({})]) == (1, 1)  # Lightning's defaults
-    with pytest.raises(SettingError, match=r"different layouts .*\(4, 1\), \(8, 1\).*give --devices and --num-nodes"):
+    assert cells_layout([cell({"devices": 4, "num_nodes": 2}), cell({"devices": 4, "num_nodes": 2})]) == (4, 2, False)
+    assert cells_layout([cell({})]) == (1, 1, False)  # Lightning's defaults (accelerator auto: GPUs where there are)
+    assert cells_layout([cell({"accelerator": "cpu", "devices": 2})]) == (2, 1, True)
+    with pytest.raises(SettingError, match=r"different layouts .*\(4, 1, 'auto'\), \(8, 1, 'auto'\).*give "
+                                           r"--devices, --num-nodes and --accelerator"):
         cells_layout([cell({"devices": 8}), cell({"devices": 4})])
     with pytest.raises(SettingError, match=r"trainer.devices is 'auto'.*give --devices N"):
         cells_layout([cell({"devices": "auto"})])

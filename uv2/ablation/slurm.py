@@ -4,51 +4,63 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 from uv2.ablation.grid import Cell, Table
+from uv2.ablation.parallel import CELL_THREADS, accelerator
 from uv2.errors import SettingError
 from uv2.io import atomic_write_text
 
 
-def cells_layout(cells: list[Cell]) -> tuple[int, int]:
-    """(devices per node, nodes) that the cells' trainers ask for: their experiments' settings, with --devices and
-    --num-nodes over them. One sbatch array requests one layout for all its tasks, and each task's Lightning must
-    find the GPUs and processes its trainer asks for."""
+class Layout(NamedTuple):
+    """What one task of the sbatch array asks for."""
+
+    devices: int  # per node: a process (task) each
+    nodes: int
+    cpu: bool  # the cells train on the CPU: no GPUs to ask for, and a task trains on CELL_THREADS threads
+
+
+def cells_layout(cells: list[Cell]) -> Layout:
+    """The devices per node, nodes and accelerator that the cells' trainers ask for: their experiments' settings,
+    with --devices, --num-nodes and --accelerator over them. One sbatch array requests one layout for all its tasks,
+    and each task's Lightning must find the GPUs and processes its trainer asks for."""
     layouts: list[tuple] = []  # a list, not a set: trainer.devices can be a list of device indices
-    for trainer in (c.config.get("trainer", {}) for c in cells):
-        if (layout := (trainer.get("devices", 1), trainer.get("num_nodes", 1))) not in layouts:
+    for cell in cells:
+        trainer = cell.config.get("trainer", {})
+        if (layout := (trainer.get("devices", 1), trainer.get("num_nodes", 1), accelerator(cell))) not in layouts:
             layouts.append(layout)
     if len(layouts) > 1:
-        raise SettingError(f"--slurm: the cells train on different layouts (devices per node, nodes): "
+        raise SettingError(f"--slurm: the cells train on different layouts (devices per node, nodes, accelerator): "
                            f"{', '.join(map(str, sorted(layouts, key=str)))}; one sbatch array has one: give "
-                           f"--devices and --num-nodes")
-    [(devices, nodes)] = layouts
+                           f"--devices, --num-nodes and --accelerator")
+    [(devices, nodes, where)] = layouts
     for name, value in (("devices", devices), ("num_nodes", nodes)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             flag = "--devices" if name == "devices" else "--num-nodes"
             raise SettingError(f"--slurm: the cells' trainer.{name} is {value!r}; an sbatch array needs a count: "
                                f"give {flag} N")
-    return devices, nodes
+    return Layout(devices, nodes, where == "cpu")
 
 
-def write_sbatch(table: Table, cells: list[Cell], out_dir: Path, argv: list[str], devices: int, num_nodes: int,
+def write_sbatch(table: Table, cells: list[Cell], out_dir: Path, argv: list[str], layout: Layout,
                  time_limit: str = "48:00:00") -> Path:
     """out_dir/slurm/{cells.sbatch, merge.sbatch, submit.sh}: the array (`--cell $SLURM_ARRAY_TASK_ID`), the merge
     step (`--merge`) and the script that submits both; returns the path of submit.sh."""
     slurm = out_dir / "slurm"
     passthrough = " ".join(a for a in argv if a != "--slurm")
-    gpus = max(1, devices)
+    # a GPU process: its data workers beside it; a CPU cell trains on CELL_THREADS threads with its data in-process
+    resources = (f"#SBATCH --cpus-per-task={CELL_THREADS}" if layout.cpu else
+                 f"#SBATCH --gpus-per-node={layout.devices}\n#SBATCH --cpus-per-task=10")
     array = f"""#!/bin/bash
 # uv2 ablation table {table.name}: {len(cells)} cells, one per array task (written by ablations/run.py --slurm)
 #SBATCH --job-name=uv2-table-{table.name}
 #SBATCH --array=0-{len(cells) - 1}
-#SBATCH --nodes={num_nodes}
-#SBATCH --ntasks-per-node={gpus}
-#SBATCH --gpus-per-node={gpus}
-#SBATCH --cpus-per-task=10
+#SBATCH --nodes={layout.nodes}
+#SBATCH --ntasks-per-node={layout.devices}
+{resources}
 #SBATCH --time={time_limit}
 #SBATCH --output={slurm}/cell-%a.out
-# Lightning reads SLURM's environment: srun starts one process per GPU on every node
+# Lightning reads SLURM's environment: srun starts one process per device on every node
 srun python ablations/run.py {passthrough} --cell $SLURM_ARRAY_TASK_ID
 """
     merge = f"""#!/bin/bash
