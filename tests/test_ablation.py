@@ -705,6 +705,34 @@ def test_grid_order_benchmark_replays_the_cell_times(tmp_path):
     assert re.search(r"even split\s+240 s", out) and "8 cells, 480 s of fits on 2 workers" in out, out
 
 
+def test_sigint_to_a_side_by_side_grid_stops_its_cells(micro, tmp_path):
+    """SIGINT to a --jobs 2 grid's process alone (`kill -INT`; a Ctrl-C at a terminal reaches the workers too) stops
+    the cells its workers run rather than waiting for them to end: the grid exits with 130, each cell recorded as
+    interrupted, with a checkpoint to resume from."""
+    table = tmp_path / "mi.yaml"
+    table.write_text(yaml.safe_dump({"title": "micro mi", "datasets": ["temporal"], "rows": MICRO_ROWS,
+                                     "tiny_epochs": {"temporal": 1000}}))  # minutes per cell
+    out = tmp_path / "results"
+    proc = subprocess.Popen([sys.executable, "ablations/run.py", "--table", str(table), "--datasets",
+                             str(micro / "datasets.yaml"), "--out", str(out), "--jobs", "2"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cells = [out / "table_mi" / "cells" / f"{slug}__temporal__seed1" for slug in ("r00-no-local", "r01-local-mhra")]
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None and not all(
+                (cell / "checkpoints" / "last.ckpt").exists() for cell in cells):
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, output[-3000:]
+    for cell in cells:
+        assert json.loads((cell / "cell.json").read_text())["status"] == "interrupted"
+        assert hparams_session(cell)["status"] == "STATUS_UNKNOWN"  # TensorBoard has no "aborted"
+    assert "interrupted; rerun the same command to resume" in output
+
+
 def test_tiny_probes_expand_to_the_cells_they_describe(tmp_path, monkeypatch):
     """benchmarks/tiny_probes.py: each probe's table file names rows of tables (a) and (c) that exist and expands,
     with its datasets file, to cells of its dataset with the probe's switches, frames, schedule and set."""

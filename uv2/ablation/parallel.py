@@ -18,8 +18,8 @@ import ctypes
 import multiprocessing
 import os
 import signal
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 
 from uv2.ablation.grid import Cell
@@ -27,6 +27,7 @@ from uv2.ablation.grid import Cell
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent ends
 JOB_MEMORY_GB = 3.0  # memory set aside per worker: a tiny cell's process peaked at 1.1-2.2 GB (results.csv)
 CELL_THREADS = 1  # threads of a cell on the CPU, alone or side by side (cell_threads)
+INTERRUPT_GRACE_S = 3.0  # Ctrl-C: how long the workers' cells get to stop on their own (interrupt_workers)
 
 
 def usable_cores() -> int:
@@ -104,6 +105,17 @@ def worker_pool(jobs: int) -> ProcessPoolExecutor:
     fresh interpreter per worker (forking a process that holds torch's thread pools is unsafe)."""
     return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
                                initargs=(os.getpid(),))
+
+
+def interrupt_workers(running: Iterable[Future], grace_s: float = INTERRUPT_GRACE_S) -> None:
+    """Ctrl-C of a side-by-side grid: stop the cells its workers still run. A Ctrl-C at a terminal reaches the
+    workers too (one process group), and each cell stops and records itself as interrupted, resumable; a SIGINT to
+    the grid's process alone (`kill -INT PID`) does not reach them, and the pool would wait for their cells to end,
+    minutes. So the workers whose cells still run after `grace_s` get the SIGINT themselves."""
+    _, still_running = wait(list(running), timeout=grace_s)
+    if still_running:
+        for worker in multiprocessing.active_children():  # the pool's workers: the grid starts no other process
+            os.kill(worker.pid, signal.SIGINT)
 
 
 @contextmanager

@@ -33,7 +33,14 @@ import yaml
 
 from uv2.ablation.grid import Cell, Table, grid_hparams, repeated_runs
 from uv2.ablation.launch import PeakMemory, fit_and_test
-from uv2.ablation.parallel import CELL_THREADS, cell_threads, side_by_side_order, why_one_at_a_time, worker_pool
+from uv2.ablation.parallel import (
+    CELL_THREADS,
+    cell_threads,
+    interrupt_workers,
+    side_by_side_order,
+    why_one_at_a_time,
+    worker_pool,
+)
 from uv2.ablation.progress import GridProgress
 from uv2.ablation.scripts import COTRAINED, TrainingScripts
 from uv2.ablation.table import render_table, results_csv, video_results
@@ -109,28 +116,33 @@ class GridRunner:
         records: dict[int, dict[str, Any]] = {}
         running: dict[Future, tuple[int, Cell]] = {}
         with pool:
-            while queue or running:
-                while len(running) < jobs:  # a cell per free worker: nothing queued that Ctrl-C must cancel
-                    busy = {c.slug for _, c in running.values()}
-                    ready = [(n, c) for n, c in queue if getattr(self.repeats.get(c.slug), "slug", None) not in busy]
-                    if not ready:
-                        break
-                    queue.remove(ready[0])
-                    n, cell = ready[0]
-                    running[pool.submit(_run_cell_in_worker, self.table, self.cells, index[cell.slug], self.out_dir,
-                                        self.repo, f"[{n}/{len(todo)}]")] = (n, cell)
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    n, cell = running.pop(future)
-                    try:
-                        records[n], seconds = future.result()
-                    except BrokenProcessPool:  # a worker was killed (out of memory?): the pool ends every worker
-                        records[n] = self.record_lost_cell(cell, LOST_WORKER)
-                        queue.clear()
-                        continue
-                    self.progress.cell_ended(seconds, self.time_cost(cell))
-                    self.say(self.progress.grid_status())
-                    self.write_outputs()
+            try:
+                while queue or running:
+                    while len(running) < jobs:  # a cell per free worker: nothing queued that Ctrl-C must cancel
+                        busy = {c.slug for _, c in running.values()}
+                        ready = [(n, c) for n, c in queue
+                                 if getattr(self.repeats.get(c.slug), "slug", None) not in busy]
+                        if not ready:
+                            break
+                        queue.remove(ready[0])
+                        n, cell = ready[0]
+                        running[pool.submit(_run_cell_in_worker, self.table, self.cells, index[cell.slug],
+                                            self.out_dir, self.repo, f"[{n}/{len(todo)}]")] = (n, cell)
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        n, cell = running.pop(future)
+                        try:
+                            records[n], seconds = future.result()
+                        except BrokenProcessPool:  # a worker was killed (out of memory?): the pool ends every worker
+                            records[n] = self.record_lost_cell(cell, LOST_WORKER)
+                            queue.clear()
+                            continue
+                        self.progress.cell_ended(seconds, self.time_cost(cell))
+                        self.say(self.progress.grid_status())
+                        self.write_outputs()
+            except KeyboardInterrupt:
+                interrupt_workers(running)  # then the pool waits for the cells to record themselves interrupted
+                raise
         return [records[n] for n in sorted(records)]
 
     def run_cell(self, cell: Cell, position: str) -> dict[str, Any]:

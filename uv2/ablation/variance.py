@@ -37,7 +37,7 @@ import yaml
 
 from uv2.ablation.grid import Cell
 from uv2.ablation.launch import fit_and_test
-from uv2.ablation.parallel import cell_threads, worker_pool
+from uv2.ablation.parallel import cell_threads, interrupt_workers, worker_pool
 from uv2.io import atomic_write_text
 
 GROUPS = ("all", "data", "init", "weights")
@@ -143,8 +143,14 @@ def train_runs(cell: Cell, runs: dict[Path, dict[str, Any]], jobs: int = 1) -> N
     if jobs > 1 and len(pending) > 1:
         with worker_pool(min(jobs, len(pending))) as pool:
             futures = {pool.submit(train_run, cell, runs[run_dir], run_dir): run_dir for run_dir in pending}
-            for future in as_completed(futures):
-                print(f"  {futures[future].name}: top-1 {future.result()['top1']:.1f}", flush=True)
+            try:
+                for future in as_completed(futures):
+                    print(f"  {futures[future].name}: top-1 {future.result()['top1']:.1f}", flush=True)
+            except KeyboardInterrupt:  # the queued runs do not start; the running ones stop, resumable
+                for future in futures:
+                    future.cancel()
+                interrupt_workers(future for future in futures if not future.done())
+                raise
         return
     for run_dir in pending:
         print(f"  {run_dir.name}: top-1 {train_run(cell, runs[run_dir], run_dir)['top1']:.1f}", flush=True)

@@ -144,7 +144,9 @@ def hparams_summaries(hparams: dict[str, Any], metrics: dict[str, str] = HPARAMS
 
 
 def session_end_summary(status: str) -> Any:
-    """The summary that closes a session: status is "success", "failure" or "aborted"."""
+    """The summary that closes a session: status is one of TensorBoard's, "success", "failure" or "unknown" (an
+    interrupted fit: TensorBoard has no "aborted", and the run is resumable, its resumed fit ending the session
+    again)."""
     from tensorboard.plugins.hparams import api_pb2, metadata
     from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData, SessionEndInfo
 
@@ -169,7 +171,7 @@ class HParamsSummary(pl.Callback):
 
     The session start is written once per run, at the start of the first fit, and flushed at once; a resumed fit
     does not write it again (whether it was written travels in the checkpoint, with the best validation top-1).
-    The session end (success, failure, aborted) is written when the fit ends. The metrics are scalars written to
+    The session end (success, failure, or unknown for a fit stopped by Ctrl-C) is written when the fit ends. The metrics are scalars written to
     the run's event files when they are known, also by a later test stage (``python -m uv2 test``).
 
     A co-training run also opens one session per set, in the sub-run ``<log dir>/<set>``, with that set's
@@ -271,7 +273,7 @@ class HParamsSummary(pl.Callback):
         self._end(trainer, pl_module, "success")
 
     def on_exception(self, trainer: pl.Trainer, pl_module, exception: BaseException) -> None:
-        self._end(trainer, pl_module, "aborted" if isinstance(exception, KeyboardInterrupt) else "failure")
+        self._end(trainer, pl_module, "unknown" if isinstance(exception, KeyboardInterrupt) else "failure")
 
     def _end(self, trainer: pl.Trainer, pl_module, status: str) -> None:
         if self.started:
