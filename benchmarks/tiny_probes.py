@@ -8,6 +8,11 @@ Probes (PROBES below):
   half-motion   the temporal set with its translations over half the distance, every draw of the generator the
                 same (`python -m uv2 synth --motion-scale 0.5`), on table (a)'s "global", "local" and
                 "global + local" and table (c)'s "9-12, no DPE" and "9-12, DPE";
+  long-motion   the temporal set with its translations over 1.5 times the distance (one patch of the 32-pixel crop
+                between sampled frames instead of two thirds; `python -m uv2 synth --motion-scale 1.5`), on table
+                (a)'s "global" and "local" and table (c)'s four rows;
+  time-reversal the temporal set's training clips played backwards under their time-reversed class's label half the
+                time (`data.init_args.time_reversal: 0.5`), on the same rows;
   t-down        table (c)'s rows with T-Down and twice the frames (table (a)'s T-Down row): the design of the paper's
                 SSv2 ablations, which the tiny presets train without T-Down on 4 frames;
   t-down-floor  the same, with the cosine schedule ending at 30 % of its peak learning rate instead of 1 % (the
@@ -62,6 +67,8 @@ SCENE_ROWS = (*(("a", label) for label in ("no global, no local", "global", "loc
 PROBES = {
     "half-motion": Probe(rows=(("a", "global"), ("a", "local"), ("a", "global + local"), ("c", "9-12, no DPE"),
                                ("c", "9-12, DPE")), motion_scale=0.5),
+    "long-motion": Probe(rows=(("a", "global"), ("a", "local"), *TABLE_C), motion_scale=1.5),
+    "time-reversal": Probe(rows=(("a", "global"), ("a", "local"), *TABLE_C), changes={"data": {"time_reversal": 0.5}}),
     "t-down": Probe(**T_DOWN),
     "t-down-floor": Probe(**T_DOWN, changes={"overrides": {"model": {"optim": {"min_lr_factor": 0.3}}}}),
     "beta2": Probe(rows=(("a", "global"), ("a", "local"), ("c", "9-12, no DPE"), ("c", "9-12, DPE")),

@@ -756,13 +756,14 @@ def test_tiny_probes_expand_to_the_cells_they_describe(tmp_path, monkeypatch):
             assert arch.get("t_down", False) == t_down and arch["num_frames"] == (8 if t_down else 4)
             assert optim.get("min_lr_factor") == (0.3 if name.endswith("floor") else None)
             assert optim.get("beta2") == (0.95 if name == "beta2" else None)
+            assert data.get("time_reversal") == (0.5 if name == "time-reversal" else None)
             epochs = 2 if name == "scene-2-epochs" else presets[cell.dataset]["tiny"]["epochs"]
             assert cell.config["trainer"]["max_epochs"] == epochs
             assert optim["lr"] == (7.5e-5 if cell.dataset == "scene" and name != "scene-2-epochs" else 1.5e-4)
             synthetic = tmp_path / name / "synthetic"
             assert data.get("train_list") == (str(synthetic / "temporal" / "train.csv") if probe.motion_scale else None)
-    assert made == [(tmp_path / "half-motion" / "synthetic",
-                     {"size": "tiny", "seed": 0, "sets": ["temporal"], "motion_scale": 0.5})]
+    assert made == [(tmp_path / name / "synthetic", {"size": "tiny", "seed": 0, "sets": ["temporal"], "motion_scale": scale})
+                    for name, scale in (("half-motion", 0.5), ("long-motion", 1.5))]
     with pytest.raises(ValueError, match="probe x: table \\(c\\) has no row 'none'"):
         tiny_probes.table_file("x", tiny_probes.Probe(rows=(("c", "none"),)))
 

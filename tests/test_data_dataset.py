@@ -566,3 +566,69 @@ def test_untrimmed_recipes_sample_the_whole_video(tmp_path, recipe):
     # inside each segment the clips sit at offsets that grow with the clip (tied where a segment is shorter than 10)
     assert (np.diff(clips, axis=0) >= 0).all() and (clips[-1] > clips[0]).all()
     assert clips.min() <= seg / 10 and clips.max() >= n - 2 - seg / 10  # from the video's first frames to its last
+
+
+def test_time_reversal_plays_a_paired_class_backwards(tmp_path):
+    """With time_reversal, a training clip of a class with a time-reversed partner is, with that probability, the
+    same draws' clip played backwards under the partner's label (the synthetic temporal set's reversal_pairs.json);
+    at 0 nothing more is drawn, so the data stream is the one without the option."""
+    from uv2.data.datamodule import VideoDataModule
+
+    dm = VideoDataModule(synthetic_set="temporal", synthetic_size="micro", synthetic_root=str(tmp_path), num_frames=4,
+                         crop_size=32, num_workers=0, time_reversal=0.5)
+    dm.prepare_data()
+    dm.setup("fit")  # the pairs of the set's reversal_pairs.json
+    records, names, partners = dm.train_dataset.records, dm.class_names, dm.train_dataset.reversal_partners
+    assert {names[a]: names[b] for a, b in partners.items()}["move_left"] == "move_right"
+    assert all(partners[partners[label]] == label for label in partners) and len(partners) == 10
+
+    def items(p: float, n: int = 20) -> list[dict]:
+        ds = VideoDataset(records, "train", _cfg(time_reversal=p, cache_decoded=True), reversal_partners=partners)
+        return [ds[ItemKey(i % len(records), (7, 1, 0, 0, i))] for i in range(n)]
+
+    plain, always, half = items(0.0), items(1.0), items(0.5)
+    for a, b in zip(plain, always):
+        assert torch.equal(b["video"], a["video"].flip(1)) and b["label"] == partners[a["label"]]
+        assert torch.equal(a["aug_seed"], b["aug_seed"])  # the reversal is drawn after the item's own draws
+    reversed_ = [not torch.equal(a["video"], h["video"]) for a, h in zip(plain, half)]
+    assert 0 < sum(reversed_) < len(half)
+    for a, h, flipped in zip(plain, half, reversed_):
+        assert h["label"] == (partners[a["label"]] if flipped else a["label"])
+    first_pair = VideoDataset(records, "train", _cfg(time_reversal=1.0, cache_decoded=True),
+                              reversal_partners={0: 1, 1: 0})  # a class without a partner is left as it is
+    for i, a in enumerate(plain):
+        item = first_pair[ItemKey(i % len(records), (7, 1, 0, 0, i))]
+        paired = a["label"] in (0, 1)
+        assert item["label"] == (1 - a["label"] if paired else a["label"])
+        assert torch.equal(item["video"], a["video"].flip(1) if paired else a["video"])
+
+
+def test_time_reversal_refuses_what_it_cannot_use(tmp_path):
+    from uv2.data.datamodule import VideoDataModule
+    from uv2.errors import SettingError
+    from uv2.labels import ListFormatError, read_reversal_pairs
+
+    with pytest.raises(SettingError, match=r"time_reversal must be a probability in \[0, 1\], got 1.5"):
+        _cfg(time_reversal=1.5)
+    with pytest.raises(SettingError, match="time_reversal needs the dataset's time-reversed class pairs"):
+        VideoDataset([VideoRecord("v.mp4", 0)], "train", _cfg(time_reversal=0.5))
+    names = ["move_left", "move_right", "grow"]
+    pairs = tmp_path / "pairs.json"
+    for content, message in [("[1, 2]", "not a JSON object"), ('{"pairs": [["move_left"]]}', '"pairs" must be'),
+                             ('{"pairs": [["move_lef", "move_right"]]}', "'move_lef' \\(closest: 'move_left'\\)"),
+                             ('{"pairs": [["move_left", "move_right"], ["grow", "move_left"]]}',
+                              "'move_left' is in more than one reversal pair"),
+                             ('{"pairs": [["grow", "grow"]]}', "'grow' is paired with itself")]:
+        pairs.write_text(content)
+        with pytest.raises(ListFormatError, match=message) as raised:
+            read_reversal_pairs(pairs, names)
+        assert str(pairs) in str(raised.value)
+    generate(tmp_path / "synth" / "micro_seed0", size="micro", seed=0, sets=["scene"], workers=1)
+    common = dict(synthetic_size="micro", synthetic_root=str(tmp_path / "synth"), num_frames=4, crop_size=24,
+                  num_workers=0, time_reversal=0.5)
+    with pytest.raises(SettingError, match="the synthetic set 'scene' has no time-reversed classes"):
+        VideoDataModule(synthetic_set="scene", **common).setup("fit")
+    scene = tmp_path / "synth" / "micro_seed0" / "scene"
+    with pytest.raises(SettingError, match="time_reversal needs data.init_args.reversal_pairs"):
+        VideoDataModule(train_list=str(scene / "train.csv"), classes_file=str(scene / "classes.txt"),
+                        **{k: v for k, v in common.items() if not k.startswith("synthetic")}).setup("fit")

@@ -50,6 +50,7 @@ from uv2.data.synthetic import (
 from uv2.data.transforms import CLIP_MEAN, CLIP_STD, TransformConfig, parse_rand_augment
 from uv2.errors import SettingError
 from uv2.io import make_output_dir
+from uv2.labels import read_reversal_pairs
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,11 @@ class VideoDataModule(pl.LightningDataModule):
         num_test_crops: spatial crops per test clip (1 or 3).
         num_repeats: augmented clips per training video per item (repeated augmentation: one decode, R clips with
             their own temporal offsets, crops, flips and RandAugment; the cheapest multiplier when the GPU waits).
+        time_reversal: probability that a training clip of a class with a time-reversed partner (``reversal_pairs``) is
+            played backwards and labelled as the partner: twice the clips of every such pair, and of each video the
+            same frames under both labels, which only the frames' order tells apart. 0: off.
+        reversal_pairs: JSON file of the classes that are each other's time reversal, ``{"pairs": [[name, name],
+            ...]}`` by class name (default for the synthetic temporal set: its ``reversal_pairs.json``).
         batch_size: training batch size (videos; the model sees batch_size * num_repeats clips).
         eval_batch_size: val/test batch size (default batch_size).
         num_workers: DataLoader worker processes.
@@ -215,6 +221,8 @@ class VideoDataModule(pl.LightningDataModule):
         num_test_clips: int = 1,
         num_test_crops: int = 1,
         num_repeats: int = 1,
+        time_reversal: float = 0.0,
+        reversal_pairs: str | None = None,
         batch_size: int = 8,
         eval_batch_size: int | None = None,
         num_workers: int = 2,
@@ -267,6 +275,7 @@ class VideoDataModule(pl.LightningDataModule):
             num_test_clips=num_test_clips,
             num_test_crops=num_test_crops,
             num_repeats=num_repeats,
+            time_reversal=time_reversal,
             max_bad_fraction=max_bad_fraction,
             min_attempts=min_bad_attempts,
             max_retries=max_retries,
@@ -367,13 +376,31 @@ class VideoDataModule(pl.LightningDataModule):
         if not any(src[k] for k in ("train", "val", "test")):
             raise SettingError("VideoDataModule needs lists (train_list / val_list / test_list) or synthetic_set")
         if stage in ("fit", None) and src["train"] is not None and self.train_dataset is None:
-            self.train_dataset = VideoDataset(self._load("train"), "train", cfg, self._decoded)
+            records = self._load("train")  # and the class names, which the reversal pairs name
+            self.train_dataset = VideoDataset(records, "train", cfg, self._decoded, self._reversal_partners())
         if stage in ("fit", "validate", None) and src["val"] is not None and self.val_dataset is None:
             self.val_dataset = VideoDataset(self._load("val"), "val", cfg, self._decoded)
         if stage in ("test", "predict", None) and src["test"] is not None and self.test_dataset is None:
             self.test_dataset = VideoDataset(self._load("test"), "test", cfg, self._decoded)
         if stage == "fit" and self.train_dataset is None:
             raise SettingError("stage 'fit' needs train_list (or synthetic_set)")
+
+    def _reversal_partners(self) -> dict[int, int] | None:
+        """With time_reversal, label -> its time-reversed class's label from the reversal_pairs file."""
+        hp = self.hparams
+        if not hp.time_reversal:
+            return None
+        path = hp.reversal_pairs
+        if path is None and hp.synthetic_set is not None:
+            path = self.synthetic_dir / hp.synthetic_set / "reversal_pairs.json"
+            if not path.is_file():
+                raise SettingError(f"data.init_args.time_reversal: the synthetic set {hp.synthetic_set!r} has no "
+                                   f"time-reversed classes ({path} missing); the temporal set has")
+        if path is None:
+            raise SettingError("data.init_args.time_reversal needs data.init_args.reversal_pairs: a JSON file "
+                               '{"pairs": [[class name, class name], ...]} of the classes that are each other\'s '
+                               "time reversal")
+        return read_reversal_pairs(path, self.class_names)
 
     @property
     def num_classes(self) -> int:

@@ -127,6 +127,8 @@ class VideoDatasetConfig:
     num_test_clips: int = 1  # test: temporal clips per video
     num_test_crops: int = 1  # test: spatial crops per clip, 1 (centre) or 3 (along the long side)
     num_repeats: int = 1  # train: augmented clips of the same video per item (repeated augmentation)
+    time_reversal: float = 0.0  # train: probability that a clip of a class with a time-reversed partner is played
+    # backwards and labelled as the partner (the dataset's reversal_partners)
     max_bad_fraction: float = 0.01  # raise TooManyBadVideos above this fraction of bad videos ...
     min_attempts: int = 500  # ... once this many distinct videos were attempted in the process
     max_retries: int = 10  # replacement videos tried for one item before giving up
@@ -152,6 +154,8 @@ class VideoDatasetConfig:
             raise SettingError(f"num_test_crops must be 1 or 3, got {self.num_test_crops}")
         if self.num_repeats < 1:
             raise SettingError(f"num_repeats must be >= 1, got {self.num_repeats}")
+        if not 0 <= self.time_reversal <= 1:
+            raise SettingError(f"time_reversal must be a probability in [0, 1], got {self.time_reversal}")
         if not 0 <= self.max_bad_fraction <= 1:
             raise SettingError(f"max_bad_fraction must be in [0, 1], got {self.max_bad_fraction}")
         if self.decoder not in DECODERS:
@@ -180,10 +184,13 @@ class VideoDataset(Dataset):
         cfg: sampling / views / robustness / transform settings.
         frame_cache: with ``cfg.cache_decoded``, the path -> frames dict to keep decoded videos in; datasets given
             the same dict decode a video they share once (a data module's validation and test sets, often one list).
+        reversal_partners: label -> the label of its time-reversed class (uv2.labels.read_reversal_pairs), which
+            ``cfg.time_reversal`` needs in training: a clip of such a class played backwards is a clip of its partner.
     """
 
     def __init__(self, records: Sequence[VideoRecord], mode: Mode, cfg: VideoDatasetConfig | None = None,
-                 frame_cache: dict[str, torch.Tensor] | None = None):
+                 frame_cache: dict[str, torch.Tensor] | None = None,
+                 reversal_partners: dict[int, int] | None = None):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; valid choices: {', '.join(MODES)}")
         if not records:
@@ -191,6 +198,10 @@ class VideoDataset(Dataset):
         self.records = list(records)
         self.mode = mode
         self.cfg = cfg or VideoDatasetConfig()
+        if mode == "train" and self.cfg.time_reversal > 0 and not reversal_partners:
+            raise SettingError("time_reversal needs the dataset's time-reversed class pairs (reversal_partners; the "
+                               "data module's reversal_pairs file)")
+        self.reversal_partners = reversal_partners or {}
         reason = backend_unavailable(self.cfg.decoder)
         if reason is not None:
             raise RuntimeError(f"decoder {self.cfg.decoder!r} is not usable here: {reason}; or use decoder: pyav")
@@ -450,6 +461,16 @@ class VideoDataset(Dataset):
         clip = self._eval_clip(path, view_index, timer)
         return rearrange(clip, "t c h w -> c t h w"), torch.tensor(False), torch.tensor(-1, dtype=torch.int64)
 
+    def _maybe_reversed(self, video: torch.Tensor, label: int,
+                        rng: np.random.Generator) -> tuple[torch.Tensor, int]:
+        """With probability cfg.time_reversal, a clip of a class with a time-reversed partner played backwards,
+        labelled as the partner (every repeat of the item: they share its label); other classes' clips unchanged,
+        with nothing drawn."""
+        partner = self.reversal_partners.get(label)
+        if partner is None or rng.random() >= self.cfg.time_reversal:
+            return video, label
+        return video.flip(-3), partner  # (..., 3, T, H, W): T reversed
+
     def __getitem__(self, item: int | ItemKey) -> dict:
         """Item ``item``; an :class:`~uv2.data.sampler.ItemKey` also gives the generator of its training draws (a
         fresh one per attempt: a replacement draws the same whether this process knew the bad video before or not)."""
@@ -471,9 +492,12 @@ class VideoDataset(Dataset):
                 else:
                     if first_try:
                         self._check_bad_fraction()
+                    label = self.records[candidate].label
+                    if self.mode == "train" and self.cfg.time_reversal > 0:
+                        video, label = self._maybe_reversed(video, label, rng if rng is not None else self.rng)
                     out = {
                         "video": video,
-                        "label": self.records[candidate].label,
+                        "label": label,
                         "video_index": candidate,
                         "view_index": view_index,
                         "decode_failures": failures,
