@@ -171,8 +171,9 @@ class HParamsSummary(pl.Callback):
 
     The session start is written once per run, at the start of the first fit, and flushed at once; a resumed fit
     does not write it again (whether it was written travels in the checkpoint, with the best validation top-1).
-    The session end (success, failure, or unknown for a fit stopped by Ctrl-C) is written when the fit ends. The metrics are scalars written to
-    the run's event files when they are known, also by a later test stage (``python -m uv2 test``).
+    The session end (success, failure, or unknown for a fit stopped by Ctrl-C) is written when the fit ends. The
+    metrics are scalars written to the run's event files when they are known, also by a later test stage
+    (``python -m uv2 test``).
 
     A co-training run also opens one session per set, in the sub-run ``<log dir>/<set>``, with that set's
     validation and test top-1 and the set's entries of `set_hparams` ({set: {name: value}}) over `hparams`, so the
