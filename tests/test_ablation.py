@@ -705,18 +705,20 @@ def test_grid_order_benchmark_replays_the_cell_times(tmp_path):
     assert re.search(r"even split\s+240 s", out) and "8 cells, 480 s of fits on 2 workers" in out, out
 
 
-def test_sigint_to_a_side_by_side_grid_stops_its_cells(micro, tmp_path):
-    """SIGINT to a --jobs 2 grid's process alone (`kill -INT`; a Ctrl-C at a terminal reaches the workers too) stops
-    the cells its workers run rather than waiting for them to end: the grid exits with 130, each cell recorded as
-    interrupted, with a checkpoint to resume from."""
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_sigint_stops_the_grid_and_its_cells(micro, tmp_path, jobs):
+    """SIGINT to the grid's process (a Ctrl-C; with --jobs 2 sent to that process alone, `kill -INT`, where a Ctrl-C
+    at a terminal reaches the workers too) stops the cells it runs rather than going on to the next or waiting for
+    them to end: the grid exits with 130, each cell recorded as interrupted, with a checkpoint to resume from."""
     table = tmp_path / "mi.yaml"
     table.write_text(yaml.safe_dump({"title": "micro mi", "datasets": ["temporal"], "rows": MICRO_ROWS,
                                      "tiny_epochs": {"temporal": 1000}}))  # minutes per cell
     out = tmp_path / "results"
     proc = subprocess.Popen([sys.executable, "ablations/run.py", "--table", str(table), "--datasets",
-                             str(micro / "datasets.yaml"), "--out", str(out), "--jobs", "2"], cwd=REPO,
+                             str(micro / "datasets.yaml"), "--out", str(out), "--jobs", str(jobs)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    cells = [out / "table_mi" / "cells" / f"{slug}__temporal__seed1" for slug in ("r00-no-local", "r01-local-mhra")]
+    cells = [out / "table_mi" / "cells" / f"{slug}__temporal__seed1"
+             for slug in ("r00-no-local", "r01-local-mhra")[:jobs]]  # those running when the signal comes
     try:
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None and not all(
@@ -731,6 +733,7 @@ def test_sigint_to_a_side_by_side_grid_stops_its_cells(micro, tmp_path):
         assert json.loads((cell / "cell.json").read_text())["status"] == "interrupted"
         assert hparams_session(cell)["status"] == "STATUS_UNKNOWN"  # TensorBoard has no "aborted"
     assert "interrupted; rerun the same command to resume" in output
+    assert [r["status"] for r in read_results(out, "mi")][jobs:] == ["pending"] * (2 - jobs)  # none started after
 
 
 def test_tiny_probes_expand_to_the_cells_they_describe(tmp_path, monkeypatch):
