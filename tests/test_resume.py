@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -165,6 +167,33 @@ def test_killed_run_resumes_bit_identically(synth_root, uninterrupted, tmp_path,
     session = hparams_session(run_dir)
     assert session["status"] == "STATUS_SUCCESS"
     assert session["values"]["hp/val_top1"] == pytest.approx(max(expected["val/top1"].values()))
+
+
+def test_ctrl_c_stops_a_fit_at_a_batch_with_its_checkpoint(synth_root, tmp_path):
+    """Ctrl-C (SIGINT) stops `python -m uv2 fit` after the batch it arrives in: last.ckpt holds that step, the
+    TensorBoard session closes as "unknown" (TensorBoard has no "aborted"), and the exit status is 130, not
+    Lightning's 1. `--resume` then continues from that step."""
+    run_dir, log = tmp_path / "run", tmp_path / "fit.log"
+    args = [*_fit_args(synth_root, run_dir, 0), "--trainer.max_epochs", "1000"]  # minutes: stopped long before
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "uv2", "fit", *args], cwd=REPO, stdout=out, stderr=out)
+        try:
+            deadline = time.time() + 300
+            while time.time() < deadline and proc.poll() is None and not (run_dir / "checkpoints" / "last.ckpt").exists():
+                time.sleep(0.2)
+            os.kill(proc.pid, signal.SIGINT)
+            code = proc.wait(timeout=120)
+        finally:
+            proc.kill()
+    text = log.read_text()
+    assert code == 130, _tail(log)
+    stopped = int(re.search(r"stopped at step (\d+); \S+last.ckpt holds this state", text).group(1))
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == stopped
+    assert hparams_session(run_dir)["status"] == "STATUS_UNKNOWN"
+    resumed = [*args[:-2], "--trainer.max_epochs", str(stopped // 5 + 2), "--resume"]  # 5 steps per epoch
+    assert uv2_fit(resumed, tmp_path / "resumed.log") == 0, _tail(tmp_path / "resumed.log")
+    assert f"Restoring states from the checkpoint path at {run_dir / 'checkpoints' / 'last.ckpt'}" in \
+        (tmp_path / "resumed.log").read_text()
 
 
 def test_ddp_run_resumes_with_every_ranks_epoch_sums(synth_root, tmp_path):

@@ -93,6 +93,9 @@ class Trainer(pl.Trainer):
                          limit_test_batches=limit_test_batches, limit_predict_batches=limit_predict_batches, **kwargs)
 
 
+EXIT_INTERRUPTED = 130  # the exit status of a run stopped by Ctrl-C (128 + SIGINT, as the shell reports it)
+
+
 class UV2CLI(LightningCLI):
     """LightningCLI with run directories, atomic checkpoints and uv2's callbacks.
 
@@ -155,6 +158,17 @@ class UV2CLI(LightningCLI):
         kwargs["callbacks"] = callbacks + list(configured) + list(kwargs.get("callbacks") or [])
         kwargs.setdefault("plugins", [AtomicCheckpointIO()])
         return super().instantiate_trainer(**kwargs)
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        """Lightning ends a run stopped by Ctrl-C with exit status 1, after its graceful stop (last.ckpt written, the
+        TensorBoard session closed): exit with the shell's 130 for an interrupt instead, which scripts and job
+        schedulers tell apart from a failure."""
+        try:
+            super()._run_subcommand(subcommand)
+        except SystemExit as stop:
+            if stop.code == 1 and self.trainer.interrupted:
+                raise SystemExit(EXIT_INTERRUPTED) from None
+            raise
 
     def before_fit(self) -> None:
         """--resume (`ckpt_path: last`) continues from the run directory's last.ckpt, named as a file (see
