@@ -6,11 +6,19 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 # the official fixture lives beside the checkout (../shared/fixtures); UV2_FIXTURES points elsewhere
 FIXTURES = Path(os.environ.get("UV2_FIXTURES") or REPO.parent / "shared" / "fixtures")
+
+
+def sigint_as_at_a_terminal() -> None:
+    """A subprocess's `preexec_fn` for tests that send it SIGINT: SIGINT's default action, which Python turns into
+    KeyboardInterrupt. A command started in the background by a non-interactive shell (`cmd &` in a CI script)
+    inherits SIGINT ignored, and so would the process under test, which Ctrl-C then never reaches."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def micro_grid_spec(root: Path) -> dict:

@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from tests.helpers import REPO, hparams_records, hparams_session, micro_grid_spec
+from tests.helpers import REPO, hparams_records, hparams_session, micro_grid_spec, sigint_as_at_a_terminal
 from uv2.ablation.grid import Cell, load_table, missing_inputs, scale_layers
 from uv2.ablation.union import LabelSet, build_union, slice_head, union_classes
 from uv2.ablation.union import main as union_main
@@ -716,7 +716,8 @@ def test_sigint_stops_the_grid_and_its_cells(micro, tmp_path, jobs):
     out = tmp_path / "results"
     proc = subprocess.Popen([sys.executable, "ablations/run.py", "--table", str(table), "--datasets",
                              str(micro / "datasets.yaml"), "--out", str(out), "--jobs", str(jobs)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=sigint_as_at_a_terminal)
     cells = [out / "table_mi" / "cells" / f"{slug}__temporal__seed1"
              for slug in ("r00-no-local", "r01-local-mhra")[:jobs]]  # those running when the signal comes
     try:

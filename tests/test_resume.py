@@ -18,7 +18,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from tests.helpers import REPO, hparams_records, hparams_session, micro_grid_spec
+from tests.helpers import REPO, hparams_records, hparams_session, micro_grid_spec, sigint_as_at_a_terminal
 from tests.resume_helpers import logged_scalars, uv2_fit
 from uv2.data.sampler import ItemKey, ResumableDataLoader, ShuffleSampler
 from uv2.data.synthetic import ensure_synthetic
@@ -176,7 +176,8 @@ def test_ctrl_c_stops_a_fit_at_a_batch_with_its_checkpoint(synth_root, tmp_path)
     run_dir, log = tmp_path / "run", tmp_path / "fit.log"
     args = [*_fit_args(synth_root, run_dir, 0), "--trainer.max_epochs", "1000"]  # minutes: stopped long before
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "uv2", "fit", *args], cwd=REPO, stdout=out, stderr=out)
+        proc = subprocess.Popen([sys.executable, "-m", "uv2", "fit", *args], cwd=REPO, stdout=out, stderr=out,
+                                preexec_fn=sigint_as_at_a_terminal)
         try:
             deadline = time.time() + 300
             while time.time() < deadline and proc.poll() is None and not (run_dir / "checkpoints" / "last.ckpt").exists():
