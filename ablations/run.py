@@ -30,7 +30,7 @@ from uv2.ablation.parallel import default_jobs, why_one_at_a_time  # noqa: E402
 from uv2.ablation.pretrain import ensure_image_vit  # noqa: E402
 from uv2.ablation.runner import GridRunner  # noqa: E402
 from uv2.ablation.slurm import cells_layout, write_sbatch  # noqa: E402
-from uv2.errors import InputError  # noqa: E402
+from uv2.errors import EXIT_INTERRUPTED, InputError  # noqa: E402
 from uv2.io import make_output_dir  # noqa: E402
 
 
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         records = runner.run(cells if args.cell is None else [cells[args.cell]], jobs)
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished cells are kept in {out_dir}; rerun the same command to resume")
-        return 130
+        return EXIT_INTERRUPTED
     print()
     print((out_dir / "table.md").read_text())
     failed = [r for r in records if r.get("status") == "failed"]

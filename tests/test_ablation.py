@@ -20,6 +20,7 @@ from tests.helpers import REPO, hparams_records, hparams_session, micro_grid_spe
 from uv2.ablation.grid import Cell, load_table, missing_inputs, scale_layers
 from uv2.ablation.union import LabelSet, build_union, slice_head, union_classes
 from uv2.ablation.union import main as union_main
+from uv2.errors import EXIT_INTERRUPTED
 from uv2.models import ModelConfig
 from uv2.train.hardware import hardware
 
@@ -729,7 +730,7 @@ def test_sigint_stops_the_grid_and_its_cells(micro, tmp_path, jobs):
         output, _ = proc.communicate(timeout=120)
     finally:
         proc.kill()
-    assert proc.returncode == 130, output[-3000:]
+    assert proc.returncode == EXIT_INTERRUPTED, output[-3000:]
     for cell in cells:
         assert json.loads((cell / "cell.json").read_text())["status"] == "interrupted"
         assert hparams_session(cell)["status"] == "STATUS_UNKNOWN"  # TensorBoard has no "aborted"

@@ -22,7 +22,9 @@ from tests.helpers import REPO, hparams_records, hparams_session, micro_grid_spe
 from tests.resume_helpers import logged_scalars, uv2_fit
 from uv2.data.sampler import ItemKey, ResumableDataLoader, ShuffleSampler
 from uv2.data.synthetic import ensure_synthetic
+from uv2.errors import EXIT_INTERRUPTED
 from uv2.io import safe_load
+from uv2.train.checkpointing import LAST
 
 SYNTH_SEED = 0
 STEPS_PER_EPOCH = 5  # the micro temporal set: 20 training videos in batches of 4
@@ -180,20 +182,22 @@ def test_ctrl_c_stops_a_fit_at_a_batch_with_its_checkpoint(synth_root, tmp_path)
                                 preexec_fn=sigint_as_at_a_terminal)
         try:
             deadline = time.time() + 300
-            while time.time() < deadline and proc.poll() is None and not (run_dir / "checkpoints" / "last.ckpt").exists():
+            while time.time() < deadline and proc.poll() is None and not (run_dir / "checkpoints" / LAST).exists():
                 time.sleep(0.2)
             os.kill(proc.pid, signal.SIGINT)
             code = proc.wait(timeout=120)
         finally:
             proc.kill()
-    text = log.read_text()
-    assert code == 130, _tail(log)
-    stopped = int(re.search(r"stopped at step (\d+); \S+last.ckpt holds this state", text).group(1))
-    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == stopped
+    assert code == EXIT_INTERRUPTED, _tail(log)
+    # mid-epoch "stopped at step N", or in an epoch's last batch after that epoch ends (its metrics logged)
+    stop = re.search(r"stopped at (?:step (\d+)|the end of epoch \d+ \(step (\d+)\)); \S+last.ckpt holds this state",
+                     log.read_text())
+    stopped = int(stop.group(1) or stop.group(2))
+    assert torch.load(run_dir / "checkpoints" / LAST, weights_only=False)["global_step"] == stopped
     assert hparams_session(run_dir)["status"] == "STATUS_UNKNOWN"
     resumed = [*args[:-2], "--trainer.max_epochs", str(stopped // 5 + 2), "--resume"]  # 5 steps per epoch
     assert uv2_fit(resumed, tmp_path / "resumed.log") == 0, _tail(tmp_path / "resumed.log")
-    assert f"Restoring states from the checkpoint path at {run_dir / 'checkpoints' / 'last.ckpt'}" in \
+    assert f"Restoring states from the checkpoint path at {run_dir / 'checkpoints' / LAST}" in \
         (tmp_path / "resumed.log").read_text()
 
 

@@ -4,6 +4,8 @@ choices) with exit status 2. Any other exception is a bug in uv2 or a library an
 
 import re
 
+EXIT_INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C (128 + SIGINT, as the shell reports it)
+
 
 class InputError(Exception):
     """A file or setting the user gave is missing or invalid; the message says which and what is valid."""

@@ -30,7 +30,7 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelSummary, Progr
 from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from uv2.errors import input_error_in
+from uv2.errors import EXIT_INTERRUPTED, input_error_in
 from uv2.experiment import RUN_CONFIG, load_experiment
 from uv2.io import CheckpointError, check_checkpoint_file, make_output_dir
 from uv2.train.callbacks import (
@@ -91,9 +91,6 @@ class Trainer(pl.Trainer):
                  limit_predict_batches: int | float | None = None, **kwargs: Any) -> None:
         super().__init__(*args, limit_train_batches=limit_train_batches, limit_val_batches=limit_val_batches,
                          limit_test_batches=limit_test_batches, limit_predict_batches=limit_predict_batches, **kwargs)
-
-
-EXIT_INTERRUPTED = 130  # the exit status of a run stopped by Ctrl-C (128 + SIGINT, as the shell reports it)
 
 
 class UV2CLI(LightningCLI):
