@@ -462,6 +462,38 @@ def test_image_pretraining_gets_the_grid_trainer_flags(monkeypatch, tmp_path):
     assert flags["--trainer.num_nodes"] == "1"
 
 
+def test_grids_started_together_pretrain_the_image_vit_once(monkeypatch, tmp_path, capsys):
+    """Two grids needing the same missing ViT at once (two tables, an sbatch array's tasks): one pretrains it, the
+    other waits for it and arms the same file instead of training it again into the same run folder."""
+    import threading
+
+    from uv2.ablation.pretrain import ensure_image_vit
+    from uv2.train import cli
+
+    vit_file = tmp_path / "pretrained" / "tiny_vit.pth"
+    started, calls = threading.Event(), []
+
+    def pretrain(subcommand, argv):  # a stand-in for the fit: slow enough for the other grid to arrive meanwhile
+        calls.append(argv)
+        started.set()
+        time.sleep(1.0)
+        vit_file.write_bytes(b"weights")
+        return 0
+
+    monkeypatch.setattr(cli, "run", pretrain)
+
+    class NeedsViT:
+        config = {"model": {"init_from": str(vit_file), "arch": {"vit": "tiny"}}}
+
+    first = threading.Thread(target=ensure_image_vit, args=([NeedsViT()], {}, REPO))
+    first.start()
+    assert started.wait(30)
+    ensure_image_vit([NeedsViT()], {}, REPO)  # waits for the first grid's pretraining, then finds its file
+    first.join()
+    assert len(calls) == 1 and vit_file.read_bytes() == b"weights"
+    assert "waiting for the image pretraining of" in capsys.readouterr().out
+
+
 def test_resume_after_kill_keeps_finished_cells(micro, tmp_path):
     table = write_table(tmp_path, "mk", ["temporal"], MICRO_ROWS)
     out = tmp_path / "results"

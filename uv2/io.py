@@ -3,12 +3,15 @@ training, the synthetic benchmark and the ablation runner."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import os
 import pickle
 import tempfile
 import warnings
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +147,28 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, before_waiting: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on the file `path` (created, with its folder, where missing) for the block: one process
+    at a time makes what several may need at once (the synthetic benchmark, the image-pretrained ViT). The file holds
+    the holder's pid. Where another process holds the lock, `before_waiting(its pid as the file says)` is called
+    first (to say why this one waits, or to raise instead of waiting), then this one waits for it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if before_waiting is not None:
+                lock.seek(0)
+                before_waiting(lock.read().strip())
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -3,9 +3,11 @@ experiments/_base/cpu_tiny.yaml), trained once, where the cells expect it, when 
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from uv2.ablation.grid import Cell
+from uv2.io import exclusive_lock
 
 IMAGE_EXPERIMENT = "experiments/image_tiny.yaml"  # image pretraining of the tiny ViT the tiny presets arm
 
@@ -18,6 +20,10 @@ def image_pretraining_argv(vit_file: Path, trainer: dict) -> list[str]:
     for key, value in trainer.items():  # accelerator / devices / num_nodes, as for the cells
         argv += [f"--trainer.{key}", str(value)]
     return argv
+
+
+def say_waiting(vit_file: Path, holder: str) -> None:
+    print(f"waiting for the image pretraining of {vit_file} in another process (pid {holder or '?'})", flush=True)
 
 
 def ensure_image_vit(cells: list[Cell], trainer: dict, repo: Path) -> None:
@@ -34,7 +40,13 @@ def ensure_image_vit(cells: list[Cell], trainer: dict, repo: Path) -> None:
     from uv2.train.cli import run
 
     for vit_file in map(Path, missing):
-        print(f"image pretraining of the {image_vit} ViT ({IMAGE_EXPERIMENT}) -> {vit_file}", flush=True)
-        run("fit", image_pretraining_argv(vit_file, trainer))
-        if not (repo / vit_file).is_file():
-            raise FileNotFoundError(f"image pretraining ({IMAGE_EXPERIMENT}) did not write {vit_file}")
+        # one pretraining at a time: grids started together (two tables, the tasks of an sbatch array) would each
+        # train the same ViT into the same run folder; the others wait for it and arm what it wrote
+        with exclusive_lock(repo / vit_file.parent / f".{vit_file.name}.lock", before_waiting=partial(
+                say_waiting, vit_file)):
+            if (repo / vit_file).is_file():
+                continue
+            print(f"image pretraining of the {image_vit} ViT ({IMAGE_EXPERIMENT}) -> {vit_file}", flush=True)
+            run("fit", image_pretraining_argv(vit_file, trainer))
+            if not (repo / vit_file).is_file():
+                raise FileNotFoundError(f"image pretraining ({IMAGE_EXPERIMENT}) did not write {vit_file}")
