@@ -318,13 +318,15 @@ def test_resume_without_a_last_checkpoint_starts_the_run(synth_root, tmp_path, c
 
 @pytest.mark.parametrize("setting,says", [
     # raised in the data module's __init__, which jsonargparse re-raises as a ValueError of its own
-    (["--data.init_args.batch_size", "0"], "batch_size and eval_batch_size must be >= 1 and num_workers >= 0, got 0"),
+    (["--data.init_args.batch_size", "0"], "batch_size must be >= 1, got 0"),
+    (["--data.init_args.num_workers", "-1"], "num_workers must be >= 0, got -1"),
     (["--data.init_args.rand_augment", "rand-q3"], "RandAugment config 'rand-q3': bad section 'q3'"),
-    (["--model.optim.lr", "-1"], "optim.lr and optim.new_module_lr_scale must be > 0, got -1.0"),
+    (["--model.optim.lr", "-1"], "optim.lr must be > 0, got -1.0"),
+    (["--model.optim.min_lr_factor", "1.5"], "optim.min_lr_factor must be in [0, 1], got 1.5"),
     (["--model.arch.num_classes", "7"], "model.arch.num_classes is 7 but the data has 10 classes"),  # at setup
     (["--data.init_args.synthetic_set", "null", "--data.init_args.train_list", "/nonexistent/train.csv",
       "--data.init_args.val_list", "/nonexistent/train.csv"], "video list not found: /nonexistent/train.csv"),
-], ids=["batch size", "RandAugment", "lr", "classes", "missing list"])
+], ids=["batch size", "workers", "RandAugment", "lr", "lr floor", "classes", "missing list"])
 def test_an_invalid_setting_ends_the_command_in_one_line(synth_root, tmp_path, capsys, setting, says):
     """A setting the model, optimizer or data module refuses: exit status 2 and one line naming it, however deep
     in Lightning or jsonargparse it was raised."""
@@ -363,7 +365,7 @@ def test_the_cli_raises_a_refused_data_setting_as_itself(synth_root, tmp_path):
 
     from uv2.errors import SettingError
 
-    with pytest.raises(SettingError, match="batch_size and eval_batch_size must be >= 1") as caught:
+    with pytest.raises(SettingError, match="batch_size must be >= 1, got 0") as caught:
         run("fit", _fit_argv(synth_root, tmp_path / "run", "--data.init_args.batch_size", "0"))
     again = pickle.loads(pickle.dumps(caught.value))
     assert type(again) is SettingError and str(again) == str(caught.value)

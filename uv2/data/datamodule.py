@@ -253,9 +253,10 @@ class VideoDataModule(pl.LightningDataModule):
             parse_rand_augment(rand_augment)
         if decoder not in DECODERS:
             raise SettingError(f"unknown decoder {decoder!r}; valid choices: {', '.join(DECODERS)}")
-        if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1) or num_workers < 0:
-            raise SettingError(f"batch_size and eval_batch_size must be >= 1 and num_workers >= 0, got {batch_size}, "
-                               f"{eval_batch_size}, {num_workers}")
+        for name, value, least in (("batch_size", batch_size, 1), ("eval_batch_size", eval_batch_size, 1),
+                                   ("num_workers", num_workers, 0)):
+            if value is not None and value < least:
+                raise SettingError(f"{name} must be >= {least}, got {value}")
         transform = TransformConfig(
             crop_size=crop_size,
             short_side=short_side,

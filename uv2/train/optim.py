@@ -34,11 +34,13 @@ class OptimConfig:
     lr_reference_batch: int | None = None  # opt-in linear scaling: lr * global_batch / lr_reference_batch
 
     def __post_init__(self) -> None:
-        if self.lr <= 0 or self.new_module_lr_scale <= 0:
-            raise SettingError(f"optim.lr and optim.new_module_lr_scale must be > 0, got {self.lr}, "
-                               f"{self.new_module_lr_scale}")
-        if self.warmup_epochs < 0 or not 0 <= self.min_lr_factor <= 1:
-            raise SettingError("optim.warmup_epochs must be >= 0 and optim.min_lr_factor in [0, 1]")
+        for name in ("lr", "new_module_lr_scale"):
+            if not getattr(self, name) > 0:  # NaN too
+                raise SettingError(f"optim.{name} must be > 0, got {getattr(self, name)}")
+        if not self.warmup_epochs >= 0:
+            raise SettingError(f"optim.warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        if not 0 <= self.min_lr_factor <= 1:
+            raise SettingError(f"optim.min_lr_factor must be in [0, 1], got {self.min_lr_factor}")
         for name in ("warmup_start_lr", "min_lr"):
             value = getattr(self, name)
             if value is not None and not value >= 0:
