@@ -23,7 +23,7 @@ from uv2.ablation.grid import TableError, expand_cells, load_datasets, load_tabl
 from uv2.ablation.parallel import default_jobs  # noqa: E402
 from uv2.ablation.pretrain import ensure_image_vit  # noqa: E402
 from uv2.ablation.variance import GROUPS, decompose, render, with_settings  # noqa: E402
-from uv2.errors import InputError  # noqa: E402
+from uv2.errors import EXIT_INTERRUPTED, InputError  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,11 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     seeds = list(range(1, args.seeds + 1))
     jobs = args.jobs or default_jobs([cell] * len(seeds) * len(groups))
     ensure_image_vit([cell], {}, REPO)
+    out_dir = args.out / f"table_{table.name}" / cell.slug
     try:  # a --set the run refuses: one line (the runs already trained are kept for a rerun)
-        summary = decompose(cell, seeds, args.out / f"table_{table.name}" / cell.slug, groups, jobs)
+        summary = decompose(cell, seeds, out_dir, groups, jobs)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished runs are kept in {out_dir}; rerun the same command to resume")
+        return EXIT_INTERRUPTED
     print(render(summary))
     return 0
 

@@ -770,6 +770,31 @@ def test_sigint_stops_the_grid_and_its_cells(micro, tmp_path, jobs):
     assert [r["status"] for r in read_results(out, "mi")][jobs:] == ["pending"] * (2 - jobs)  # none started after
 
 
+def test_sigint_stops_variance_runs_and_cancels_the_queued_ones(micro, tmp_path):
+    """SIGINT to ablations/variance.py --jobs 2 (its process alone, as `kill -INT`): the two running runs stop,
+    resumable, the third does not start after them, and the script says how to resume, exit status 130."""
+    table = tmp_path / "vi.yaml"
+    table.write_text(yaml.safe_dump({"title": "micro vi", "datasets": ["temporal"], "rows": MICRO_ROWS[1:],
+                                     "tiny_epochs": {"temporal": 1000}}))  # minutes per run
+    out = tmp_path / "variance"
+    proc = subprocess.Popen([sys.executable, "ablations/variance.py", "--table", str(table), "--datasets",
+                             str(micro / "datasets.yaml"), "--dataset", "temporal", "--seeds", "3", "--groups", "all",
+                             "--jobs", "2", "--out", str(out)], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=sigint_as_at_a_terminal)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None and len(list(out.rglob("last.ckpt"))) < 2:
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == EXIT_INTERRUPTED, output[-3000:]
+    assert "interrupted: finished runs are kept in" in output and "Traceback" not in output, output[-3000:]
+    runs = sorted(p.name for p in out.glob("table_vi/*/seed_everything*"))
+    assert runs == ["seed_everything1_data1", "seed_everything2_data2"], runs  # the third never started
+
+
 def test_tiny_probes_expand_to_the_cells_they_describe(tmp_path, monkeypatch):
     """benchmarks/tiny_probes.py: each probe's table file names rows of tables (a) and (c) that exist and expands,
     with its datasets file, to cells of its dataset with the probe's switches, frames, schedule and set."""

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from concurrent.futures import as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,15 +141,20 @@ def train_runs(cell: Cell, runs: dict[Path, dict[str, Any]], jobs: int = 1) -> N
     (uv2.ablation.parallel, as the grid runs cells side by side; 1: one after the other in this process)."""
     pending = [run_dir for run_dir in runs if not (run_dir / RESULT).exists()]
     if jobs > 1 and len(pending) > 1:
+        running: dict[Future, Path] = {}
         with worker_pool(min(jobs, len(pending))) as pool:
-            futures = {pool.submit(train_run, cell, runs[run_dir], run_dir): run_dir for run_dir in pending}
             try:
-                for future in as_completed(futures):
-                    print(f"  {futures[future].name}: top-1 {future.result()['top1']:.1f}", flush=True)
-            except KeyboardInterrupt:  # the queued runs do not start; the running ones stop, resumable
-                for future in futures:
-                    future.cancel()
-                interrupt_workers(future for future in futures if not future.done())
+                while pending or running:
+                    # a run per free worker, as the grid's cells: the pool sends a submitted run on to a worker's
+                    # queue ahead of time, where Ctrl-C could not cancel it and it would start once the others stop
+                    while pending and len(running) < jobs:
+                        run_dir = pending.pop(0)
+                        running[pool.submit(train_run, cell, runs[run_dir], run_dir)] = run_dir
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        print(f"  {running.pop(future).name}: top-1 {future.result()['top1']:.1f}", flush=True)
+            except KeyboardInterrupt:  # the running ones stop, resumable; the others never started
+                interrupt_workers(running)
                 raise
         return
     for run_dir in pending:
