@@ -494,6 +494,37 @@ def test_grids_started_together_pretrain_the_image_vit_once(monkeypatch, tmp_pat
     assert "waiting for the image pretraining of" in capsys.readouterr().out
 
 
+def test_image_pretraining_goes_on_where_the_file_system_has_no_locks(monkeypatch, tmp_path):
+    """A shared file system without file locks (Lustre mounted with noflock: flock fails with ENOSYS) does not stop
+    the grid: the ViT is pretrained unlocked, with a warning naming the lock file."""
+    import errno
+
+    from uv2 import io as uv2_io
+    from uv2.ablation.pretrain import ensure_image_vit
+    from uv2.train import cli
+
+    vit_file = tmp_path / "pretrained" / "tiny_vit.pth"
+    calls = []
+
+    def pretrain(subcommand, argv):
+        calls.append(argv)
+        vit_file.write_bytes(b"w")
+        return 0
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(cli, "run", pretrain)
+    monkeypatch.setattr(uv2_io.fcntl, "flock", no_locks)
+
+    class NeedsViT:
+        config = {"model": {"init_from": str(vit_file), "arch": {"vit": "tiny"}}}
+
+    with pytest.warns(UserWarning, match=r"\.tiny_vit\.pth\.lock: this file system has no file locks"):
+        ensure_image_vit([NeedsViT()], {}, REPO)
+    assert len(calls) == 1 and vit_file.read_bytes() == b"w"
+
+
 def test_resume_after_kill_keeps_finished_cells(micro, tmp_path):
     table = write_table(tmp_path, "mk", ["temporal"], MICRO_ROWS)
     out = tmp_path / "results"

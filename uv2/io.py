@@ -4,6 +4,7 @@ training, the synthetic benchmark and the ablation runner."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import io
 import os
@@ -149,22 +150,23 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+NO_FILE_LOCKS = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP}  # flock's errors where a file system has none
+
+
 @contextlib.contextmanager
 def exclusive_lock(path: str | os.PathLike, before_waiting: Callable[[str], None] | None = None) -> Iterator[None]:
     """Hold an exclusive lock on the file `path` (created, with its folder, where missing) for the block: one process
     at a time makes what several may need at once (the synthetic benchmark, the image-pretrained ViT). The file holds
     the holder's pid. Where another process holds the lock, `before_waiting(its pid as the file says)` is called
-    first (to say why this one waits, or to raise instead of waiting), then this one waits for it."""
+    first (to say why this one waits, or to raise instead of waiting), then this one waits for it. On a file system
+    without locks (Lustre mounted with noflock, NFS without its lock daemon) the block runs unlocked, with a warning,
+    rather than every job that needs the file stopping."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if before_waiting is not None:
-                lock.seek(0)
-                before_waiting(lock.read().strip())
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _flock_exclusive(lock, path, before_waiting):
+            yield
+            return
         lock.truncate(0)
         lock.write(str(os.getpid()))
         lock.flush()
@@ -172,3 +174,24 @@ def exclusive_lock(path: str | os.PathLike, before_waiting: Callable[[str], None
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _flock_exclusive(lock, path: Path, before_waiting: Callable[[str], None] | None) -> bool:
+    """exclusive_lock's lock: True once held, False where the file system has no locks."""
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        pass
+    except OSError as err:
+        if err.errno not in NO_FILE_LOCKS:
+            raise
+        warnings.warn(f"{path}: this file system has no file locks ({err.strerror}); going on without one, so "
+                      f"processes started together may each make what it would have had one of them make",
+                      stacklevel=4)
+        return False
+    if before_waiting is not None:
+        lock.seek(0)
+        before_waiting(lock.read().strip())
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return True
