@@ -405,7 +405,7 @@ def test_failing_cell_is_recorded_and_grid_continues(micro, tmp_path):
     assert "3 of 4 cells failed" in result.stderr
     broken, unset, typo, ok = read_results(tmp_path / "results", "mf")
     assert broken["status"] == "failed" and "malformed.csv" in broken["error"]
-    assert unset["status"] == "failed" and unset["error"].startswith("SettingError: batch_size and eval_batch_size")
+    assert unset["status"] == "failed" and unset["error"].startswith("SettingError: batch_size must be >= 1")
     assert typo["status"] == "failed" and typo["error"].startswith("SettingError: cell.yaml: Parser key \"data\"")
     assert "Option 'batch_sise' is not accepted" in typo["error"] and "NoneType" not in typo["error"]
     assert ok["status"] == "done"
