@@ -769,6 +769,19 @@ def test_grid_order_benchmark_replays_the_cell_times(tmp_path):
     assert re.search(r"even split\s+240 s", out) and "8 cells, 480 s of fits on 2 workers" in out, out
 
 
+def sigint_when(proc: subprocess.Popen, ready, wait_s: float = 300) -> str:
+    """SIGINT to `proc` once `ready()` holds (or after `wait_s`, or as soon as it has ended); its output."""
+    try:
+        deadline = time.time() + wait_s
+        while time.time() < deadline and proc.poll() is None and not ready():
+            time.sleep(0.2)
+        if proc.poll() is None:  # an ended process's pid may be another's by now
+            os.kill(proc.pid, signal.SIGINT)
+        return proc.communicate(timeout=120)[0]
+    finally:
+        proc.kill()
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_sigint_stops_the_grid_and_its_cells(micro, tmp_path, jobs):
     """SIGINT to the grid's process (a Ctrl-C; with --jobs 2 sent to that process alone, `kill -INT`, where a Ctrl-C
@@ -784,15 +797,7 @@ def test_sigint_stops_the_grid_and_its_cells(micro, tmp_path, jobs):
                             preexec_fn=sigint_as_at_a_terminal)
     cells = [out / "table_mi" / "cells" / f"{slug}__temporal__seed1"
              for slug in ("r00-no-local", "r01-local-mhra")[:jobs]]  # those running when the signal comes
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline and proc.poll() is None and not all(
-                (cell / "checkpoints" / "last.ckpt").exists() for cell in cells):
-            time.sleep(0.2)
-        os.kill(proc.pid, signal.SIGINT)
-        output, _ = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
+    output = sigint_when(proc, lambda: all((cell / "checkpoints" / "last.ckpt").exists() for cell in cells))
     assert proc.returncode == EXIT_INTERRUPTED, output[-3000:]
     for cell in cells:
         assert json.loads((cell / "cell.json").read_text())["status"] == "interrupted"
@@ -812,14 +817,7 @@ def test_sigint_stops_variance_runs_and_cancels_the_queued_ones(micro, tmp_path)
                              str(micro / "datasets.yaml"), "--dataset", "temporal", "--seeds", "3", "--groups", "all",
                              "--jobs", "2", "--out", str(out)], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, preexec_fn=sigint_as_at_a_terminal)
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline and proc.poll() is None and len(list(out.rglob("last.ckpt"))) < 2:
-            time.sleep(0.2)
-        os.kill(proc.pid, signal.SIGINT)
-        output, _ = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
+    output = sigint_when(proc, lambda: len(list(out.rglob("last.ckpt"))) == 2)
     assert proc.returncode == EXIT_INTERRUPTED, output[-3000:]
     assert "interrupted: finished runs are kept in" in output and "Traceback" not in output, output[-3000:]
     runs = sorted(p.name for p in out.glob("table_vi/*/seed_everything*"))

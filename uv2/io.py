@@ -186,9 +186,8 @@ def _flock_exclusive(lock, path: Path, before_waiting: Callable[[str], None] | N
     except OSError as err:
         if err.errno not in NO_FILE_LOCKS:
             raise
-        warnings.warn(f"{path}: this file system has no file locks ({err.strerror}); going on without one, so "
-                      f"processes started together may each make what it would have had one of them make",
-                      stacklevel=4)
+        warnings.warn(f"{path}: this file system has no file locks ({err.strerror}); going on unlocked, so "
+                      f"processes started together may each do the work the lock gives to one of them", stacklevel=4)
         return False
     if before_waiting is not None:
         lock.seek(0)
