@@ -77,7 +77,7 @@ def side_by_side_order(todo: list[Cell], repeats: dict[str, Cell]) -> list[tuple
     """The order in which a side-by-side grid hands out its cells, each with its number in `todo` (1-based): the
     longest first (Cell.cost; ties in table order), so the short ones fill the workers at the end instead of one
     long cell running alone while the other workers idle (table (c) at tiny scale: 12 temporal cells of 14 epochs,
-    12 scene cells of 2). A cell that repeats another's run goes last (it waits for that run, then takes its
+    12 scene cells of 4). A cell that repeats another's run goes last (it waits for that run, then takes its
     result)."""
     return sorted(enumerate(todo, 1), key=lambda item: (item[1].slug in repeats, -item[1].cost))
 
