@@ -35,12 +35,13 @@ from uv2.experiment import load_experiment  # noqa: E402
 from uv2.models.config import ModelConfig  # noqa: E402
 from uv2.models.convert import init_model  # noqa: E402
 
+# the temporal set's classes whose motion is a translation (uv2.data.synthetic.TEMPORAL_PAIRS)
 TRANSLATIONS = ("move_right", "move_left", "move_down", "move_up", "right_then_down", "up_then_left")
 
 
 def clips(dm: VideoDataModule, records) -> tuple[torch.Tensor, torch.Tensor]:
     """The centre view of every video (the test transform, no augmentation): (N, 3, T, H, W) and the labels."""
-    dataset = VideoDataset(records, "val", dm.dataset_cfg, dm._decoded)
+    dataset = VideoDataset(records, "val", dm.dataset_cfg)
     return (torch.stack([dataset.load_view(i) for i in range(len(records))]),
             torch.tensor([r.label for r in records]))
 
