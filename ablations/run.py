@@ -24,14 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from uv2.ablation.grid import SCALES, expand_cells, load_datasets, load_table, missing_inputs  # noqa: E402
-from uv2.ablation.launch import quiet_warnings  # noqa: E402
-from uv2.ablation.parallel import default_jobs, why_one_at_a_time  # noqa: E402
-from uv2.ablation.pretrain import ensure_image_vit  # noqa: E402
-from uv2.ablation.runner import GridRunner  # noqa: E402
-from uv2.ablation.slurm import cells_layout, write_sbatch  # noqa: E402
+from uv2.ablation import SCALES  # noqa: E402
 from uv2.errors import EXIT_INTERRUPTED, InputError  # noqa: E402
-from uv2.io import make_output_dir  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +56,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", type=Path, default=REPO / "ablations" / "datasets.yaml",
                         help="dataset definitions (default ablations/datasets.yaml)")
     args = parser.parse_args(argv)
+    # the grid's modules import torch, timm and Lightning (about 5 s): after the arguments, so that --help and a
+    # mistyped flag answer at once
+    from uv2.ablation.grid import expand_cells, load_datasets, load_table, missing_inputs
+    from uv2.ablation.launch import quiet_warnings
+    from uv2.ablation.parallel import default_jobs, why_one_at_a_time
+    from uv2.ablation.pretrain import ensure_image_vit
+    from uv2.ablation.runner import GridRunner
+    from uv2.ablation.slurm import cells_layout, write_sbatch
+    from uv2.io import make_output_dir
+
     os.chdir(REPO)  # experiment files, data/ and runs/ are relative to the repository
     quiet_warnings()
 

@@ -10,3 +10,7 @@
 - :mod:`uv2.ablation.stats`   statistics over seeds (shared with uv2.analysis)
 - :mod:`uv2.ablation.slurm`   sbatch scripts for a whole table
 """
+
+# the scales a table runs at: the synthetic benchmark on CPU, or the paper's datasets and recipes on GPUs; here, apart
+# from the grid's modules (which import torch, timm and Lightning), so that ablations/run.py --help answers at once
+SCALES = ("tiny", "paper")

@@ -18,13 +18,13 @@ from typing import Any
 
 import yaml
 
+from uv2.ablation import SCALES
 from uv2.data.synthetic import GENERATOR_VERSION
 from uv2.errors import InputError
 from uv2.experiment import ExperimentError, deep_merge, load_experiment
 from uv2.models import ModelConfig
 
 REFERENCE_DEPTH = 12  # the paper's ablations use ViT-B/16
-SCALES = ("tiny", "paper")
 SCRIPTS = ("individual", "cotrain", "union_cotrain", "union_individual")
 UNION_SCRIPTS = ("union_cotrain", "union_individual")  # fine-tuned after union-label pretraining
 
