@@ -31,12 +31,10 @@ sys.path.insert(0, str(REPO))
 
 from uv2.data import VideoDataModule  # noqa: E402
 from uv2.data.dataset import VideoDataset  # noqa: E402
+from uv2.data.synthetic import TRANSLATION_CLASSES  # noqa: E402
 from uv2.experiment import load_experiment  # noqa: E402
 from uv2.models.config import ModelConfig  # noqa: E402
 from uv2.models.convert import init_model  # noqa: E402
-
-# the temporal set's classes whose motion is a translation (uv2.data.synthetic.TEMPORAL_PAIRS)
-TRANSLATIONS = ("move_right", "move_left", "move_down", "move_up", "right_then_down", "up_then_left")
 
 
 def clips(dm: VideoDataModule, records) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     names = dm.class_names
     train_video, train_y = clips(dm, dm.train_dataset.records)
     test_video, test_y = clips(dm, dm.val_dataset.records)
-    moving = torch.tensor([names[int(y)] in TRANSLATIONS for y in test_y])
+    moving = torch.tensor([names[int(y)] in TRANSLATION_CLASSES for y in test_y])
     features = {"pixels": (train_video, test_video)}
     for i, (train_t, test_t) in enumerate(zip(layer_tokens(model, train_video), layer_tokens(model, test_video))):
         features[f"layer {i + 1}"] = (train_t, test_t)

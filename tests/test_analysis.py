@@ -17,6 +17,7 @@ from uv2.ablation.grid import expand_cells, load_table
 from uv2.ablation.runner import GridRunner
 from uv2.analysis.results import (
     cell_scalars,
+    confusions,
     differences_by_video,
     load_results,
     per_class_top1,
@@ -40,6 +41,22 @@ def test_per_class_top1(tmp_path):
     assert frame["top1"].tolist() == [100.0] * 5 + [50.0] * 5
     classes = (tmp_path / "synthetic" / "micro_seed0" / "temporal" / "classes.txt").read_text().split()
     assert frame["class"].tolist() == classes
+
+
+def test_confusions_count_each_wrong_prediction_by_true_and_predicted_class(tmp_path):
+    """The cell of test_per_class_top1 (20 videos, the last five wrong, each taken for the next class): five pairs of
+    one video each; a cell with every video right has no row, nor has a failed one."""
+    ensure_synthetic(tmp_path / "synthetic" / "micro_seed0", "micro", 0, sets=["temporal"])
+    table = tmp_path / "t.yaml"
+    table.write_text(yaml.safe_dump({"title": "t", "datasets": ["temporal"],
+                                     "rows": [{"label": "some wrong"}, {"label": "all right"}, {"label": "failed"}]}))
+    write_results(tmp_path / "results", table, micro_datasets(tmp_path), [1], {
+        (0, "temporal", 1): Outcome("done", 75.0), (1, "temporal", 1): Outcome("done", 100.0),
+        (2, "temporal", 1): Outcome("failed", error="RuntimeError: x")})
+    frame = confusions(load_results(tmp_path / "results"))
+    classes = (tmp_path / "synthetic" / "micro_seed0" / "temporal" / "classes.txt").read_text().split()
+    assert set(frame["label"]) == {"some wrong"} and frame["videos"].tolist() == [1] * 5
+    assert list(zip(frame["class"], frame["predicted"])) == [(classes[i], classes[(i + 1) % 10]) for i in range(5, 10)]
 
 
 def test_table_bars_keep_the_interval_within_0_to_100():

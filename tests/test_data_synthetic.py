@@ -19,6 +19,7 @@ from uv2.data.synthetic import (
     SIZES,
     TEMPORAL_CLASSES,
     TEMPORAL_PAIRS,
+    TRANSLATION_CLASSES,
     ensure_synthetic,
     generate,
     read_manifest,
@@ -239,6 +240,22 @@ def test_right_then_down_moves_right_then_down():
     step = params.amplitude / 2
     assert x7 - x0 > step and abs(y7 - y0) < 1  # first half: to the right, level
     assert y15 - y8 > step and abs(x15 - x8) < 1  # second half: down, in one column
+
+
+def test_translation_classes_are_those_whose_object_moves():
+    """TRANSLATION_CLASSES are the temporal classes whose object's centre moves (by at least a quarter of the
+    frame); the others grow, shrink or fade where they stand (their centre moves by under 5 pixels: an L grown about
+    its centre shifts its own by about 2)."""
+    params = sample_temporal_params(np.random.default_rng(5), 48, 16, noise=0.0, nuisance=0.0)
+    moved = {}
+    for name in TEMPORAL_CLASSES:
+        frames = render_temporal(name, params).astype(np.int32)
+        background = np.median(frames.reshape(-1, 3), axis=0)
+        centres = [(xs.mean(), ys.mean()) for ys, xs in
+                   (np.nonzero(np.abs(frame - background).sum(-1) > 60) for frame in frames) if len(xs)]
+        moved[name] = float(np.hypot(*np.subtract(centres[-1], centres[0])))
+    assert {name for name, distance in moved.items() if distance > 12} == set(TRANSLATION_CLASSES)
+    assert all(moved[name] < 5 for name in TEMPORAL_CLASSES if name not in TRANSLATION_CLASSES), moved
 
 
 def test_scene_sets_overlap_by_name_with_identical_definitions():

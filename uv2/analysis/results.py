@@ -118,23 +118,42 @@ def load_predictions(cell_dir: str | Path) -> dict:
     return torch.load(Path(cell_dir) / "test_predictions.pt", weights_only=True)
 
 
+def _predicted(results: pd.DataFrame):
+    """(cell, predicted class index per video, label per video, class names) of every finished cell that kept its
+    test predictions."""
+    for cell in finished(results).itertuples():
+        if (Path(cell.cell_dir) / "test_predictions.pt").is_file():
+            predictions = load_predictions(cell.cell_dir)
+            yield cell, predictions["scores"].argmax(-1), predictions["labels"], predictions["class_names"]
+
+
 def per_class_top1(results: pd.DataFrame) -> pd.DataFrame:
     """Top-1 (%) per class of every finished cell that kept its test predictions: one row per cell and class
     (table, row, label, dataset, seed, class, videos, top1). It shows what a run has not learnt, e.g. a pair of the
     temporal set's time-reversed classes at 50 % or less (chance within the pair) while the rest are near 100 %."""
-    columns = ["table", "row", "label", "dataset", "seed", "class", "videos", "top1"]
     rows = []
-    for cell in finished(results).itertuples():
-        if not (Path(cell.cell_dir) / "test_predictions.pt").is_file():
-            continue
-        predictions = load_predictions(cell.cell_dir)
-        predicted, labels = predictions["scores"].argmax(-1), predictions["labels"]
-        for index, name in enumerate(predictions["class_names"]):
+    for cell, predicted, labels, names in _predicted(results):
+        for index, name in enumerate(names):
             of_class = labels == index
             if of_class.any():
                 top1 = 100 * (predicted[of_class] == index).float().mean().item()
-                rows.append([cell.table, cell.row, cell.label, cell.dataset, cell.seed, name, int(of_class.sum()), top1])
-    return pd.DataFrame(rows, columns=columns)
+                rows.append([cell.table, cell.row, cell.label, cell.dataset, cell.seed, name, int(of_class.sum()),
+                             top1])
+    return pd.DataFrame(rows, columns=["table", "row", "label", "dataset", "seed", "class", "videos", "top1"])
+
+
+def confusions(results: pd.DataFrame) -> pd.DataFrame:
+    """The wrong predictions of every finished cell that kept its test predictions, counted by true and predicted
+    class: one row per cell and (class, predicted) pair that occurs (table, row, label, dataset, seed, class,
+    predicted, videos), most frequent first within a cell. It tells a direction not learnt (a class taken for its
+    time-reversed partner) from a kind of change not learnt (grow taken for appear: the same direction)."""
+    rows = []
+    for cell, predicted, labels, names in _predicted(results):
+        wrong = predicted != labels
+        pairs, counts = torch.stack([labels[wrong], predicted[wrong]], 1).unique(dim=0, return_counts=True)
+        for (true, guess), count in sorted(zip(pairs.tolist(), counts.tolist()), key=lambda pc: -pc[1]):
+            rows.append([cell.table, cell.row, cell.label, cell.dataset, cell.seed, names[true], names[guess], count])
+    return pd.DataFrame(rows, columns=["table", "row", "label", "dataset", "seed", "class", "predicted", "videos"])
 
 
 def correct_by_cell(results: pd.DataFrame) -> dict[tuple[str, int, str], tuple[str, list[int], list[list[float]]]]:

@@ -101,6 +101,7 @@ __all__ = [
     "SCENE_SETS",
     "TEMPORAL_PAIRS",
     "TEMPORAL_CLASSES",
+    "TRANSLATION_CLASSES",
     "IMAGE_APPEARANCES",
     "appearance_of",
     "reversal_partner",
@@ -230,6 +231,9 @@ TEMPORAL_PAIRS: list[tuple[str, str]] = [
     ("appear", "disappear"),
 ]
 TEMPORAL_CLASSES: list[str] = [c for pair in TEMPORAL_PAIRS for c in pair]
+# the pairs whose motion moves the object (the others change its size or opacity where it stands)
+TRANSLATION_CLASSES: tuple[str, ...] = ("move_right", "move_left", "move_down", "move_up", "right_then_down",
+                                        "up_then_left")
 # image pretraining classes (the images set): appearances like the scene classes' - the same shapes (the temporal
 # set's too), colours, textures and backgrounds - combined otherwise, so that none is a class of a video set
 IMAGE_APPEARANCES: dict[str, Appearance] = _appearances(
