@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from uv2.analysis.results import confusions, load_results, per_class_top1  # noqa: E402
 from uv2.data.synthetic import TRANSLATION_CLASSES  # noqa: E402
+from uv2.errors import InputError  # noqa: E402
 
 
 def group_top1(per_class: pd.DataFrame, classes: set[str] | None = None) -> dict[int, float]:
@@ -47,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="temporal", help="the dataset key of the tables (default temporal)")
     parser.add_argument("--confusions", type=int, default=4, help="confusions shown per row (default 4)")
     args = parser.parse_args(argv)
-    results = load_results(args.results)
+    try:
+        results = load_results(args.results)
+    except InputError as err:  # no results.csv there
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     per_class = per_class_top1(results)
     per_class = per_class[per_class["dataset"] == args.dataset]
     if per_class.empty:

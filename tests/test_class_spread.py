@@ -29,7 +29,9 @@ def test_top1_by_seed_on_the_translations_and_the_other_classes_and_the_confusio
     assert lines[4] == f"  confusions     {shown} (of 5 wrong videos)"
 
 
-def test_a_dataset_without_predictions_is_refused(tmp_path, capsys):
+def test_a_folder_without_results_and_a_dataset_without_predictions_are_refused(tmp_path, capsys):
+    assert class_spread.main([str(tmp_path / "none")]) == 2
+    assert f"error: no results.csv under {tmp_path / 'none'}" in capsys.readouterr().err
     ensure_synthetic(tmp_path / "synthetic" / "micro_seed0", "micro", 0, sets=["temporal"])
     table = tmp_path / "t.yaml"
     table.write_text(yaml.safe_dump({"title": "t", "datasets": ["temporal"], "rows": [{"label": "r"}]}))
