@@ -88,6 +88,7 @@ from pathlib import Path
 import numpy as np
 
 from uv2.data.lists import write_lines_atomic
+from uv2.errors import MissingFileError
 from uv2.io import exclusive_lock
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ __all__ = [
     "TemporalParams",
     "sample_temporal_params",
     "render_temporal",
+    "temporal_video_params",
     "SceneParams",
     "sample_scene_params",
     "render_scene",
@@ -723,13 +725,21 @@ def _jobs(set_name: str, spec: SizeSpec) -> list[_Job]:
     return jobs
 
 
+def _job_rng(seed: int, set_name: str, split: str, index: int) -> np.random.Generator:
+    """Each file's own generator: a file's draws depend on nothing but the root's seed and the file's place."""
+    return np.random.default_rng([seed, _stable_id(set_name), _stable_id(split), index])
+
+
+def _temporal_job_params(spec: SizeSpec, rng: np.random.Generator) -> TemporalParams:
+    return sample_temporal_params(rng, spec.resolution, spec.frames, spec.noise, spec.temporal_nuisance,
+                                  spec.motion_scale)
+
+
 def _run_job(job: _Job, root: str, spec: SizeSpec, seed: int) -> None:
-    rng = np.random.default_rng([seed, _stable_id(job.set_name), _stable_id(job.split), job.index])
+    rng = _job_rng(seed, job.set_name, job.split, job.index)
     out = Path(root) / job.set_name / job.rel_path
     if job.set_name == "temporal":
-        params = sample_temporal_params(rng, spec.resolution, spec.frames, spec.noise, spec.temporal_nuisance,
-                                        spec.motion_scale)
-        write_video(out, render_temporal(job.class_name, params), spec.fps)
+        write_video(out, render_temporal(job.class_name, _temporal_job_params(spec, rng)), spec.fps)
     elif job.set_name == "images":
         params = sample_scene_params(job.class_name, rng, spec.resolution, 1, spec.noise)
         _write_png(out, render_scene(params)[0])
@@ -813,6 +823,18 @@ def read_manifest(root: str | os.PathLike) -> dict | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def temporal_video_params(root: str | os.PathLike, split: str, index: int) -> TemporalParams:
+    """The latent draws of one video of a generated root's temporal set (``index``: the number in its file name,
+    videos/<split>/<class>/<index>.mp4), drawn again from the root's manifest (seed and size): the object's shape,
+    radius, path and the nuisances that video shows, to ask which videos a model gets wrong
+    (benchmarks/error_latents.py)."""
+    manifest = read_manifest(root)
+    if manifest is None:
+        raise MissingFileError(f"{Path(root) / MANIFEST}: no manifest of a generated synthetic root")
+    spec = SizeSpec(**manifest["size_spec"])  # a motion scale of 1 is left out of it: the field's default
+    return _temporal_job_params(spec, _job_rng(manifest["seed"], "temporal", split, index))
 
 
 def _set_complete(root: Path, set_name: str, manifest: dict | None, size: str, seed: int,
