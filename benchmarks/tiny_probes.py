@@ -11,6 +11,10 @@ Probes (PROBES below):
   long-motion   the temporal set with its translations over 1.5 times the distance (one patch of the 32-pixel crop
                 between sampled frames instead of two thirds; `python -m uv2 synth --motion-scale 1.5`), on table
                 (a)'s "global" and "local" and table (c)'s four rows;
+  large-objects the temporal set with its objects 1.3 times their radius (`python -m uv2 synth --object-scale 1.3`),
+                on the rows that have learnt the translations at 14 epochs and spread on grow, shrink, appear and
+                disappear (table (c)'s "1-12, DPE", table (a)'s T-Down row: the smaller the object, the more often
+                a growing one is taken for one fading in; `benchmarks/error_latents.py`);
   time-reversal the temporal set's training clips played backwards under their time-reversed class's label half the
                 time (`data.init_args.time_reversal: 0.5`), on the same rows;
   t-down        table (c)'s rows with T-Down and twice the frames (table (a)'s T-Down row): the design of the paper's
@@ -55,6 +59,7 @@ class Probe:
     dataset: str = "temporal"  # the one dataset of ablations/datasets.yaml the rows train on
     changes: dict = field(default_factory=dict)  # deep-merged into that dataset's tiny entry
     motion_scale: float | None = None  # the temporal set generated into DIR/synthetic with this motion scale
+    object_scale: float | None = None  # ... with this object scale
 
 
 TABLE_C = tuple(("c", label) for label in ("9-12, no DPE", "9-12, DPE", "5-12, DPE", "1-12, DPE"))
@@ -68,6 +73,8 @@ PROBES = {
     "half-motion": Probe(rows=(("a", "global"), ("a", "local"), ("a", "global + local"), ("c", "9-12, no DPE"),
                                ("c", "9-12, DPE")), motion_scale=0.5),
     "long-motion": Probe(rows=(("a", "global"), ("a", "local"), *TABLE_C), motion_scale=1.5),
+    "large-objects": Probe(rows=(("c", "1-12, DPE"), ("a", "global + local + T-Down (2x frames)")),
+                           object_scale=1.3),
     "time-reversal": Probe(rows=(("a", "global"), ("a", "local"), *TABLE_C), changes={"data": {"time_reversal": 0.5}}),
     "t-down": Probe(**T_DOWN),
     "t-down-floor": Probe(**T_DOWN, changes={"overrides": {"model": {"optim": {"min_lr_factor": 0.3}}}}),
@@ -100,9 +107,10 @@ def datasets_file(probe: Probe, out: Path) -> dict:
     (a root of another spec is refused as a synthetic_root, rather than generated over)."""
     datasets = yaml.safe_load((REPO / "ablations" / "datasets.yaml").read_text())
     tiny = deep_merge(datasets[probe.dataset]["tiny"], probe.changes)
-    if probe.motion_scale is not None:
+    if probe.motion_scale is not None or probe.object_scale is not None:
         root = out / "synthetic"
-        generate(root, size="tiny", seed=0, sets=["temporal"], motion_scale=probe.motion_scale)
+        generate(root, size="tiny", seed=0, sets=["temporal"], motion_scale=probe.motion_scale,
+                 object_scale=probe.object_scale)
         lists = set_dir(root, "temporal")
         tiny = deep_merge(tiny, {"data": {"synthetic_set": None, "train_list": str(lists / "train.csv"),
                                           "val_list": str(lists / "val.csv"),

@@ -869,10 +869,12 @@ def test_tiny_probes_expand_to_the_cells_they_describe(tmp_path, monkeypatch):
             assert cell.config["trainer"]["max_epochs"] == epochs
             assert optim["lr"] == (7.5e-5 if cell.dataset == "scene" and name != "scene-2-epochs" else 1.5e-4)
             synthetic = tmp_path / name / "synthetic"
-            assert data.get("train_list") == (str(synthetic / "temporal" / "train.csv") if probe.motion_scale else None)
+            own_set = probe.motion_scale or probe.object_scale
+            assert data.get("train_list") == (str(synthetic / "temporal" / "train.csv") if own_set else None)
     assert made == [(tmp_path / name / "synthetic",
-                     {"size": "tiny", "seed": 0, "sets": ["temporal"], "motion_scale": scale})
-                    for name, scale in (("half-motion", 0.5), ("long-motion", 1.5))]
+                     {"size": "tiny", "seed": 0, "sets": ["temporal"], "motion_scale": motion, "object_scale": objects})
+                    for name, motion, objects in (("half-motion", 0.5, None), ("long-motion", 1.5, None),
+                                                  ("large-objects", None, 1.3))]
     with pytest.raises(ValueError, match="probe x: table \\(c\\) has no row 'none'"):
         tiny_probes.table_file("x", tiny_probes.Probe(rows=(("c", "none"),)))
 

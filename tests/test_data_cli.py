@@ -178,7 +178,8 @@ def test_synth_cli(tmp_path, capsys):
     with pytest.raises(SystemExit):
         synth_main(["--out", str(out), "--sets", "kinetics"])
     capsys.readouterr()
-    for flag, value in (("--motion-scale", "0"), ("--motion-scale", "nan"), ("--val-per-class", "0")):
+    for flag, value in (("--motion-scale", "0"), ("--motion-scale", "nan"), ("--object-scale", "-1"),
+                        ("--val-per-class", "0")):
         with pytest.raises(SystemExit):  # refused before anything is written
             synth_main(["--out", str(tmp_path / "refused"), "--size", "micro", flag, value])
         assert f"{flag} {value}: expected" in capsys.readouterr().err and not (tmp_path / "refused").exists()

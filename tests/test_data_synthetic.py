@@ -174,6 +174,22 @@ def test_a_shorter_motion_changes_only_the_translations(micro_roots, tmp_path):
         assert not (tmp_path / "none").exists()  # refused before anything is written
 
 
+def test_larger_objects_change_only_the_radius_and_the_margins(micro_roots, tmp_path):
+    """object_scale: the same draws, the radius scaled (and the path's centre within the margins that leaves); the
+    manifest records it beside a default motion scale left out, and a root of the standard set refuses it."""
+    standard = sample_temporal_params(np.random.default_rng(7), 48, 16, nuisance=0.0)
+    large = sample_temporal_params(np.random.default_rng(7), 48, 16, nuisance=0.0, object_scale=1.3)
+    assert large.radius == pytest.approx(1.3 * standard.radius)
+    assert replace(large, radius=standard.radius, cx=standard.cx, cy=standard.cy) == standard
+    generate(tmp_path, size="micro", seed=0, sets=["temporal"], workers=1, object_scale=1.3)
+    spec = read_manifest(tmp_path)["size_spec"]
+    assert spec["object_scale"] == 1.3 and "motion_scale" not in spec
+    with pytest.raises(ValueError, match="object_scale=1.0, asked 1.3"):
+        generate(micro_roots[0], size="micro", seed=0, sets=["temporal"], object_scale=1.3)
+    with pytest.raises(ValueError, match="object_scale must be > 0"):
+        generate(tmp_path / "none", size="micro", seed=0, sets=["temporal"], object_scale=0)
+
+
 def test_adding_a_set_keeps_the_others(tmp_path):
     generate(tmp_path, size="micro", seed=3, sets=["scene_c"], workers=1)
     first = (tmp_path / "scene_c" / "train.csv").read_bytes()

@@ -67,6 +67,9 @@ def synth_main(argv: list[str]) -> int:
                         help="the temporal set's translations over F of their distance (0.5: half as far), their "
                              "centres within the margins that leaves, every other draw the same: a probe of the step "
                              "between frames (docs/tiny_scale.md)")
+    parser.add_argument("--object-scale", type=float, default=None, metavar="F",
+                        help="the temporal set's objects F times their drawn radius, every other draw the same: a "
+                             "probe of the objects' size (docs/tiny_scale.md)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
@@ -78,11 +81,14 @@ def synth_main(argv: list[str]) -> int:
         parser.error(f"--val-per-class {args.val_per_class}: expected a number of videos >= 1")
     if args.motion_scale is not None and not args.motion_scale > 0:
         parser.error(f"--motion-scale {args.motion_scale:g}: expected a fraction of the distance > 0 (0.5: half as far)")
+    if args.object_scale is not None and not args.object_scale > 0:
+        parser.error(f"--object-scale {args.object_scale:g}: expected a factor of the radius > 0 (1.3: 30 % larger)")
     make_output_dir(args.out, "--out")  # an InputError naming it where it cannot be made
     start = time.perf_counter()
     try:
         manifest = generate(args.out, size=args.size, seed=args.seed, sets=sets, workers=args.workers, force=args.force,
-                            val_per_class=args.val_per_class, motion_scale=args.motion_scale)
+                            val_per_class=args.val_per_class, motion_scale=args.motion_scale,
+                            object_scale=args.object_scale)
     except ValueError as e:
         print(f"synth: error: {e}", file=sys.stderr)
         return 2

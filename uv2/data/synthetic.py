@@ -19,7 +19,7 @@ nuisances (small common drift, jitter, a static distractor with p=0.5, noise) ar
 How much of that nuisance there is, and how large the motion, is set per size (``SizeSpec.temporal_nuisance``): none
 at micro and tiny (motion over 55-70 % of the frame on a plain background, so a tiny ViT learns it in a few epochs),
 half at small, all of it at medium; ``SizeSpec.motion_scale`` (``python -m uv2 synth --motion-scale``) scales the
-translations of a probe's set. Classes come in **time-reversal pairs** listed in ``temporal/reversal_pairs.json``:
+translations of a probe's set, ``SizeSpec.object_scale`` (``--object-scale``) its objects' radius. Classes come in **time-reversal pairs** listed in ``temporal/reversal_pairs.json``:
 :func:`render_temporal` of ``partner(c)`` with the same :class:`TemporalParams` is exactly the frames of ``c`` in
 reverse order (every time-dependent quantity, noise included, runs on reversed time), and both classes of a pair
 draw params from the same distribution. The set of frames therefore carries no information about which of the two
@@ -148,6 +148,7 @@ class SizeSpec:
     noise: float = 4.0  # std of per-pixel Gaussian noise (0-255 scale)
     temporal_nuisance: float = 1.0  # 0 = clean temporal videos (big motion, plain background), 1 = every nuisance
     motion_scale: float = 1.0  # the temporal set's translations over this fraction of their drawn distance (a probe)
+    object_scale: float = 1.0  # the temporal set's objects this many times their drawn radius (a probe)
 
 
 SIZES: dict[str, SizeSpec] = {
@@ -457,6 +458,7 @@ class TemporalParams:
 def sample_temporal_params(
     rng: np.random.Generator, size: int, frames: int, noise: float = 4.0, nuisance: float = 1.0,
     motion_scale: float = 1.0,
+    object_scale: float = 1.0,
 ) -> TemporalParams:
     """Draw class-independent latent parameters for one temporal video.
 
@@ -464,14 +466,17 @@ def sample_temporal_params(
     background, with drift, jitter, a distractor half the time and pixel noise; at 0 it spans 55-70 % of the frame
     over a plain dark or light background with none of those. Values between interpolate. ``motion_scale`` scales
     the translations' distance (0.5: half as far), the path's centre drawn within the margins that distance leaves;
-    every draw is the same, so every property but the path is as at 1.
+    every draw is the same, so every property but the path is as at 1. ``object_scale`` scales the object's radius
+    (and so the margins) in the same way.
     """
     if not 0.0 <= nuisance <= 1.0:
         raise ValueError(f"nuisance must be in [0, 1], got {nuisance}")
     if motion_scale <= 0:
         raise ValueError(f"motion_scale must be > 0, got {motion_scale}")
+    if object_scale <= 0:
+        raise ValueError(f"object_scale must be > 0, got {object_scale}")
     clean = 1.0 - nuisance
-    radius = size * rng.uniform(0.15, 0.2)
+    radius = size * rng.uniform(0.15, 0.2) * object_scale
     amplitude = size * rng.uniform(0.3 + 0.25 * clean, 0.45 + 0.25 * clean) * motion_scale
     margin = min(radius + amplitude / 2, size / 2)
     plain = ("dark", "light")
@@ -732,7 +737,7 @@ def _job_rng(seed: int, set_name: str, split: str, index: int) -> np.random.Gene
 
 def _temporal_job_params(spec: SizeSpec, rng: np.random.Generator) -> TemporalParams:
     return sample_temporal_params(rng, spec.resolution, spec.frames, spec.noise, spec.temporal_nuisance,
-                                  spec.motion_scale)
+                                  spec.motion_scale, spec.object_scale)
 
 
 def _run_job(job: _Job, root: str, spec: SizeSpec, seed: int) -> None:
@@ -807,12 +812,17 @@ def _manifest_header(size: str, seed: int, spec: SizeSpec | None = None) -> dict
     }
 
 
+# the probes' fields of SizeSpec, left out of a manifest at their defaults
+PROBE_FIELDS = ("motion_scale", "object_scale")
+
+
 def _spec_record(spec: SizeSpec) -> dict:
-    """The manifest's ``size_spec``: the spec's fields, but a motion scale of 1 left out, as in the manifests written
-    before the field existed (which still describe their roots)."""
+    """The manifest's ``size_spec``: the spec's fields, but the probes' at their defaults left out, as in the
+    manifests written before those fields existed (which still describe their roots)."""
     record = asdict(spec)
-    if record["motion_scale"] == SizeSpec.motion_scale:
-        del record["motion_scale"]
+    for field in PROBE_FIELDS:
+        if record[field] == getattr(SizeSpec, field):
+            del record[field]
     return record
 
 
@@ -875,6 +885,7 @@ def generate(
     force: bool = False,
     val_per_class: int | None = None,
     motion_scale: float | None = None,
+    object_scale: float | None = None,
 ) -> dict:
     """Generate the synthetic benchmark under ``root`` and return its manifest.
 
@@ -894,6 +905,8 @@ def generate(
             the paths' centres within the margins that leaves and every other draw the same
             (``sample_temporal_params``): a benchmark to probe what the size of a step between frames does
             (docs/tiny_scale.md). Recorded in the manifest as ``val_per_class`` is.
+        object_scale: the temporal set's objects this many times their drawn radius, every other draw the same; as
+            ``motion_scale``.
 
     A root generated with another size, seed or generator version is refused (use another directory); sets already
     complete for this (size, seed) are skipped unless ``force``.
@@ -906,8 +919,9 @@ def generate(
             raise ValueError(f"unknown synthetic set {s!r}; valid: {', '.join(ALL_SETS)}")
     if val_per_class is not None and val_per_class < 1:
         raise ValueError(f"val_per_class must be >= 1, got {val_per_class}")
-    if motion_scale is not None and not motion_scale > 0:  # NaN too
-        raise ValueError(f"motion_scale must be > 0, got {motion_scale}")
+    for name, scale in (("motion_scale", motion_scale), ("object_scale", object_scale)):
+        if scale is not None and not scale > 0:  # NaN too
+            raise ValueError(f"{name} must be > 0, got {scale}")
     root = Path(root)  # created once the arguments are known to be valid
     root.mkdir(parents=True, exist_ok=True)
     spec = SIZES[size]
@@ -915,13 +929,16 @@ def generate(
         spec = replace(spec, val_per_class=val_per_class, scene_val_per_class=val_per_class)
     if motion_scale is not None:
         spec = replace(spec, motion_scale=motion_scale)
+    if object_scale is not None:
+        spec = replace(spec, object_scale=object_scale)
     manifest = read_manifest(root)
     header = _manifest_header(size, seed, spec)
     if manifest is not None and not force:
         differs = [f"{k}={manifest.get(k)!r}, asked {header[k]!r}" for k in ("generator_version", "size", "seed")
                    if manifest.get(k) != header[k]]
-        if not differs:  # the same size with another spec (val_per_class, motion_scale): name the fields that differ
-            held, asked = ({"motion_scale": SizeSpec.motion_scale} | d for d in (manifest.get("size_spec") or {}, header["size_spec"]))
+        if not differs:  # the same size with another spec (val_per_class, a probe's): name the fields that differ
+            defaults = {field: getattr(SizeSpec, field) for field in PROBE_FIELDS}
+            held, asked = (defaults | d for d in (manifest.get("size_spec") or {}, header["size_spec"]))
             differs = [f"{k}={held.get(k)!r}, asked {v!r}" for k, v in asked.items() if held.get(k) != v]
         if differs:
             raise ValueError(f"{root / MANIFEST} describes a different benchmark ({', '.join(differs)}); generate into "
