@@ -6,14 +6,14 @@
 
 For every finished temporal cell of the table (or of --rows) that kept its test predictions, each test video of
 --class is looked up in the synthetic set the cell read and its latent draws drawn again
-(uv2.data.synthetic.temporal_video_params): the object's radius, shape, texture, background, the grow pair's
-scale ratio, the fade's width and whether a distractor is there. The rate at which the cells predict one of --as
-(any wrong class where --as is not given) is printed by each of those: a confusion that follows the object's size
-and not its scale ratio, say, is one a larger object would remove and a smaller change of size would not. Every
-cell tests on the same videos, so a group's count is of videos x cells and its distinct videos are fewer (in
-brackets); a draw the class does not use (the fade's width for grow, the scale ratio for appear) shows how far
-groups of that many videos differ by chance. The set is read where the cells' configs name it, relative to the
-folder this runs in (the repository the grid ran in).
+(uv2.data.synthetic.temporal_video_params): the object's radius, shape, texture, background, the grow pair's scale
+ratio, the fade's width and whether a distractor is there. The rate at which the cells predict one of --as (any
+wrong class where --as is not given) is printed by each of those: a confusion that follows the object's size and not
+its scale ratio, say, is one a larger object would remove and a smaller change of size would not. Every cell tests
+on the same videos, so a group's count is of videos x cells and its distinct videos are fewer (in brackets); a draw
+the class does not use (the fade's width for grow, the scale ratio for appear) shows how far groups of that many
+videos differ by chance. The test list is read where the cells' configs name it, relative to the folder this runs in
+(the repository the grid ran in), and the latent draws from the manifest of the generated root that holds it.
 """
 
 from __future__ import annotations
@@ -37,6 +37,13 @@ LATENTS = ("radius", "shape", "texture", "background", "scale_ratio", "fade_widt
 
 def latent_value(params: TemporalParams, name: str) -> float | str:
     return ("yes" if params.distractor_seed is not None else "no") if name == "distractor" else getattr(params, name)
+
+
+def tested_list(init_args: dict) -> Path:
+    """The list a cell's multi-view test read: its test list, else its validation list (a probe's own set), else
+    its synthetic set's val.csv."""
+    listed = init_args.get("test_list") or init_args.get("val_list")
+    return Path(listed) if listed else synthetic_set_dir(init_args) / "val.csv"
 
 
 def groups(values: list[float | str]) -> list[tuple[str, list[int]]]:
@@ -79,18 +86,22 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         taken_for = set(args.taken_for.split(",")) if args.taken_for else set(names) - {args.name}
-        set_dir = synthetic_set_dir(config["data"]["init_args"])
-        if not (set_dir / "val.csv").is_file():
-            print(f"error: {set_dir / 'val.csv'}: the set {cell.cell_dir} tested on is not there (run this where the "
-                  f"grid ran)", file=sys.stderr)
+        test_list = tested_list(config["data"]["init_args"])
+        if not test_list.is_file():
+            print(f"error: {test_list}: the list {cell.cell_dir} tested on is not there (run this where the grid "
+                  f"ran)", file=sys.stderr)
             return 2
-        with (set_dir / "val.csv").open(newline="") as f:
+        with test_list.open(newline="") as f:
             paths = [row[0] for row in csv.reader(f)]
         predicted = predictions["scores"].argmax(-1).tolist()
         for video, label, guess in zip(predictions["video_ids"].tolist(), predictions["labels"].tolist(), predicted):
             if names[label] == args.name:
                 indices.append(int(Path(paths[video]).stem))
-                videos.append(temporal_video_params(set_dir.parent, "val", indices[-1]))
+                try:  # the generated root holds the manifest: <root>/temporal/val.csv
+                    videos.append(temporal_video_params(test_list.parent.parent, "val", indices[-1]))
+                except InputError as err:
+                    print(f"error: {test_list} is not a list of a generated synthetic set: {err}", file=sys.stderr)
+                    return 2
                 counted.append(names[guess] in taken_for)
     if not videos:
         print(f"error: no finished temporal cell with test predictions under {args.results}", file=sys.stderr)

@@ -44,4 +44,4 @@ def test_the_rate_of_a_confusion_by_the_videos_latent_draws(tmp_path, capsys):
     assert "--class 'jump': not a class of" in capsys.readouterr().err
     shutil.rmtree(root / "temporal")
     assert error_latents.main([str(folder), "--class", "grow"]) == 2
-    assert "val.csv: the set" in capsys.readouterr().err
+    assert "val.csv: the list" in capsys.readouterr().err
