@@ -14,7 +14,8 @@ Probes (PROBES below):
   large-objects the temporal set with its objects 1.3 times their radius (`python -m uv2 synth --object-scale 1.3`),
                 on the rows that have learnt the translations at 14 epochs and spread on grow, shrink, appear and
                 disappear (table (c)'s "1-12, DPE", table (a)'s T-Down row: the smaller the object, the more often
-                a growing one is taken for one fading in; `benchmarks/error_latents.py`);
+                a growing one is taken for one fading in; `benchmarks/error_latents.py`), then table (c)'s other
+                rows;
   time-reversal the temporal set's training clips played backwards under their time-reversed class's label half the
                 time (`data.init_args.time_reversal: 0.5`), on the same rows;
   t-down        table (c)'s rows with T-Down and twice the frames (table (a)'s T-Down row): the design of the paper's
@@ -73,7 +74,7 @@ PROBES = {
     "half-motion": Probe(rows=(("a", "global"), ("a", "local"), ("a", "global + local"), ("c", "9-12, no DPE"),
                                ("c", "9-12, DPE")), motion_scale=0.5),
     "long-motion": Probe(rows=(("a", "global"), ("a", "local"), *TABLE_C), motion_scale=1.5),
-    "large-objects": Probe(rows=(("c", "1-12, DPE"), ("a", "global + local + T-Down (2x frames)")),
+    "large-objects": Probe(rows=(("c", "1-12, DPE"), ("a", "global + local + T-Down (2x frames)"), *TABLE_C[:3]),
                            object_scale=1.3),
     "time-reversal": Probe(rows=(("a", "global"), ("a", "local"), *TABLE_C), changes={"data": {"time_reversal": 0.5}}),
     "t-down": Probe(**T_DOWN),
