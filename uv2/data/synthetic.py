@@ -19,12 +19,12 @@ nuisances (small common drift, jitter, a static distractor with p=0.5, noise) ar
 How much of that nuisance there is, and how large the motion, is set per size (``SizeSpec.temporal_nuisance``): none
 at micro and tiny (motion over 55-70 % of the frame on a plain background, so a tiny ViT learns it in a few epochs),
 half at small, all of it at medium; ``SizeSpec.motion_scale`` (``python -m uv2 synth --motion-scale``) scales the
-translations of a probe's set, ``SizeSpec.object_scale`` (``--object-scale``) its objects' radius. Classes come in **time-reversal pairs** listed in ``temporal/reversal_pairs.json``:
-:func:`render_temporal` of ``partner(c)`` with the same :class:`TemporalParams` is exactly the frames of ``c`` in
-reverse order (every time-dependent quantity, noise included, runs on reversed time), and both classes of a pair
-draw params from the same distribution. The set of frames therefore carries no information about which of the two
-classes a video belongs to: a model that ignores frame order is at chance within each pair, i.e. at most 50 %
-overall with 10 classes (chance is 10 %).
+translations of a probe's set, ``SizeSpec.object_scale`` (``--object-scale``) its objects' radius. Classes come in
+**time-reversal pairs** listed in ``temporal/reversal_pairs.json``: :func:`render_temporal` of ``partner(c)`` with
+the same :class:`TemporalParams` is exactly the frames of ``c`` in reverse order (every time-dependent quantity,
+noise included, runs on reversed time), and both classes of a pair draw params from the same distribution. The set
+of frames therefore carries no information about which of the two classes a video belongs to: a model that ignores
+frame order is at chance within each pair, i.e. at most 50 % overall with 10 classes (chance is 10 %).
 
 ``scene_a``, ``scene_b``, ``scene_c`` (for the paper's table (e), a union "K710"-like set is built from them later).
 Three 8-class scene sets drawn from one catalogue of 16 appearance classes: a and b share 4 classes, a and c share 2,
@@ -843,7 +843,7 @@ def temporal_video_params(root: str | os.PathLike, split: str, index: int) -> Te
     manifest = read_manifest(root)
     if manifest is None:
         raise MissingFileError(f"{Path(root) / MANIFEST}: no manifest of a generated synthetic root")
-    spec = SizeSpec(**manifest["size_spec"])  # a motion scale of 1 is left out of it: the field's default
+    spec = SizeSpec(**manifest["size_spec"])  # the probes' fields left out of it are at SizeSpec's defaults
     return _temporal_job_params(spec, _job_rng(manifest["seed"], "temporal", split, index))
 
 
