@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import sys
 from pathlib import Path
 
@@ -44,6 +45,17 @@ def tested_list(init_args: dict) -> Path:
     its synthetic set's val.csv."""
     listed = init_args.get("test_list") or init_args.get("val_list")
     return Path(listed) if listed else synthetic_set_dir(init_args) / "val.csv"
+
+
+@functools.cache
+def listed_paths(test_list: Path) -> tuple[str, ...]:
+    """The video paths of a list, in its order: read once, as every cell of a table tests on the same list."""
+    with test_list.open(newline="") as f:
+        return tuple(row[0] for row in csv.reader(f))
+
+
+# each video's draws drawn again once, not once per cell
+video_params = functools.cache(temporal_video_params)
 
 
 def groups(values: list[float | str]) -> list[tuple[str, list[int]]]:
@@ -91,14 +103,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {test_list}: the list {cell.cell_dir} tested on is not there (run this where the grid "
                   f"ran)", file=sys.stderr)
             return 2
-        with test_list.open(newline="") as f:
-            paths = [row[0] for row in csv.reader(f)]
+        paths = listed_paths(test_list)
         predicted = predictions["scores"].argmax(-1).tolist()
         for video, label, guess in zip(predictions["video_ids"].tolist(), predictions["labels"].tolist(), predicted):
             if names[label] == args.name:
                 indices.append(int(Path(paths[video]).stem))
                 try:  # the generated root holds the manifest: <root>/temporal/val.csv
-                    videos.append(temporal_video_params(test_list.parent.parent, "val", indices[-1]))
+                    videos.append(video_params(test_list.parent.parent, "val", indices[-1]))
                 except InputError as err:
                     print(f"error: {test_list} is not a list of a generated synthetic set: {err}", file=sys.stderr)
                     return 2

@@ -919,18 +919,17 @@ def generate(
             raise ValueError(f"unknown synthetic set {s!r}; valid: {', '.join(ALL_SETS)}")
     if val_per_class is not None and val_per_class < 1:
         raise ValueError(f"val_per_class must be >= 1, got {val_per_class}")
-    for name, scale in (("motion_scale", motion_scale), ("object_scale", object_scale)):
-        if scale is not None and not scale > 0:  # NaN too
+    probes = {name: scale for name, scale in (("motion_scale", motion_scale), ("object_scale", object_scale))
+              if scale is not None}
+    for name, scale in probes.items():
+        if not scale > 0:  # NaN too
             raise ValueError(f"{name} must be > 0, got {scale}")
     root = Path(root)  # created once the arguments are known to be valid
     root.mkdir(parents=True, exist_ok=True)
     spec = SIZES[size]
     if val_per_class is not None:
         spec = replace(spec, val_per_class=val_per_class, scene_val_per_class=val_per_class)
-    if motion_scale is not None:
-        spec = replace(spec, motion_scale=motion_scale)
-    if object_scale is not None:
-        spec = replace(spec, object_scale=object_scale)
+    spec = replace(spec, **probes)
     manifest = read_manifest(root)
     header = _manifest_header(size, seed, spec)
     if manifest is not None and not force:
