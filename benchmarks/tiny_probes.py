@@ -16,6 +16,11 @@ Probes (PROBES below):
                 disappear (table (c)'s "1-12, DPE", table (a)'s T-Down row: the smaller the object, the more often
                 a growing one is taken for one fading in; `benchmarks/error_latents.py`), then table (c)'s other
                 rows;
+  large-objects-one-kind
+                the same set on table (a)'s "global" and "local", the designs with one kind of block;
+  large-objects-batch-4
+                the same set, batch 4 for 8 epochs instead of batch 8 for 14 (1,280 optimizer steps of half the
+                clips instead of 1,120: about two thirds of a cell's time), on table (c)'s rows;
   time-reversal the temporal set's training clips played backwards under their time-reversed class's label half the
                 time (`data.init_args.time_reversal: 0.5`), on the same rows;
   t-down        table (c)'s rows with T-Down and twice the frames (table (a)'s T-Down row): the design of the paper's
@@ -76,6 +81,8 @@ PROBES = {
     "long-motion": Probe(rows=(("a", "global"), ("a", "local"), *TABLE_C), motion_scale=1.5),
     "large-objects": Probe(rows=(("c", "1-12, DPE"), ("a", "global + local + T-Down (2x frames)"), *TABLE_C[:3]),
                            object_scale=1.3),
+    "large-objects-one-kind": Probe(rows=(("a", "global"), ("a", "local")), object_scale=1.3),
+    "large-objects-batch-4": Probe(rows=TABLE_C, object_scale=1.3, changes={"epochs": 8, "data": {"batch_size": 4}}),
     "time-reversal": Probe(rows=(("a", "global"), ("a", "local"), *TABLE_C), changes={"data": {"time_reversal": 0.5}}),
     "t-down": Probe(**T_DOWN),
     "t-down-floor": Probe(**T_DOWN, changes={"overrides": {"model": {"optim": {"min_lr_factor": 0.3}}}}),
