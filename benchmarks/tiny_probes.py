@@ -23,9 +23,9 @@ Probes (PROBES below):
                 clips instead of 1,120: about two thirds of a cell's time), on table (c)'s rows;
   large-objects-10-epochs
                 the same set, 10 epochs instead of 14, on table (c)'s rows and table (a)'s "global" and "local";
-  large-objects-20-epochs
-                the same set, 20 epochs instead of 14, on the rows still learning it at 14 (table (c)'s "9-12, no
-                DPE", table (a)'s "global" and "local");
+  large-objects-20-epochs, large-objects-30-epochs
+                the same set, 20 or 30 epochs instead of 14, on the rows still learning it at 14 (table (c)'s "9-12,
+                no DPE", table (a)'s "global" and "local");
   time-reversal the temporal set's training clips played backwards under their time-reversed class's label half the
                 time (`data.init_args.time_reversal: 0.5`), on the same rows;
   t-down        table (c)'s rows with T-Down and twice the frames (table (a)'s T-Down row): the design of the paper's
@@ -90,8 +90,8 @@ PROBES = {
     "large-objects-batch-4": Probe(rows=TABLE_C, object_scale=1.3, changes={"epochs": 8, "data": {"batch_size": 4}}),
     "large-objects-10-epochs": Probe(rows=(*TABLE_C, ("a", "global"), ("a", "local")), object_scale=1.3,
                                      changes={"epochs": 10}),
-    "large-objects-20-epochs": Probe(rows=(TABLE_C[0], ("a", "global"), ("a", "local")), object_scale=1.3,
-                                     changes={"epochs": 20}),
+    **{f"large-objects-{epochs}-epochs": Probe(rows=(TABLE_C[0], ("a", "global"), ("a", "local")), object_scale=1.3,
+                                               changes={"epochs": epochs}) for epochs in (20, 30)},
     "time-reversal": Probe(rows=(("a", "global"), ("a", "local"), *TABLE_C), changes={"data": {"time_reversal": 0.5}}),
     "t-down": Probe(**T_DOWN),
     "t-down-floor": Probe(**T_DOWN, changes={"overrides": {"model": {"optim": {"min_lr_factor": 0.3}}}}),

@@ -866,7 +866,7 @@ def test_tiny_probes_expand_to_the_cells_they_describe(tmp_path, monkeypatch):
             assert optim.get("beta2") == (0.95 if name == "beta2" else None)
             assert data.get("time_reversal") == (0.5 if name == "time-reversal" else None)
             epochs = {"scene-2-epochs": 2, "large-objects-batch-4": 8, "large-objects-10-epochs": 10,
-                       "large-objects-20-epochs": 20}.get(name, presets[cell.dataset]["tiny"]["epochs"])
+                       "large-objects-20-epochs": 20, "large-objects-30-epochs": 30}.get(name, presets[cell.dataset]["tiny"]["epochs"])
             assert cell.config["trainer"]["max_epochs"] == epochs
             assert data["batch_size"] == (4 if name == "large-objects-batch-4" else 16 if cell.dataset == "scene" else 8)
             assert optim["lr"] == (7.5e-5 if cell.dataset == "scene" and name != "scene-2-epochs" else 1.5e-4)
@@ -879,7 +879,8 @@ def test_tiny_probes_expand_to_the_cells_they_describe(tmp_path, monkeypatch):
                                                   ("large-objects", None, 1.3), ("large-objects-one-kind", None, 1.3),
                                                   ("large-objects-batch-4", None, 1.3),
                                                   ("large-objects-10-epochs", None, 1.3),
-                                                  ("large-objects-20-epochs", None, 1.3))]
+                                                  ("large-objects-20-epochs", None, 1.3),
+                                                  ("large-objects-30-epochs", None, 1.3))]
     with pytest.raises(ValueError, match="probe x: table \\(c\\) has no row 'none'"):
         tiny_probes.table_file("x", tiny_probes.Probe(rows=(("c", "none"),)))
 
