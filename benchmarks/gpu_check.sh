@@ -40,6 +40,9 @@
 #   fit_compiled  (with --compile, if time is left) the fit stage's run with --model.compile true, then its
 #            multi-view test on 4 batches: a compiled fit and test through Lightning on the GPU (346 s on an H100,
 #            most of it compiling); with compile, a call of its own: --stages compile,fit_compiled --budget 500
+#   tiny     (with --stages ...,tiny) tiny scale on the GPU: table (c)'s temporal column, seeds 1-3, through
+#            ablations/run.py --accelerator gpu (the image pretraining on the GPU first, the cells one at a time);
+#            its table.md and results.csv in OUT (--cpu-smoke: one cell of one epoch on the CPU)
 # then one summary table (also written to OUT/summary.txt). Output: OUT (default $OUT where set, else
 # gpu_check_out/) holds one log per stage (a speed stage's and feed's last line is their JSON) and summary.txt.
 #
@@ -83,9 +86,9 @@ while (($#)); do
 done
 for stage in ${ONLY//,/ }; do
   case "$stage" in
-    env|augment|feed|k400|ssv2|bench|fit|resume|control|compile|fit_compiled) ;;
+    env|augment|feed|k400|ssv2|bench|fit|resume|control|compile|fit_compiled|tiny) ;;
     *) echo "gpu_check.sh: --stages: no stage $stage (stages: env augment feed k400 ssv2 bench fit resume" \
-            "control compile fit_compiled)" >&2; exit 2 ;;
+            "control compile fit_compiled tiny)" >&2; exit 2 ;;
   esac
 done
 if [[ ! "$ROUNDS" =~ ^[1-9][0-9]*$ ]]; then echo "gpu_check.sh: --rounds: $ROUNDS is not a positive integer" >&2; exit 2; fi
@@ -115,8 +118,9 @@ if [[ "$SMOKE" == 1 ]]; then
          --batch-size 2)
   RESUME=(--cpu-smoke --workers 0 --deterministic off)
   STAGE_LIMITS=(augment:240 k400:240 ssv2:240 feed:240 bench:240 fit:240 resume:240 control:240 compile:600
-                fit_compiled:600)
+                fit_compiled:600 tiny:300)
   AUG_DEVICE=cpu; AUG_SIZE=(--batch 4 --size 32 --repeats 1)
+  TINY=(--seeds 1 --only 0 --accelerator cpu); TINY_EPOCHS=1
 else
   SPEED_COMMON=(--device cuda --dtype bf16 --warmup 3 --iters 10 --rounds "$ROUNDS" --json --profile 12)
   K400_BATCH=32; SSV2_BATCH=16
@@ -126,8 +130,9 @@ else
   BENCH=(--workers 14 --videos 8 --clips-per-video 8 --batch-size 16 --rand-augment rand-m7-n4-mstd0.5-inc1)
   RESUME=()
   STAGE_LIMITS=(augment:60 k400:$((150 * ROUNDS)) ssv2:$((150 * ROUNDS)) feed:300 bench:90 fit:120 resume:240
-                control:$((60 * ROUNDS)) compile:300 fit_compiled:360)
+                control:$((60 * ROUNDS)) compile:300 fit_compiled:360 tiny:480)
   AUG_DEVICE=cuda; AUG_SIZE=(--repeats 20)
+  TINY=(--seeds 1,2,3 --accelerator gpu); TINY_EPOCHS=14
 fi
 OFFICIAL_ARGS=()
 if [[ -n "$OFFICIAL" ]]; then OFFICIAL_ARGS=(--official-code "$OFFICIAL"); fi
@@ -255,6 +260,8 @@ if (out / "augment.log").is_file():
     lines = (out / "augment.log").read_text(errors="replace").splitlines()
     keep = ("BatchAugment", "batched passes", "clip by clip", "outputs equal")
     print("\naugment:\n" + "\n".join(line for line in lines if line.startswith(keep) or " passed" in line))
+if (out / "table.md").is_file():
+    print("\ntiny (table (c), temporal set):\n" + (out / "table.md").read_text(errors="replace"))
 if (out / "bench.log").is_file():
     lines = (out / "bench.log").read_text(errors="replace").splitlines()
     print("\nbench-data:\n" + "\n".join(line for line in lines if line.startswith(("bench-data", "clips:", "decoder", "pyav"))))
@@ -362,6 +369,27 @@ if [[ "$COMPILE" == 1 ]]; then
     --run_dir "$WORK/fit_compiled") && $(printf '%q ' "$PY" -m uv2 test "${FIT_ARGS[@]}" --model.compile true \
     --run_dir "$WORK/fit_compiled" --ckpt_path "$WORK/fit_compiled/checkpoints/last.ckpt" \
     --trainer.limit_test_batches 4)"
+fi
+if [[ ",$ONLY," == *",tiny,"* ]]; then
+  # table (c) on its temporal set alone (the grid's temporal entry, TINY_EPOCHS epochs), results beside the logs
+  "$PY" - "$WORK/tiny" "$TINY_EPOCHS" <<'EOF'
+import sys
+from pathlib import Path
+
+import yaml
+
+work, epochs = Path(sys.argv[1]), int(sys.argv[2])
+work.mkdir(parents=True)
+table = yaml.safe_load(Path("ablations/tables/c.yaml").read_text())
+table.update(datasets=["temporal"], rows=[{**row, "paper": {"temporal": row["paper"]["temporal"]}} for row in table["rows"]])
+datasets = yaml.safe_load(Path("ablations/datasets.yaml").read_text())
+datasets["temporal"]["tiny"]["epochs"] = epochs
+(work / "c_temporal.yaml").write_text(yaml.safe_dump(table, sort_keys=False))
+(work / "datasets.yaml").write_text(yaml.safe_dump(datasets, sort_keys=False))
+EOF
+  run_stage tiny bash -c "$(printf '%q ' "$PY" ablations/run.py --table "$WORK/tiny/c_temporal.yaml" \
+    --datasets "$WORK/tiny/datasets.yaml" --out "$WORK/tiny/results" "${TINY[@]}"); rc=\$?; \
+    cp $WORK/tiny/results/table_c_temporal/{table.md,results.csv} $OUT_DIR/ && exit \$rc"
 fi
 failed=$(grep -cE '\|(FAILED|TIMEOUT)' "$STAGES" || true)
 echo "== done in $(($(date +%s) - START))s; stages failed or timed out: $failed"
