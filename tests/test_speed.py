@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -108,15 +109,16 @@ def test_gpu_check_reports_every_stage_within_its_budget(tmp_path):
     summary = (tmp_path / "summary.txt").read_text()
     for stage in ("env", "k400", "ssv2", "feed", "control", "bench", "fit", "resume"):
         assert f"| {stage} | skipped: the 0s budget is spent |" in summary
+    assert "| tiny |" not in summary  # opt-in: named in --stages
 
 
 def test_gpu_check_runs_the_stages_asked_for(tmp_path):
     """--stages runs env and the stages named, no other; an unknown stage or a round count below 1 is an error that
     says what is valid, before anything runs."""
-    proc = gpu_check(tmp_path, "--budget", "0", "--stages", "ssv2,fit_compiled")
+    proc = gpu_check(tmp_path, "--budget", "0", "--stages", "ssv2,fit_compiled,tiny")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = (tmp_path / "summary.txt").read_text()
-    for stage in ("env", "ssv2", "fit_compiled"):  # fit_compiled asks for --compile
+    for stage in ("env", "ssv2", "fit_compiled", "tiny"):  # fit_compiled asks for --compile
         assert f"| {stage} | skipped: the 0s budget is spent |" in summary
     assert "| k400 |" not in summary and "| compile |" not in summary and "== k400: not among --stages" in proc.stdout
     proc = gpu_check(tmp_path / "bad", "--stages", "ssv2,speed")
@@ -140,6 +142,19 @@ def test_gpu_check_cpu_smoke(tmp_path):
     assert "max |logits uv2 - official|" in summary and "checkpoint written" in summary
     assert "ssv2: uv2 training step, costliest kernels by own device time" in summary
     assert json.loads((tmp_path / "k400.log").read_text().strip().splitlines()[-1])["arch"]["local_type"] == "none"
+
+
+@pytest.mark.slow
+def test_gpu_check_tiny_stage_cpu_smoke(tmp_path):
+    """The tiny stage at CPU size: table (c)'s temporal column through ablations/run.py, one cell of one epoch, its
+    table.md in OUT and in the summary."""
+    proc = gpu_check(tmp_path, "--budget", "600", "--stages", "tiny")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = (tmp_path / "summary.txt").read_text()
+    assert "| tiny | ok |" in summary and "tiny (table (c), temporal set):" in summary, summary
+    table = (tmp_path / "table.md").read_text()
+    assert re.search(r"\| 9-12, no DPE \| \d+\.\d \(1 seed\) \|", table) and "seed 1 pending" in table, table
+    assert "temporal" in (tmp_path / "results.csv").read_text()
 
 
 def test_resume_check_compares_weights_and_optimizer_state():
