@@ -19,10 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from uv2.ablation.grid import TableError, expand_cells, load_datasets, load_table  # noqa: E402
-from uv2.ablation.parallel import default_jobs  # noqa: E402
-from uv2.ablation.pretrain import ensure_image_vit  # noqa: E402
-from uv2.ablation.variance import GROUPS, decompose, render, with_settings  # noqa: E402
+from uv2.ablation import GROUPS  # noqa: E402
 from uv2.errors import EXIT_INTERRUPTED, InputError  # noqa: E402
 
 
@@ -41,6 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("results/variance"))
     parser.add_argument("--datasets", type=Path, default=REPO / "ablations" / "datasets.yaml")
     args = parser.parse_args(argv)
+    # the grid's modules import torch, timm and Lightning (about 5 s): after the arguments, as in ablations/run.py
+    from uv2.ablation.grid import TableError, expand_cells, load_datasets, load_table
+    from uv2.ablation.parallel import default_jobs
+    from uv2.ablation.pretrain import ensure_image_vit
+    from uv2.ablation.variance import decompose, render, with_settings
+
     os.chdir(REPO)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", module="pytorch_lightning|lightning_fabric|torchdata")

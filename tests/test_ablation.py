@@ -341,17 +341,19 @@ def test_side_by_side_refused_where_cells_share_a_device(tmp_path):
     assert "accelerator 'gpu'" in result.stderr and not (tmp_path / "table_c").exists()
 
 
+@pytest.mark.parametrize("script", ["run.py", "variance.py"])
 @pytest.mark.parametrize("argv", [["--help"], ["--tabel", "c"]], ids=["help", "mistyped-flag"])
-def test_run_py_answers_help_and_a_mistyped_flag_before_importing_torch(argv):
-    """--help and an argument error come from argparse alone: the grid's modules (torch, timm, Lightning: about 5 s
-    on 2 cores) are imported after the arguments are parsed."""
+def test_scripts_answer_help_and_a_mistyped_flag_before_importing_torch(script, argv):
+    """ablations/run.py and variance.py: --help and an argument error come from argparse alone: the grid's modules
+    (torch, timm, Lightning: about 5 s on 2 cores) are imported after the arguments are parsed."""
     probe = ("import runpy, sys\n"
-             f"sys.argv = ['ablations/run.py', *{argv!r}]\n"
-             "try:\n    runpy.run_path('ablations/run.py', run_name='__main__')\n"
+             f"sys.argv = ['ablations/{script}', *{argv!r}]\n"
+             f"try:\n    runpy.run_path('ablations/{script}', run_name='__main__')\n"
              "except SystemExit as stop:\n    print('exit', stop.code, 'torch' in sys.modules)\n")
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60)
     if argv == ["--help"]:
-        assert "usage: run.py" in result.stdout and "--scale {tiny,paper}" in result.stdout
+        choices = "--scale {tiny,paper}" if script == "run.py" else "of all, data, init, weights"
+        assert f"usage: {script}" in result.stdout and choices in result.stdout, result.stdout
         assert result.stdout.rstrip().endswith("exit 0 False")
     else:
         assert "the following arguments are required: --table" in result.stderr

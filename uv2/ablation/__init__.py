@@ -11,6 +11,10 @@
 - :mod:`uv2.ablation.slurm`   sbatch scripts for a whole table
 """
 
-# the scales a table runs at: the synthetic benchmark on CPU, or the paper's datasets and recipes on GPUs; here, apart
-# from the grid's modules (which import torch, timm and Lightning), so that ablations/run.py --help answers at once
+# Constants the command lines offer as choices live here, apart from the grid's modules (which import torch, timm
+# and Lightning, about 5 s), so that ablations/run.py --help and ablations/variance.py --help answer at once.
+# the scales a table runs at: the synthetic benchmark on CPU, or the paper's datasets and recipes on GPUs
 SCALES = ("tiny", "paper")
+# what varies between a cell's runs in ablations/variance.py (uv2.ablation.variance): everything; only the data
+# module's seed; only seed_everything; only the new blocks' and the head's initial weights (model.init_seed)
+GROUPS = ("all", "data", "init", "weights")

@@ -35,12 +35,12 @@ from typing import Any
 import torch
 import yaml
 
+from uv2.ablation import GROUPS
 from uv2.ablation.grid import Cell
 from uv2.ablation.launch import fit_and_test
 from uv2.ablation.parallel import cell_threads, interrupt_workers, worker_pool
 from uv2.io import atomic_write_text
 
-GROUPS = ("all", "data", "init", "weights")
 BOOTSTRAP_SAMPLES = 2000
 
 
