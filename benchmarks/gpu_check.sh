@@ -42,7 +42,8 @@
 #            most of it compiling); with compile, a call of its own: --stages compile,fit_compiled --budget 500
 #   tiny     (with --stages ...,tiny) tiny scale on the GPU: table (c)'s temporal column, seeds 1-3, through
 #            ablations/run.py --accelerator gpu (the image pretraining on the GPU first, the cells one at a time);
-#            its table.md and results.csv in OUT (--cpu-smoke: one cell of one epoch on the CPU)
+#            its table.md and results.csv as OUT/tiny_table.md, tiny_results.csv (--cpu-smoke: one cell of one
+#            epoch on the CPU)
 # then one summary table (also written to OUT/summary.txt). Output: OUT (default $OUT where set, else
 # gpu_check_out/) holds one log per stage (a speed stage's and feed's last line is their JSON) and summary.txt.
 #
@@ -260,8 +261,8 @@ if (out / "augment.log").is_file():
     lines = (out / "augment.log").read_text(errors="replace").splitlines()
     keep = ("BatchAugment", "batched passes", "clip by clip", "outputs equal")
     print("\naugment:\n" + "\n".join(line for line in lines if line.startswith(keep) or " passed" in line))
-if (out / "table.md").is_file():
-    print("\ntiny (table (c), temporal set):\n" + (out / "table.md").read_text(errors="replace"))
+if (out / "tiny_table.md").is_file():
+    print("\ntiny (table (c), temporal set):\n" + (out / "tiny_table.md").read_text(errors="replace"))
 if (out / "bench.log").is_file():
     lines = (out / "bench.log").read_text(errors="replace").splitlines()
     print("\nbench-data:\n" + "\n".join(line for line in lines if line.startswith(("bench-data", "clips:", "decoder", "pyav"))))
@@ -381,7 +382,8 @@ import yaml
 work, epochs = Path(sys.argv[1]), int(sys.argv[2])
 work.mkdir(parents=True)
 table = yaml.safe_load(Path("ablations/tables/c.yaml").read_text())
-table.update(datasets=["temporal"], rows=[{**row, "paper": {"temporal": row["paper"]["temporal"]}} for row in table["rows"]])
+table.update(datasets=["temporal"],
+             rows=[{**row, "paper": {"temporal": row["paper"]["temporal"]}} for row in table["rows"]])
 datasets = yaml.safe_load(Path("ablations/datasets.yaml").read_text())
 datasets["temporal"]["tiny"]["epochs"] = epochs
 (work / "c_temporal.yaml").write_text(yaml.safe_dump(table, sort_keys=False))
@@ -389,7 +391,8 @@ datasets["temporal"]["tiny"]["epochs"] = epochs
 EOF
   run_stage tiny bash -c "$(printf '%q ' "$PY" ablations/run.py --table "$WORK/tiny/c_temporal.yaml" \
     --datasets "$WORK/tiny/datasets.yaml" --out "$WORK/tiny/results" "${TINY[@]}"); rc=\$?; \
-    cp $WORK/tiny/results/table_c_temporal/{table.md,results.csv} $OUT_DIR/ && exit \$rc"
+    cp $WORK/tiny/results/table_c_temporal/table.md $OUT_DIR/tiny_table.md && \
+    cp $WORK/tiny/results/table_c_temporal/results.csv $OUT_DIR/tiny_results.csv && exit \$rc"
 fi
 failed=$(grep -cE '\|(FAILED|TIMEOUT)' "$STAGES" || true)
 echo "== done in $(($(date +%s) - START))s; stages failed or timed out: $failed"

@@ -19,8 +19,8 @@ Probes (PROBES below):
   large-objects-one-kind
                 the same set on table (a)'s "global" and "local", the designs with one kind of block;
   large-objects-batch-4
-                the same set, batch 4 for 8 epochs instead of batch 8 for 14 (1,280 optimizer steps of half the
-                clips instead of 1,120: about two thirds of a cell's time), on table (c)'s rows;
+                the same set, batch 4 for 8 epochs instead of batch 8 for 14 (1,280 optimizer steps of 4 clips
+                instead of 1,120 of 8: fewer clips, more steps), on table (c)'s rows;
   large-objects-10-epochs
                 the same set, 10 epochs instead of 14, on table (c)'s rows and table (a)'s "global" and "local";
   large-objects-20-epochs, large-objects-30-epochs

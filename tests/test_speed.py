@@ -152,9 +152,9 @@ def test_gpu_check_tiny_stage_cpu_smoke(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = (tmp_path / "summary.txt").read_text()
     assert "| tiny | ok |" in summary and "tiny (table (c), temporal set):" in summary, summary
-    table = (tmp_path / "table.md").read_text()
+    table = (tmp_path / "tiny_table.md").read_text()
     assert re.search(r"\| 9-12, no DPE \| \d+\.\d \(1 seed\) \|", table) and "seed 1 pending" in table, table
-    assert "temporal" in (tmp_path / "results.csv").read_text()
+    assert "temporal" in (tmp_path / "tiny_results.csv").read_text()
 
 
 def test_resume_check_compares_weights_and_optimizer_state():
