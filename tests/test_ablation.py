@@ -867,10 +867,12 @@ def test_tiny_probes_expand_to_the_cells_they_describe(tmp_path, monkeypatch):
             assert optim.get("min_lr_factor") == (0.3 if name.endswith("floor") else None)
             assert optim.get("beta2") == (0.95 if name == "beta2" else None)
             assert data.get("time_reversal") == (0.5 if name == "time-reversal" else None)
-            epochs = {"scene-2-epochs": 2, "large-objects-batch-4": 8, "large-objects-10-epochs": 10,
-                       "large-objects-20-epochs": 20, "large-objects-30-epochs": 30}.get(name, presets[cell.dataset]["tiny"]["epochs"])
+            probe_epochs = {"scene-2-epochs": 2, "large-objects-batch-4": 8, "large-objects-10-epochs": 10,
+                            "large-objects-20-epochs": 20, "large-objects-30-epochs": 30}
+            epochs = probe_epochs.get(name, presets[cell.dataset]["tiny"]["epochs"])
             assert cell.config["trainer"]["max_epochs"] == epochs
-            assert data["batch_size"] == (4 if name == "large-objects-batch-4" else 16 if cell.dataset == "scene" else 8)
+            batch = 4 if name == "large-objects-batch-4" else 16 if cell.dataset == "scene" else 8
+            assert data["batch_size"] == batch
             assert optim["lr"] == (7.5e-5 if cell.dataset == "scene" and name != "scene-2-epochs" else 1.5e-4)
             synthetic = tmp_path / name / "synthetic"
             own_set = probe.motion_scale or probe.object_scale
