@@ -134,7 +134,7 @@ else
   STAGE_LIMITS=(augment:60 k400:$((150 * ROUNDS)) ssv2:$((150 * ROUNDS)) feed:300 bench:90 fit:120 resume:240
                 control:$((60 * ROUNDS)) compile:300 fit_compiled:360 tiny:480)
   AUG_DEVICE=cuda; AUG_SIZE=(--repeats 20)
-  TINY=(--seeds 1 --accelerator gpu); TINY_EPOCHS=14  # three seeds, 12 cells, took over 14 minutes
+  TINY=(--seeds 1 --accelerator gpu); TINY_EPOCHS=14  # seeds 1-3 (12 cells of ~70 s) would take 14 minutes
 fi
 OFFICIAL_ARGS=()
 if [[ -n "$OFFICIAL" ]]; then OFFICIAL_ARGS=(--official-code "$OFFICIAL"); fi
